@@ -1,0 +1,28 @@
+# Two entry points on a fresh machine: `make demo` and `make test`. Both bootstrap .venv from python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m capacity.demo
+
+# pytest exits 5 when it collected nothing: that is a broken set-up, never a pass.
+test: $(STAMP)
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests - failing" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check capacity reference_exchange tests benchmarks
+
+clean:
+	rm -rf $(VENV) reports/runs reports/latest

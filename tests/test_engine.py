@@ -1,0 +1,241 @@
+"""Matching engine: price-time priority, order types, idempotency and invariants (unit + property-based)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reference_exchange.engine import (
+    InvalidOrder,
+    MatchingEngine,
+    OrderNotFound,
+    OrderNotOpen,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    UnknownSymbol,
+)
+
+BUY, SELL = Side.BUY, Side.SELL
+LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
+
+
+@pytest.fixture
+def engine() -> MatchingEngine:
+    return MatchingEngine(["BTCUSD", "ETHUSD"])
+
+
+def limit(engine: MatchingEngine, side: Side, price: int, qty: int, tif=TimeInForce.GTC, **kw):
+    return engine.place("BTCUSD", side, LIMIT, qty, price=price, time_in_force=tif, **kw)
+
+
+def test_resting_orders_do_not_cross(engine):
+    limit(engine, BUY, 100, 5)
+    limit(engine, SELL, 101, 5)
+    book = engine.book("BTCUSD")
+    assert book.depth(5) == ([(100, 5)], [(101, 5)])
+    assert engine.audit() == []
+
+
+def test_trade_executes_at_resting_price_and_reports_both_sides(engine):
+    maker = limit(engine, SELL, 100, 5).order
+    result = limit(engine, BUY, 105, 3)
+    assert [(t.price, t.quantity, t.maker_order_id) for t in result.trades] == [(100, 3, maker.order_id)]
+    assert result.order.status is OrderStatus.FILLED
+    assert maker.status is OrderStatus.PARTIALLY_FILLED and maker.remaining == 2
+    assert engine.book("BTCUSD").depth(5) == ([], [(100, 2)])
+
+
+def test_earlier_order_at_a_price_fills_first(engine):
+    first = limit(engine, SELL, 100, 2).order
+    second = limit(engine, SELL, 100, 2).order
+    trades = limit(engine, BUY, 100, 3).trades
+    assert [(t.maker_order_id, t.quantity) for t in trades] == [(first.order_id, 2), (second.order_id, 1)]
+
+
+def test_better_price_fills_before_earlier_time(engine):
+    limit(engine, SELL, 101, 1)
+    better = limit(engine, SELL, 100, 1).order
+    trades = limit(engine, BUY, 101, 1).trades
+    assert trades[0].maker_order_id == better.order_id
+
+
+def test_partial_fill_rests_the_remainder_of_a_gtc_limit(engine):
+    limit(engine, SELL, 100, 2)
+    result = limit(engine, BUY, 100, 5)
+    assert result.order.status is OrderStatus.PARTIALLY_FILLED
+    assert engine.book("BTCUSD").depth(5) == ([(100, 3)], [])
+
+
+def test_ioc_cancels_its_remainder(engine):
+    limit(engine, SELL, 100, 2)
+    result = limit(engine, BUY, 100, 5, tif=TimeInForce.IOC)
+    assert result.order.filled == 2 and result.order.cancelled == 3
+    assert result.order.status is OrderStatus.CANCELLED
+    assert engine.book("BTCUSD").depth(5) == ([], [])
+
+
+def test_fok_that_cannot_fill_leaves_book_untouched(engine):
+    limit(engine, SELL, 100, 2)
+    limit(engine, SELL, 102, 5)
+    before = engine.book("BTCUSD").checksum()
+    result = limit(engine, BUY, 101, 3, tif=TimeInForce.FOK)
+    assert result.trades == () and result.order.status is OrderStatus.CANCELLED
+    assert engine.book("BTCUSD").checksum() == before
+
+
+def test_fok_that_can_fill_fills_completely(engine):
+    limit(engine, SELL, 100, 2)
+    limit(engine, SELL, 101, 2)
+    result = limit(engine, BUY, 101, 3, tif=TimeInForce.FOK)
+    assert result.order.status is OrderStatus.FILLED
+    assert [(t.price, t.quantity) for t in result.trades] == [(100, 2), (101, 1)]
+
+
+def test_market_order_sweeps_levels_and_never_rests(engine):
+    limit(engine, SELL, 100, 1)
+    limit(engine, SELL, 110, 1)
+    result = engine.place("BTCUSD", BUY, MARKET, 5, time_in_force=TimeInForce.IOC)
+    assert [t.price for t in result.trades] == [100, 110]
+    assert result.order.cancelled == 3 and engine.resting_order_count == 0
+
+
+def test_market_order_on_empty_side_is_rejected(engine):
+    result = engine.place("BTCUSD", SELL, MARKET, 1, time_in_force=TimeInForce.IOC)
+    assert result.order.status is OrderStatus.REJECTED and result.order.remaining == 0
+
+
+def test_cancel_removes_order_and_cannot_repeat(engine):
+    order = limit(engine, BUY, 100, 4).order
+    assert engine.cancel(order.order_id).status is OrderStatus.CANCELLED
+    assert engine.book("BTCUSD").depth(5) == ([], [])
+    with pytest.raises(OrderNotOpen):
+        engine.cancel(order.order_id)
+    with pytest.raises(OrderNotFound):
+        engine.cancel(999)
+
+
+def test_client_order_id_is_idempotent(engine):
+    limit(engine, SELL, 100, 1)
+    first = limit(engine, BUY, 100, 1, client_order_id="abc")
+    again = limit(engine, BUY, 100, 1, client_order_id="abc")
+    assert again.duplicate and again.order.order_id == first.order.order_id
+    assert again.trades == first.trades
+    assert engine.orders_accepted == 2
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"order_type": LIMIT, "quantity": 0, "price": 1}, "invalid_quantity"),
+        ({"order_type": LIMIT, "quantity": 1, "price": None}, "missing_price"),
+        (
+            {"order_type": MARKET, "quantity": 1, "price": 5, "time_in_force": TimeInForce.IOC},
+            "unexpected_price",
+        ),
+        ({"order_type": MARKET, "quantity": 1}, "invalid_time_in_force"),
+    ],
+)
+def test_invalid_orders_are_refused_with_a_code(engine, kwargs, code):
+    with pytest.raises(InvalidOrder) as error:
+        engine.place("BTCUSD", BUY, **kwargs)
+    assert error.value.code == code
+    assert engine.orders_accepted == 0
+
+
+def test_unknown_symbol(engine):
+    with pytest.raises(UnknownSymbol):
+        engine.place("DOGEUSD", BUY, LIMIT, 1, price=1)
+
+
+def test_finished_orders_are_retained_only_up_to_the_bound():
+    engine = MatchingEngine(["BTCUSD"], order_retention=3)
+    ids = [
+        engine.place("BTCUSD", BUY, LIMIT, 1, price=1, client_order_id=f"c{i}").order.order_id
+        for i in range(5)
+    ]
+    for order_id in ids:
+        engine.cancel(order_id)
+    with pytest.raises(OrderNotFound):
+        engine.get_order(ids[0])
+    assert engine.get_order(ids[-1]).status is OrderStatus.CANCELLED
+    # An evicted client id is forgotten, so it places a new order.
+    assert not engine.place("BTCUSD", BUY, LIMIT, 1, price=1, client_order_id="c0").duplicate
+
+
+# -- property-based: random streams of commands keep every invariant --------------------------
+
+commands = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("place"),
+            st.sampled_from([BUY, SELL]),
+            st.sampled_from([LIMIT, LIMIT, LIMIT, MARKET]),
+            st.integers(95, 105),
+            st.integers(1, 10),
+            st.sampled_from(list(TimeInForce)),
+            st.one_of(st.none(), st.sampled_from(["a", "b", "c"])),
+        ),
+        st.tuples(st.just("cancel"), st.integers(1, 60)),
+    ),
+    max_size=60,
+)
+
+
+def run(stream) -> tuple[MatchingEngine, list]:
+    engine = MatchingEngine(["BTCUSD"])
+    results = []
+    for command in stream:
+        if command[0] == "cancel":
+            try:
+                engine.cancel(command[1])
+            except (OrderNotFound, OrderNotOpen):
+                pass
+            continue
+        _, side, kind, price, qty, tif, client_id = command
+        if kind is MARKET:
+            price, tif = None, TimeInForce.FOK if tif is TimeInForce.FOK else TimeInForce.IOC
+        results.append(engine.place("BTCUSD", side, kind, qty, price, tif, client_id))
+        assert engine.audit() == []
+    return engine, results
+
+
+@settings(max_examples=300, deadline=None)
+@given(commands)
+def test_invariants_hold_for_any_command_stream(stream):
+    engine, results = run(stream)
+    assert engine.audit() == []
+    book = engine.book("BTCUSD")
+    fresh = [r for r in results if not r.duplicate]
+    placed = sum(r.order.quantity for r in fresh)
+    filled = sum(r.order.filled for r in fresh)
+    cancelled = sum(r.order.cancelled for r in fresh)
+    resting = sum(o.remaining for o in book.resting_orders())
+    # Conservation: every placed lot is filled, resting or cancelled; each trade fills two orders.
+    assert placed == filled + resting + cancelled
+    assert filled == 2 * sum(t.quantity for r in fresh for t in r.trades)
+
+
+@settings(max_examples=200, deadline=None)
+@given(commands)
+def test_trades_happen_at_maker_price_within_taker_limit(stream):
+    engine, results = run(stream)
+    orders = {r.order.order_id: r.order for r in results}
+    for result in results:
+        for trade in result.trades:
+            maker = orders[trade.maker_order_id]
+            taker = result.order
+            assert trade.price == maker.price
+            assert maker.order_id < taker.order_id
+            if taker.price is not None:
+                assert trade.price <= taker.price if taker.side is BUY else trade.price >= taker.price
+
+
+@settings(max_examples=100, deadline=None)
+@given(commands)
+def test_replaying_the_same_commands_rebuilds_the_same_book(stream):
+    first, _ = run(stream)
+    second, _ = run(stream)
+    assert first.book("BTCUSD").checksum() == second.book("BTCUSD").checksum()

@@ -1,0 +1,339 @@
+"""Journal: durability round trips, group commit, corruption handling, chaos latency and a SIGKILL test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from reference_exchange.engine import EngineError, MatchingEngine, OrderType, Side, TimeInForce
+from reference_exchange.journal import Journal, JournalError
+from reference_exchange.service import ExchangeService, PlaceCommand
+
+REPO = Path(__file__).resolve().parents[1]
+SYMBOLS = ["BTCUSD", "ETHUSD", "SOLUSD"]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return str(tmp_path / "journal.sqlite3")
+
+
+async def append_all(journal: Journal, commands: list[dict]) -> list[int]:
+    """Append every command first, then wait for all: the way concurrent requests reach the journal."""
+    sequences = [journal.append(command) for command in commands]
+    await asyncio.gather(*(journal.durable(seq) for seq in sequences))
+    return sequences
+
+
+async def test_round_trip_survives_reopen(path):
+    commands = [{"op": "test", "i": i, "text": "é" * (i % 3)} for i in range(50)]
+    journal = Journal.open(path)
+    assert await append_all(journal, commands) == list(range(1, 51))
+    assert journal.committed_sequence == journal.last_sequence == 50
+    await journal.close()
+
+    reopened = Journal.open(path)
+    assert list(reopened.replay()) == commands
+    assert reopened.last_sequence == 50
+    assert reopened.append({"op": "test", "i": 50}) == 51  # sequence numbers continue
+    await reopened.close()
+
+
+async def test_group_commit_batches(path):
+    journal = Journal.open(path)
+    await append_all(journal, [{"i": i} for i in range(500)])
+    assert journal.commands_committed == 500
+    assert journal.commits < 50
+    assert journal.mean_batch_size == 500 / journal.commits
+    await journal.close()
+
+
+async def test_concurrent_waiters_share_commits(path):
+    """Appends that arrive while a commit is in flight go into the next commit together."""
+    journal = Journal.open(path)
+
+    async def client(i: int) -> None:
+        for k in range(10):
+            await journal.durable(journal.append({"client": i, "k": k}))
+
+    await asyncio.gather(*(client(i) for i in range(50)))
+    assert journal.commands_committed == 500
+    assert journal.commits < 100
+    assert journal.last_batch_size >= 1
+    await journal.close()
+
+
+async def test_durable_waits_for_its_commit():
+    journal = Journal.open(":memory:")
+    journal.inject_latency(0.3, 5.0)
+    started = time.monotonic()
+    seq = journal.append({"op": "slow"})
+    waiter = asyncio.ensure_future(journal.durable(seq))
+    await asyncio.sleep(0.15)
+    assert not waiter.done()
+    assert journal.committed_sequence == 0
+    await waiter
+    assert time.monotonic() - started >= 0.3
+    assert journal.committed_sequence == seq
+    journal.clear_chaos()
+    await journal.close()
+
+
+async def test_cancelled_waiter_does_not_cancel_its_batch():
+    journal = Journal.open(":memory:")
+    journal.inject_latency(0.1, 5.0)
+    first, second = journal.append({"i": 1}), journal.append({"i": 2})
+    impatient = asyncio.ensure_future(journal.durable(first))
+    patient = asyncio.ensure_future(journal.durable(second))
+    await asyncio.sleep(0.02)
+    impatient.cancel()
+    await patient  # would raise CancelledError if the shared batch future had been cancelled
+    assert journal.committed_sequence == 2
+    await journal.close()
+
+
+async def test_chaos_latency_expires_by_itself():
+    journal = Journal.open(":memory:")
+    assert journal.chaos_status() is None
+    journal.inject_latency(0.5, 0.1)
+    status = journal.chaos_status()
+    assert status is not None
+    assert status["type"] == "latency_injection"
+    assert status["latency_ms"] == 500
+    assert 0 < status["remaining_s"] <= 0.1
+    await asyncio.sleep(0.15)
+    assert journal.chaos_status() is None
+    started = time.monotonic()
+    await journal.durable(journal.append({"i": 1}))
+    assert time.monotonic() - started < 0.5  # no longer delayed
+    await journal.close()
+
+
+async def test_inject_latency_rejects_bad_values():
+    async with Journal.open(":memory:") as journal:
+        with pytest.raises(ValueError):
+            journal.inject_latency(-1, 1)
+        with pytest.raises(ValueError):
+            journal.inject_latency(0.1, 0)
+        with pytest.raises(ValueError):
+            journal.inject_latency(float("nan"), 1)
+
+
+async def test_close_flushes_pending_commands(path):
+    journal = Journal.open(path)
+    for i in range(10):
+        journal.append({"i": i})
+    assert journal.pending == 10
+    await journal.close()
+    await journal.close()  # idempotent
+    assert journal.pending == 0
+    with pytest.raises(JournalError, match="closed"):
+        journal.append({"i": 10})
+
+    reopened = Journal.open(path)
+    assert [command["i"] for command in reopened.replay()] == list(range(10))
+    await reopened.close()
+
+
+async def test_async_context_manager(path):
+    async with Journal.open(path) as journal:
+        journal.append({"i": 1})
+    async with Journal.open(path) as journal:
+        assert list(journal.replay()) == [{"i": 1}]
+
+
+@pytest.mark.parametrize(("sync", "level"), [("full", 2), ("normal", 1), ("off", 0)])
+async def test_sync_modes_map_to_pragma(path, sync, level):
+    journal = Journal.open(path, sync=sync)
+    settings = journal.settings()
+    assert settings["synchronous"] == level
+    assert settings["journal_mode"] == "wal"
+    await journal.close()
+
+
+def test_unknown_sync_mode():
+    with pytest.raises(JournalError, match="sync mode 'always'"):
+        Journal.open(":memory:", sync="always")
+
+
+def test_garbage_file_is_refused(path):
+    Path(path).write_bytes(b"this is not a journal\n" * 300)
+    with pytest.raises(JournalError, match="is not a journal") as caught:
+        Journal.open(path)
+    assert path in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_empty_file_is_refused(path):
+    Path(path).touch()  # an existing journal truncated to nothing must not become a fresh one
+    with pytest.raises(JournalError, match="is not a journal") as caught:
+        Journal.open(path)
+    assert path in str(caught.value)
+
+
+def test_other_sqlite_database_is_refused(path):
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE users (name TEXT)")
+    other.close()
+    with pytest.raises(JournalError, match="is not a journal"):
+        Journal.open(path)
+
+
+async def test_unknown_format_version_is_refused(path):
+    await Journal.open(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE meta SET value = '99' WHERE key = 'format_version'")
+    raw.close()
+    with pytest.raises(JournalError, match="format version 99") as caught:
+        Journal.open(path)
+    assert path in str(caught.value)
+
+
+async def test_corrupt_pages_fail_replay_loudly(path):
+    journal = Journal.open(path)
+    await append_all(journal, [{"i": i, "pad": "x" * 200} for i in range(2000)])
+    await journal.close()
+    size = os.path.getsize(path)
+    with open(path, "r+b") as raw:  # keep page 1 (the header and schema), smash everything after it
+        raw.seek(4096)
+        raw.write(b"\xde\xad\xbe\xef" * ((size - 4096) // 4))
+    with pytest.raises(JournalError, match=r"corrupt|not a journal") as caught:
+        reopened = Journal.open(path)
+        list(reopened.replay())
+    assert path in str(caught.value)
+
+
+async def test_second_process_cannot_open_a_journal_in_use(path):
+    journal = Journal.open(path)
+    await journal.durable(journal.append({"i": 1}))
+    with pytest.raises(JournalError, match="in use"):
+        Journal.open(path)
+    await journal.close()
+
+
+async def test_failed_commit_fails_its_waiters_and_stops_the_journal(path, monkeypatch):
+    journal = Journal.open(path)
+    await journal.durable(journal.append({"i": 0}))
+
+    def broken_commit(rows):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(journal, "_commit", broken_commit)
+    sequences = [journal.append({"i": i}) for i in range(1, 4)]
+    results = await asyncio.gather(*(journal.durable(s) for s in sequences), return_exceptions=True)
+    assert all(isinstance(result, JournalError) for result in results)
+    assert "disk I/O error" in str(results[0])
+    assert journal.error is not None
+    with pytest.raises(JournalError):
+        journal.append({"i": 4})
+    with pytest.raises(JournalError):
+        await journal.close()
+
+
+async def test_engine_round_trip_through_the_service(path):
+    rng = random.Random(7)
+    engine = MatchingEngine(SYMBOLS)
+    journal = Journal.open(path)
+    service = ExchangeService(engine, journal)
+
+    async def place() -> None:
+        market = rng.random() < 0.1
+        tif = rng.choice([TimeInForce.IOC, TimeInForce.FOK]) if market else rng.choice(list(TimeInForce))
+        await service.place(
+            PlaceCommand(
+                symbol=rng.choice(SYMBOLS),
+                side=rng.choice(list(Side)),
+                type=OrderType.MARKET if market else OrderType.LIMIT,
+                quantity=rng.randint(1, 20),
+                price=None if market else rng.randint(990, 1010),
+                time_in_force=tif,
+                client_order_id=f"c{rng.randint(0, 400)}" if rng.random() < 0.2 else None,
+            )
+        )
+
+    async def cancel() -> None:
+        with contextlib.suppress(EngineError):  # already filled or cancelled: nothing journaled
+            await service.cancel(rng.randint(1, max(1, engine.orders_accepted)))
+
+    # Concurrent requests, so commits batch; the engine still sees them one at a time.
+    for _ in range(6):
+        await asyncio.gather(*((cancel if rng.random() < 0.25 else place)() for _ in range(60)))
+    await journal.close()
+    assert journal.commits < journal.commands_committed
+
+    reopened = Journal.open(path)
+    fresh = MatchingEngine(SYMBOLS)
+    replayed = ExchangeService(fresh).replay(reopened.replay())
+    await reopened.close()
+
+    assert replayed == journal.commands_committed
+    assert fresh.audit() == [] and engine.audit() == []
+    for symbol in SYMBOLS:
+        assert fresh.book(symbol).checksum() == engine.book(symbol).checksum()
+        assert fresh.book(symbol).depth(50) == engine.book(symbol).depth(50)
+    assert (fresh.orders_accepted, fresh.trades_executed) == (engine.orders_accepted, engine.trades_executed)
+    assert fresh.resting_order_count == engine.resting_order_count
+
+
+# Appends from 32 concurrent clients and prints "seq i" only once durable() returned.
+CRASH_CHILD = """
+import asyncio, itertools, sys
+from reference_exchange.journal import Journal
+
+async def main(path):
+    journal = Journal.open(path, sync="full")
+    counter = itertools.count()
+
+    async def client():
+        while True:
+            i = next(counter)
+            seq = journal.append({"op": "crash-test", "i": i})
+            await journal.durable(seq)
+            sys.stdout.write(f"{seq} {i}\\n")
+            sys.stdout.flush()
+
+    await asyncio.gather(*(client() for _ in range(32)))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_acknowledged_commands_survive_sigkill(path):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CRASH_CHILD, path], stdout=subprocess.PIPE, env=env, cwd=REPO
+    )
+    assert child.stdout is not None
+    lines: list[bytes] = []
+    deadline = time.monotonic() + 10
+    try:
+        while len(lines) < 300 and time.monotonic() < deadline:
+            line = child.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+    finally:
+        child.send_signal(signal.SIGKILL)  # mid-stream: commits are in flight
+        lines += child.stdout.read().splitlines(keepends=True)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    acknowledged = [tuple(map(int, line.split())) for line in lines if line.endswith(b"\n")]
+    assert len(acknowledged) >= 300, "the child did not acknowledge enough commands in time"
+
+    journal = Journal.open(path)
+    replayed = list(journal.replay())  # replay() itself checks sequences are 1, 2, 3, ... without gaps
+    assert journal.last_sequence == len(replayed)
+    for seq, i in acknowledged:
+        assert seq <= len(replayed), f"acknowledged sequence {seq} was lost"
+        assert replayed[seq - 1]["i"] == i
+    await journal.close()

@@ -109,6 +109,12 @@ class Journal:
             raise JournalError(f"journal sync mode {sync!r} is not one of {', '.join(SYNC_MODES)}")
         memory = path == ":memory:"
         new = memory or not os.path.exists(path)
+        if new and os.path.exists(path + "-wal"):
+            # SQLite could attach this orphaned log to the new file; the journal was moved without it.
+            raise JournalError(
+                f"journal {path} is missing but its write-ahead log {path}-wal exists: "
+                "restore the journal file, or delete the -wal file to start a new journal"
+            )
         try:
             connection = sqlite3.connect(
                 path, timeout=LOCK_TIMEOUT_S, isolation_level=None, check_same_thread=False
@@ -119,6 +125,10 @@ class Journal:
             last_sequence = _prepare(connection, path, sync, new, memory)
         except BaseException as exc:
             connection.close()
+            if new and not memory:  # a half-created file would be refused as "not a journal" next time
+                with contextlib.suppress(OSError):
+                    if os.path.getsize(path) == 0:
+                        os.remove(path)
             if isinstance(exc, sqlite3.Error):
                 raise JournalError(_explain(path, exc)) from exc
             raise

@@ -181,6 +181,16 @@ def test_empty_file_is_refused(path):
     assert path in str(caught.value)
 
 
+async def test_orphaned_wal_file_is_refused(path):
+    journal = Journal.open(path)
+    await journal.durable(journal.append({"i": 1}))
+    os.rename(path, path + ".moved")  # the journal moved away while its WAL stayed behind
+    with pytest.raises(JournalError, match="write-ahead log"):
+        Journal.open(path)
+    os.rename(path + ".moved", path)
+    await journal.close()
+
+
 def test_other_sqlite_database_is_refused(path):
     with sqlite3.connect(path) as other:
         other.execute("CREATE TABLE users (name TEXT)")

@@ -1,0 +1,171 @@
+"""What durability costs: the same order stream through ExchangeService without a journal and with
+the SQLite journal at sync=full and sync=normal, awaited by N concurrent coroutines as an HTTP
+server would. Prints orders/s, the ratio to no-journal, group-commit batch sizes and ack latency.
+
+    .venv/bin/python benchmarks/journal_group_commit.py --orders 20000 --concurrency 256
+
+The journal lives in a temporary directory under --dir: fsync cost depends on that filesystem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from reference_exchange.engine import EngineError, MatchingEngine, OrderType, Side, TimeInForce
+from reference_exchange.instruments import DEFAULT_INSTRUMENTS
+from reference_exchange.journal import Journal
+from reference_exchange.service import ExchangeService, PlaceCommand
+
+SYMBOLS = [instrument.symbol for instrument in DEFAULT_INSTRUMENTS[:5]]
+MID_TICKS = {i.symbol: int(i.reference_price / i.tick_size) for i in DEFAULT_INSTRUMENTS}
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel the order whose id is this fraction of the orders accepted so far (often already done)."""
+
+    fraction: float
+
+
+Op = PlaceCommand | Cancel
+
+
+@dataclass(slots=True)
+class Result:
+    mode: str
+    ops: int
+    seconds: float
+    latencies_s: list[float]
+    checksums: tuple[int, ...]
+    journal: Journal | None = None
+
+    @property
+    def rate(self) -> float:
+        """Commands per second."""
+        return self.ops / self.seconds
+
+
+def order_stream(count: int, seed: int) -> list[Op]:
+    """A reproducible mix: 75 % limit GTC near the mid, 10 % market IOC, 15 % cancels."""
+    rng = random.Random(seed)
+    ops: list[Op] = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.15:
+            ops.append(Cancel(rng.random()))
+            continue
+        symbol = rng.choice(SYMBOLS)
+        market = roll < 0.25
+        ops.append(
+            PlaceCommand(
+                symbol=symbol,
+                side=rng.choice((Side.BUY, Side.SELL)),
+                type=OrderType.MARKET if market else OrderType.LIMIT,
+                quantity=rng.randint(1, 100),
+                price=None if market else MID_TICKS[symbol] + rng.randint(-50, 50),
+                time_in_force=TimeInForce.IOC if market else TimeInForce.GTC,
+            )
+        )
+    return ops
+
+
+async def run_mode(mode: str, ops: list[Op], concurrency: int, directory: Path) -> Result:
+    """Push ``ops`` through a fresh engine and service with ``concurrency`` coroutines."""
+    engine = MatchingEngine(SYMBOLS)
+    journal = None if mode == "none" else Journal.open(str(directory / f"{mode}.sqlite3"), sync=mode)
+    service = ExchangeService(engine, journal, max_pending=concurrency + 1)
+    if journal is not None:
+        await journal.start()
+    stream: Iterator[Op] = iter(ops)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        # Each client takes the next op when free, so the engine applies ops in stream order in
+        # every mode and all modes end with the same books.
+        for op in stream:
+            started = time.perf_counter()
+            with contextlib.suppress(EngineError):
+                if isinstance(op, Cancel):
+                    await service.cancel(max(1, int(op.fraction * engine.orders_accepted)))
+                else:
+                    await service.place(op)
+            latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    seconds = time.perf_counter() - started
+    if journal is not None:
+        await journal.close()
+    checksums = tuple(engine.book(symbol).checksum() for symbol in SYMBOLS)
+    return Result(mode, len(ops), seconds, latencies, checksums, journal)
+
+
+def percentile_ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def report(results: list[Result], concurrency: int) -> None:
+    baseline = results[0].rate
+    header = (
+        ("orders/s", 11),
+        ("vs none", 9),
+        ("commits", 9),
+        ("mean batch", 12),
+        ("p50 ms", 9),
+        ("p99 ms", 9),
+    )
+    print(f"{'mode':<16}" + "".join(f"{title:>{width}}" for title, width in header))
+    for r in results:
+        commits = f"{r.journal.commits}" if r.journal else "-"
+        batch = f"{r.journal.mean_batch_size:.1f}" if r.journal else "-"
+        name = "no journal" if r.journal is None else f"journal {r.mode}"
+        print(
+            f"{name:<16}{r.rate:>11,.0f}{r.rate / baseline:>9.2f}{commits:>9}{batch:>12}"
+            f"{percentile_ms(r.latencies_s, 0.5):>9.2f}{percentile_ms(r.latencies_s, 0.99):>9.2f}"
+        )
+    same = len({r.checksums for r in results}) == 1
+    print(f"concurrency {concurrency}; books identical across modes: {'yes' if same else 'NO'}")
+    for r in results:
+        if r.journal is not None and r.journal.commits:
+            per_commit_ms = r.journal.commit_seconds_total / r.journal.commits * 1000
+            print(f"journal {r.mode}: {per_commit_ms:.2f} ms per commit inside SQLite (incl. fsync)")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    ops = order_stream(args.orders, args.seed)
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="journal-bench-") as tmp:
+        results = [
+            await run_mode(mode, ops, args.concurrency, Path(tmp)) for mode in ("none", "full", "normal")
+        ]
+    report(results, args.concurrency)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orders", type=int, default=20_000, help="commands per mode (default 20000)")
+    parser.add_argument("--concurrency", type=int, default=256, help="concurrent clients (default 256)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the order stream")
+    parser.add_argument("--dir", default=None, help="directory for the journal files (default: system temp)")
+    parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
+    args = parser.parse_args()
+    if args.orders <= 0 or args.concurrency <= 0:
+        parser.error("--orders and --concurrency must be positive")
+    if args.uvloop:
+        import uvloop
+
+        uvloop.run(main_async(args))
+    else:
+        asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -409,8 +409,12 @@ class _Doc:
             return None
         return _node_at(self.node, path, key).start_mark.line + 1
 
-    def add(self, path: FieldPath, message: str, key: bool = False) -> None:
-        self.problems.append(Problem(self.source, self.line_of(path, key), _field_name(path), message))
+    def add(
+        self, path: FieldPath, message: str, key: bool = False, line_path: FieldPath | None = None
+    ) -> None:
+        """Record a problem of the field at ``path``; its line is that of ``line_path`` if given."""
+        line = self.line_of(path if line_path is None else line_path, key)
+        self.problems.append(Problem(self.source, line, _field_name(path), message))
 
     def raise_if_any(self) -> None:
         if self.problems:
@@ -422,7 +426,7 @@ class _Doc:
 def _field_name(path: FieldPath) -> str:
     text = ""
     for part in path:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text
 
 
@@ -449,19 +453,28 @@ def _node_at(root: yaml.Node, path: FieldPath, key: bool) -> yaml.Node:
     return key_node if key else node
 
 
-def _duplicate_keys(node: yaml.Node, path: FieldPath = ()) -> Iterator[tuple[FieldPath, yaml.Node]]:
-    """(path, key node) of every key that repeats an earlier key of the same mapping."""
+def _structure_problems(
+    node: yaml.Node, path: FieldPath = (), ancestors: frozenset[int] = frozenset()
+) -> Iterator[tuple[FieldPath, yaml.Node, str]]:
+    """Duplicate keys and self-referencing aliases (which would make the data infinitely deep)."""
+    if id(node) in ancestors:
+        yield path, node, RECURSIVE_ALIAS
+        return
+    inside = ancestors | {id(node)}
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key, value in node.value:
             name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark)
             if name in seen:
-                yield (*path, name), key
+                yield (*path, name), key, "duplicate key (the last one would win)"
             seen.add(name)
-            yield from _duplicate_keys(value, (*path, name))
+            yield from _structure_problems(value, (*path, name), inside)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            yield from _duplicate_keys(item, (*path, index))
+            yield from _structure_problems(item, (*path, index), inside)
+
+
+RECURSIVE_ALIAS = "an alias that refers to its own ancestor (recursive data) is not supported"
 
 
 def _read(path: str | os.PathLike[str]) -> str:
@@ -477,9 +490,15 @@ def _read(path: str | os.PathLike[str]) -> str:
 
 
 def _parse(text: str, source: str) -> _Doc:
-    """YAML text to data plus node tree; syntax errors and duplicate keys become problems."""
+    """YAML text to data plus node tree; syntax errors and structural problems become problems."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        problems = [
+            Problem(source, at.start_mark.line + 1, _field_name(path), message)
+            for path, at, message in (_structure_problems(node) if node is not None else ())
+        ]
+        if any(p.message == RECURSIVE_ALIAS for p in problems):
+            raise ScenarioError(problems)  # nothing downstream can walk infinitely deep data
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -488,14 +507,7 @@ def _parse(text: str, source: str) -> _Doc:
         raise ScenarioError([Problem(source, line, "", f"YAML syntax error: {detail}")]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(source, None, "", f"YAML error: {exc}")]) from None
-    doc = _Doc(source, data, node)
-    for path, key in _duplicate_keys(node) if node is not None else ():
-        doc.problems.append(
-            Problem(
-                source, key.start_mark.line + 1, _field_name(path), "duplicate key (the last one would win)"
-            )
-        )
-    return doc
+    return _Doc(source, data, node, problems)
 
 
 def _is_sweep(data: Any) -> bool:
@@ -525,23 +537,27 @@ def _check_schema(doc: _Doc, kind: str) -> None:
         doc.raise_if_any()
     reported: set[str] = set()
     for error in _validator(kind).iter_errors(doc.data):
-        for path, message, at_key in _explain(error, root):
+        for path, message, line_path in _explain(error, root):
             if _field_name(path) not in reported:  # one message per field is enough
                 reported.add(_field_name(path))
-                doc.add(path, message, key=at_key)
-    doc.raise_if_any()
+                doc.add(path, message, key=True, line_path=line_path)
+    if reported:  # building needs schema-valid data; duplicate keys alone do not stop it
+        doc.raise_if_any()
 
 
-def _explain(error: jsonschema.ValidationError, root: dict[str, Any]) -> list[tuple[FieldPath, str, bool]]:
-    """(field path, message, point at the key?) for one jsonschema error, in the user's vocabulary."""
+def _explain(
+    error: jsonschema.ValidationError, root: dict[str, Any]
+) -> list[tuple[FieldPath, str, FieldPath]]:
+    """(field path, message, path whose key line to report) for one jsonschema error, in plain words."""
     path: FieldPath = tuple(error.absolute_path)
     instance = error.instance
     if error.validator == "required" and isinstance(instance, Mapping):
+        # a missing field has no line of its own: point at its parent's key
         return [
             (
                 (*path, name),
                 f"missing required field; expected {_expectation(_schema_at(root, (*path, name)))}",
-                True,
+                path,
             )
             for name in error.validator_value
             if name not in instance
@@ -549,15 +565,15 @@ def _explain(error: jsonschema.ValidationError, root: dict[str, Any]) -> list[tu
     if error.validator == "additionalProperties" and isinstance(instance, Mapping):
         allowed = list(error.schema.get("properties", {}))
         return [
-            ((*path, key), _unknown_field(str(key), allowed), True) for key in instance if key not in allowed
+            ((*path, k), _unknown_field(str(k), allowed), (*path, k)) for k in instance if k not in allowed
         ]
     if error.validator == "uniqueItems":
-        return [(path, f"expected no duplicates, got {_show(instance)}", False)]
+        return [(path, f"expected no duplicates, got {_show(instance)}", path)]
     if error.validator is None:  # a `false` schema
-        return [(path, "not allowed here", True)]
+        return [(path, "not allowed here", path)]
     if error.validator in _EXPLAINED:
-        return [(path, f"expected {_expectation(error.schema)}, got {_show(instance)}", False)]
-    return [(path, error.message, False)]
+        return [(path, f"expected {_expectation(error.schema)}, got {_show(instance)}", path)]
+    return [(path, error.message, path)]
 
 
 _EXPLAINED = {

@@ -1,0 +1,103 @@
+"""`capacity validate` and the CLI's lazily discovered subcommands."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner, Result
+
+from capacity import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml"))
+
+GOOD = """\
+name: good
+load: {orders_per_second: 100, concurrent_users: 10, symbols: [BTCUSD], duration: 30s}
+slo: {p99_ms: 20, error_rate: 0.01}
+"""
+
+
+def invoke(*args: str | Path) -> Result:
+    result = CliRunner().invoke(cli.main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result
+
+
+def test_all_shipped_files_are_ok() -> None:
+    result = invoke("validate", *SHIPPED)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(SHIPPED)
+    assert all(line.startswith("ok  ") for line in lines)
+    assert any(line.endswith("(6 tiers, 2m35s)") for line in lines)
+    assert any(line.endswith("gauntlet.yaml (3 stages, peak 12000/s, 4m30s)") for line in lines)
+
+
+def test_bad_file_exits_2_with_file_line_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(GOOD.replace("orders_per_second: 100", 'orders_per_second: "fast"'))
+    result = invoke("validate", bad)
+    assert result.exit_code == 2
+    assert f'{bad}:2: load.orders_per_second: expected a number > 0, got "fast"' in result.stderr
+    assert result.stdout == ""
+
+
+def test_good_files_still_reported_when_another_is_bad(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "typo.yaml").write_text(GOOD + "mixx: {}\n")
+    result = invoke("validate", tmp_path / "good.yaml", tmp_path / "typo.yaml")
+    assert result.exit_code == 2
+    assert result.stdout.startswith(f"ok  {tmp_path / 'good.yaml'} (100/s, 30s)")
+    assert 'typo.yaml:4: mixx: unknown field "mixx" (did you mean "mix"?)' in result.stderr
+    assert "1 of 2 file(s) invalid" in result.stderr
+
+
+def test_sweep_is_detected_by_its_tiers(tmp_path: Path) -> None:
+    (tmp_path / "good.yaml").write_text(GOOD)
+    (tmp_path / "sweep.yaml").write_text(
+        "name: s\ntiers:\n  - scenario: good.yaml\n  - scenario: gone.yaml\n"
+    )
+    result = invoke("validate", tmp_path / "sweep.yaml")
+    assert result.exit_code == 2
+    assert "sweep.yaml:4: tiers[1].scenario: scenario file not found: gone.yaml" in result.stderr
+
+
+@pytest.mark.parametrize("text", ["name: [unclosed\n", "", "key: value: other\n"])
+def test_unparseable_files_exit_2(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text(text)
+    result = invoke("validate", path)
+    assert result.exit_code == 2
+    assert str(path) in result.stderr
+
+
+def test_missing_file_and_directory_exit_2(tmp_path: Path) -> None:
+    result = invoke("validate", tmp_path / "nope.yaml", tmp_path)
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'nope.yaml'}: file not found" in result.stderr
+    assert f"{tmp_path}: is a directory" in result.stderr
+
+
+def test_no_files_is_a_usage_error() -> None:
+    assert invoke("validate").exit_code == 2
+
+
+def test_cli_modules_become_subcommands(monkeypatch: pytest.MonkeyPatch) -> None:
+    @click.command()
+    def hello() -> None:
+        click.echo("hello from a plugin")
+
+    module = types.ModuleType("capacity.cli_say_hello")
+    module.command = hello  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "capacity.cli_say_hello", module)
+    monkeypatch.setattr(cli, "_plugin_names", lambda: ["say-hello"])
+    assert "say-hello" in invoke("--help").output
+    result = invoke("say-hello")
+    assert (result.exit_code, result.output) == (0, "hello from a plugin\n")
+    assert invoke("no-such-command").exit_code == 2

@@ -5,6 +5,9 @@ server would. Prints orders/s, the ratio to no-journal, group-commit batch sizes
     .venv/bin/python benchmarks/journal_group_commit.py --orders 20000 --concurrency 256
 
 The journal lives in a temporary directory under --dir: fsync cost depends on that filesystem.
+"orders/s" counts every command of the stream (limit, market, cancel; refused cancels too).
+With closed-loop clients every batch holds all N clients and the loop idles during each commit
+(lockstep); an open-model load overlaps commits with new arrivals, so this is a lower bound.
 """
 
 from __future__ import annotations

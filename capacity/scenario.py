@@ -382,13 +382,16 @@ def _check_overrides(
             ("orders_per_second", orders_per_second),
             ("concurrent_users", concurrent_users),
         )
-        if value is not None
-        and not (isinstance(value, int | float) and not isinstance(value, bool) and value > 0)
+        if value is not None and not _is_positive_number(value)
     ]
     if target_symbols is not None and (isinstance(target_symbols, str) or not target_symbols):
         problems.append(Problem("overrides", None, "target_symbols", "expected a non-empty list of symbols"))
     if problems:
         raise ScenarioError(problems)
+
+
+def _is_positive_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < math.inf
 
 
 # ---------------------------------------------------------------------------------------------- documents
@@ -530,7 +533,7 @@ def _validator(kind: str) -> jsonschema.Draft202012Validator:
 
 
 def _check_schema(doc: _Doc, kind: str) -> None:
-    """Add a problem for every schema violation, then raise if the document has any problem so far."""
+    """Add a problem for every schema violation and raise if there was any (with earlier problems too)."""
     root = load_schema(kind)
     if doc.data is None:
         doc.add((), f"the file is empty; expected {_expectation(root)}")
@@ -652,24 +655,18 @@ def _expectation(schema: dict[str, Any]) -> str:
     return text
 
 
+_LOWER_BOUNDS = (("exclusiveMinimum", ">"), ("minimum", ">="))
+_UPPER_BOUNDS = (("exclusiveMaximum", "<"), ("maximum", "<="))
+
+
 def _bounds(schema: dict[str, Any]) -> str:
-    low = next(
-        (
-            f"{op} {_num(schema[k])}"
-            for k, op in (("exclusiveMinimum", ">"), ("minimum", ">="))
-            if k in schema
-        ),
-        "",
-    )
-    high = next(
-        (
-            f"{op} {_num(schema[k])}"
-            for k, op in (("exclusiveMaximum", "<"), ("maximum", "<="))
-            if k in schema
-        ),
-        "",
-    )
-    return " " + " and ".join(b for b in (low, high) if b) if low or high else ""
+    """' > 0', ' >= 0 and <= 100' or '' for a numeric schema."""
+    found = [
+        next((f"{op} {_num(schema[key])}" for key, op in bounds if key in schema), "")
+        for bounds in (_LOWER_BOUNDS, _UPPER_BOUNDS)
+    ]
+    text = " and ".join(b for b in found if b)
+    return f" {text}" if text else ""
 
 
 def _show(value: Any) -> str:
@@ -717,11 +714,8 @@ def _build_load(doc: _Doc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) ->
     if stages:
         for key in ("orders_per_second", "duration"):
             if key in raw:
-                doc.add(
-                    ("load", key),
-                    "not allowed together with stages (the stages give rate and duration)",
-                    True,
-                )
+                message = "not allowed together with stages (the stages give rate and duration)"
+                doc.add(("load", key), message, key=True)
         peak_users = max(s.concurrent_users for s in stages)
         load = Load(
             max(s.orders_per_second for s in stages), peak_users, symbols, sum(s.duration_s for s in stages)
@@ -785,33 +779,32 @@ def _tier_value(doc: _Doc, index: int, key: str) -> tuple[Any, FieldPath]:
 
 
 def _build_tier(doc: _Doc, index: int, base_dir: Path) -> Tier | None:
+    """The tier's scenario with overrides applied, or None (with problems added) if it cannot be loaded."""
+    raw = doc.data["tiers"][index]
     here: FieldPath = ("tiers", index, "scenario")
-    relative = doc.data["tiers"][index]["scenario"]
-    path = os.path.normpath(base_dir / relative)
+    path = os.path.normpath(base_dir / raw["scenario"])
     if not Path(path).is_file():
-        doc.add(here, f"scenario file not found: {relative} (looked for {path})")
+        doc.add(here, f"scenario file not found: {raw['scenario']} (looked for {path})")
         return None
     try:
         target = _parse(_read(path), path)
         if _is_sweep(target.data):
-            doc.add(here, f"{relative} is a sweep; a tier must point at a scenario")
+            doc.add(here, f"{raw['scenario']} is a sweep; a tier must point at a scenario")
             return None
         scenario = _scenario_from_doc(target)
     except ScenarioError as exc:
-        doc.add(here, f"{relative} is invalid (its problems follow)")
+        doc.add(here, f"{raw['scenario']} is invalid (its problems follow)")
         doc.problems.extend(exc.problems)
         return None
     duration, duration_path = _tier_value(doc, index, "duration")
-    users, _ = _tier_value(doc, index, "concurrent_users")
-    symbols, _ = _tier_value(doc, index, "symbols")
     seconds = None if duration is None else _seconds(doc, duration_path, duration)
     scenario = scenario.with_overrides(
-        duration_s=seconds or None,  # a zero ("0s") was reported above; keep the scenario's own
-        orders_per_second=doc.data["tiers"][index].get("orders_per_second"),
-        concurrent_users=users,
-        target_symbols=symbols,
+        duration_s=seconds or None,  # a zero ("0s") was reported by _seconds; keep the scenario's own
+        orders_per_second=raw.get("orders_per_second"),
+        concurrent_users=_tier_value(doc, index, "concurrent_users")[0],
+        target_symbols=_tier_value(doc, index, "symbols")[0],
     )
-    return Tier(doc.data["tiers"][index].get("name", scenario.name), scenario, path)
+    return Tier(raw.get("name", scenario.name), scenario, path)
 
 
 def _build_sweep(doc: _Doc, base_dir: Path) -> Sweep:
@@ -820,8 +813,7 @@ def _build_sweep(doc: _Doc, base_dir: Path) -> Sweep:
         tier = _build_tier(doc, index, base_dir)
         if tier is None:
             continue
-        clash = next((i for i, t in enumerate(tiers) if t.name == tier.name), None)
-        if clash is not None:
+        if any(t.name == tier.name for t in tiers):
             doc.add(
                 ("tiers", index), f'tier name "{tier.name}" is already used; give this tier its own "name"'
             )

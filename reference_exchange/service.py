@@ -21,6 +21,11 @@ class CommandLog(Protocol):
         """Buffer a command in apply order; returns its sequence number."""
         ...
 
+    @property
+    def last_sequence(self) -> int:
+        """Sequence number of the newest appended command."""
+        ...
+
     async def durable(self, sequence: int) -> None:
         """Return once the command with this sequence number is committed."""
         ...
@@ -79,10 +84,13 @@ class ExchangeService:
             command.client_order_id,
             time.time_ns(),
         )
-        if not result.duplicate:
-            await self._make_durable(place_record(command, result.order.timestamp_ns))
-            if self.observer is not None:
-                self.observer.observe_order(len(result.trades))
+        if result.duplicate:
+            # The first attempt may still be committing: a retry must not be acknowledged earlier.
+            await self._wait_for_everything_appended()
+            return result
+        await self._make_durable(place_record(command, result.order.timestamp_ns))
+        if self.observer is not None:
+            self.observer.observe_order(len(result.trades))
         return result
 
     async def cancel(self, order_id: int) -> Order:
@@ -103,6 +111,10 @@ class ExchangeService:
         if self.pending >= self.max_pending:
             self.shed += 1
             raise Overloaded(self.pending)
+
+    async def _wait_for_everything_appended(self) -> None:
+        if self.journal is not None:
+            await self.journal.durable(self.journal.last_sequence)
 
     async def _make_durable(self, record: Mapping[str, Any]) -> None:
         if self.journal is None:

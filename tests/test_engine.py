@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -189,10 +191,8 @@ def run(stream) -> tuple[MatchingEngine, list]:
     results = []
     for command in stream:
         if command[0] == "cancel":
-            try:
+            with contextlib.suppress(OrderNotFound, OrderNotOpen):
                 engine.cancel(command[1])
-            except (OrderNotFound, OrderNotOpen):
-                pass
             continue
         _, side, kind, price, qty, tif, client_id = command
         if kind is MARKET:
@@ -221,7 +221,7 @@ def test_invariants_hold_for_any_command_stream(stream):
 @settings(max_examples=200, deadline=None)
 @given(commands)
 def test_trades_happen_at_maker_price_within_taker_limit(stream):
-    engine, results = run(stream)
+    _, results = run(stream)
     orders = {r.order.order_id: r.order for r in results}
     for result in results:
         for trade in result.trades:

@@ -1,0 +1,5 @@
+import sys
+
+from reference_exchange.server import main
+
+sys.exit(main())

@@ -1,0 +1,295 @@
+"""HTTP transport for trading: orders, books, trades, symbols, health and metrics.
+
+Handlers translate between JSON (decimal strings) and the service (integer ticks and lots); they
+hold no trading logic of their own.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from reference_exchange.engine import (
+    EngineError,
+    Order,
+    OrderNotFound,
+    OrderNotOpen,
+    OrderType,
+    PlaceResult,
+    Side,
+    TimeInForce,
+    Trade,
+    UnknownSymbol,
+)
+from reference_exchange.errors import ApiError
+from reference_exchange.instruments import Instrument, InstrumentError
+from reference_exchange.metrics import ServerMetrics
+from reference_exchange.schemas import SchemaViolation, validate_order_request
+from reference_exchange.service import ExchangeService, Overloaded, PlaceCommand
+
+MAX_DEPTH = 1000
+MAX_TRADES = 1000
+
+
+@dataclass
+class Exchange:
+    """Everything the handlers need, stored once on the application."""
+
+    instruments: dict[str, Instrument]
+    service: ExchangeService
+    metrics: ServerMetrics
+    started_monotonic: float = field(default_factory=time.monotonic)
+    extra_stats: dict[str, Any] = field(default_factory=dict)
+
+
+EXCHANGE = web.AppKey("exchange", Exchange)
+
+
+def json_response(payload: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
+
+
+async def read_json(request: web.Request) -> Any:
+    """Parse the body as JSON; aiohttp raises 413 itself past client_max_size."""
+    raw = await request.read()
+    if not raw:
+        raise ApiError(400, "invalid_json", "request body is empty: expected a JSON object")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as error:
+        raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
+
+
+def validated(validate, body: Any) -> Any:
+    try:
+        return validate(body)
+    except SchemaViolation as error:
+        raise ApiError(400, "invalid_request", str(error)) from None
+
+
+def engine_error(error: EngineError) -> ApiError:
+    status = {UnknownSymbol: 400, OrderNotFound: 404, OrderNotOpen: 409}.get(type(error), 400)
+    return ApiError(status, error.code, error.message)
+
+
+def overloaded(error: Overloaded) -> ApiError:
+    retry = str(max(1, round(error.retry_after_s)))
+    return ApiError(503, "overloaded", str(error), headers={"Retry-After": retry})
+
+
+# -- orders ------------------------------------------------------------------------------------
+
+
+def parse_place_command(body: dict[str, Any], instruments: dict[str, Instrument]) -> PlaceCommand:
+    instrument = instruments.get(body["symbol"])
+    if instrument is None:
+        raise ApiError(400, "unknown_symbol", f"unknown symbol {body['symbol']!r}: see GET /api/symbols")
+    order_type = OrderType(body["type"].lower())
+    default_tif = "gtc" if order_type is OrderType.LIMIT else "ioc"
+    try:
+        quantity = instrument.quantity_to_lots(body["quantity"])
+        price = body.get("price")
+        if order_type is OrderType.LIMIT:
+            if price is None:
+                raise ApiError(400, "missing_price", "a limit order needs a price")
+            price = instrument.price_to_ticks(price)
+        elif price is not None:
+            raise ApiError(400, "unexpected_price", "a market order takes no price")
+    except InstrumentError as error:
+        raise ApiError(400, error.code, error.message) from None
+    return PlaceCommand(
+        symbol=instrument.symbol,
+        side=Side(body["side"].lower()),
+        type=order_type,
+        quantity=quantity,
+        price=price,
+        time_in_force=TimeInForce(body.get("time_in_force", default_tif).lower()),
+        client_order_id=body.get("client_order_id"),
+    )
+
+
+def order_json(order: Order, instrument: Instrument) -> dict[str, Any]:
+    lots = instrument.lots_to_quantity
+    return {
+        "id": order.order_id,
+        "client_order_id": order.client_order_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "type": order.type.value,
+        "price": None if order.price is None else instrument.ticks_to_price(order.price),
+        "quantity": lots(order.quantity),
+        "filled_quantity": lots(order.filled),
+        "remaining_quantity": lots(order.remaining),
+        "cancelled_quantity": lots(order.cancelled),
+        "status": order.status.value,
+        "time_in_force": order.time_in_force.value,
+        "reason": order.reason,
+        "timestamp_ns": order.timestamp_ns,
+    }
+
+
+def trade_json(trade: Trade, instrument: Instrument) -> dict[str, Any]:
+    return {
+        "id": trade.trade_id,
+        "symbol": trade.symbol,
+        "price": instrument.ticks_to_price(trade.price),
+        "quantity": instrument.lots_to_quantity(trade.quantity),
+        "maker_order_id": trade.maker_order_id,
+        "taker_order_id": trade.taker_order_id,
+        "taker_side": trade.taker_side.value,
+        "timestamp_ns": trade.timestamp_ns,
+    }
+
+
+def place_result_json(result: PlaceResult, instrument: Instrument) -> dict[str, Any]:
+    return {
+        **order_json(result.order, instrument),
+        "trades": [trade_json(trade, instrument) for trade in result.trades],
+    }
+
+
+async def place_order(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    body = validated(validate_order_request, await read_json(request))
+    command = parse_place_command(body, exchange.instruments)
+    try:
+        result = await exchange.service.place(command)
+    except EngineError as error:
+        raise engine_error(error) from None
+    except Overloaded as error:
+        raise overloaded(error) from None
+    # A repeated client order id answers 200 with the first result: nothing new was created.
+    status = 200 if result.duplicate else 201
+    return json_response(place_result_json(result, exchange.instruments[command.symbol]), status)
+
+
+def order_id_from(request: web.Request) -> int:
+    text = request.match_info["order_id"]
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(400, "invalid_order_id", f"order id {text!r} is not a positive integer")
+    return int(text)
+
+
+async def get_order(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    try:
+        order = exchange.service.engine.get_order(order_id_from(request))
+    except EngineError as error:
+        raise engine_error(error) from None
+    return json_response(order_json(order, exchange.instruments[order.symbol]))
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    try:
+        order = await exchange.service.cancel(order_id_from(request))
+    except EngineError as error:
+        raise engine_error(error) from None
+    except Overloaded as error:
+        raise overloaded(error) from None
+    return json_response(order_json(order, exchange.instruments[order.symbol]))
+
+
+# -- market data -------------------------------------------------------------------------------
+
+
+def bounded_int(request: web.Request, name: str, default: int, maximum: int) -> int:
+    text = request.query.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or not 1 <= int(text) <= maximum:
+        raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from 1 to {maximum}, got {text!r}")
+    return int(text)
+
+
+def instrument_from(request: web.Request) -> Instrument:
+    symbol = request.match_info["symbol"]
+    instrument = request.app[EXCHANGE].instruments.get(symbol)
+    if instrument is None:
+        raise ApiError(404, "unknown_symbol", f"unknown symbol {symbol!r}: see GET /api/symbols")
+    return instrument
+
+
+async def get_orderbook(request: web.Request) -> web.Response:
+    instrument = instrument_from(request)
+    depth = bounded_int(request, "depth", 10, MAX_DEPTH)
+    book = request.app[EXCHANGE].service.engine.book(instrument.symbol)
+    bids, asks = book.depth(depth)
+
+    def levels(side: list[tuple[int, int]]) -> list[list[str]]:
+        return [[instrument.ticks_to_price(p), instrument.lots_to_quantity(q)] for p, q in side]
+
+    return json_response(
+        {"symbol": instrument.symbol, "bids": levels(bids), "asks": levels(asks), "sequence": book.sequence}
+    )
+
+
+async def get_trades(request: web.Request) -> web.Response:
+    instrument = instrument_from(request)
+    limit = bounded_int(request, "limit", 50, MAX_TRADES)
+    book = request.app[EXCHANGE].service.engine.book(instrument.symbol)
+    recent = list(book.trades)[-limit:]
+    recent.reverse()  # newest first
+    return json_response({"symbol": instrument.symbol, "trades": [trade_json(t, instrument) for t in recent]})
+
+
+async def get_symbols(request: web.Request) -> web.Response:
+    instruments = request.app[EXCHANGE].instruments.values()
+    return json_response({"symbols": [instrument.describe() for instrument in instruments]})
+
+
+# -- operations --------------------------------------------------------------------------------
+
+
+@web.middleware
+async def timed_requests(request: web.Request, handler) -> web.StreamResponse:
+    """Server-side handling time of every request, labelled by route pattern (bounded cardinality)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        request.app[EXCHANGE].metrics.observe_request(
+            route, request.method, status, time.perf_counter() - started
+        )
+
+
+async def health(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    uptime = time.monotonic() - exchange.started_monotonic
+    return json_response({"status": "ok", "uptime_seconds": round(uptime, 3)})
+
+
+async def api_metrics(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    stats = {**exchange.extra_stats, "shed_total": exchange.service.shed}
+    snapshot = exchange.metrics.snapshot(exchange.service.engine.resting_order_count, stats)
+    return json_response(snapshot)
+
+
+async def prometheus_metrics(request: web.Request) -> web.Response:
+    exchange = request.app[EXCHANGE]
+    body, content_type = exchange.metrics.render_prometheus(exchange.service.engine.resting_order_count)
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response
+
+
+def add_trading_routes(app: web.Application) -> None:
+    app.router.add_post("/api/orders", place_order)
+    app.router.add_get("/api/orders/{order_id}", get_order)
+    app.router.add_delete("/api/orders/{order_id}", cancel_order)
+    app.router.add_get("/api/orderbook/{symbol}", get_orderbook)
+    app.router.add_get("/api/trades/{symbol}", get_trades)
+    app.router.add_get("/api/symbols", get_symbols)
+    app.router.add_get("/api/metrics", api_metrics)
+    app.router.add_get("/metrics", prometheus_metrics)
+    app.router.add_get("/health", health)

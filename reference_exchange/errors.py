@@ -1,0 +1,58 @@
+"""JSON errors for every failure a client can cause: ``{"error": {"code", "message"}}``.
+
+One middleware turns aiohttp's own HTTP errors (404, 405, 413 ...) and our ApiError into that
+shape, so no client mistake ever reaches the user as HTML or a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from aiohttp import web
+
+log = logging.getLogger("reference_exchange.http")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    body = orjson.dumps({"error": {"code": code, "message": message}})
+    return web.Response(status=status, body=body, content_type="application/json", headers=headers)
+
+
+# aiohttp's exceptions carry a reason phrase; give each a stable machine-readable code.
+_HTTP_CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as error:
+        return error_response(error.status, error.code, error.message, error.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        code = _HTTP_CODES.get(error.status, "http_error")
+        message = error.text if error.text and not error.text.startswith(str(error.status)) else error.reason
+        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+        return error_response(error.status, code, message, headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error: see the server log")

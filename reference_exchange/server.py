@@ -1,0 +1,108 @@
+"""Process entry point: ``reference-exchange`` / ``python -m reference_exchange``.
+
+Builds the application from Settings (env vars, then flags), replays the journal, starts the
+simulation, serves until SIGTERM or SIGINT, then shuts down cleanly: simulation first, then the
+HTTP server, then the journal (flushing what it buffered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+
+import uvloop
+from aiohttp import web
+
+from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes, timed_requests
+from reference_exchange.config import ConfigError, Settings, load_settings
+from reference_exchange.engine import MatchingEngine
+from reference_exchange.errors import json_errors
+from reference_exchange.instruments import default_instruments
+from reference_exchange.journal import Journal, JournalError
+from reference_exchange.metrics import ServerMetrics
+from reference_exchange.service import ExchangeService
+from reference_exchange.simulation import Simulation
+
+log = logging.getLogger("reference_exchange")
+
+JOURNAL = web.AppKey("journal", Journal)
+SIMULATION = web.AppKey("simulation", Simulation)
+
+
+def create_app(settings: Settings, journal: Journal | None = None) -> web.Application:
+    """The whole exchange as an aiohttp application; ``journal`` must already be open and replayed."""
+    instruments = default_instruments()
+    engine = MatchingEngine(instruments, order_retention=settings.order_retention)
+    metrics = ServerMetrics(window_s=settings.metrics_collection_time)
+    service = ExchangeService(engine, journal, metrics, max_pending=settings.max_pending_orders)
+    app = web.Application(middlewares=[timed_requests, json_errors], client_max_size=settings.max_body_bytes)
+    app[EXCHANGE] = Exchange(instruments=instruments, service=service, metrics=metrics)
+    add_trading_routes(app)
+    if journal is not None:
+        app[JOURNAL] = journal
+        replayed = service.replay(journal.replay())
+        log.info("journal %s: replayed %d commands", settings.journal_path, replayed)
+    if settings.simulation_enabled:
+        simulation = Simulation(
+            service,
+            instruments,
+            settings.simulation_orders_per_sec,
+            settings.simulation_workers,
+            settings.simulation_symbols,
+        )
+        app[SIMULATION] = simulation
+        app.on_startup.append(lambda _app: simulation.start())
+        app.on_shutdown.append(lambda _app: simulation.stop())
+    return app
+
+
+async def serve(settings: Settings) -> None:
+    journal = Journal.open(settings.journal_path, settings.journal_sync) if settings.journal_path else None
+    if journal is not None:
+        await journal.start()
+    try:
+        app = create_app(settings, journal)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=4096, reuse_address=True)
+        await site.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        # The bound port matters when SERVER_PORT=0: runners read it from this line.
+        host, port = runner.addresses[0][:2]
+        print(f"reference-exchange listening on http://{host}:{port} (pid {os.getpid()})", flush=True)
+        await stop.wait()
+        log.info("shutting down")
+        await runner.cleanup()
+    finally:
+        if journal is not None:
+            await journal.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        settings = load_settings(argv, os.environ)
+    except ConfigError as error:
+        print(f"reference-exchange: error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.Formatter.converter = time.gmtime
+    try:
+        uvloop.run(serve(settings))
+    except (JournalError, OSError) as error:
+        print(f"reference-exchange: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

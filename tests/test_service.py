@@ -1,0 +1,47 @@
+"""The command path: acknowledge only what is durable, shed past the pending bound."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from reference_exchange.engine import MatchingEngine, OrderType, Side, TimeInForce
+from reference_exchange.journal import Journal
+from reference_exchange.service import ExchangeService, Overloaded, PlaceCommand
+
+
+def command(client_order_id: str | None = None) -> PlaceCommand:
+    return PlaceCommand("BTCUSD", Side.BUY, OrderType.LIMIT, 1, 100, TimeInForce.GTC, client_order_id)
+
+
+@pytest.fixture
+async def slow_journal():
+    journal = Journal.open(":memory:")
+    await journal.start()
+    journal.inject_latency(0.2, 10)
+    yield journal
+    journal.clear_chaos()
+    await journal.close()
+
+
+async def test_retry_of_a_client_order_id_waits_for_the_first_commit(slow_journal):
+    service = ExchangeService(MatchingEngine(["BTCUSD"]), slow_journal)
+    first = asyncio.create_task(service.place(command("c1")))
+    await asyncio.sleep(0.01)
+    retry = asyncio.create_task(service.place(command("c1")))
+    await asyncio.sleep(0.1)
+    assert not first.done() and not retry.done()  # neither acknowledged before the commit
+    assert (await retry).duplicate and (await first).order.order_id == (await retry).order.order_id
+    assert slow_journal.committed_sequence >= 1
+
+
+async def test_orders_beyond_the_pending_bound_are_shed(slow_journal):
+    service = ExchangeService(MatchingEngine(["BTCUSD"]), slow_journal, max_pending=3)
+    admitted = [asyncio.create_task(service.place(command())) for _ in range(3)]
+    await asyncio.sleep(0.01)
+    with pytest.raises(Overloaded):
+        await service.place(command())
+    assert service.shed == 1
+    await asyncio.gather(*admitted)
+    assert service.engine.resting_order_count == 3

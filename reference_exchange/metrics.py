@@ -11,8 +11,9 @@ Two views of the same events, kept by one object (``ServerMetrics``):
   not show absurd rates); rates divide by exactly that span, reported as ``window_seconds``.
 - **Cumulative counters** (``render_prometheus``): totals since start, exposed through prometheus-client on
   a per-instance ``CollectorRegistry``. They are kept as plain ints and bucket lists and turned into metric
-  families at scrape time by a custom collector: that is exact, and about half the per-request cost of
-  prometheus-client's own ``Counter.inc`` / ``Histogram.observe`` (which take a lock and scan buckets).
+  families at scrape time by a custom collector: that is exact, and ~0.25 µs per request where
+  prometheus-client's own ``Counter.inc`` + ``Histogram.observe`` take ~1 µs (a lock each, a bucket scan).
+  The duration histogram is labelled by route *and* method (``/api/orders`` serves more than one method).
 
 Error accounting (decided here, reported per window):
 - ``error_rate`` = share of requests the server failed or refused: every 5xx (503 shedding included) and
@@ -22,6 +23,10 @@ Error accounting (decided here, reported per window):
   ``error_rate``.
 Latency percentiles are over successful (< 400) order placements only: a fast 503 or 400 would otherwise
 flatter the P99 exactly when the server is failing; failures show up in the rates instead.
+
+Cost: ``observe_request`` ~1.4 µs for an order placement (HDR record included, ~2x a bare
+``HdrHistogram.record_value``), ~0.35 µs for other routes (benchmarks/metrics_observe.py); ``snapshot`` ~2 ms
+with a full window. Memory: one ~140 KB histogram per slot that saw order traffic, so at most ~8.5 MB.
 
 Not thread-safe: everything runs on the server's single event loop (scrapes included).
 """
@@ -103,7 +108,7 @@ class _Durations:
 
 
 @dataclass(slots=True)
-class _Window:
+class WindowStats:
     """The slots of the window added up. ``span_s`` is the time they cover in seconds (>= one slot)."""
 
     span_s: float
@@ -179,7 +184,7 @@ class ServerMetrics:
         """Record one handled HTTP request: ``route`` is the route pattern (``/api/orders/{id}``, never
         the raw path, so label sets stay bounded), ``seconds`` the server-side handling time."""
         now = self._clock()
-        slot = self._slot if now < self._slot_end else self._rotate(now)
+        slot = self._slot if now < self._slot_end else self._rotate(now)  # inlined, not a helper: hot path
         slot.requests += 1
         if status >= 400:
             _count_failure(slot, status)
@@ -224,14 +229,14 @@ class ServerMetrics:
     def uptime_seconds(self) -> float:
         return self._clock() - self._start
 
-    def window(self) -> _Window:
+    def window(self) -> WindowStats:
         """The live slots added up; ``latency`` is the merged HdrHistogram in microseconds."""
         now = self._clock()
         current = int((now - self._start) // self._slot_s)
         oldest = current - self._ring_size + 1
         covered = now - max(self._start, self._start + oldest * self._slot_s)
         # At least one slot: right after start a handful of events would otherwise read as a huge rate.
-        window = _Window(span_s=max(covered, self._slot_s))
+        window = WindowStats(span_s=max(covered, self._slot_s))
         for slot in self._ring:
             if slot is not None and oldest <= slot.index <= current:
                 window.add(slot)
@@ -316,7 +321,7 @@ def _count_failure(slot: _Slot, status: int) -> None:
         slot.client_errors += 1
 
 
-def _latency_fields(window: _Window) -> dict[str, Any]:
+def _latency_fields(window: WindowStats) -> dict[str, Any]:
     """Order-placement latency over the window in milliseconds (0.0 when there were no samples)."""
     hist = window.latency
     count = hist.get_total_count()

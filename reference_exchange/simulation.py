@@ -6,8 +6,10 @@ is due at ``start + offset + k * interval``), so sleeping late never makes the r
 it catches up with at most ``MAX_CATCH_UP`` back-to-back sends and skips the rest (counted in
 ``skipped``) instead of bursting. Every send is one of:
 
-- a **maker**: a GTC limit a few ticks either side of the symbol's fair value. Each symbol keeps at most
-  ``max_resting_per_symbol`` maker orders; past that the oldest is cancelled (one cancel per new order).
+- a **maker**: a GTC limit a few ticks either side of the symbol's fair value, post-only (never through
+  the opposite best). Each symbol keeps at most ``max_resting_per_symbol`` maker orders; past that the
+  oldest is cancelled (one cancel per new order). ``stop()`` cancels the rest (see there); after a crash
+  the replayed orders of the old run stay in the book untracked, a one-off extra set.
 - a **taker** (share ``taker_share``): an IOC limit a few ticks through the fair value, or an IOC market
   order, which trades against the makers' orders.
 
@@ -37,10 +39,13 @@ log = logging.getLogger(__name__)
 MAX_CATCH_UP = 3  # sends a worker may make back to back when it is behind schedule
 MAKER_MAX_OFFSET_TICKS = 5  # makers quote 1..5 ticks from fair value: a few levels of depth
 TAKER_MAX_THROUGH_TICKS = 3  # IOC takers cross up to 3 ticks past fair value
+MARKET_TAKER_SHARE = 0.5  # of takers: market orders; the others are IOC limits
 MAX_LOTS = 5
 MEAN_REVERSION = 0.001  # share of the distance to the reference price recovered per step
 ERROR_BACKOFF_S = 0.1  # pause after an unexpected rejection so a persistent fault cannot spin
 MAX_SHED_BACKOFF_S = 1.0
+WITHDRAW_BATCH = 256  # concurrent cancels when withdrawing, well under the service's pending bound
+STOP_TIMEOUT_S = 5.0  # for in-flight commands to finish at stop, and again for withdrawing
 
 
 @dataclass(slots=True)
@@ -84,9 +89,11 @@ class Simulation:
         self._rng = random.Random(seed)
         self._symbols = [_new_state(instruments[symbol]) for symbol in symbols]
         self._tasks: list[asyncio.Task[None]] = []
+        self._pausing: set[asyncio.Task[None]] = set()  # workers between commands: safe to cancel
+        self._stopping = False
         self.orders_sent = 0  # orders the service accepted
         self.cancels_sent = 0
-        self.trades = 0  # trades the simulation's orders executed as takers (or crossing makers)
+        self.trades = 0  # trades executed by the simulation's orders (as takers: makers are post-only)
         self.rejected = 0  # EngineError
         self.shed = 0  # Overloaded
         self.skipped = 0  # scheduled sends dropped because a worker fell too far behind
@@ -106,12 +113,46 @@ class Simulation:
             first = start + worker / self.orders_per_sec
             self._tasks.append(asyncio.create_task(self._run(first), name=f"simulation-{worker}"))
 
-    async def stop(self) -> None:
-        """Cancel the workers and wait for them to finish; safe to call repeatedly."""
+    async def stop(self, withdraw: bool = True) -> None:
+        """Stop the workers and wait for them to finish; safe to call repeatedly.
+
+        Workers waiting for their next send are cancelled at once; one in the middle of a command finishes
+        it first (up to ``STOP_TIMEOUT_S``), so that no order it placed is left resting untracked. With
+        ``withdraw`` the simulation then cancels its resting orders, like a market maker pulling its
+        quotes: a journaled server replays its books at start-up, and the next run's simulation would
+        otherwise add its own bounded set on top of orders nobody tracks any more."""
         tasks, self._tasks = self._tasks, []
+        self._stopping = True
         for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            if task in self._pausing:
+                task.cancel()
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=STOP_TIMEOUT_S)
+            for task in late:  # stuck on a command (a stalled journal): interrupt it after all
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._stopping = False
+        if withdraw:
+            try:
+                async with asyncio.timeout(STOP_TIMEOUT_S):  # a stuck journal must not block shutdown
+                    await self._withdraw()
+            except TimeoutError:
+                log.warning("simulation: withdrawing resting orders timed out after %s s", STOP_TIMEOUT_S)
+
+    async def _withdraw(self) -> None:
+        order_ids = [order_id for state in self._symbols for order_id in state.makers]
+        for state in self._symbols:
+            state.makers.clear()
+        failed = 0
+        # Concurrent, so the journal commits them in groups; in batches, to stay under the pending bound.
+        for first in range(0, len(order_ids), WITHDRAW_BATCH):
+            batch = order_ids[first : first + WITHDRAW_BATCH]
+            results = await asyncio.gather(*map(self._cancel_if_open, batch), return_exceptions=True)
+            failed += sum(isinstance(result, Exception) for result in results)
+        if failed:
+            log.warning(
+                "simulation: %d of its %d resting orders could not be cancelled", failed, len(order_ids)
+            )
 
     def stats(self) -> dict[str, float | int | bool]:
         """Counters for ``/api/metrics`` (the server passes them as ``extra``)."""
@@ -133,12 +174,24 @@ class Simulation:
         loop = asyncio.get_running_loop()
         interval = self.workers / self.orders_per_sec  # seconds between this worker's sends
         due = first_send
-        while True:
-            # sleep(0) when due or late still yields, so a late worker never starves the event loop.
-            await asyncio.sleep(max(0.0, due - loop.time()))
+        while not self._stopping:
+            # pause(0) when due or late still yields, so a late worker never starves the event loop.
+            await self._pause(due - loop.time())
             due = self._skip_backlog(due, loop.time(), interval)
             await self._send_guarded()
             due += interval
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep between commands, marked as safe for ``stop`` to cancel; returns at once when stopping."""
+        if self._stopping:
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._pausing.add(task)
+        try:
+            await asyncio.sleep(max(0.0, seconds))
+        finally:
+            self._pausing.discard(task)
 
     def _skip_backlog(self, due: float, now: float, interval: float) -> float:
         """Drop sends missed beyond ``MAX_CATCH_UP`` so a stall is not followed by a burst; stays on the
@@ -155,15 +208,15 @@ class Simulation:
             await self._send()
         except Overloaded as overloaded:
             self.shed += 1
-            await asyncio.sleep(min(overloaded.retry_after_s, MAX_SHED_BACKOFF_S))
+            await self._pause(min(overloaded.retry_after_s, MAX_SHED_BACKOFF_S))
         except EngineError as error:
             self.rejected += 1
             log.debug("simulation order rejected: %s %s", error.code, error.message)
-            await asyncio.sleep(ERROR_BACKOFF_S)
+            await self._pause(ERROR_BACKOFF_S)
         except Exception:  # a bug: log it loudly, but keep the background flow alive
             self.rejected += 1
             log.exception("simulation send failed")
-            await asyncio.sleep(ERROR_BACKOFF_S)
+            await self._pause(ERROR_BACKOFF_S)
 
     async def _send(self) -> None:
         state = self._rng.choice(self._symbols)
@@ -181,7 +234,15 @@ class Simulation:
         if order is not None:
             state.makers.append(order)
         while len(state.makers) > self.max_resting_per_symbol:
-            await self._cancel_if_open(state.makers.popleft())
+            await self._cancel_oldest(state)
+
+    async def _cancel_oldest(self, state: _SymbolState) -> None:
+        order_id = state.makers.popleft()
+        try:
+            await self._cancel_if_open(order_id)
+        except Overloaded:
+            state.makers.appendleft(order_id)  # still resting: keep tracking it so the bound holds
+            raise
 
     def _maker_price(self, state: _SymbolState, side: Side) -> int:
         """A few ticks from fair value on the passive side, and post-only: never through the opposite
@@ -191,14 +252,16 @@ class Simulation:
         if side is Side.BUY:
             best_ask = book.best_ask()
             price = state.fair_ticks - offset
-            return price if best_ask is None else min(price, best_ask - 1)
+            # Never below one tick, even if someone offers at one tick (then the bid trades, harmlessly).
+            return max(1, price if best_ask is None else min(price, best_ask - 1))
         best_bid = book.best_bid()
         price = state.fair_ticks + offset
         return price if best_bid is None else max(price, best_bid + 1)
 
     def _taker_order(self, state: _SymbolState) -> PlaceCommand:
+        """An IOC market order, or an IOC limit a few ticks through fair value (so it can miss)."""
         side = self._rng.choice((Side.BUY, Side.SELL))
-        if self._rng.random() < 0.5:
+        if self._rng.random() < MARKET_TAKER_SHARE:
             return PlaceCommand(
                 state.instrument.symbol, side, OrderType.MARKET, self._lots(), None, TimeInForce.IOC
             )

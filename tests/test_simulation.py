@@ -22,12 +22,12 @@ def make_service(observer: ServerMetrics | None = None) -> ExchangeService:
     return ExchangeService(MatchingEngine(INSTRUMENTS), journal=None, observer=observer)
 
 
-async def run_for(simulation: Simulation, seconds: float) -> None:
+async def run_for(simulation: Simulation, seconds: float, withdraw: bool = True) -> None:
     await simulation.start()
     try:
         await asyncio.sleep(seconds)
     finally:
-        await simulation.stop()
+        await simulation.stop(withdraw=withdraw)
 
 
 async def test_rate_trades_and_depth():
@@ -35,7 +35,7 @@ async def test_rate_trades_and_depth():
     service = make_service(metrics)
     symbols = ["BTCUSD", "ETHUSD"]
     simulation = Simulation(service, INSTRUMENTS, 200, 4, symbols, seed=7)
-    await run_for(simulation, 1.0)
+    await run_for(simulation, 1.0, withdraw=False)
 
     assert 150 <= simulation.orders_sent <= 250
     assert simulation.trades > 0
@@ -86,6 +86,24 @@ async def test_resting_orders_stay_bounded():
     assert service.engine.audit() == []
 
 
+async def test_stop_withdraws_the_resting_orders():
+    service = make_service()
+    simulation = Simulation(service, INSTRUMENTS, 1000, 4, ["BTCUSD", "ETHUSD"], seed=9)
+    await run_for(simulation, 0.3)
+    assert simulation.orders_sent > 200
+    assert service.engine.resting_order_count == 0
+    assert service.engine.audit() == []
+
+
+async def test_stop_lets_commands_in_flight_finish_so_nothing_is_left_untracked():
+    service = ExchangeService(MatchingEngine(INSTRUMENTS), journal=SlowJournal())
+    simulation = Simulation(service, INSTRUMENTS, 400, 8, ["BTCUSD"], seed=6)
+    await run_for(simulation, 0.5)
+    assert simulation.orders_sent > 100
+    assert service.engine.resting_order_count == 0
+    assert service.pending == 0
+
+
 async def test_rate_zero_sends_nothing():
     simulation = Simulation(make_service(), INSTRUMENTS, 0, 4, ["BTCUSD"])
     await run_for(simulation, 0.2)
@@ -122,6 +140,16 @@ class RefusingService(ExchangeService):
         raise InvalidOrder("invalid_price", "refused for the test")
 
 
+class SlowJournal:
+    """Every command takes 20 ms to become durable, so workers are usually mid-command."""
+
+    def append(self, command) -> int:
+        return 0
+
+    async def durable(self, sequence: int) -> None:
+        await asyncio.sleep(0.02)
+
+
 class StuckJournal:
     """A journal that never makes anything durable, so admitted orders pile up as pending."""
 
@@ -141,7 +169,8 @@ async def test_rejections_are_counted_and_the_workers_survive():
     await simulation.stop()
 
 
-async def test_overload_is_counted_and_backed_off_from():
+async def test_overload_is_counted_and_backed_off_from(monkeypatch):
+    monkeypatch.setattr("reference_exchange.simulation.STOP_TIMEOUT_S", 0.2)  # two workers never finish
     service = ExchangeService(MatchingEngine(INSTRUMENTS), journal=StuckJournal(), max_pending=2)
     simulation = Simulation(service, INSTRUMENTS, 200, 4, ["BTCUSD"])
     await simulation.start()
@@ -160,3 +189,16 @@ async def test_overload_is_counted_and_backed_off_from():
 def test_bad_settings_are_refused(rate, workers, symbols, message):
     with pytest.raises(ValueError, match=message):
         Simulation(make_service(), INSTRUMENTS, rate, workers, symbols)
+
+
+async def test_withdrawing_gives_up_on_a_stuck_journal(monkeypatch):
+    monkeypatch.setattr("reference_exchange.simulation.STOP_TIMEOUT_S", 0.2)
+    service = make_service()
+    simulation = Simulation(service, INSTRUMENTS, 1000, 2, ["BTCUSD"], seed=1)
+    await run_for(simulation, 0.2, withdraw=False)  # its orders stay resting, and tracked
+    assert service.engine.resting_order_count > 0
+    service.journal = StuckJournal()  # from now on nothing becomes durable
+    started = time.monotonic()
+    await simulation.stop()
+    assert time.monotonic() - started < 1.0
+    assert service.pending == 0

@@ -52,7 +52,7 @@ class Instrument:
 
 
 def _to_units(value: object, unit: Decimal, field: str, unit_name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise InstrumentError("invalid_" + field, f"{field} must be a decimal string or a number")
     try:
         # float goes through str() so that 0.1 means the decimal 0.1 the client wrote.

@@ -1,0 +1,169 @@
+"""What a run shows while it goes on and when it ends.
+
+``ProgressUpdate`` is what ``capacity.run.run_scenario`` reports about once a second (to any callable:
+the CLI's live display, a sweep, the exchange's ``/demo/load-test`` status). ``LiveProgress`` draws it
+with rich; ``summary_table`` renders a finished run's summary.
+
+Units: seconds, requests per second, milliseconds, CPU percent of one core, bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from capacity.results import Run
+
+
+@dataclass(frozen=True)
+class ProgressUpdate:
+    """A snapshot of a run; figures are ``None`` until known."""
+
+    phase: str  # "starting", "running", "stopping" or "finished"
+    message: str
+    scenario: str
+    duration_s: float  # scheduled length of the run
+    elapsed_s: float | None = None  # seconds since t = 0 of the schedule
+    offered_rate: float | None = None  # requests/s over the generator's last few seconds
+    achieved_rate: float | None = None  # successful responses/s, same window
+    p99_corrected_ms: float | None = None
+    sent_total: int | None = None
+    errors_total: int | None = None
+    late_total: int | None = None
+    users: int | None = None
+    server_cpu_percent: float | None = None  # percent of one core
+    server_rss_bytes: int | None = None
+    generator_cpu_percent: float | None = None  # percent of one core
+    exchange_orders_per_sec: float | None = None
+
+
+ProgressCallback = Callable[[ProgressUpdate], None]
+
+
+class LiveProgress:
+    """A rich live panel fed by ``ProgressUpdate``s: ``with LiveProgress() as show: run_scenario(...,
+    progress=show)``. Writes to stderr by default so stdout stays clean for the summary."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console(stderr=True)
+        # Redrawn on each update (about once a second) from the caller's thread: no refresh thread.
+        self._live = Live(Text("starting..."), console=self.console, auto_refresh=False)
+        self._messages: list[str] = []
+
+    def __enter__(self) -> LiveProgress:
+        self._live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._live.__exit__(exc_type, exc, tb)
+
+    def __call__(self, update: ProgressUpdate) -> None:
+        if not self._messages or self._messages[-1] != update.message:
+            self._messages.append(update.message)
+            del self._messages[:-4]
+        self._live.update(self.render(update), refresh=True)
+
+    def render(self, update: ProgressUpdate) -> Group:
+        lines = Text("\n".join(f"· {m}" for m in self._messages), style="dim")
+        if update.elapsed_s is None:
+            return Group(lines)
+        elapsed = max(update.elapsed_s, 0.0)
+        remaining = max(update.duration_s - elapsed, 0.0)
+        table = Table(title=f"capacity run {update.scenario}", title_justify="left", show_header=True)
+        for header in (
+            "elapsed",
+            "remaining",
+            "offered/s",
+            "achieved/s",
+            "p99 corr.",
+            "errors",
+            "server CPU",
+        ):
+            table.add_column(header, justify="right")
+        table.add_column("generator CPU", justify="right")
+        table.add_row(
+            f"{elapsed:.0f}s",
+            f"{remaining:.0f}s",
+            _num(update.offered_rate, "{:,.0f}"),
+            _num(update.achieved_rate, "{:,.0f}"),
+            _num(update.p99_corrected_ms, "{:.2f} ms"),
+            _num(update.errors_total, "{:,}"),
+            _num(update.server_cpu_percent, "{:.0f} %"),
+            _num(update.generator_cpu_percent, "{:.0f} %"),
+        )
+        return Group(lines, table)
+
+
+def summary_table(run: Run) -> Table:
+    """The run's summary as a two-column table (figure, value)."""
+    s = run.summary
+    table = Table(
+        title=f"{run.scenario.get('name', '?')}: {run.status}", title_justify="left", show_header=False
+    )
+    table.add_column("figure", style="bold")
+    table.add_column("value")
+    ratio = f" ({s.achieved_ratio:.0%})" if s.achieved_ratio is not None else ""
+    table.add_row(
+        "steady window", f"{s.steady_start_s}s - {s.steady_end_s}s ({s.steady_end_s - s.steady_start_s} s)"
+    )
+    table.add_row("offered / achieved", f"{s.offered_rate:,.0f} / {s.achieved_rate:,.0f} per s{ratio}")
+    table.add_row(
+        "requests",
+        f"{s.counts.sent:,} sent, {s.counts.ok:,} ok, {s.counts.errors:,} errors "
+        f"({_num(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late",
+    )
+    for label, lat in (("latency corrected", s.corrected), ("latency raw", s.raw)):
+        table.add_row(
+            label,
+            f"p50 {_num(lat.p50_ms, '{:.2f}')}  p99 {_num(lat.p99_ms, '{:.2f}')}  "
+            f"p99.9 {_num(lat.p999_ms, '{:.2f}')}  max {_num(lat.max_ms, '{:.2f}')} ms",
+        )
+    table.add_row(
+        "server CPU",
+        f"mean {_num(s.server_cpu_percent_mean, '{:.0f}')} %, "
+        f"max {_num(s.server_cpu_percent_max, '{:.0f}')} % of one core "
+        f"({_num(s.server_cores_used_mean, '{:.2f}')} cores on average)",
+    )
+    table.add_row("server RSS max", _num(_mib(s.server_rss_max_bytes), "{:,.1f} MiB"))
+    table.add_row(
+        "generator CPU",
+        f"mean {_num(s.generator_cpu_percent_mean, '{:.0f}')} %, "
+        f"max {_num(s.generator_cpu_percent_max, '{:.0f}')} % of {s.generator_cores:g} core(s)",
+    )
+    slo = s.slo
+    verdict = Text(slo.verdict, style="bold green" if slo.passed else "bold red")
+    verdict.append(
+        f"  (p99 {_num(slo.p99_ms, '{:.2f}')} ms vs {slo.p99_limit_ms:g} ms; "
+        f"errors {_num(slo.error_rate, '{:.2%}')} vs {slo.error_rate_limit:.2%})",
+        style="default",
+    )
+    for reason in slo.reasons:
+        verdict.append(f"\n{reason}", style="default")
+    table.add_row("SLO", verdict)
+    bound = Text("yes" if s.generator_bound else "no", style="bold yellow" if s.generator_bound else "")
+    for limit in s.limits:
+        bound.append(f"\n- {limit}", style="default")
+    if s.advice:
+        bound.append(f"\n{s.advice}", style="yellow")
+    table.add_row("generator-bound", bound)
+    if run.problem:
+        table.add_row("problem", Text(run.problem, style="red"))
+    for note in run.notes:
+        table.add_row("note", note)
+    return table
+
+
+def _num(value: float | int | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def _mib(value: int | None) -> float | None:
+    return None if value is None else value / (1024 * 1024)

@@ -1,0 +1,400 @@
+"""Run results: the ``run.json`` format (``capacity-run/1``) as dataclasses, and its reader and writer.
+
+Every later stage (``fit``, ``report``, ``gate``) reads runs through this module only: ``read_run`` checks
+the format version, validates every field's type and gives one clear error (``RunFormatError``) for an
+unknown, newer or corrupt file. The format is documented field by field in ``docs/run-format.md``.
+
+This module is the format and nothing else: it imports no other ``capacity`` module, so a reader never
+pulls in Locust, psutil or the orchestration.
+
+Units, everywhere: time in seconds, rates in requests per second, latency in milliseconds, memory in bytes,
+CPU in percent of one core (so a process using two cores fully reads 200), shares as fractions 0-1.
+Unknown values are ``None`` (JSON ``null``), never NaN or 0.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import types
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+FORMAT = "capacity-run/1"
+FORMAT_NAME, _, _FORMAT_VERSION = FORMAT.partition("/")
+FORMAT_VERSION = int(_FORMAT_VERSION)
+RUN_FILE = "run.json"
+
+RunStatus = Literal["completed", "interrupted", "failed"]
+
+
+class RunFormatError(ValueError):
+    """A file is not a readable ``capacity-run/1`` run: unknown or newer format, bad JSON, bad field."""
+
+
+# ---------------------------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class Latency:
+    """A latency distribution in milliseconds, from a merged HdrHistogram; ``None`` when ``count`` is 0."""
+
+    count: int
+    p50_ms: float | None = None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    p999_ms: float | None = None
+    max_ms: float | None = None
+    mean_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Second:
+    """One second of the run, ``t`` seconds after t = 0 of the schedule.
+
+    Load-generator figures are bucketed by intended send time; percentiles are of that second's requests
+    (never average them across seconds: use the summary's merged figures). Process figures are
+    time-weighted over the second from the 1 Hz psutil samples; exchange figures are its own
+    ``/api/metrics`` view sampled at the end of the second (its rates cover its own metrics window).
+    """
+
+    t: int
+    offered_rate: float  # requests/s the schedule asked for
+    sent_rate: float  # requests/s actually sent
+    achieved_rate: float  # successful responses/s
+    errors_per_s: float  # failed requests/s (any kind, shed included)
+    shed_per_s: float  # requests/s refused by overload protection (429/503)
+    late_per_s: float  # requests/s sent behind schedule (generator fell behind)
+    corrected_p50_ms: float | None
+    corrected_p99_ms: float | None
+    corrected_p999_ms: float | None
+    raw_p50_ms: float | None
+    raw_p99_ms: float | None
+    raw_p999_ms: float | None
+    server_cpu_percent: float | None = None  # percent of one core
+    server_rss_bytes: int | None = None
+    generator_cpu_percent: float | None = None  # percent of one core, Locust process tree
+    exchange_orders_per_sec: float | None = None
+    exchange_p99_ms: float | None = None
+    exchange_resting_orders: int | None = None
+    exchange_rss_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Request counts over the whole run."""
+
+    scheduled: int = 0
+    sent: int = 0
+    ok: int = 0
+    errors: int = 0
+    shed: int = 0
+    late: int = 0
+
+
+@dataclass(frozen=True)
+class SloVerdict:
+    """The run against the scenario's SLO: corrected p99 (ms) and error rate (0-1), each with its limit."""
+
+    p99_limit_ms: float
+    error_rate_limit: float
+    p99_ms: float | None
+    error_rate: float | None
+    passed: bool
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def verdict(self) -> str:
+        """``PASS`` or ``FAIL``."""
+        return "PASS" if self.passed else "FAIL"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the run measured, in one place.
+
+    Rates (offered, achieved, CPU, exchange) are over the steady window ``[steady_start_s, steady_end_s)``:
+    the ramp and the first and last second are left out. Counts, error rate and latency are over the whole
+    run; latencies come from the merged histograms, never from averaged percentiles.
+    ``generator_bound`` means the load generator, not the server, limited the run (``limits`` says why):
+    such a run is never evidence of a server limit.
+    """
+
+    steady_start_s: int
+    steady_end_s: int
+    offered_rate: float
+    achieved_rate: float
+    achieved_ratio: float | None
+    counts: Counts
+    error_rate: float | None  # (sent - ok) / sent: errors and never-answered requests
+    shed_rate: float | None  # shed / sent
+    late_share: float | None  # late / sent
+    corrected: Latency
+    raw: Latency
+    server_cpu_percent_mean: float | None
+    server_cpu_percent_max: float | None
+    server_cores_used_mean: float | None
+    server_cores_used_max: float | None
+    server_rss_max_bytes: int | None
+    generator_cpu_percent_mean: float | None
+    generator_cpu_percent_max: float | None
+    generator_cores: float
+    generator_saturated_seconds: int
+    exchange_orders_per_sec_mean: float | None
+    exchange_resting_orders_max: int | None
+    slo: SloVerdict
+    generator_bound: bool
+    limits: tuple[str, ...] = ()
+    advice: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Environment:
+    """Where the numbers were measured (as pyperf's metadata): machine, OS, software, pinning."""
+
+    timestamp_utc: str
+    hostname: str
+    cpu_model: str | None
+    logical_cpus: int
+    physical_cpus: int | None
+    cpu_governor: str | None
+    cpu_freq_mhz: float | None
+    memory_total_bytes: int
+    os: str
+    kernel: str
+    platform: str
+    python_version: str
+    python_implementation: str
+    packages: dict[str, str | None]
+    git_revision: str | None
+    git_dirty: bool | None
+    available_cpus: tuple[int, ...]
+    server_cpus: tuple[int, ...] | None
+    generator_cpus: tuple[int, ...] | None
+    pinned: bool
+    load_average_1m: float | None
+
+
+@dataclass(frozen=True)
+class Target:
+    """The exchange under test: its URL, whether capacity started it, and how it was configured."""
+
+    url: str
+    embedded: bool
+    server_pid: int | None = None
+    settings: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Quick-try overrides applied to the scenario file (``None``: the file's own value)."""
+
+    duration_s: float | None = None
+    orders_per_second: float | None = None
+    concurrent_users: int | None = None
+
+
+@dataclass(frozen=True)
+class LoadgenInfo:
+    """How the load generator ran: its command, exit code and what it reported besides the series."""
+
+    workers: int
+    command: tuple[str, ...]
+    exit_code: int | None
+    started_at: float | None  # unix seconds of t = 0 of the schedule
+    lag_max_ms: float | None = None
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+    requests_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One ``capacity run``: what was asked, where, what was measured per second, and the summary.
+
+    ``status`` is ``completed``, ``interrupted`` (stopped early, e.g. Ctrl-C: what was measured is kept)
+    or ``failed`` (the exchange or the generator broke; ``problem`` says how). ``files`` maps names to
+    paths relative to the run directory.
+    """
+
+    status: RunStatus
+    problem: str | None
+    scenario: dict[str, Any]
+    scenario_source: str | None
+    overrides: Overrides
+    target: Target
+    environment: Environment
+    started_utc: str
+    finished_utc: str
+    wall_time_s: float
+    loadgen: LoadgenInfo
+    series: tuple[Second, ...]
+    summary: Summary
+    files: dict[str, str] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    format: str = FORMAT
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def run_to_dict(run: Run) -> dict[str, Any]:
+    """The JSON-ready form of ``run`` (tuples become lists, non-finite floats ``None``)."""
+    data = _clean(asdict(run))
+    del data["format"]
+    return {"format": FORMAT, **data}  # the version first, so `head run.json` shows it
+
+
+def write_run(path: str | os.PathLike[str], run: Run) -> Path:
+    """Write ``run`` as JSON to ``path`` (a run directory gets ``run.json``), atomically. Returns the file."""
+    target = Path(path)
+    if target.is_dir():
+        target = target / RUN_FILE
+    text = json.dumps(run_to_dict(run), indent=2, allow_nan=False) + "\n"
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(target)
+    return target
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def read_run(path: str | os.PathLike[str]) -> Run:
+    """Read and validate a run from ``run.json`` or from the run directory holding it.
+
+    Raises RunFormatError (with the path in the message) for a missing or unreadable file, bad JSON, an
+    unknown or newer format, or a field of the wrong type.
+    """
+    source = Path(path)
+    if source.is_dir():
+        source = source / RUN_FILE
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise RunFormatError(f"{source}: no such file") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise RunFormatError(f"{source}: cannot read: {error}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise RunFormatError(
+            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
+        ) from None
+    return run_from_dict(data, str(source))
+
+
+def run_from_dict(data: Any, source: str = "<run>") -> Run:
+    """Validate an already-parsed run; see ``read_run``. Unknown extra fields are ignored."""
+    if not isinstance(data, dict):
+        raise RunFormatError(f"{source}: not a capacity run (expected a JSON object)")
+    check_format(data.get("format"), source)
+    return _build(Run, data, source, "")
+
+
+def check_format(value: Any, source: str = "<run>") -> None:
+    """Raise RunFormatError unless ``value`` names a format version this module reads."""
+    if value is None:
+        raise RunFormatError(f'{source}: not a capacity run (no "format" field; expected "{FORMAT}")')
+    if not isinstance(value, str):
+        raise RunFormatError(f'{source}: "format" must be a string like "{FORMAT}", got {value!r}')
+    name, _, version = value.partition("/")
+    if name != FORMAT_NAME:
+        raise RunFormatError(f'{source}: unknown format "{value}"; expected "{FORMAT}"')
+    if not version.isdigit():
+        raise RunFormatError(f'{source}: unknown format version "{value}"; expected "{FORMAT}"')
+    if int(version) > FORMAT_VERSION:
+        raise RunFormatError(
+            f'{source}: format "{value}" is newer than this capacity reads ("{FORMAT}"); upgrade capacity'
+        )
+    if int(version) != FORMAT_VERSION:
+        raise RunFormatError(f'{source}: unsupported format version "{value}"; expected "{FORMAT}"')
+
+
+T = TypeVar("T")
+
+
+def _build(tp: Any, value: Any, source: str, where: str) -> Any:
+    """``value`` checked against the annotation ``tp`` and converted (lists to tuples, dataclasses)."""
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if is_dataclass(tp) and isinstance(tp, type):
+        return _build_dataclass(tp, value, source, where)
+    if origin in (Union, types.UnionType):
+        options = get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise _type_error(source, where, "a value", value)
+        errors: list[RunFormatError] = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _build(option, value, source, where)
+            except RunFormatError as error:
+                errors.append(error)
+        raise errors[0]
+    if origin is Literal:
+        if value not in get_args(tp):
+            expected = " or ".join(json.dumps(v) for v in get_args(tp))
+            raise _type_error(source, where, expected, value)
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise _type_error(source, where, "a list", value)
+        item = get_args(tp)[0]
+        return tuple(_build(item, v, source, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise _type_error(source, where, "an object", value)
+        item = get_args(tp)[1]
+        return {k: _build(item, v, source, f"{where}.{k}" if where else k) for k, v in value.items()}
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise _type_error(source, where, "a number", value)
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _type_error(source, where, "an integer", value)
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise _type_error(source, where, "a string" if tp is str else "true or false", value)
+        return value
+    raise TypeError(f"results: no reader for annotation {tp!r}")  # a bug in this module, not in the file
+
+
+def _build_dataclass(cls: type[T], value: Any, source: str, where: str) -> T:
+    if not isinstance(value, dict):
+        raise _type_error(source, where, "an object", value)
+    hints = get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):  # type: ignore[arg-type]
+        path = f"{where}.{f.name}" if where else f.name
+        if f.name not in value:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise RunFormatError(f'{source}: missing field "{path}"')
+            continue
+        kwargs[f.name] = _build(hints[f.name], value[f.name], source, path)
+    return cls(**kwargs)
+
+
+def _type_error(source: str, where: str, expected: str, value: Any) -> RunFormatError:
+    shown = json.dumps(value) if not isinstance(value, dict | list) else type(value).__name__
+    if len(shown) > 40:
+        shown = shown[:37] + "..."
+    return RunFormatError(f'{source}: field "{where or "(top)"}": expected {expected}, got {shown}')

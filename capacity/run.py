@@ -1,0 +1,686 @@
+"""One scenario, measured: ``run_scenario(scenario, options) -> RunResult(path, run)``.
+
+The orchestration, in order:
+
+1. check the options (a ``--target`` must be loopback: load tests here never leave the machine; CPUs must
+   exist) — ``RunSetupError`` before anything starts;
+2. make the run directory ``<output_dir>/<UTC yyyymmddTHHMMSS>-<name>/`` with the effective scenario;
+3. start the embedded reference exchange in its own process (``EmbeddedExchange``), pinned to the server
+   CPUs, unless a target URL is given, and wait for ``/health``;
+4. sample the server (psutil) and the exchange's own ``/api/metrics`` every second;
+5. run Locust (``capacity/locustfile.py``) headless as a subprocess in its own session, pinned to the
+   generator CPUs, writing into ``loadgen/`` (``docs/loadgen-results.md``);
+6. stop Locust, then the exchange — on completion, on Ctrl-C (the run is kept and marked
+   ``interrupted``), on ``cancel``, or when something breaks (``failed``);
+7. join the generator's seconds with the samples, summarise, and write ``run.json``
+   (``capacity.results``, ``docs/run-format.md``).
+
+``run_scenario`` never raises for a run that breaks: the run directory and ``run.json`` say what happened.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import yaml
+
+from capacity.environment import collect_environment
+from capacity.exchange_process import EmbeddedExchange, ExchangeStartError
+from capacity.loadgen_reader import (
+    HLOG_FILES,
+    LOADGEN_FILE,
+    LoadgenFormatError,
+    LoadgenResult,
+    read_loadgen,
+    read_progress,
+)
+from capacity.progress import ProgressCallback, ProgressUpdate
+from capacity.results import (
+    Counts,
+    Latency,
+    LoadgenInfo,
+    Overrides,
+    Run,
+    RunStatus,
+    Target,
+    write_run,
+)
+from capacity.sampler import MetricsPoller, ProcessSampler
+from capacity.scenario import Scenario
+from capacity.series import build_series
+from capacity.summary import summarize
+
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+DEFAULT_OUTPUT_DIR = Path("reports/runs")
+RUN_TIME_GRACE_S = 5  # --run-time is the schedule plus this: a safety stop, the shape ends the test
+JOURNAL_SYNC_MODES = ("full", "normal", "off")
+# The embedded exchange's /api/metrics window: short, so its per-second view is per-second.
+EXCHANGE_METRICS_WINDOW = "1s"
+
+
+class RunSetupError(ValueError):
+    """The options cannot work (non-loopback target, unknown CPU, missing locustfile...); nothing ran."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How to run a scenario. CPUs are logical CPU numbers; ``None`` picks a default (see
+    ``plan_placement``)."""
+
+    output_dir: Path = DEFAULT_OUTPUT_DIR
+    overrides: Overrides = field(default_factory=Overrides)
+    scenario_source: str | None = None  # the file the scenario came from, for the record
+    target: str | None = None  # loopback URL of an exchange to test instead of the embedded one
+    server_pid: int | None = None  # with target: its pid, so psutil can sample it
+    workers: int = 1  # Locust processes (> 1 runs --processes N: a master and N workers)
+    pin: bool = True
+    server_cpus: tuple[int, ...] | None = None
+    generator_cpus: tuple[int, ...] | None = None
+    pin_self: bool = False  # also pin this process (sampler, display) to the generator CPUs during the run
+    journal_sync: str | None = None  # embedded only: full | normal | off (None: the exchange's default)
+    journal: bool = True  # embedded only: False runs without durability (JOURNAL_PATH=none)
+    exchange_env: Mapping[str, str] = field(default_factory=dict)  # extra env for the embedded exchange
+    start_timeout_s: float = 30.0  # exchange up and Locust started
+    stop_timeout_s: float = 30.0  # Locust and exchange to stop after being asked
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """Where the run was written and what it holds."""
+
+    path: Path
+    run: Run
+
+
+@dataclass(frozen=True)
+class Placement:
+    """CPUs for server and generator (``None``: not pinned), whether pinning applies, and why not."""
+
+    server_cpus: tuple[int, ...] | None
+    generator_cpus: tuple[int, ...] | None
+    pinned: bool
+    notes: tuple[str, ...] = ()
+
+
+# ---------------------------------------------------------------------------------------------- checks
+
+
+def check_target(url: str) -> str:
+    """``url`` without a trailing slash if it is an http(s) URL on this machine (127.0.0.0/8, ::1,
+    localhost); RunSetupError otherwise. Load tests here must never leave the machine."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise RunSetupError(f"--target {url!r}: expected an http:// URL such as http://127.0.0.1:8080")
+    try:
+        parsed.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise RunSetupError(f"--target {url!r}: bad port") from None
+    if parsed.query or parsed.fragment:
+        raise RunSetupError(f"--target {url!r}: expected a base URL without query or fragment")
+    if not _is_loopback(parsed.hostname):
+        raise RunSetupError(
+            f"--target {url!r}: refusing a non-loopback host ({parsed.hostname}); load tests from capacity "
+            "never leave this machine (use 127.0.0.1, localhost or [::1])"
+        )
+    return url.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # any other name could resolve anywhere
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
+def parse_cpus(text: str) -> tuple[int, ...]:
+    """CPU numbers from ``"1"``, ``"0,2"`` or ``"0-3"`` (sorted, unique); ValueError for anything else."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, dash, high = part.strip().partition("-")
+        if not low.isdigit() or (dash and not high.isdigit()):
+            raise ValueError(f"not a CPU list: {text!r} (expected e.g. 1, 0,2 or 0-3)")
+        first, last = int(low), int(high) if dash else int(low)
+        if last < first:
+            raise ValueError(f"not a CPU list: {text!r} ({part} goes down)")
+        cpus.update(range(first, last + 1))
+    return tuple(sorted(cpus))
+
+
+def default_cpus(available: Sequence[int]) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """``(server, generator)`` CPUs: the generator gets the lower half (rounded up), the server the rest;
+    on a 2-CPU machine the server gets CPU 1 and the generator CPU 0. None with fewer than 2 CPUs."""
+    cpus = sorted(available)
+    if len(cpus) < 2:
+        return None
+    half = math.ceil(len(cpus) / 2)
+    return tuple(cpus[half:]), tuple(cpus[:half])
+
+
+def plan_placement(options: RunOptions, available: Sequence[int] | None = None) -> Placement:
+    """Where server and generator run. RunSetupError for a CPU this process may not use, or for server
+    CPUs with an external target (capacity does not re-pin a process it did not start)."""
+    cpus = sorted(available if available is not None else os.sched_getaffinity(0))
+    if options.target and options.server_cpus:
+        raise RunSetupError("--server-cpus applies to the embedded exchange only (pin your server yourself)")
+    if not options.pin:
+        return Placement(None, None, False, ("not pinned (--no-pin): server and generator share all CPUs",))
+    for flag, chosen in (
+        ("--server-cpus", options.server_cpus),
+        ("--generator-cpus", options.generator_cpus),
+    ):
+        unknown = sorted(set(chosen or ()) - set(cpus))
+        if unknown:
+            raise RunSetupError(
+                f"{flag}: CPU {','.join(map(str, unknown))} is not available "
+                f"(this process may use {','.join(map(str, cpus))})"
+            )
+    defaults = default_cpus(cpus)
+    if defaults is None and not (options.server_cpus or options.generator_cpus):
+        note = f"only CPU {cpus[0]} is available: server and generator share it" if cpus else "no CPUs?"
+        return Placement(None, None, False, (note,))
+    server = options.server_cpus or (defaults[0] if defaults else None)
+    generator = options.generator_cpus or (defaults[1] if defaults else None)
+    notes = []
+    if options.target:
+        server = None
+        notes.append("external target: its CPU placement is its own (pin it with taskset to keep it apart)")
+    shared = sorted(set(server or ()) & set(generator or ()))
+    if shared:
+        notes.append(f"server and generator share CPU {','.join(map(str, shared))}: they compete for it")
+    return Placement(server, generator, True, tuple(notes))
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+
+def run_scenario(
+    scenario: Scenario,
+    options: RunOptions,
+    progress: ProgressCallback | None = None,
+    cancel: threading.Event | None = None,
+) -> RunResult:
+    """Run ``scenario`` (with ``options.overrides`` applied) and write its run directory.
+
+    ``progress`` gets a ``ProgressUpdate`` about once a second; setting ``cancel`` stops the run early
+    (as Ctrl-C does) and keeps what was measured. Raises RunSetupError (nothing started) or
+    ``capacity.scenario.ScenarioError`` (bad overrides); every other outcome is in the returned run.
+    """
+    return _Orchestrator(scenario, options, progress, cancel).run()
+
+
+def run_dir_for(output_dir: Path, name: str, now: datetime | None = None) -> Path:
+    """Create and return ``output_dir/<UTC yyyymmddTHHMMSS>-<name>`` (``-2``, ``-3``... if taken)."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%S")
+    output_dir.mkdir(parents=True, exist_ok=True)
+    for attempt in range(1, 1000):
+        path = output_dir / (f"{stamp}-{name}" if attempt == 1 else f"{stamp}-{name}-{attempt}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunSetupError(f"cannot create a run directory in {output_dir}")
+
+
+def locust_command(
+    scenario_file: Path,
+    host: str,
+    results_dir: Path,
+    run_time_s: float,
+    workers: int = 1,
+    overrides: Overrides | None = None,
+    master_port: int | None = None,
+    locustfile: Path = LOCUSTFILE,
+) -> list[str]:
+    """The Locust command line for a headless run of ``capacity/locustfile.py``."""
+    command = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",  # failed requests are measurements, not a failure of the generator
+        "--scenario",
+        str(scenario_file),
+        "--host",
+        host,
+        "--results-dir",
+        str(results_dir),
+        "--run-time",
+        f"{math.ceil(run_time_s)}s",
+    ]
+    if workers > 1:
+        command += ["--processes", str(workers), "--master-bind-host", "127.0.0.1"]
+        if master_port is not None:
+            command += ["--master-bind-port", str(master_port), "--master-port", str(master_port)]
+    overrides = overrides or Overrides()
+    for flag, value in (
+        ("--duration-override", overrides.duration_s),
+        ("--rate-override", overrides.orders_per_second),
+        ("--users-override", overrides.concurrent_users),
+    ):
+        if value is not None:
+            command += [flag, _plain(value)]
+    return command
+
+
+class _Interrupted(Exception):
+    """Ctrl-C or ``cancel`` during the run."""
+
+
+class _Orchestrator:
+    """The state of one run; ``run`` is the whole life cycle, ``_finish`` always writes ``run.json``."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        options: RunOptions,
+        progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        self.options = options
+        self.progress = progress
+        self.cancel = cancel or threading.Event()
+        if options.workers < 1:
+            raise RunSetupError(f"--workers must be at least 1, got {options.workers}")
+        if options.journal_sync is not None and options.journal_sync not in JOURNAL_SYNC_MODES:
+            raise RunSetupError(f"--journal-sync must be one of {', '.join(JOURNAL_SYNC_MODES)}")
+        self.target_url = check_target(options.target) if options.target else None
+        if self.target_url and (options.journal_sync or not options.journal or options.exchange_env):
+            raise RunSetupError("--journal-sync/--no-journal apply to the embedded exchange only")
+        if options.server_pid is not None:
+            if not self.target_url:
+                raise RunSetupError("--server-pid goes with --target (the embedded exchange's pid is known)")
+            if not psutil.pid_exists(options.server_pid):
+                raise RunSetupError(f"--server-pid {options.server_pid}: no such process")
+        if not LOCUSTFILE.is_file():
+            raise RunSetupError(f"the load generator is missing: {LOCUSTFILE} does not exist")
+        self.placement = plan_placement(options)
+        o = options.overrides
+        self.scenario = scenario.with_overrides(o.duration_s, o.orders_per_second, o.concurrent_users)
+        self.duration_s = self.scenario.total_duration_s
+        self.notes: list[str] = list(self.placement.notes)
+        self.status: RunStatus = "completed"
+        self.problem: str | None = None
+        self.exchange: EmbeddedExchange | None = None
+        self.locust: subprocess.Popen[bytes] | None = None
+        self.locust_exit: int | None = None
+        self.command: list[str] = []
+        self.sampler: ProcessSampler | None = None
+        self.poller: MetricsPoller | None = None
+        self.server_pid: int | None = options.server_pid
+        self.exchange_settings: dict[str, str] = {}
+        self.started = datetime.now(UTC)
+        self.path = Path()
+        self.url = self.target_url or ""
+
+    # -- life cycle --
+
+    def run(self) -> RunResult:
+        self.path = run_dir_for(self.options.output_dir, self.scenario.name, self.started)
+        self.loadgen_dir = self.path / "loadgen"
+        self.loadgen_dir.mkdir()
+        self.scenario_file = self.path / "scenario.yaml"
+        self.scenario_file.write_text(
+            yaml.safe_dump(self.scenario.to_dict(), sort_keys=False, allow_unicode=True), encoding="utf-8"
+        )
+        self.environment = collect_environment(
+            self.placement.server_cpus, self.placement.generator_cpus, self.placement.pinned
+        )
+        own_cpus = os.sched_getaffinity(0)
+        if self.options.pin_self and self.placement.generator_cpus:
+            # Before any thread or child starts, so they inherit it; the exchange is re-pinned at start.
+            os.sched_setaffinity(0, self.placement.generator_cpus)
+        try:
+            with _interrupts_as(self.cancel):
+                self._start_exchange()
+                self._start_sampling()
+                self._start_locust()
+                self._watch()
+        except _Interrupted:
+            self.status = "interrupted"
+            self.problem = "stopped early (interrupted); what was measured until then is kept"
+        except _RunBroke as broke:
+            self.status = "failed"
+            self.problem = str(broke)
+        finally:
+            self._shutdown()
+            os.sched_setaffinity(0, own_cpus)
+        return self._finish()
+
+    def _say(self, phase: str, message: str) -> None:
+        if self.progress is not None:
+            self.progress(ProgressUpdate(phase, message, self.scenario.name, self.duration_s))
+
+    def _start_exchange(self) -> None:
+        if self.target_url:
+            self.url = self.target_url
+            self._say("starting", f"target {self.url} (not started by capacity)")
+            _wait_healthy(self.url, self.options.start_timeout_s, self.cancel)
+            if self.options.server_pid is None:
+                self.notes.append(
+                    "external target without --server-pid: server CPU and RSS come only from its /api/metrics"
+                )
+            else:
+                try:
+                    server = psutil.Process(self.options.server_pid)
+                    self.environment = replace(self.environment, server_cpus=tuple(server.cpu_affinity()))
+                except psutil.Error:
+                    pass
+            return
+        env = {"METRICS_COLLECTION_TIME": EXCHANGE_METRICS_WINDOW, **self.options.exchange_env}
+        if self.options.journal_sync:
+            env["JOURNAL_SYNC"] = self.options.journal_sync
+        if not self.options.journal:
+            env["JOURNAL_PATH"] = "none"
+        self.exchange_settings = dict(env)
+        cpus = self.placement.server_cpus
+        self._say("starting", "starting the reference exchange" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
+        self.exchange = EmbeddedExchange(env=env, cpus=cpus, start_timeout_s=self.options.start_timeout_s)
+        try:
+            self.exchange.start()
+        except ExchangeStartError as error:
+            raise _RunBroke(str(error)) from None
+        self.url = self.exchange.url
+        self.server_pid = self.exchange.pid
+        self._say("starting", f"reference exchange ready at {self.url} (pid {self.server_pid})")
+
+    def _start_sampling(self) -> None:
+        try:
+            self.sampler = ProcessSampler(self.server_pid).start()
+        except psutil.Error as error:
+            self.notes.append(f"server process not sampled: {error}")
+            self.sampler = ProcessSampler(None).start()
+        self.poller = MetricsPoller(self.url).start()
+
+    def _start_locust(self) -> None:
+        master_port = _free_port() if self.options.workers > 1 else None
+        self.command = locust_command(
+            self.scenario_file,
+            self.url,
+            self.loadgen_dir,
+            self.duration_s + RUN_TIME_GRACE_S,
+            self.options.workers,
+            self.options.overrides,
+            master_port,
+        )
+        cpus = self.placement.generator_cpus
+        self._say("starting", "starting Locust" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
+        self.locust_log = (self.loadgen_dir / "locust.log").open("wb")
+        self.locust = subprocess.Popen(
+            self.command,
+            stdout=self.locust_log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us; we stop Locust first, then the exchange
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        if cpus:
+            try:
+                os.sched_setaffinity(self.locust.pid, cpus)
+            except OSError as error:
+                self.notes.append(f"could not pin the generator to CPU {_cpus(cpus)}: {error}")
+        assert self.sampler is not None
+        with suppress(psutil.Error):  # exited at once: _watch reports it
+            self.sampler.watch_generator(self.locust.pid)
+
+    def _watch(self) -> None:
+        assert self.locust is not None
+        deadline = time.monotonic() + self.duration_s + self.options.start_timeout_s + 2 * RUN_TIME_GRACE_S
+        while True:
+            self.locust_exit = self.locust.poll()
+            if self.locust_exit is not None:
+                if self.locust_exit != 0:
+                    raise _RunBroke(f"Locust exited with code {self.locust_exit}: {self._locust_tail()}")
+                return
+            if self.exchange is not None and self.exchange.process is not None:
+                code = self.exchange.process.poll()
+                if code is not None:
+                    raise _RunBroke(
+                        f"the exchange exited with code {code} during the run: {self._exchange_tail()}"
+                    )
+            if time.monotonic() > deadline:
+                raise _RunBroke(
+                    f"Locust was still running {self.duration_s + RUN_TIME_GRACE_S:.0f} s after a "
+                    f"{self.duration_s:.0f} s schedule; stopped it"
+                )
+            self._report()
+            if self.cancel.wait(1.0):
+                raise _Interrupted
+
+    def _report(self) -> None:
+        if self.progress is None:
+            return
+        live = read_progress(self.loadgen_dir)
+        process = self.sampler.latest() if self.sampler else None
+        exchange = self.poller.latest() if self.poller else None
+        self.progress(
+            ProgressUpdate(
+                phase="running",
+                message=f"running against {self.url}",
+                scenario=self.scenario.name,
+                duration_s=self.duration_s,
+                elapsed_s=live.elapsed_s if live else None,
+                offered_rate=live.offered_rate if live else None,
+                achieved_rate=live.achieved_rate if live else None,
+                p99_corrected_ms=live.p99_corrected_ms if live else None,
+                sent_total=live.sent_total if live else None,
+                errors_total=live.errors_total if live else None,
+                late_total=live.late_total if live else None,
+                users=live.users if live else None,
+                server_cpu_percent=process.server_cpu_percent if process else None,
+                server_rss_bytes=process.server_rss_bytes if process else None,
+                generator_cpu_percent=process.generator_cpu_percent if process else None,
+                exchange_orders_per_sec=exchange.orders_per_sec if exchange else None,
+            )
+        )
+
+    # -- stopping --
+
+    def _shutdown(self) -> None:
+        """Stop Locust (it writes its results on stop), then sampling, then the exchange. A second Ctrl-C
+        here escalates to killing Locust instead of waiting for it."""
+        if self.locust is not None and self.locust.poll() is None:
+            self._say("stopping", "stopping Locust")
+            self.locust_exit = _stop_process_group(self.locust, self.options.stop_timeout_s)
+        elif self.locust is not None:
+            self.locust_exit = self.locust.returncode
+        if self.locust is not None:
+            self.locust_log.close()
+        self.process_samples = self.sampler.stop() if self.sampler else []
+        self.exchange_samples = self.poller.stop() if self.poller else []
+        if self.poller is not None and not self.exchange_samples and self.poller.failures:
+            self.notes.append(f"the exchange's /api/metrics never answered: {self.poller.last_error}")
+        if self.exchange is not None:
+            self._say("stopping", "stopping the exchange")
+            try:
+                self.exchange.stop(self.options.stop_timeout_s)
+            except KeyboardInterrupt:
+                if self.exchange.process is not None:
+                    self.exchange.process.kill()
+            (self.path / "exchange.log").write_text(self.exchange.output(), encoding="utf-8")
+
+    def _finish(self) -> RunResult:
+        loadgen: LoadgenResult | None = None
+        try:
+            loadgen = read_loadgen(self.loadgen_dir)
+        except LoadgenFormatError as error:
+            if self.locust is not None:  # no generator, no results: that is said elsewhere
+                self.status = "failed" if self.status == "completed" else self.status
+                self.problem = self.problem or str(error)
+                self.notes.append(str(error))
+        series = (
+            build_series(
+                loadgen.seconds,
+                loadgen.started_at,
+                self.process_samples,
+                self.exchange_samples,
+                loadgen.interval_s,
+            )
+            if loadgen
+            else ()
+        )
+        summary = summarize(
+            self.scenario,
+            series,
+            loadgen.totals if loadgen else Counts(),
+            loadgen.corrected if loadgen else Latency(0),
+            loadgen.raw if loadgen else Latency(0),
+            self._generator_cores(),
+            completed=self.status == "completed",
+        )
+        finished = datetime.now(UTC)
+        run = Run(
+            status=self.status,
+            problem=self.problem,
+            scenario=self.scenario.to_dict(),
+            scenario_source=self.options.scenario_source,
+            overrides=self.options.overrides,
+            target=Target(
+                url=self.url,
+                embedded=self.target_url is None,
+                server_pid=self.server_pid,
+                settings=self.exchange_settings,
+            ),
+            environment=self.environment,
+            started_utc=self.started.isoformat(timespec="seconds"),
+            finished_utc=finished.isoformat(timespec="seconds"),
+            wall_time_s=(finished - self.started).total_seconds(),
+            loadgen=LoadgenInfo(
+                workers=self.options.workers,
+                command=tuple(self.command),
+                exit_code=self.locust_exit,
+                started_at=loadgen.started_at if loadgen else None,
+                lag_max_ms=loadgen.lag_max_ms if loadgen else None,
+                errors_by_kind=loadgen.errors_by_kind if loadgen else {},
+                requests_by_kind=loadgen.requests_by_kind if loadgen else {},
+            ),
+            series=series,
+            summary=summary,
+            files=self._files(),
+            notes=tuple(self.notes),
+        )
+        write_run(self.path, run)
+        self._say("finished", f"{self.status}: {self.path}")
+        return RunResult(self.path, run)
+
+    def _generator_cores(self) -> float:
+        cpus = self.placement.generator_cpus or tuple(self.environment.available_cpus)
+        return float(min(len(cpus), self.options.workers))
+
+    def _files(self) -> dict[str, str]:
+        candidates = {
+            "scenario": "scenario.yaml",
+            "loadgen": f"loadgen/{LOADGEN_FILE}",
+            **{key: f"loadgen/{name}" for key, name in HLOG_FILES.items()},
+            "locust_log": "loadgen/locust.log",
+            "exchange_log": "exchange.log",
+        }
+        return {key: rel for key, rel in candidates.items() if (self.path / rel).is_file()}
+
+    def _locust_tail(self) -> str:
+        self.locust_log.flush()
+        return _tail(self.loadgen_dir / "locust.log")
+
+    def _exchange_tail(self) -> str:
+        assert self.exchange is not None
+        lines = self.exchange.output().strip().splitlines()
+        return " | ".join(lines[-5:]) or "(no output)"
+
+
+class _RunBroke(Exception):
+    """The exchange or the generator failed; the run is written as ``failed``."""
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def _interrupts_as(cancel: threading.Event) -> Iterator[None]:
+    """Turn Ctrl-C (KeyboardInterrupt) inside the block into ``_Interrupted``; a set ``cancel`` too."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        cancel.set()
+        raise _Interrupted from None
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    """SIGTERM to Locust's master (it stops its workers and writes its results), wait, then SIGKILL the
+    whole session. A Ctrl-C while waiting skips straight to the kill."""
+    try:
+        process.send_signal(signal.SIGTERM)
+        return process.wait(timeout_s)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        pass
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        return process.wait(5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+def _wait_healthy(url: str, timeout_s: float, cancel: threading.Event) -> None:
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+                last = f"HTTP {response.status}"
+        except urllib.error.HTTPError as error:
+            last = f"HTTP {error.code}"
+        except (urllib.error.URLError, OSError) as error:
+            last = str(getattr(error, "reason", error))
+        if cancel.wait(0.2):
+            raise _Interrupted
+    raise _RunBroke(f"{url}/health did not answer 200 within {timeout_s:.0f} s ({last})")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _tail(path: Path, lines: int = 5) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+    except OSError:
+        return "(no output)"
+    return " | ".join(text[-lines:]) or "(no output)"
+
+
+def _cpus(cpus: Sequence[int] | None) -> str:
+    return ",".join(map(str, cpus or ()))
+
+
+def _plain(value: float | int) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,221 @@
+"""Once-a-second sampling of the server and the load generator while a run goes on.
+
+Two daemon threads, so a slow exchange never makes the process samples irregular:
+
+- ``ProcessSampler``: with psutil, the server process's CPU (percent of one core: a server using two
+  threads fully reads 200) and RSS (bytes), and the generator's CPU summed over the Locust process and
+  all its children (``--processes`` workers). CPU comes from ``cpu_times`` deltas over the wall time
+  between samples, per process identity (pid + create time), so a worker forked between two samples
+  counts from its birth and nothing is lost to a missing baseline.
+- ``MetricsPoller``: ``GET {url}/api/metrics`` (the exchange's own view) — orders/s, p99 (ms), resting
+  orders and RSS — which works for any target, including one psutil cannot see.
+
+Samples carry unix times so they can be aligned with the generator's schedule afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+import psutil
+
+INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class ProcessSample:
+    """Process figures for the ``interval_s`` seconds ending at ``time`` (unix seconds)."""
+
+    time: float
+    interval_s: float
+    server_cpu_percent: float | None  # percent of one core
+    server_rss_bytes: int | None
+    generator_cpu_percent: float | None  # percent of one core, Locust process tree
+
+
+@dataclass(frozen=True)
+class ExchangeSample:
+    """The exchange's ``/api/metrics`` as read at ``time`` (unix seconds); rates over its own window."""
+
+    time: float
+    orders_per_sec: float | None
+    p99_ms: float | None
+    resting_orders: int | None
+    rss_bytes: int | None
+
+
+class CpuMeter:
+    """CPU seconds used by a process (and optionally all its descendants) between calls of ``take``."""
+
+    def __init__(self, pid: int, include_children: bool) -> None:
+        self.pid = pid
+        self.include_children = include_children
+        self._root = psutil.Process(pid)
+        self._seen: dict[tuple[int, float], float] = {}
+        self.take()  # the baseline: CPU used before the first call is not counted
+
+    def take(self) -> float | None:
+        """CPU seconds since the previous call, or None once the root process is gone."""
+        try:
+            processes = [self._root]
+            if self.include_children:
+                processes += self._root.children(recursive=True)
+        except psutil.Error:
+            return None
+        used = 0.0
+        seen: dict[tuple[int, float], float] = {}
+        for process in processes:
+            try:
+                with process.oneshot():
+                    times = process.cpu_times()
+                    key = (process.pid, process.create_time())
+            except psutil.Error:
+                continue  # exited between listing and reading; its last slice is lost
+            total = times.user + times.system
+            used += max(total - self._seen.get(key, 0.0), 0.0)
+            seen[key] = total
+        if not seen:
+            return None
+        self._seen = seen
+        return used
+
+
+class ProcessSampler:
+    """Samples the server's CPU and RSS and the generator's CPU every ``interval_s`` seconds.
+
+    ``server_pid`` may be None (an external target without ``--server-pid``); the generator is attached
+    with ``watch_generator`` once Locust has started.
+    """
+
+    def __init__(self, server_pid: int | None, interval_s: float = INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.samples: list[ProcessSample] = []
+        self._server: psutil.Process | None = None
+        self._server_cpu: CpuMeter | None = None
+        if server_pid is not None:
+            self._server = psutil.Process(server_pid)
+            self._server_cpu = CpuMeter(server_pid, include_children=False)
+        self._generator_cpu: CpuMeter | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="capacity-sampler", daemon=True)
+        self._last = time.monotonic()
+
+    def watch_generator(self, pid: int) -> None:
+        """Start measuring the generator rooted at ``pid`` (its children included)."""
+        meter = CpuMeter(pid, include_children=True)
+        with self._lock:
+            self._generator_cpu = meter
+
+    def start(self) -> ProcessSampler:
+        self._last = time.monotonic()
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[ProcessSample]:
+        """Stop sampling (taking one last sample) and return all samples."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        return list(self.samples)
+
+    def latest(self) -> ProcessSample | None:
+        return self.samples[-1] if self.samples else None
+
+    def _loop(self) -> None:
+        next_tick = self._last + self.interval_s
+        while True:
+            stopping = self._stop.wait(max(next_tick - time.monotonic(), 0.0))
+            self.sample()
+            next_tick += self.interval_s
+            if stopping:
+                return
+
+    def sample(self) -> ProcessSample:
+        """Take one sample now (also called by the thread); CPU is over the time since the last one."""
+        now = time.monotonic()
+        wall = max(now - self._last, 1e-6)
+        self._last = now
+        with self._lock:
+            generator = self._generator_cpu
+        server_cpu = _percent(self._server_cpu.take(), wall) if self._server_cpu else None
+        generator_cpu = _percent(generator.take(), wall) if generator else None
+        rss = None
+        if self._server is not None:
+            try:
+                rss = self._server.memory_info().rss
+            except psutil.Error:
+                rss = None
+        sample = ProcessSample(time.time(), wall, server_cpu, rss, generator_cpu)
+        self.samples.append(sample)
+        return sample
+
+
+class MetricsPoller:
+    """Polls ``GET {base_url}/api/metrics`` every ``interval_s`` seconds; failures are counted, not fatal."""
+
+    def __init__(self, base_url: str, interval_s: float = INTERVAL_S, timeout_s: float = 2.0) -> None:
+        self.url = base_url.rstrip("/") + "/api/metrics"
+        self.interval_s = interval_s
+        self.timeout_s = timeout_s
+        self.samples: list[ExchangeSample] = []
+        self.failures = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="capacity-metrics", daemon=True)
+
+    def start(self) -> MetricsPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> list[ExchangeSample]:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=self.timeout_s + 1)
+        return list(self.samples)
+
+    def latest(self) -> ExchangeSample | None:
+        return self.samples[-1] if self.samples else None
+
+    def _loop(self) -> None:
+        next_tick = time.monotonic() + self.interval_s
+        while not self._stop.wait(max(next_tick - time.monotonic(), 0.0)):
+            next_tick += self.interval_s
+            sample = self.poll()
+            if sample is not None:
+                self.samples.append(sample)
+            next_tick = max(next_tick, time.monotonic())  # a slow answer skips ticks instead of bunching
+
+    def poll(self) -> ExchangeSample | None:
+        """One read of the exchange's metrics, or None (counted in ``failures``) if it did not answer."""
+        try:
+            with urllib.request.urlopen(self.url, timeout=self.timeout_s) as response:
+                data = json.load(response).get("data", {})
+        except (urllib.error.URLError, OSError, ValueError, AttributeError) as error:
+            self.failures += 1
+            self.last_error = str(error)
+            return None
+        return ExchangeSample(
+            time=time.time(),
+            orders_per_sec=_number(data.get("orders_per_sec")),
+            p99_ms=_number(data.get("p99_latency")),
+            resting_orders=_integer(data.get("resting_orders")),
+            rss_bytes=_integer(data.get("memory_rss_bytes")),
+        )
+
+
+def _percent(cpu_seconds: float | None, wall_s: float) -> float | None:
+    return None if cpu_seconds is None else 100.0 * cpu_seconds / wall_s
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _integer(value: object) -> int | None:
+    return int(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,0 +1,191 @@
+"""The summary of a run: steady-window rates, whole-run latency, SLO verdict, and whether the generator,
+not the server, was the limit.
+
+Rules (documented in ``docs/run-format.md``):
+
+- **Steady window**: seconds ``t`` with ``max(1, ceil(ramp)) <= t < last - 1`` — the ramp and the first
+  and last second are left out, as are any seconds the generator reports beyond the schedule. A run too
+  short to have one uses all its seconds (the window in the summary says so).
+- **Latency** comes from the generator's merged whole-run histograms, never from averaged percentiles.
+- **Error rate** = (sent - ok) / sent: failed requests *and* requests never answered by the end of the
+  run count against the server.
+- **SLO**: corrected p99 <= ``slo.p99_ms`` and error rate <= ``slo.error_rate``.
+- **Generator-bound** when any of: the generator's CPU was >= 90 % of the cores it could use for a
+  sustained part of the steady window (at least a quarter of its seconds, and at least 2 when there are
+  2); more than 1 % of the requests it sent were late; or, for a completed run, more than 1 % of the
+  scheduled requests were never sent. The cores it could use are the CPUs it was pinned to, capped by its
+  process count (one Python process cannot use more than one core).
+
+  Each user sends on its own schedule and waits for its response, so a request is also late when the
+  previous response of the same user took longer than the user's interval between sends
+  (``users / rate``). When the server's own response times explain the lateness — raw p99 at least that
+  interval — lateness is the server's latency, already in the corrected figures, not a generator limit:
+  the run is not marked generator-bound for it, and ``notes`` says so with the figures.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+
+from capacity.results import Counts, Latency, Second, SloVerdict, Summary
+from capacity.scenario import Scenario
+
+EDGE_S = 1  # seconds dropped at both ends of the steady window
+SATURATION = 0.90  # generator CPU share of its cores that counts as saturated
+SUSTAINED_SHARE = 0.25  # share of steady seconds that makes saturation "sustained"
+LATE_LIMIT = 0.01  # late share of sent requests above which the generator fell behind
+UNSENT_LIMIT = 0.01  # unsent share of scheduled requests above which the generator fell behind
+ADVICE = "the load generator, not the server, limited this run: add workers (--workers N) or a second machine"
+
+
+def steady_window(scenario: Scenario, seconds: Sequence[int]) -> tuple[int, int]:
+    """``(start, end)`` of the steady window in seconds (``start <= t < end``) for the run's seconds."""
+    if not seconds:
+        return 0, 0
+    ramp = scenario.load.ramp_up.duration_s if scenario.load.ramp_up else 0.0
+    last = min(max(seconds) + 1, math.ceil(scenario.total_duration_s - 1e-9))
+    start = max(EDGE_S, math.ceil(ramp - 1e-9))
+    end = last - EDGE_S
+    if end - start < 1:
+        return min(seconds), max(seconds) + 1
+    return start, end
+
+
+def user_interval_ms(scenario: Scenario) -> float:
+    """The shortest time between two sends of one user (ms): users / rate of the busiest step. Users
+    ramp with the rate, so the ramp does not change it."""
+    return min(1000.0 * step.concurrent_users / step.orders_per_second for step in scenario.steps)
+
+
+def summarize(
+    scenario: Scenario,
+    series: Sequence[Second],
+    totals: Counts,
+    corrected: Latency,
+    raw: Latency,
+    generator_cores: float,
+    completed: bool = True,
+) -> Summary:
+    """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use."""
+    start, end = steady_window(scenario, [s.t for s in series])
+    steady = [s for s in series if start <= s.t < end]
+    offered = _mean([s.offered_rate for s in steady]) or 0.0
+    achieved = _mean([s.achieved_rate for s in steady]) or 0.0
+    sent = totals.sent
+    server_cpu = [s.server_cpu_percent for s in steady if s.server_cpu_percent is not None]
+    generator_cpu = [s.generator_cpu_percent for s in steady if s.generator_cpu_percent is not None]
+    saturated = sum(1 for v in generator_cpu if v >= SATURATION * generator_cores * 100)
+    limits, notes = generator_limits(
+        scenario, generator_cpu, saturated, len(steady), generator_cores, totals, raw, completed
+    )
+    rss = [s.server_rss_bytes for s in series if s.server_rss_bytes is not None]
+    exchange_rate = [s.exchange_orders_per_sec for s in steady if s.exchange_orders_per_sec is not None]
+    resting = [s.exchange_resting_orders for s in series if s.exchange_resting_orders is not None]
+    error_rate = (sent - totals.ok) / sent if sent else None
+    return Summary(
+        steady_start_s=start,
+        steady_end_s=end,
+        offered_rate=offered,
+        achieved_rate=achieved,
+        achieved_ratio=achieved / offered if offered > 0 else None,
+        counts=totals,
+        error_rate=error_rate,
+        shed_rate=totals.shed / sent if sent else None,
+        late_share=totals.late / sent if sent else None,
+        corrected=corrected,
+        raw=raw,
+        server_cpu_percent_mean=_mean(server_cpu),
+        server_cpu_percent_max=max(server_cpu, default=None),
+        server_cores_used_mean=_cores(_mean(server_cpu)),
+        server_cores_used_max=_cores(max(server_cpu, default=None)),
+        server_rss_max_bytes=max(rss, default=None),
+        generator_cpu_percent_mean=_mean(generator_cpu),
+        generator_cpu_percent_max=max(generator_cpu, default=None),
+        generator_cores=generator_cores,
+        generator_saturated_seconds=saturated,
+        exchange_orders_per_sec_mean=_mean(exchange_rate),
+        exchange_resting_orders_max=max(resting, default=None),
+        slo=slo_verdict(scenario, corrected, error_rate),
+        generator_bound=bool(limits),
+        limits=tuple(limits),
+        advice=ADVICE if limits else None,
+        notes=tuple(notes),
+    )
+
+
+def slo_verdict(scenario: Scenario, corrected: Latency, error_rate: float | None) -> SloVerdict:
+    """PASS when corrected p99 and the error rate are both within the scenario's SLO."""
+    slo = scenario.slo
+    reasons = []
+    p99 = corrected.p99_ms if corrected.count else None
+    if p99 is None:
+        reasons.append("no latency was measured (no successful requests)")
+    elif p99 > slo.p99_ms:
+        reasons.append(f"corrected p99 {p99:.3g} ms is above the SLO's {slo.p99_ms:g} ms")
+    if error_rate is None:
+        reasons.append("no requests were sent")
+    elif error_rate > slo.error_rate:
+        reasons.append(f"error rate {error_rate:.2%} is above the SLO's {slo.error_rate:.2%}")
+    return SloVerdict(
+        p99_limit_ms=slo.p99_ms,
+        error_rate_limit=slo.error_rate,
+        p99_ms=p99,
+        error_rate=error_rate,
+        passed=not reasons,
+        reasons=tuple(reasons),
+    )
+
+
+def generator_limits(
+    scenario: Scenario,
+    generator_cpu: Sequence[float],
+    saturated_seconds: int,
+    steady_seconds: int,
+    generator_cores: float,
+    totals: Counts,
+    raw: Latency,
+    completed: bool = True,
+) -> tuple[list[str], list[str]]:
+    """``(limits, notes)``: plain-English reasons the generator limited the run (empty if it did not),
+    and observations that look like a generator limit but are the server's latency."""
+    limits: list[str] = []
+    notes: list[str] = []
+    needed = max(min(2, steady_seconds), math.ceil(SUSTAINED_SHARE * steady_seconds))
+    if steady_seconds > 0 and saturated_seconds >= needed:
+        limits.append(
+            f"the load generator's CPU was at or above {SATURATION:.0%} of the {generator_cores:g} core(s) "
+            f"it could use for {saturated_seconds} of {steady_seconds} steady seconds "
+            f"(max {max(generator_cpu):.0f} % of one core)"
+        )
+    behind = []
+    if totals.sent and totals.late / totals.sent > LATE_LIMIT:
+        late = totals.late / totals.sent
+        behind.append(f"{late:.1%} of the requests were sent late, behind their schedule")
+    if completed and totals.scheduled and (totals.scheduled - totals.sent) / totals.scheduled > UNSENT_LIMIT:
+        unsent = (totals.scheduled - totals.sent) / totals.scheduled
+        behind.append(
+            f"{totals.sent:,} of {totals.scheduled:,} scheduled requests were sent ({unsent:.1%} never sent)"
+        )
+    if behind:
+        interval = user_interval_ms(scenario)
+        if raw.p99_ms is not None and raw.p99_ms >= interval:
+            notes.extend(
+                f"{text}: the server's responses held the users back (raw p99 {raw.p99_ms:.3g} ms >= "
+                f"{interval:.3g} ms between one user's sends), so this is server latency, counted in the "
+                "corrected figures; if the server is not saturated, more users (--users N) offer the "
+                "rate more faithfully"
+                for text in behind
+            )
+        else:
+            limits.extend(f"{text}: the load generator fell behind its schedule" for text in behind)
+    return limits, notes
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def _cores(percent: float | None) -> float | None:
+    return None if percent is None else percent / 100

@@ -106,7 +106,8 @@ class Estimate:
         if self.low is not None and self.high is not None:
             kind = "95 % CI" if self.interval == "ci95" else "between tiers"
             ci = f"{kind} {fmt(self.low)}{DASH}{fmt(self.high)}, "
-        return f"{fmt(self.value)} {self.unit} ({ci}{self.basis.replace('_', ' ')})"
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{fmt(self.value)}{unit} ({ci}{self.basis.replace('_', ' ')})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; missing numbers are None."""

@@ -52,6 +52,7 @@ class UslFit(ToDict):
     peak_throughput: Estimate
     levels: tuple[int, ...] = ()
     r_squared: float | None = None
+    fitted_over: str = ""
     caveat: str = CAVEAT
     _draws: NDArray[np.float64] | None = field(default=None, repr=False)
 
@@ -75,7 +76,7 @@ class UslFit(ToDict):
         lam, sigma, kappa = (fmt(p.value) for p in (self.lam, self.sigma, self.kappa))
         return [
             f"X(N) = {lam} N / (1 + {sigma} (N - 1) + {kappa} N (N - 1)) orders/s for N users "
-            f"(sigma {self.sigma.text()}, kappa {self.kappa.text()}; {self.lam.note})",
+            f"(sigma {self.sigma.text()}, kappa {self.kappa.text()}; {self.fitted_over}; {self.caveat})",
             f"Peak at N* ≈ {self.peak_concurrency.text()}, X(N*) ≈ {self.peak_throughput.text()}",
         ]
 
@@ -116,7 +117,7 @@ def fit_usl(
     residual = x - usl(n, *popt)
     total = float(np.sum((x - x.mean()) ** 2))
     where = f"fitted over {len(levels)} concurrency levels ({x.size} s)"
-    lam, sigma, kappa = _parameters(popt, pcov, x.size, where)
+    lam, sigma, kappa = _parameters(popt, pcov, x.size)
     peak_n, peak_x = _peak(popt, draws, levels)
     return UslFit(
         lam=lam,
@@ -125,20 +126,21 @@ def fit_usl(
         peak_concurrency=peak_n,
         peak_throughput=peak_x,
         levels=levels,
+        fitted_over=where,
         r_squared=1 - float(residual @ residual) / total if total > 0 else None,
         _draws=draws,
     )
 
 
 def _parameters(
-    popt: NDArray[np.float64], pcov: NDArray[np.float64], n_samples: int, where: str
+    popt: NDArray[np.float64], pcov: NDArray[np.float64], n_samples: int
 ) -> tuple[Estimate, Estimate, Estimate]:
     """Parameter estimates with t intervals from the covariance, clipped at the model's bounds."""
     half = scipy.stats.t.ppf((1 + CONFIDENCE) / 2, max(n_samples - 3, 1)) * np.sqrt(np.diag(pcov))
     low = np.maximum(popt - half, 0.0)
     high = np.minimum(popt + half, [np.inf, 1.0, np.inf])
     specs = (
-        (f"{RATE} per user", f"throughput of one user alone; {where}"),
+        (f"{RATE} per user", "throughput of one user alone"),
         ("", "contention: the serialised fraction of the work"),
         ("", "coherency: cross-talk that makes throughput fall past the peak"),
     )

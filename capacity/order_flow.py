@@ -1,0 +1,230 @@
+"""What a simulated trader sends next: the scenario's request mix, priced around a tracked mid.
+
+Pure (no I/O, no Locust): an ``OrderFlow`` draws from a seeded ``random.Random``, builds request bodies in
+the reference exchange's API shape, and learns from the responses it is shown (its own resting orders to
+cancel, trade prices and book tops to move the mid). Prices are integer ticks internally and exact
+decimal strings on the wire, so every price is a multiple of the symbol's tick size.
+
+Pricing follows ``Mix`` (see scenarios/README.md): a limit order is priced 1..price_offset_ticks ticks from
+mid, on its own side (passive: it rests) or, for ``marketable_percent`` of limits, through mid (it trades).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from capacity.scenario import Mix
+
+ORDERS_PATH = "/api/orders"
+MAX_LOTS = 10  # order sizes are 1..MAX_LOTS lots
+BOOK_DEPTH = 10
+MID_BAND = (Decimal("0.5"), Decimal("2"))  # the mid stays within this factor of the reference price
+
+
+def _plain(value: Decimal) -> str:
+    """Decimal string without exponent or trailing zeros ('0.0001', '60000')."""
+    return format(value.normalize(), "f")
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """A symbol's trading rules as GET /api/symbols gives them."""
+
+    symbol: str
+    tick_size: Decimal
+    lot_size: Decimal
+    reference_price: Decimal
+
+    @classmethod
+    def from_api(cls, entry: Mapping[str, Any]) -> Instrument:
+        return cls(
+            str(entry["symbol"]),
+            Decimal(str(entry["tick_size"])),
+            Decimal(str(entry["lot_size"])),
+            Decimal(str(entry["reference_price"])),
+        )
+
+    def price(self, ticks: int) -> str:
+        return _plain(ticks * self.tick_size)
+
+    def quantity(self, lots: int) -> str:
+        return _plain(lots * self.lot_size)
+
+    def to_ticks(self, price: str | float) -> int:
+        """Ticks of a price from the API (rounded to the nearest tick)."""
+        return int((Decimal(str(price)) / self.tick_size).to_integral_value())
+
+    @property
+    def reference_ticks(self) -> int:
+        return max(self.to_ticks(str(self.reference_price)), 1)
+
+
+@dataclass
+class Market:
+    """Instruments and a mid price per symbol (in ticks), shared by all users of one process."""
+
+    instruments: dict[str, Instrument]
+    mids: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_symbols_response(cls, payload: Mapping[str, Any]) -> Market:
+        instruments = {i.symbol: i for i in map(Instrument.from_api, payload["symbols"])}
+        return cls(instruments, {s: i.reference_ticks for s, i in instruments.items()})
+
+    def mid(self, symbol: str) -> int:
+        return self.mids[symbol]
+
+    def _set_mid(self, symbol: str, ticks: int) -> None:
+        reference = self.instruments[symbol].reference_ticks
+        low, high = (int(reference * factor) for factor in MID_BAND)
+        self.mids[symbol] = min(max(ticks, low, 1), high)
+
+    def on_trades(self, symbol: str, trades: Iterable[Mapping[str, Any]]) -> None:
+        """The last trade price becomes the mid."""
+        last = None
+        for trade in trades:
+            last = trade
+        if last is not None and symbol in self.instruments:
+            self._set_mid(symbol, self.instruments[symbol].to_ticks(last["price"]))
+
+    def on_book(self, symbol: str, book: Mapping[str, Any]) -> None:
+        """Mid of the best bid and ask; with one side only, that side's best price."""
+        if symbol not in self.instruments:
+            return
+        instrument = self.instruments[symbol]
+        bids, asks = book.get("bids") or [], book.get("asks") or []
+        best_bid = instrument.to_ticks(bids[0][0]) if bids else None
+        best_ask = instrument.to_ticks(asks[0][0]) if asks else None
+        if best_bid is not None and best_ask is not None:
+            self._set_mid(symbol, (best_bid + best_ask) // 2)
+        elif best_bid is not None or best_ask is not None:
+            self._set_mid(symbol, best_bid if best_bid is not None else best_ask)  # type: ignore[arg-type]
+
+    def missing(self, symbols: Iterable[str]) -> list[str]:
+        """Symbols the exchange does not list."""
+        return [s for s in symbols if s not in self.instruments]
+
+
+@dataclass(frozen=True)
+class OrderRequest:
+    """One HTTP request to send. ``name`` groups it in Locust's statistics (type + name, e.g. ``POST
+    /api/orders [limit]``); ``kind`` is limit, market, cancel or book."""
+
+    kind: str
+    method: str
+    path: str
+    name: str
+    symbol: str
+    body: dict[str, Any] | None = None
+    marketable: bool = False  # for limits: priced through mid
+
+
+class OrderFlow:
+    """One user's stream of requests in the scenario's mix.
+
+    A cancel targets one of this user's own resting orders (learnt from its order responses); with none
+    known it places a limit order instead, which is then counted as a limit. Resting orders are
+    remembered up to ``max_resting`` (the oldest are forgotten, not cancelled).
+    """
+
+    def __init__(
+        self,
+        mix: Mix,
+        symbols: Sequence[str],
+        market: Market,
+        rng: random.Random,
+        id_prefix: str,
+        max_resting: int = 500,
+    ) -> None:
+        self.mix = mix
+        self.symbols = list(symbols)
+        self.market = market
+        self.rng = rng
+        self.id_prefix = id_prefix
+        self.resting: deque[tuple[int, str]] = deque(maxlen=max_resting)  # (order id, symbol)
+        self._sequence = 0
+        # cumulative thresholds over 0..100 for one uniform draw
+        self._thresholds = (mix.limit, mix.limit + mix.market, mix.limit + mix.market + mix.cancel)
+
+    def next_request(self) -> OrderRequest:
+        draw = self.rng.random() * 100
+        if draw < self._thresholds[0]:
+            return self.limit_order()
+        if draw < self._thresholds[1]:
+            return self.market_order()
+        if draw < self._thresholds[2]:
+            return self.cancel() or self.limit_order()
+        return self.book_read()
+
+    def _client_order_id(self) -> str:
+        self._sequence += 1
+        return f"{self.id_prefix}-{self._sequence}"
+
+    def _side(self) -> str:
+        return "buy" if self.rng.random() < 0.5 else "sell"
+
+    def _lots(self) -> int:
+        return self.rng.randint(1, MAX_LOTS)
+
+    def limit_order(self) -> OrderRequest:
+        symbol = self.rng.choice(self.symbols)
+        instrument = self.market.instruments[symbol]
+        side = self._side()
+        marketable = self.rng.random() * 100 < self.mix.marketable_percent
+        offset = self.rng.randint(1, self.mix.price_offset_ticks)
+        # passive: a buy below mid, a sell above; marketable: the other way, through the spread
+        below = (side == "buy") != marketable
+        ticks = max(self.market.mid(symbol) + (-offset if below else offset), 1)
+        body = {
+            "symbol": symbol,
+            "side": side,
+            "type": "limit",
+            "price": instrument.price(ticks),
+            "quantity": instrument.quantity(self._lots()),
+            "time_in_force": "gtc",
+            "client_order_id": self._client_order_id(),
+        }
+        return OrderRequest("limit", "POST", ORDERS_PATH, f"{ORDERS_PATH} [limit]", symbol, body, marketable)
+
+    def market_order(self) -> OrderRequest:
+        symbol = self.rng.choice(self.symbols)
+        body = {
+            "symbol": symbol,
+            "side": self._side(),
+            "type": "market",
+            "quantity": self.market.instruments[symbol].quantity(self._lots()),
+            "client_order_id": self._client_order_id(),
+        }
+        return OrderRequest("market", "POST", ORDERS_PATH, f"{ORDERS_PATH} [market]", symbol, body)
+
+    def cancel(self) -> OrderRequest | None:
+        if not self.resting:
+            return None
+        # a random one of the remembered orders, so cancels hit both fresh and old resting orders
+        index = self.rng.randrange(len(self.resting))
+        order_id, symbol = self.resting[index]
+        del self.resting[index]
+        return OrderRequest(
+            "cancel", "DELETE", f"{ORDERS_PATH}/{order_id}", f"{ORDERS_PATH}/{{id}} [cancel]", symbol
+        )
+
+    def book_read(self) -> OrderRequest:
+        symbol = self.rng.choice(self.symbols)
+        path = f"/api/orderbook/{symbol}?depth={BOOK_DEPTH}"
+        return OrderRequest("book", "GET", path, "/api/orderbook/{symbol} [book]", symbol)
+
+    def on_response(self, request: OrderRequest, status: int, payload: Mapping[str, Any] | None) -> None:
+        """Learn from a response: resting orders to cancel later, and the mid from trades or the book."""
+        if payload is None or not 200 <= status < 300:
+            return
+        if request.kind in ("limit", "market"):
+            self.market.on_trades(request.symbol, payload.get("trades") or ())
+            if payload.get("status") in ("new", "partially_filled") and "id" in payload:
+                self.resting.append((int(payload["id"]), request.symbol))
+        elif request.kind == "book":
+            self.market.on_book(request.symbol, payload)

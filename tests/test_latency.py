@@ -1,0 +1,134 @@
+"""LatencyRecorder: per-second HDR histograms, merging across processes, summaries and interval logs."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from hdrh.histogram import HdrHistogram
+from hdrh.log import HistogramLogReader
+
+from capacity.latency import HIGHEST_US, LatencyRecorder, new_histogram, summarize, to_us, write_hlog
+
+NS = 1_000_000_000
+MS = 1_000_000
+
+
+def _samples(n: int, seed: int = 7) -> list[tuple[int, int, int]]:
+    """(intended, sent, done) in ns over 5 seconds: mostly ~1 ms, a tail up to 200 ms, some sent late."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        intended = rng.randrange(0, 5 * NS)
+        sent = intended + (rng.randrange(0, 30 * MS) if rng.random() < 0.05 else rng.randrange(0, MS))
+        service = rng.lognormvariate(0, 1) * MS if rng.random() < 0.97 else rng.randrange(20, 200) * MS
+        out.append((intended, sent, sent + int(service)))
+    return out
+
+
+def _record_all(recorder: LatencyRecorder, samples: list[tuple[int, int, int]]) -> None:
+    for intended, sent, done in samples:
+        recorder.sent(intended, sent, "limit")
+        recorder.record(intended, sent, done)
+
+
+def test_merge_across_workers_equals_single_histogram() -> None:
+    samples = _samples(20_000)
+    single = LatencyRecorder()
+    _record_all(single, samples)
+
+    master = LatencyRecorder()
+    workers = [LatencyRecorder() for _ in range(3)]
+    for i, sample in enumerate(samples):
+        _record_all(workers[i % 3], [sample])
+        if i % 5000 == 4999:  # workers report several times during the run
+            for worker in workers:
+                master.add_delta(worker.take_delta())
+    for worker in workers:
+        master.add_delta(worker.take_delta())
+
+    assert sorted(master.seconds) == sorted(single.seconds)
+    for t, second in single.seconds.items():
+        assert master.seconds[t].summary() == second.summary()
+    merged, whole = master.combined(), single.combined()
+    assert merged.summary() == whole.summary()
+    assert merged.corrected is not None and whole.corrected is not None
+    assert merged.corrected.get_total_count() == len(samples)
+    for percentile in (50, 90, 99, 99.9, 99.99, 100):
+        assert merged.corrected.get_value_at_percentile(
+            percentile
+        ) == whole.corrected.get_value_at_percentile(percentile)
+    assert master.requests_by_kind == single.requests_by_kind
+
+
+def test_encode_decode_add_is_exact() -> None:
+    rng = random.Random(3)
+    values = [rng.randrange(1, 5_000_000) for _ in range(10_000)]
+    whole = new_histogram()
+    parts = [new_histogram() for _ in range(4)]
+    for i, value in enumerate(values):
+        whole.record_value(value)
+        parts[i % 4].record_value(value)
+    merged = new_histogram()
+    for part in parts:
+        merged.decode_and_add(part.encode())
+    assert merged.get_total_count() == whole.get_total_count() == len(values)
+    assert merged.get_max_value() == whole.get_max_value()
+    for percentile in (1, 50, 90, 99, 99.9, 100):
+        assert merged.get_value_at_percentile(percentile) == whole.get_value_at_percentile(percentile)
+    assert HdrHistogram.decode(whole.encode()).get_value_at_percentile(99) == whole.get_value_at_percentile(
+        99
+    )
+
+
+def test_corrected_is_from_intended_raw_from_sent_and_late_is_counted() -> None:
+    recorder = LatencyRecorder(late_threshold_ms=10)
+    recorder.sent(0, 2 * MS, "limit")  # 2 ms behind: not late
+    recorder.record(0, 2 * MS, 3 * MS)
+    recorder.sent(NS // 2, NS // 2 + 50 * MS, "market")  # 50 ms behind: late
+    recorder.record(NS // 2, NS // 2 + 50 * MS, NS // 2 + 51 * MS)
+    second = recorder.seconds[0]
+    assert (second.scheduled, second.sent, second.ok, second.late) == (2, 2, 2, 1)
+    assert second.lag_max_us == 50_000
+    assert second.corrected is not None and second.raw is not None
+    assert second.corrected.get_max_value() >= 51_000 > second.raw.get_max_value()
+    assert summarize(second.raw)["max"] == 1.0
+
+
+def test_errors_owed_and_buckets_by_intended_second() -> None:
+    recorder = LatencyRecorder()
+    recorder.sent(int(1.2 * NS), int(2.5 * NS), "cancel")  # sent in second 2, counted in second 1
+    recorder.error(int(1.2 * NS), "http_503")
+    recorder.owed(int(3.7 * NS))
+    assert recorder.seconds[1].sent == 1 and recorder.seconds[1].shed == 1 and recorder.seconds[1].errors == 1
+    assert recorder.seconds[3].scheduled == 1 and recorder.seconds[3].sent == 0
+    assert recorder.errors_summary() == {"http_503": 1, "http_400": 0, "connection": 0, "timeout": 0}
+    assert recorder.requests_summary() == {"limit": 0, "market": 0, "cancel": 1, "book": 0}
+
+
+def test_summary_of_nothing_has_no_latency_and_huge_values_are_clamped() -> None:
+    assert summarize(new_histogram()) == {
+        "count": 0,
+        "p50": None,
+        "p90": None,
+        "p99": None,
+        "p999": None,
+        "max": None,
+        "mean": None,
+    }
+    assert to_us(10**15) == HIGHEST_US and to_us(0) == 1
+
+
+def test_hlog_is_readable_by_hdrhistogram(tmp_path: Path) -> None:
+    recorder = LatencyRecorder()
+    _record_all(recorder, _samples(3000))
+    histograms = [recorder.seconds[t].corrected if t in recorder.seconds else None for t in range(6)]
+    path = tmp_path / "corrected.hlog"
+    write_hlog(path, histograms, started_at=1_795_600_000.5)
+    reader = HistogramLogReader(str(path), new_histogram())
+    counts = []
+    while (interval := reader.get_next_interval_histogram()) is not None:
+        counts.append(interval.get_total_count())
+    assert counts == [h.get_total_count() if h is not None else 0 for h in histograms]
+    assert sum(counts) == 3000
+    assert reader.get_start_time_sec() == 1_795_600_000.5

@@ -119,6 +119,11 @@ def test_cpu_saturation_is_extrapolated_beyond_the_measured_rates() -> None:
     assert_contains(fit.saturation_rate, truth)
 
 
+def test_cpu_saturation_when_idle_already_exceeds_the_cores() -> None:
+    fit = fit_service_demand(sweep(), available_cores=0.01)
+    assert fit.saturation_rate.value == 0 and "idle cost alone" in fit.saturation_rate.note
+
+
 def test_cores_needed_at_target_utilisation() -> None:
     fit = fit_service_demand(sweep(), available_cores=1.0)
     inside = fit.cores_needed(500, target_utilisation=0.7)
@@ -148,6 +153,8 @@ def test_memory_exhaustion_is_a_projection() -> None:
     assert fit.exhaustion_rate.basis == "projection"
     assert fit.exhaustion_rate.value == pytest.approx((32 * GIB - BASE_RSS) / growth, rel=0.1)
     assert fit.rss_at(1000).basis == "projection"
+    tiny = fit.exhaustion_for(10 * 10**6)  # less than the 40 MB base
+    assert tiny.value == 0 and tiny.basis == "projection"
 
 
 def test_memory_says_so_when_resting_orders_and_rate_move_in_lockstep() -> None:

@@ -65,6 +65,9 @@ class MemoryFit(ToDict):
         if slope <= 0:
             note = f"RSS does not grow with rate in this sweep; {what} not reached"
             return Estimate.not_reached(RATE, note, at_least=top)
+        if base >= memory_bytes:
+            note = f"RSS at zero load ({fmt(base / MB)} MB) already exceeds {what}"
+            return Estimate(0.0, RATE, basis="projection", note=note)
         # Replicates with no growth never exhaust memory: +inf, an open upper end of the interval.
         value = self._growth.derive(lambda c: (memory_bytes - c[..., 0]) / (c[..., 1] * (c[..., 1] > 0)))
         note = (

@@ -115,7 +115,9 @@ def fit_linear(
     )
 
 
-def _unstandardise(beta: NDArray[np.float64], mean: NDArray[np.float64], std: NDArray[np.float64]):
+def _unstandardise(
+    beta: NDArray[np.float64], mean: NDArray[np.float64], std: NDArray[np.float64]
+) -> NDArray[np.float64]:
     """Coefficients on standardised columns -> coefficients in the original units (intercept first)."""
     slopes = beta[..., 1:] / std
     intercept = beta[..., 0] - np.sum(slopes * mean, axis=-1)

@@ -94,12 +94,10 @@ def fit_service_demand(
         )
 
     rate_range = (float(rate.min()), float(rate.max()))
-    saturation = _rate_at(fit, available_cores)
     where = (
         f"fitted over {n_tiers} tiers ({fit.n_samples} s), "
         f"{fmt(rate_range[0])}{DASH}{fmt(rate_range[1])} {RATE}, R² {fit.r_squared:.3f}"
     )
-    saturation_basis = range_basis(saturation[0], *rate_range)
     return ServiceDemandFit(
         available_cores=available_cores,
         cpu_seconds_per_order=Estimate.of(fit.coefficient(1), "CPU-s/order", note=where),
@@ -110,12 +108,7 @@ def fit_service_demand(
         cores_per_1k_orders=Estimate.of(
             fit.derive(lambda c: 1000.0 * c[..., 1]), "cores", note="cores per 1,000 orders/s, idle excluded"
         ),
-        saturation_rate=Estimate.of(
-            saturation,
-            RATE,
-            saturation_basis,
-            f"rate at which the fitted CPU reaches {cores_text(available_cores)} ({saturation_basis})",
-        ),
+        saturation_rate=_saturation(fit, available_cores, rate_range),
         rate_range=rate_range,
         r_squared=fit.r_squared,
         n_tiers=n_tiers,
@@ -127,6 +120,17 @@ def fit_service_demand(
 def _demand(coef: np.ndarray) -> np.ndarray:
     """The slope, with replicates ≤ 0 set to 0: "no CPU limit in sight" then divides to +inf, an open end."""
     return np.where(coef[..., 1] > 0, coef[..., 1], 0.0)
+
+
+def _saturation(fit: LinearFit, cores: float, rate_range: tuple[float, float]) -> Estimate:
+    """The CPU breaking point: the rate at which the fitted CPU use reaches ``cores``."""
+    value, low, high = _rate_at(fit, cores)
+    if value <= 0:
+        note = f"the idle cost alone ({fmt(fit.coef[0])} cores) exceeds {cores_text(cores)}"
+        return Estimate(0.0, RATE, basis="extrapolated", note=note)
+    basis = range_basis(value, *rate_range)
+    note = f"rate at which the fitted CPU reaches {cores_text(cores)} ({basis})"
+    return Estimate(value, RATE, max(low, 0.0), high, basis, note)
 
 
 def _rate_at(fit: LinearFit, cores: float) -> tuple[float, float, float]:

@@ -58,6 +58,7 @@ class UslFit(ToDict):
 
     @property
     def fitted(self) -> bool:
+        """True when the USL could be fitted (else every figure is insufficient_data)."""
         return self._draws is not None
 
     def throughput(self, n: float) -> Estimate:

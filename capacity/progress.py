@@ -48,24 +48,29 @@ ProgressCallback = Callable[[ProgressUpdate], None]
 
 class LiveProgress:
     """A rich live panel fed by ``ProgressUpdate``s: ``with LiveProgress() as show: run_scenario(...,
-    progress=show)``. Writes to stderr by default so stdout stays clean for the summary."""
+    progress=show)``. Writes to stderr by default so stdout stays clean for the summary. The panel appears
+    with the first update, so an error before the run starts prints alone."""
 
     def __init__(self, console: Console | None = None) -> None:
         self.console = console or Console(stderr=True)
         # Redrawn on each update (about once a second) from the caller's thread: no refresh thread.
-        self._live = Live(Text("starting..."), console=self.console, auto_refresh=False)
+        self._live = Live(Text(""), console=self.console, auto_refresh=False)
+        self._started = False
         self._messages: list[str] = []
 
     def __enter__(self) -> LiveProgress:
-        self._live.__enter__()
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._live.__exit__(exc_type, exc, tb)
+        if self._started:
+            self._live.__exit__(exc_type, exc, tb)
 
     def __call__(self, update: ProgressUpdate) -> None:
+        if not self._started:
+            self._live.__enter__()
+            self._started = True
         if not self._messages or self._messages[-1] != update.message:
             self._messages.append(update.message)
             del self._messages[:-4]
@@ -75,28 +80,29 @@ class LiveProgress:
         lines = Text("\n".join(f"· {m}" for m in self._messages), style="dim")
         if update.elapsed_s is None:
             return Group(lines)
-        elapsed = max(update.elapsed_s, 0.0)
-        remaining = max(update.duration_s - elapsed, 0.0)
-        table = Table(title=f"capacity run {update.scenario}", title_justify="left", show_header=True)
-        for header in (
-            "elapsed",
-            "remaining",
-            "offered/s",
-            "achieved/s",
-            "p99 corr.",
-            "errors",
-            "server CPU",
-        ):
-            table.add_column(header, justify="right")
-        table.add_column("generator CPU", justify="right")
+        elapsed = min(max(update.elapsed_s, 0.0), update.duration_s)
+        remaining = update.duration_s - elapsed
+        table = Table(
+            title=f"capacity run {update.scenario}", title_justify="left", show_header=False, box=None
+        )
+        for style in ("bold", "", "bold", ""):
+            table.add_column(style=style)
         table.add_row(
-            f"{elapsed:.0f}s",
-            f"{remaining:.0f}s",
-            _num(update.offered_rate, "{:,.0f}"),
-            _num(update.achieved_rate, "{:,.0f}"),
+            "elapsed",
+            f"{elapsed:.0f}/{update.duration_s:.0f} s ({remaining:.0f} s left)",
+            "offered / achieved",
+            f"{_num(update.offered_rate, '{:,.0f}')} / {_num(update.achieved_rate, '{:,.0f}')} per s",
+        )
+        table.add_row(
+            "p99 corrected",
             _num(update.p99_corrected_ms, "{:.2f} ms"),
-            _num(update.errors_total, "{:,}"),
+            "errors",
+            f"{_num(update.errors_total, '{:,}')} of {_num(update.sent_total, '{:,}')} sent",
+        )
+        table.add_row(
+            "server CPU",
             _num(update.server_cpu_percent, "{:.0f} %"),
+            "generator CPU",
             _num(update.generator_cpu_percent, "{:.0f} %"),
         )
         return Group(lines, table)

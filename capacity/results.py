@@ -236,6 +236,11 @@ class Run:
     notes: tuple[str, ...] = ()
     format: str = FORMAT
 
+    def steady_series(self) -> tuple[Second, ...]:
+        """The seconds of the summary's steady window (ramp, first and last second left out)."""
+        start, end = self.summary.steady_start_s, self.summary.steady_end_s
+        return tuple(s for s in self.series if start <= s.t < end)
+
 
 # ---------------------------------------------------------------------------------------------- writing
 

@@ -69,7 +69,9 @@ from capacity.summary import summarize
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 DEFAULT_OUTPUT_DIR = Path("reports/runs")
-RUN_TIME_GRACE_S = 5  # --run-time is the schedule plus this: a safety stop, the shape ends the test
+# The scenario's LoadTestShape ends the test (Locust ignores --run-time with a shape); if Locust is still
+# running this long after the schedule and its start-up allowance, it is stopped and the run fails.
+OVERRUN_S = 15
 JOURNAL_SYNC_MODES = ("full", "normal", "off")
 # The embedded exchange's /api/metrics window: short, so its per-second view is per-second.
 EXCHANGE_METRICS_WINDOW = "1s"
@@ -248,7 +250,6 @@ def locust_command(
     scenario_file: Path,
     host: str,
     results_dir: Path,
-    run_time_s: float,
     workers: int = 1,
     overrides: Overrides | None = None,
     master_port: int | None = None,
@@ -271,8 +272,6 @@ def locust_command(
         host,
         "--results-dir",
         str(results_dir),
-        "--run-time",
-        f"{math.ceil(run_time_s)}s",
     ]
     if workers > 1:
         command += ["--processes", str(workers), "--master-bind-host", "127.0.0.1"]
@@ -403,7 +402,8 @@ class _Orchestrator:
         self._say("starting", "starting the reference exchange" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
         self.exchange = EmbeddedExchange(env=env, cpus=cpus, start_timeout_s=self.options.start_timeout_s)
         try:
-            self.exchange.start()
+            with _sigint_blocked():
+                self.exchange.start()
         except ExchangeStartError as error:
             raise _RunBroke(str(error)) from None
         self.url = self.exchange.url
@@ -424,7 +424,6 @@ class _Orchestrator:
             self.scenario_file,
             self.url,
             self.loadgen_dir,
-            self.duration_s + RUN_TIME_GRACE_S,
             self.options.workers,
             self.options.overrides,
             master_port,
@@ -451,7 +450,8 @@ class _Orchestrator:
 
     def _watch(self) -> None:
         assert self.locust is not None
-        deadline = time.monotonic() + self.duration_s + self.options.start_timeout_s + 2 * RUN_TIME_GRACE_S
+        limit_s = self.duration_s + self.options.start_timeout_s + OVERRUN_S
+        deadline = time.monotonic() + limit_s
         while True:
             self.locust_exit = self.locust.poll()
             if self.locust_exit is not None:
@@ -466,7 +466,7 @@ class _Orchestrator:
                     )
             if time.monotonic() > deadline:
                 raise _RunBroke(
-                    f"Locust was still running {self.duration_s + RUN_TIME_GRACE_S:.0f} s after a "
+                    f"Locust was still running {limit_s:.0f} s after it was started, for a "
                     f"{self.duration_s:.0f} s schedule; stopped it"
                 )
             self._report()
@@ -630,11 +630,33 @@ def _interrupts_as(cancel: threading.Event) -> Iterator[None]:
         raise _Interrupted from None
 
 
-def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
-    """SIGTERM to Locust's master (it stops its workers and writes its results), wait, then SIGKILL the
-    whole session. A Ctrl-C while waiting skips straight to the kill."""
+@contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT in this thread while a child is started, so the child inherits it blocked.
+
+    A Ctrl-C in a terminal goes to the whole foreground process group. The embedded exchange must not stop
+    on it by itself: capacity stops Locust first and the exchange after it (with SIGTERM), so no request
+    of the run meets a closing server. (Locust runs in its own session for the same reason.) A Ctrl-C that
+    arrives meanwhile is delivered to capacity when the block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        process.send_signal(signal.SIGTERM)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+    """Stop Locust the way it stops gracefully in a headless shape run: SIGINT to its master (Locust
+    installs its SIGTERM handler only after a shape test has ended, so SIGTERM would kill it before it
+    writes its results; on SIGINT it stops the users, stops its workers and fires ``quitting``, where the
+    locustfile writes ``loadgen.json``). Then wait, and SIGKILL the whole session if it hangs. A Ctrl-C
+    while waiting skips straight to the kill."""
+    try:
+        process.send_signal(signal.SIGINT)
         return process.wait(timeout_s)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):
         pass

@@ -8,7 +8,8 @@ Rules (documented in ``docs/run-format.md``):
   short to have one uses all its seconds (the window in the summary says so).
 - **Latency** comes from the generator's merged whole-run histograms, never from averaged percentiles.
 - **Error rate** = (sent - ok) / sent: failed requests *and* requests never answered by the end of the
-  run count against the server.
+  run (the generator waits a second for in-flight responses) count against the server. In an
+  interrupted run, requests in flight at the interruption are left out: errors / (ok + errors).
 - **SLO**: corrected p99 <= ``slo.p99_ms`` and error rate <= ``slo.error_rate``.
 - **Generator-bound** when any of: the generator's CPU was >= 90 % of the cores it could use for a
   sustained part of the steady window (at least a quarter of its seconds, and at least 2 when there are
@@ -83,7 +84,11 @@ def summarize(
     rss = [s.server_rss_bytes for s in series if s.server_rss_bytes is not None]
     exchange_rate = [s.exchange_orders_per_sec for s in steady if s.exchange_orders_per_sec is not None]
     resting = [s.exchange_resting_orders for s in series if s.exchange_resting_orders is not None]
-    error_rate = (sent - totals.ok) / sent if sent else None
+    if completed:
+        error_rate = (sent - totals.ok) / sent if sent else None
+    else:  # requests in flight when the run was cut short are neither failures nor successes
+        answered = totals.ok + totals.errors
+        error_rate = totals.errors / answered if answered else None
     return Summary(
         steady_start_s=start,
         steady_end_s=end,

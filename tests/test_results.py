@@ -1,0 +1,212 @@
+"""capacity.results: the run.json format round-trips, and unknown or corrupt files give clear errors."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from capacity.results import (
+    FORMAT,
+    Counts,
+    Environment,
+    Latency,
+    LoadgenInfo,
+    Overrides,
+    Run,
+    RunFormatError,
+    Second,
+    SloVerdict,
+    Summary,
+    Target,
+    read_run,
+    run_to_dict,
+    write_run,
+)
+
+
+def second(t: int, **values: float | int | None) -> Second:
+    base: dict = {
+        "offered_rate": 100.0,
+        "sent_rate": 100.0,
+        "achieved_rate": 100.0,
+        "errors_per_s": 0.0,
+        "shed_per_s": 0.0,
+        "late_per_s": 0.0,
+        "corrected_p50_ms": 1.5,
+        "corrected_p99_ms": 4.25,
+        "corrected_p999_ms": 6.0,
+        "raw_p50_ms": 1.0,
+        "raw_p99_ms": 3.0,
+        "raw_p999_ms": 5.0,
+        "server_cpu_percent": 12.5,
+        "server_rss_bytes": 50_000_000,
+        "generator_cpu_percent": 20.0,
+        "exchange_orders_per_sec": 80.0,
+        "exchange_p99_ms": 2.0,
+        "exchange_resting_orders": 40,
+        "exchange_rss_bytes": 50_000_000,
+    }
+    base.update(values)
+    return Second(t=t, **base)
+
+
+def sample_run() -> Run:
+    latency = Latency(400, 1.5, 3.0, 4.25, 6.0, 8.0, 1.8)
+    summary = Summary(
+        steady_start_s=1,
+        steady_end_s=3,
+        offered_rate=100.0,
+        achieved_rate=99.5,
+        achieved_ratio=0.995,
+        counts=Counts(400, 400, 399, 1, 1, 0),
+        error_rate=0.0025,
+        shed_rate=0.0025,
+        late_share=0.0,
+        corrected=latency,
+        raw=replace(latency, p99_ms=3.0),
+        server_cpu_percent_mean=12.5,
+        server_cpu_percent_max=14.0,
+        server_cores_used_mean=0.125,
+        server_cores_used_max=0.14,
+        server_rss_max_bytes=50_000_000,
+        generator_cpu_percent_mean=20.0,
+        generator_cpu_percent_max=25.0,
+        generator_cores=1.0,
+        generator_saturated_seconds=0,
+        exchange_orders_per_sec_mean=80.0,
+        exchange_resting_orders_max=40,
+        slo=SloVerdict(50.0, 0.01, 4.25, 0.0025, True),
+        generator_bound=False,
+    )
+    environment = Environment(
+        timestamp_utc="2026-11-25T12:00:00+00:00",
+        hostname="host",
+        cpu_model="Some CPU",
+        logical_cpus=2,
+        physical_cpus=None,
+        cpu_governor=None,
+        cpu_freq_mhz=2600.0,
+        memory_total_bytes=24 * 2**30,
+        os="Linux",
+        kernel="6.1",
+        platform="Linux-6.1",
+        python_version="3.11.7",
+        python_implementation="CPython",
+        packages={"locust": "2.47.0", "missing": None},
+        git_revision="abc",
+        git_dirty=False,
+        available_cpus=(0, 1),
+        server_cpus=(1,),
+        generator_cpus=(0,),
+        pinned=True,
+        load_average_1m=0.1,
+    )
+    return Run(
+        status="completed",
+        problem=None,
+        scenario={"name": "t", "load": {"orders_per_second": 100}},
+        scenario_source="t.yaml",
+        overrides=Overrides(duration_s=4.0),
+        target=Target("http://127.0.0.1:1234", True, 42, {"JOURNAL_SYNC": "normal"}),
+        environment=environment,
+        started_utc="2026-11-25T12:00:00+00:00",
+        finished_utc="2026-11-25T12:00:06+00:00",
+        wall_time_s=6.0,
+        loadgen=LoadgenInfo(
+            1, ("python", "-m", "locust"), 0, 1795600000.5, 3.2, {"http_503": 1}, {"limit": 280}
+        ),
+        series=tuple(second(t) for t in range(4)),
+        summary=summary,
+        files={"scenario": "scenario.yaml"},
+        notes=("a note",),
+    )
+
+
+def test_round_trip_through_a_directory(tmp_path: Path) -> None:
+    run = sample_run()
+    written = write_run(tmp_path, run)
+    assert written == tmp_path / "run.json"
+    assert read_run(tmp_path) == run
+    assert read_run(written) == run
+    assert written.read_text().startswith('{\n  "format": "capacity-run/1"')
+
+
+def test_steady_series_is_the_summary_window() -> None:
+    assert [s.t for s in sample_run().steady_series()] == [1, 2]
+
+
+def test_non_finite_numbers_are_written_as_null(tmp_path: Path) -> None:
+    run = sample_run()
+    run = replace(run, series=(second(0, server_cpu_percent=float("nan")),))
+    write_run(tmp_path, run)
+    assert json.loads((tmp_path / "run.json").read_text())["series"][0]["server_cpu_percent"] is None
+    assert read_run(tmp_path).series[0].server_cpu_percent is None
+
+
+def _write(tmp_path: Path, data: object) -> Path:
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fmt", "message"),
+    [
+        ("capacity-run/2", "newer than this capacity reads"),
+        ("capacity-run/0", "unsupported format version"),
+        ("capacity-run/x", "unknown format version"),
+        ("capacity-loadgen/1", 'unknown format "capacity-loadgen/1"'),
+        (7, '"format" must be a string'),
+    ],
+)
+def test_unknown_format_versions_are_refused(tmp_path: Path, fmt: object, message: str) -> None:
+    data = run_to_dict(sample_run())
+    data["format"] = fmt
+    with pytest.raises(RunFormatError, match=message) as caught:
+        read_run(_write(tmp_path, data))
+    assert str(tmp_path) in str(caught.value)
+
+
+def test_files_that_are_not_runs(tmp_path: Path) -> None:
+    with pytest.raises(RunFormatError, match="no such file"):
+        read_run(tmp_path / "nothing.json")
+    (tmp_path / "run.json").write_text('{"format": "capacity-run/1", ')
+    with pytest.raises(RunFormatError, match=r"not valid JSON \(line 1"):
+        read_run(tmp_path)
+    with pytest.raises(RunFormatError, match='no "format" field'):
+        read_run(_write(tmp_path, {"status": "completed"}))
+    with pytest.raises(RunFormatError, match="expected a JSON object"):
+        read_run(_write(tmp_path, [1, 2]))
+
+
+def test_a_corrupt_field_is_named(tmp_path: Path) -> None:
+    data = run_to_dict(sample_run())
+    data["series"][2]["achieved_rate"] = "fast"
+    expected = r'field "series\[2\]\.achieved_rate": expected a number, got "fast"'
+    with pytest.raises(RunFormatError, match=expected):
+        read_run(_write(tmp_path, data))
+    data = run_to_dict(sample_run())
+    del data["summary"]["corrected"]["p99_ms"]
+    read_run(_write(tmp_path, data))  # optional fields may be missing
+    del data["summary"]["slo"]
+    with pytest.raises(RunFormatError, match=r'missing field "summary\.slo"'):
+        read_run(_write(tmp_path, data))
+    data = run_to_dict(sample_run())
+    data["status"] = "exploded"
+    with pytest.raises(RunFormatError, match='field "status": expected "completed" or "interrupted"'):
+        read_run(_write(tmp_path, data))
+
+
+def test_unknown_extra_fields_are_ignored(tmp_path: Path) -> None:
+    data = run_to_dict(sample_run())
+    data["added_later"] = {"x": 1}
+    data["summary"]["another"] = 3
+    assert read_run(_write(tmp_path, data)) == sample_run()
+
+
+def test_format_constant() -> None:
+    assert FORMAT == "capacity-run/1"
+    assert SloVerdict(1, 0.1, 2, 0, False).verdict == "FAIL"

@@ -80,6 +80,7 @@ class Second:
     exchange_p99_ms: float | None = None
     exchange_resting_orders: int | None = None
     exchange_rss_bytes: int | None = None
+    exchange_cpu_percent: float | None = None  # the exchange's own process CPU, percent of one core
 
 
 @dataclass(frozen=True)

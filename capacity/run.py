@@ -383,7 +383,8 @@ class _Orchestrator:
             _wait_healthy(self.url, self.options.start_timeout_s, self.cancel)
             if self.options.server_pid is None:
                 self.notes.append(
-                    "external target without --server-pid: server CPU and RSS come only from its /api/metrics"
+                    "external target without --server-pid: psutil does not sample the server; its CPU and "
+                    "RSS are only what its /api/metrics reports (exchange_cpu_percent, exchange_rss_bytes)"
                 )
             else:
                 try:

@@ -8,7 +8,7 @@ Two daemon threads, so a slow exchange never makes the process samples irregular
   between samples, per process identity (pid + create time), so a worker forked between two samples
   counts from its birth and nothing is lost to a missing baseline.
 - ``MetricsPoller``: ``GET {url}/api/metrics`` (the exchange's own view) — orders/s, p99 (ms), resting
-  orders and RSS — which works for any target, including one psutil cannot see.
+  orders, RSS and CPU — which works for any target, including one psutil cannot see.
 
 Samples carry unix times so they can be aligned with the generator's schedule afterwards.
 """
@@ -47,6 +47,7 @@ class ExchangeSample:
     p99_ms: float | None
     resting_orders: int | None
     rss_bytes: int | None
+    cpu_percent: float | None = None  # its own process, percent of one core, since the previous read
 
 
 class CpuMeter:
@@ -206,6 +207,7 @@ class MetricsPoller:
             p99_ms=_number(data.get("p99_latency")),
             resting_orders=_integer(data.get("resting_orders")),
             rss_bytes=_integer(data.get("memory_rss_bytes")),
+            cpu_percent=_number(data.get("cpu_percent")),
         )
 
 

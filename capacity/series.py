@@ -54,6 +54,7 @@ def build_series(
                 exchange_p99_ms=exchange.p99_ms if exchange else None,
                 exchange_resting_orders=exchange.resting_orders if exchange else None,
                 exchange_rss_bytes=exchange.rss_bytes if exchange else None,
+                exchange_cpu_percent=exchange.cpu_percent if exchange else None,
             )
         )
     return tuple(series)

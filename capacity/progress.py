@@ -139,6 +139,8 @@ def summary_table(run: Run) -> Table:
         f"({_num(s.server_cores_used_mean, '{:.2f}')} cores on average)",
     )
     table.add_row("server RSS max", _num(_mib(s.server_rss_max_bytes), "{:,.1f} MiB"))
+    if s.other_cpu_percent_mean is not None:
+        table.add_row("other processes' CPU", f"mean {s.other_cpu_percent_mean:.0f} % of one core")
     table.add_row(
         "generator CPU",
         f"mean {_num(s.generator_cpu_percent_mean, '{:.0f}')} %, "
@@ -162,7 +164,7 @@ def summary_table(run: Run) -> Table:
     table.add_row("generator-bound", bound)
     if run.problem:
         table.add_row("problem", Text(run.problem, style="red"))
-    for note in run.notes:
+    for note in (*s.notes, *run.notes):
         table.add_row("note", note)
     return table
 

@@ -76,6 +76,7 @@ class Second:
     server_cpu_percent: float | None = None  # percent of one core
     server_rss_bytes: int | None = None
     generator_cpu_percent: float | None = None  # percent of one core, Locust process tree
+    other_cpu_percent: float | None = None  # the rest of the machine (not server, generator, capacity)
     exchange_orders_per_sec: float | None = None
     exchange_p99_ms: float | None = None
     exchange_resting_orders: int | None = None
@@ -143,6 +144,7 @@ class Summary:
     generator_cpu_percent_max: float | None
     generator_cores: float
     generator_saturated_seconds: int
+    other_cpu_percent_mean: float | None
     exchange_orders_per_sec_mean: float | None
     exchange_resting_orders_max: int | None
     slo: SloVerdict

@@ -16,6 +16,7 @@ Samples carry unix times so they can be aligned with the generator's schedule af
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -36,6 +37,7 @@ class ProcessSample:
     server_cpu_percent: float | None  # percent of one core
     server_rss_bytes: int | None
     generator_cpu_percent: float | None  # percent of one core, Locust process tree
+    other_cpu_percent: float | None = None  # everything else on the machine, percent of one core
 
 
 @dataclass(frozen=True)
@@ -86,11 +88,32 @@ class CpuMeter:
         return used
 
 
-class ProcessSampler:
-    """Samples the server's CPU and RSS and the generator's CPU every ``interval_s`` seconds.
+class SystemCpu:
+    """Busy CPU seconds of the whole machine (all CPUs; idle, iowait and steal excluded) between calls."""
 
-    ``server_pid`` may be None (an external target without ``--server-pid``); the generator is attached
-    with ``watch_generator`` once Locust has started.
+    def __init__(self) -> None:
+        self._last = self._busy()
+
+    @staticmethod
+    def _busy() -> float:
+        times = psutil.cpu_times()
+        idle = times.idle + getattr(times, "iowait", 0.0) + getattr(times, "steal", 0.0)
+        return sum(times) - idle - getattr(times, "guest", 0.0) - getattr(times, "guest_nice", 0.0)
+
+    def take(self) -> float:
+        busy = self._busy()
+        used, self._last = max(busy - self._last, 0.0), busy
+        return used
+
+
+class ProcessSampler:
+    """Samples the server's CPU and RSS and the generator's CPU every ``interval_s`` seconds, and the CPU
+    everything else on the machine used (busy CPU of the machine minus server, generator and this
+    process): other work that may have disturbed the measurement.
+
+    ``server_pid`` may be None (an external target without ``--server-pid``; then "everything else"
+    would include the server and is not reported); the generator is attached with ``watch_generator``
+    once Locust has started.
     """
 
     def __init__(self, server_pid: int | None, interval_s: float = INTERVAL_S) -> None:
@@ -102,6 +125,8 @@ class ProcessSampler:
             self._server = psutil.Process(server_pid)
             self._server_cpu = CpuMeter(server_pid, include_children=False)
         self._generator_cpu: CpuMeter | None = None
+        self._own_cpu = CpuMeter(os.getpid(), include_children=False)
+        self._system_cpu = SystemCpu()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="capacity-sampler", daemon=True)
@@ -144,15 +169,22 @@ class ProcessSampler:
         self._last = now
         with self._lock:
             generator = self._generator_cpu
-        server_cpu = _percent(self._server_cpu.take(), wall) if self._server_cpu else None
-        generator_cpu = _percent(generator.take(), wall) if generator else None
+        system = self._system_cpu.take()
+        own = self._own_cpu.take() or 0.0
+        server_s = self._server_cpu.take() if self._server_cpu else None
+        generator_s = generator.take() if generator else None
+        other = None
+        if server_s is not None:
+            other = _percent(max(system - own - server_s - (generator_s or 0.0), 0.0), wall)
+        server_cpu = _percent(server_s, wall)
+        generator_cpu = _percent(generator_s, wall)
         rss = None
         if self._server is not None:
             try:
                 rss = self._server.memory_info().rss
             except psutil.Error:
                 rss = None
-        sample = ProcessSample(time.time(), wall, server_cpu, rss, generator_cpu)
+        sample = ProcessSample(time.time(), wall, server_cpu, rss, generator_cpu, other)
         self.samples.append(sample)
         return sample
 

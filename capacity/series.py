@@ -29,7 +29,7 @@ def build_series(
     for entry in seconds:
         start = started_at + entry.t * interval_s
         end = start + interval_s
-        server_cpu, generator_cpu, rss = _process_figures(process_samples, start, end)
+        server_cpu, generator_cpu, other_cpu, rss = _process_figures(process_samples, start, end)
         exchange = _exchange_at(exchange_samples, start, end)
         counts = entry.counts
         series.append(
@@ -50,6 +50,7 @@ def build_series(
                 server_cpu_percent=server_cpu,
                 server_rss_bytes=rss,
                 generator_cpu_percent=generator_cpu,
+                other_cpu_percent=other_cpu,
                 exchange_orders_per_sec=exchange.orders_per_sec if exchange else None,
                 exchange_p99_ms=exchange.p99_ms if exchange else None,
                 exchange_resting_orders=exchange.resting_orders if exchange else None,
@@ -62,10 +63,11 @@ def build_series(
 
 def _process_figures(
     samples: Sequence[ProcessSample], start: float, end: float
-) -> tuple[float | None, float | None, int | None]:
-    """Time-weighted server and generator CPU % over ``[start, end)``, and the largest RSS seen."""
+) -> tuple[float | None, float | None, float | None, int | None]:
+    """Time-weighted server, generator and other CPU % over ``[start, end)``, and the largest RSS seen."""
     server = _Weighted()
     generator = _Weighted()
+    other = _Weighted()
     rss: int | None = None
     for sample in samples:
         overlap = min(end, sample.time) - max(start, sample.time - sample.interval_s)
@@ -73,9 +75,10 @@ def _process_figures(
             continue
         server.add(sample.server_cpu_percent, overlap)
         generator.add(sample.generator_cpu_percent, overlap)
+        other.add(sample.other_cpu_percent, overlap)
         if sample.server_rss_bytes is not None:
             rss = max(rss or 0, sample.server_rss_bytes)
-    return server.mean(), generator.mean(), rss
+    return server.mean(), generator.mean(), other.mean(), rss
 
 
 def _exchange_at(samples: Sequence[ExchangeSample], start: float, end: float) -> ExchangeSample | None:

@@ -38,6 +38,7 @@ SATURATION = 0.90  # generator CPU share of its cores that counts as saturated
 SUSTAINED_SHARE = 0.25  # share of steady seconds that makes saturation "sustained"
 LATE_LIMIT = 0.01  # late share of sent requests above which the generator fell behind
 UNSENT_LIMIT = 0.01  # unsent share of scheduled requests above which the generator fell behind
+BUSY_MACHINE_PERCENT = 10.0  # other processes' mean CPU (percent of one core) worth a warning
 ADVICE = "the load generator, not the server, limited this run: add workers (--workers N) or a second machine"
 
 
@@ -81,6 +82,12 @@ def summarize(
     limits, notes = generator_limits(
         scenario, generator_cpu, saturated, len(steady), generator_cores, totals, raw, completed
     )
+    other = _mean([s.other_cpu_percent for s in steady if s.other_cpu_percent is not None])
+    if other is not None and other > BUSY_MACHINE_PERCENT:
+        notes.append(
+            f"other processes on this machine used {other:.0f} % of a core on average during the steady "
+            "window: they competed with the server and the generator, so these figures may be disturbed"
+        )
     rss = [s.server_rss_bytes for s in series if s.server_rss_bytes is not None]
     exchange_rate = [s.exchange_orders_per_sec for s in steady if s.exchange_orders_per_sec is not None]
     resting = [s.exchange_resting_orders for s in series if s.exchange_resting_orders is not None]
@@ -110,6 +117,7 @@ def summarize(
         generator_cpu_percent_max=max(generator_cpu, default=None),
         generator_cores=generator_cores,
         generator_saturated_seconds=saturated,
+        other_cpu_percent_mean=other,
         exchange_orders_per_sec_mean=_mean(exchange_rate),
         exchange_resting_orders_max=max(resting, default=None),
         slo=slo_verdict(scenario, corrected, error_rate),
@@ -128,7 +136,7 @@ def slo_verdict(scenario: Scenario, corrected: Latency, error_rate: float | None
     if p99 is None:
         reasons.append("no latency was measured (no successful requests)")
     elif p99 > slo.p99_ms:
-        reasons.append(f"corrected p99 {p99:.3g} ms is above the SLO's {slo.p99_ms:g} ms")
+        reasons.append(f"corrected p99 {_ms(p99)} ms is above the SLO's {slo.p99_ms:g} ms")
     if error_rate is None:
         reasons.append("no requests were sent")
     elif error_rate > slo.error_rate:
@@ -176,16 +184,20 @@ def generator_limits(
     if behind:
         interval = user_interval_ms(scenario)
         if raw.p99_ms is not None and raw.p99_ms >= interval:
-            notes.extend(
-                f"{text}: the server's responses held the users back (raw p99 {raw.p99_ms:.3g} ms >= "
-                f"{interval:.3g} ms between one user's sends), so this is server latency, counted in the "
-                "corrected figures; if the server is not saturated, more users (--users N) offer the "
-                "rate more faithfully"
-                for text in behind
+            notes.append(
+                f"{' and '.join(behind)}: the server's responses held the users back (raw p99 "
+                f"{_ms(raw.p99_ms)} ms >= {_ms(interval)} ms between one user's sends), so this is server "
+                "latency, counted in the corrected figures, not a generator limit; if the server is not "
+                "saturated, more users (--users N) offer the rate more faithfully"
             )
         else:
             limits.extend(f"{text}: the load generator fell behind its schedule" for text in behind)
     return limits, notes
+
+
+def _ms(value: float) -> str:
+    """A latency for a sentence: ``4.25``, ``60``, ``5,980`` (no exponents)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _mean(values: Sequence[float]) -> float | None:

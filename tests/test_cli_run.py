@@ -161,6 +161,8 @@ def test_a_short_real_run(tiny: Path, tmp_path: Path) -> None:
     assert s.slo.passed and not s.generator_bound
     assert any(x.exchange_orders_per_sec for x in run.series)
     assert any(x.exchange_resting_orders is not None for x in run.series)
+    assert all(x.other_cpu_percent is None or x.other_cpu_percent >= 0 for x in run.series)
+    assert s.other_cpu_percent_mean is not None
     if len(os.sched_getaffinity(0)) >= 2:
         assert run.environment.pinned and run.environment.server_cpus != run.environment.generator_cpus
     for name in ("scenario", "loadgen", "corrected_hlog", "raw_hlog", "locust_log", "exchange_log"):

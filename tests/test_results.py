@@ -76,6 +76,7 @@ def sample_run() -> Run:
         generator_cpu_percent_max=25.0,
         generator_cores=1.0,
         generator_saturated_seconds=0,
+        other_cpu_percent_mean=3.0,
         exchange_orders_per_sec_mean=80.0,
         exchange_resting_orders_max=40,
         slo=SloVerdict(50.0, 0.01, 4.25, 0.0025, True),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -159,6 +160,7 @@ def test_lateness_explained_by_slow_responses_is_server_latency(flat: Scenario) 
     assert not summary.generator_bound
     assert summary.limits == ()
     assert len(summary.notes) == 1 and "raw p99 290 ms >= 200 ms" in summary.notes[0]
+    assert summary.notes[0].startswith("40.0% of the requests were sent late")
     # ...unless the generator's CPU was saturated too: then it is generator-bound anyway
     hot = [sec(t, 5000, 5000, gen_cpu=97.0) for t in range(20)]
     assert summarize(flat, hot, totals, LAT, slow_raw, generator_cores=1.0).generator_bound
@@ -171,6 +173,16 @@ def test_unsent_requests_only_count_in_a_completed_run(flat: Scenario) -> None:
     assert completed.generator_bound
     assert "97,000 of 100,000 scheduled requests were sent (3.0% never sent)" in completed.limits[0]
     assert not summarize(flat, series, totals, LAT, RAW, generator_cores=1.0, completed=False).generator_bound
+
+
+def test_a_busy_machine_is_noted(flat: Scenario) -> None:
+    quiet = [replace(sec(t, 5000, 5000), other_cpu_percent=2.0) for t in range(20)]
+    summary = summarize(flat, quiet, TOTALS, LAT, RAW, 1.0)
+    assert summary.other_cpu_percent_mean == pytest.approx(2.0) and summary.notes == ()
+    busy = [replace(sec(t, 5000, 5000), other_cpu_percent=60.0) for t in range(20)]
+    summary = summarize(flat, busy, TOTALS, LAT, RAW, 1.0)
+    assert "other processes on this machine used 60 % of a core" in summary.notes[0]
+    assert not summary.generator_bound
 
 
 def test_slo_verdict(flat: Scenario) -> None:

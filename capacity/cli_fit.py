@@ -1,0 +1,122 @@
+"""``capacity fit DIR``: fit a sweep's (or one run's) scaling models, write ``DIR/fit.json`` and print the
+fitted formulas in plain English; projections to another machine are printed apart and labelled so.
+
+Exit codes: 0 fitted, 2 bad input (not a sweep or run directory, no completed tier, bad option).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.text import Text
+
+from capacity.fit.estimate import fmt
+from capacity.fit_inputs import FitOutcome, fit_directory, parse_size
+from capacity.sweep_results import SweepFormatError, read_sweep
+
+EXIT_INVALID = 2
+
+
+class _BadOption(ValueError):
+    """A one-line message for exit 2."""
+
+
+@click.command("fit", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("directory", metavar="SWEEP_OR_RUN_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--cores", metavar="N", help="Server CPU budget, cores (default: the CPUs the server was pinned to)."
+)
+@click.option(
+    "--memory", metavar="SIZE", help="RAM for the memory limit, e.g. 32GB or 24GiB (default: this machine's)."
+)
+@click.option(
+    "--safety-buffer", metavar="F", default="0.2", show_default=True, help="Share taken off the lowest limit."
+)
+@click.option("--project-cores", metavar="N", help="Also project the model to a machine with N cores.")
+@click.option("--project-memory", metavar="SIZE", help="RAM of that machine (default: --memory).")
+def command(
+    directory: Path,
+    cores: str | None,
+    memory: str | None,
+    safety_buffer: str,
+    project_cores: str | None,
+    project_memory: str | None,
+) -> None:
+    """Fit SWEEP_OR_RUN_DIR's completed tiers: service demand (CPU per order), memory, P99 against load,
+    saturation, breaking points and the recommended maximum. Writes fit.json there; tiers that were
+    generator-bound are listed and left out of every fit."""
+    try:
+        result = read_sweep(directory)
+        outcome = fit_directory(
+            result,
+            cores=_number(cores, "--cores"),
+            memory_bytes=_size(memory, "--memory"),
+            safety_buffer=_buffer(safety_buffer),
+            project_cores=_number(project_cores, "--project-cores"),
+            project_memory_bytes=_size(project_memory, "--project-memory"),
+        )
+    except (SweepFormatError, _BadOption, ValueError) as error:
+        click.echo(f"capacity fit: error: {error}", err=True)
+        sys.exit(EXIT_INVALID)
+    print_fit(outcome, Console())
+
+
+def print_fit(outcome: FitOutcome, console: Console) -> None:
+    """The fitted formulas, the recommended maximum, then any projection, labelled as one."""
+    model, inputs = outcome.model, outcome.inputs
+    memory = inputs["memory_bytes"]
+    console.print(
+        Text(
+            f"Capacity model of {inputs['sweep']}: {len(inputs['tiers'])} tier(s), server budget "
+            f"{fmt(inputs['available_cores'])} core(s) ({inputs['cores_source']}), "
+            f"memory {fmt(memory / 2**30)} GiB, safety buffer {inputs['safety_buffer']:.0%}",
+            style="bold",
+        )
+    )
+    for name, status in inputs["left_out"].items():
+        console.print(f"  not fitted: tier {name} ({status})")
+    console.print(Text("Measured on this machine", style="bold underline"))
+    for line in model.formulas():
+        console.print(f"  {line}", highlight=False)
+    console.print(Text(f"Recommended maximum: {model.recommended_max.text()}", style="bold green"))
+    if outcome.projection is not None:
+        console.print(
+            Text("Projection (not measured: the model carried to another machine)", style="bold yellow")
+        )
+        for line in outcome.projection.formulas():
+            console.print(f"  PROJECTION: {line}", highlight=False)
+    console.print(f"fit written to {outcome.path}")
+
+
+def _number(text: str | None, flag: str) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise _BadOption(f"{flag} {text!r}: expected a number > 0") from None
+    if not value > 0 or value == float("inf"):
+        raise _BadOption(f"{flag} {text!r}: expected a number > 0")
+    return value
+
+
+def _size(text: str | None, flag: str) -> int | None:
+    if text is None:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise _BadOption(f"{flag}: {error}") from None
+
+
+def _buffer(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise _BadOption(f"--safety-buffer {text!r}: expected a share from 0 to below 1, e.g. 0.2")
+    return value

@@ -1,0 +1,336 @@
+"""``capacity sweep``: run a sweep file's tiers, or a generated ladder of rates, into one sweep directory;
+show live progress and, at the end, the scalability matrix.
+
+    capacity sweep scenarios/sweeps/quick.yaml
+    capacity sweep scenarios/average.yaml --from 500 --to 20000 --steps 12 --tier-duration 20s
+    capacity sweep --resume reports/sweeps/20261125T120000-quick
+
+Exit codes: 0 the sweep completed (or a ladder stopped early on purpose), 1 a tier broke, 2 bad input
+(nothing ran; problems in files are printed as file:line: field: message), 130 interrupted with Ctrl-C
+(finished tiers are kept; ``--resume`` continues).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from click.core import ParameterSource
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from capacity.cli_run import _BadInput, _cpus, _journal_sync, _positive
+from capacity.cli_run import command as run_command
+from capacity.progress import LiveProgress, ProgressUpdate
+from capacity.results import Overrides
+from capacity.run import RunOptions
+from capacity.scenario import Scenario, ScenarioError, Sweep, load_document, parse_duration
+from capacity.sweep import (
+    DEFAULT_OUTPUT_DIR,
+    Ladder,
+    SweepSetupError,
+    SweepUpdate,
+    describe_status,
+    ladder_sweep,
+    resume_sweep,
+    start_sweep,
+)
+from capacity.sweep_results import MatrixRow, SweepFormatError, SweepResult, TierEntry, matrix_rows
+
+EXIT_OK = 0
+EXIT_BROKE = 1
+EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+#: ``capacity run`` options that a sweep passes to every tier, taken from that command (same help).
+RUN_PARAMS = (
+    "workers",
+    "target",
+    "server_pid",
+    "server_cpus",
+    "generator_cpus",
+    "no_pin",
+    "journal_sync",
+    "no_journal",
+)
+LADDER_PARAMS = ("start", "stop", "steps", "spacing", "tier_duration")
+
+
+@click.command("sweep", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("sweep_file", metavar="[SWEEP]", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--resume", metavar="DIR", type=click.Path(path_type=Path), help="Continue this sweep directory."
+)
+@click.option(
+    "--from", "start", metavar="N", help="Ladder: lowest rate, requests/s (SWEEP is then a scenario)."
+)
+@click.option("--to", "stop", metavar="N", help="Ladder: highest rate, requests/s.")
+@click.option("--steps", metavar="N", help="Ladder: number of tiers (default 10).")
+@click.option(
+    "--spacing", type=click.Choice(["geometric", "linear"]), help="Ladder: rate spacing (default geometric)."
+)
+@click.option("--tier-duration", metavar="DURATION", help="Ladder: length of each tier (default 30s).")
+@click.option("--cooldown", metavar="DURATION", help="Idle time between tiers (default: the sweep file's).")
+@click.option(
+    "--stop-early/--no-stop-early",
+    default=None,
+    help="Stop once two tiers in a row fall behind, or a tier is generator-bound (default: ladders only).",
+)
+@click.option(
+    "--output-dir",
+    metavar="DIR",
+    default=str(DEFAULT_OUTPUT_DIR),
+    show_default=True,
+    help="Where sweep directories are created.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No live progress; one line per tier and the matrix.")
+@click.pass_context
+def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **values: Any) -> None:
+    """Run SWEEP (a sweep YAML) tier by tier into reports/sweeps/<time>-<name>/, or a ladder of rates
+    over SWEEP (a scenario YAML) with --from/--to, then print the scalability matrix.
+
+    Every tier is a `capacity run` (same options below) with its run directory under the sweep's
+    tiers/. Ctrl-C keeps the finished tiers; --resume DIR continues from the first unfinished one.
+    """
+    try:
+        if resume is not None:
+            _refuse_with_resume(ctx, sweep_file)
+            result = _with_progress(values["quiet"], lambda show: resume_sweep(resume, progress=show))
+        else:
+            sweep, ladder = _sweep_to_run(ctx, sweep_file, values)
+            options = _run_options(values)
+            result = _with_progress(
+                values["quiet"],
+                lambda show: start_sweep(
+                    sweep,
+                    options,
+                    output_dir=Path(values["output_dir"]),
+                    ladder=ladder,
+                    stop_early=values["stop_early"],
+                    source=str(sweep_file),
+                    progress=show,
+                ),
+            )
+    except ScenarioError as error:
+        for problem in error.problems:
+            click.echo(str(problem), err=True)
+        sys.exit(EXIT_INVALID)
+    except (_BadInput, SweepSetupError, SweepFormatError) as error:
+        click.echo(f"capacity sweep: error: {error}", err=True)
+        sys.exit(EXIT_INVALID)
+    print_outcome(result, Console())
+    sys.exit(exit_code(result))
+
+
+command.params.extend(p for p in run_command.params if p.name in RUN_PARAMS)
+
+
+# ---------------------------------------------------------------------------------------------- input
+
+
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def _refuse_with_resume(ctx: click.Context, sweep_file: Path | None) -> None:
+    if sweep_file is not None:
+        raise _BadInput("--resume continues a sweep directory; give no SWEEP file with it")
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name not in ("resume", "quiet") and _given(ctx, p.name or "")
+    ]
+    if given:
+        raise _BadInput(f"--resume runs the rest with the sweep's own settings; drop {', '.join(given)}")
+
+
+def _sweep_to_run(
+    ctx: click.Context, path: Path | None, values: dict[str, Any]
+) -> tuple[Sweep, Ladder | None]:
+    """The sweep file's sweep, or the ladder over a scenario file; _BadInput / ScenarioError if neither."""
+    ladder_wanted = any(_given(ctx, name) for name in LADDER_PARAMS)
+    if path is None:
+        raise _BadInput(
+            "give a SWEEP file (e.g. scenarios/sweeps/quick.yaml), or a scenario with --from/--to"
+        )
+    document = load_document(path)  # validated: file:line: field: message on any problem
+    cooldown = _duration(values["cooldown"], "--cooldown", allow_zero=True)
+    if isinstance(document, Scenario):
+        if not ladder_wanted:
+            raise _BadInput(
+                f"{path} is a scenario: give --from N --to N for a ladder over it, or a sweep file"
+            )
+        ladder = _ladder(values)
+        return ladder_sweep(document, ladder, cooldown_s=cooldown or 0.0, source=str(path)), ladder
+    if ladder_wanted:
+        raise _BadInput(
+            f"{path} is a sweep file: --from/--to/--steps/--spacing/--tier-duration need a scenario"
+        )
+    if cooldown is not None:
+        document = Sweep(document.name, document.description, document.tiers, cooldown)
+    return document, None
+
+
+def _ladder(values: dict[str, Any]) -> Ladder:
+    if values["start"] is None or values["stop"] is None:
+        raise _BadInput("a ladder needs both --from and --to (requests/s)")
+    ladder = Ladder(
+        start_rate=float(_positive(values["start"], "--from", float) or 0),
+        stop_rate=float(_positive(values["stop"], "--to", float) or 0),
+        steps=int(_positive(values["steps"] or "10", "--steps", int) or 0),
+        spacing=values["spacing"] or "geometric",
+        tier_duration_s=_duration(values["tier_duration"] or "30s", "--tier-duration") or 30.0,
+    )
+    ladder.rates()  # SweepSetupError for --to below --from, fewer than 2 steps
+    return ladder
+
+
+def _run_options(values: dict[str, Any]) -> RunOptions:
+    return RunOptions(
+        overrides=Overrides(),
+        target=values["target"],
+        server_pid=_positive(values["server_pid"], "--server-pid", int),
+        workers=int(_positive(values["workers"], "--workers", int) or 1),
+        pin=not values["no_pin"],
+        server_cpus=_cpus(values["server_cpus"], "--server-cpus"),
+        generator_cpus=_cpus(values["generator_cpus"], "--generator-cpus"),
+        journal_sync=_journal_sync(values["journal_sync"]),
+        journal=not values["no_journal"],
+        pin_self=True,
+    )
+
+
+def _duration(text: str | None, flag: str, allow_zero: bool = False) -> float | None:
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise _BadInput(f"{flag} {text!r}: not a duration (expected e.g. 10s, 2m, 1m30s)") from None
+    if seconds <= 0 and not allow_zero:
+        raise _BadInput(f"{flag} {text!r}: must be more than 0")
+    return seconds
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+
+class SweepLive(LiveProgress):
+    """The run's live panel under a line saying which tier of how many is running; finished tiers are
+    printed above it, one line each."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        super().__init__(console)
+        self.header = "starting the sweep"
+
+    def render(self, update: ProgressUpdate) -> Group:
+        return Group(Text(self.header, style="bold"), super().render(update))
+
+    def sweep(self, update: SweepUpdate) -> None:
+        """Feed a ``SweepUpdate``: use as ``progress=live.sweep``."""
+        if update.event == "run" and update.run is not None:
+            self(update.run)
+        elif update.event in ("tier", "cooldown"):
+            if update.event == "tier":
+                self.header = f"tier {update.index} of {update.total}: {update.tier}"
+            self(ProgressUpdate(update.event, update.message, update.tier, 0.0))
+        elif update.event == "tier_done" and update.entry is not None:
+            self.console.print(tier_line(update.entry, update.total))
+
+
+def _with_progress(
+    quiet: bool, work: Callable[[Callable[[SweepUpdate], None] | None], SweepResult]
+) -> SweepResult:
+    if quiet:
+        console = Console(stderr=True)
+
+        def lines(update: SweepUpdate) -> None:
+            if update.event == "tier_done" and update.entry is not None:
+                console.print(tier_line(update.entry, update.total))
+
+        return work(lines)
+    with SweepLive() as live:
+        return work(live.sweep)
+
+
+def tier_line(entry: TierEntry, total: int) -> Text:
+    """One line for a finished tier: ``done  02/06 light  50/s offered, 50/s achieved, SLO PASS``."""
+    style = {"done": "green", "interrupted": "yellow"}.get(entry.status, "red")
+    line = Text(f"{entry.status:<11}", style=style)
+    line.append(f" {entry.index:02d}/{total:02d} {entry.name}")
+    if entry.offered is not None and entry.achieved is not None:
+        line.append(f"  {entry.offered:,.0f}/s offered, {entry.achieved:,.0f}/s achieved")
+    if entry.slo_passed is not None:
+        line.append(f", SLO {'PASS' if entry.slo_passed else 'FAIL'}")
+    if entry.generator_bound:
+        line.append("  generator-bound", style="yellow")
+    if entry.problem and entry.status != "done":
+        line.append(f"  {entry.problem}", style="dim")
+    return line
+
+
+# ---------------------------------------------------------------------------------------------- outcome
+
+
+def matrix_table(result: SweepResult) -> Table:
+    """The scalability matrix (the seed's table, measured) as a rich table."""
+    rows = matrix_rows(result)
+    trades = any(r.trades_per_s is not None for r in rows)
+    table = Table(title=f"Scalability matrix: {result.record.name}", title_justify="left")
+    headers = ["level", "offered", "achieved", *(["trades"] if trades else [])]
+    headers += ["cores", "RSS MB", "p99 ms", "raw p99", "SLO", "notes"]
+    for header in headers:
+        table.add_column(header, justify="left" if header in ("level", "notes") else "right")
+    table.caption = (
+        "rates in requests/s over the steady window; cores: server CPU (mean); RSS: server peak; "
+        "p99: coordinated-omission corrected, raw: from the actual send; SLO: the tier scenario's"
+    )
+    for row in rows:
+        table.add_row(*_cells(row, trades))
+    return table
+
+
+def _cells(row: MatrixRow, trades: bool) -> list[str | Text]:
+    slo = (
+        Text("-")
+        if row.slo_passed is None
+        else Text(*(("PASS", "green") if row.slo_passed else ("FAIL", "red")))
+    )
+    cells: list[str | Text] = [row.level, _num(row.offered, "{:,.0f}"), _num(row.achieved, "{:,.0f}")]
+    if trades:
+        cells.append(_num(row.trades_per_s, "{:,.0f}"))
+    cells += [
+        _num(row.server_cores, "{:.2f}"),
+        _num(row.rss_mb, "{:,.0f}"),
+        _num(row.p99_corrected_ms, "{:,.1f}"),
+        _num(row.p99_raw_ms, "{:,.1f}"),
+        slo,
+        Text("; ".join(row.notes), style="yellow" if row.notes else ""),
+    ]
+    return cells
+
+
+def print_outcome(result: SweepResult, console: Console) -> None:
+    """The matrix, how the sweep ended, any advice, and what to do next."""
+    record = result.record
+    console.print(matrix_table(result))
+    style = {"completed": "green", "stopped": "yellow"}.get(record.status, "red")
+    console.print(Text(f"sweep {describe_status(record)}", style=style))
+    if record.advice:
+        console.print(Text(record.advice, style="yellow"))
+    console.print(f"sweep directory: {result.path}")
+    if record.status in ("interrupted", "failed"):
+        console.print(f"continue with: capacity sweep --resume {result.path}")
+
+
+def exit_code(result: SweepResult) -> int:
+    """0 completed or stopped on purpose, 1 a tier broke, 130 interrupted."""
+    return {"interrupted": EXIT_INTERRUPTED, "failed": EXIT_BROKE}.get(result.record.status, EXIT_OK)
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)

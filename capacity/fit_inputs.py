@@ -1,0 +1,160 @@
+"""From measured runs to the fits' input: ``tier_measurement(run) -> TierMeasurement``, and a whole sweep
+directory fitted into ``fit.json`` (``fit_directory``).
+
+The adapter's choices: per-second arrays are the run's steady window (ramp, first and last second left
+out, as the run's summary does); tier percentiles are the run's merged, coordinated-omission-corrected
+histograms; ``generator_bound`` is the run's own verdict; the P99 objective is the scenario's SLO.
+Only tiers whose run completed are fitted; the others are listed in the inputs with the reason.
+
+Units: rates in requests/s, CPU in percent of one core, memory in bytes, latency in ms.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from capacity.fit import CapacityModel, Projection, TierMeasurement, fit_sweep
+from capacity.results import Run
+from capacity.sweep_results import SweepResult
+
+FIT_FILE = "fit.json"
+NAN = float("nan")
+
+_SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b)?\s*", re.IGNORECASE)
+_SIZE_UNITS = {"": 1, "b": 1} | {  # k, kb: 10^3; ki, kib: 2^10; and so on for m, g, t
+    unit: base**power
+    for power, prefix in enumerate("kmgt", start=1)
+    for unit, base in ((prefix, 1000), (f"{prefix}b", 1000), (f"{prefix}i", 1024), (f"{prefix}ib", 1024))
+}
+
+
+def tier_measurement(run: Run, name: str | None = None) -> TierMeasurement:
+    """What the fits need from one run, named ``name`` (default: the scenario's name)."""
+    s = run.summary
+    steady = [x for x in run.series if s.steady_start_s <= x.t < s.steady_end_s]
+    load = run.scenario.get("load", {})
+    return TierMeasurement(
+        name=name or str(run.scenario.get("name", "run")),
+        offered_rate=s.offered_rate,
+        achieved_rate=[x.achieved_rate for x in steady],
+        server_cpu_percent=[_nan(x.server_cpu_percent) for x in steady],
+        rss_bytes=[_nan(x.server_rss_bytes) for x in steady],
+        resting_orders=[_nan(x.exchange_resting_orders) for x in steady],
+        p50_ms=_nan(s.corrected.p50_ms),
+        p99_ms=_nan(s.corrected.p99_ms),
+        p999_ms=_nan(s.corrected.p999_ms),
+        p99_ms_per_second=[_nan(x.corrected_p99_ms) for x in steady],
+        error_rate=s.error_rate or 0.0,
+        shed_rate=s.shed_rate or 0.0,
+        concurrency=int(load.get("concurrent_users", 1)),
+        generator_bound=s.generator_bound,
+        slo_p99_ms=s.slo.p99_limit_ms,
+    )
+
+
+def server_cores(result: SweepResult) -> tuple[float, str] | None:
+    """Cores the server had in this sweep, and how that is known: the CPUs it was pinned to, else all the
+    machine's logical CPUs (the most any tier had). None when the sweep has no run."""
+    budgets = []
+    for run in result.runs.values():
+        env = run.environment
+        if env.pinned and env.server_cpus:
+            cpus = ",".join(map(str, env.server_cpus))
+            budgets.append((float(len(env.server_cpus)), f"the server was pinned to CPU {cpus}"))
+        else:
+            budgets.append(
+                (float(env.logical_cpus), f"all {env.logical_cpus} CPUs: the server was not pinned")
+            )
+    return max(budgets) if budgets else None
+
+
+def memory_total(result: SweepResult) -> int:
+    """RAM of the machine the sweep ran on, bytes."""
+    return result.record.environment.memory_total_bytes
+
+
+def parse_size(text: str) -> int:
+    """Bytes from ``32GB`` (10^9), ``32GiB`` (2^30), ``512M``, ``1.5TB`` or a plain number of bytes.
+    Raises ValueError for anything else."""
+    match = _SIZE.fullmatch(text)
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(f"not a memory size: {text!r} (expected e.g. 32GB, 24GiB, 512MB)")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "").lower()])
+
+
+@dataclass(frozen=True)
+class FitOutcome:
+    """A fitted sweep: the model, the projection (if asked for), the inputs used, and where it was written."""
+
+    model: CapacityModel
+    projection: Projection | None
+    inputs: dict[str, Any]
+    path: Path
+
+
+def fit_directory(
+    result: SweepResult,
+    *,
+    cores: float | None = None,
+    memory_bytes: int | None = None,
+    safety_buffer: float = 0.2,
+    project_cores: float | None = None,
+    project_memory_bytes: int | None = None,
+) -> FitOutcome:
+    """Fit the sweep's completed tiers and write ``fit.json`` into its directory.
+
+    ``cores`` defaults to ``server_cores`` (the CPUs the server was pinned to), ``memory_bytes`` to the
+    machine's RAM. A projection to ``project_cores`` (and ``project_memory_bytes``, default
+    ``memory_bytes``) is added when asked for. Raises ValueError when no tier completed.
+    """
+    pairs = result.tier_runs("done")
+    if not pairs:
+        raise ValueError(f"{result.path}: no completed tier to fit ({_statuses(result)})")
+    measured = server_cores(result) or (1.0, "no run recorded its CPUs")
+    available = cores or measured[0]
+    memory = memory_bytes or memory_total(result)
+    model = fit_sweep(
+        [tier_measurement(run, entry.name) for entry, run in pairs],
+        available_cores=available,
+        memory_bytes=memory,
+        safety_buffer=safety_buffer,
+    )
+    projection = None
+    if project_cores:
+        projection = model.project(cores=project_cores, memory_bytes=project_memory_bytes or memory)
+    inputs = {
+        "source": str(result.path),
+        "sweep": result.record.name,
+        "tiers": [{"name": e.name, "run_dir": e.run_dir} for e, _ in pairs],
+        "left_out": {e.name: e.status for e in result.record.tiers if e.status != "done"},
+        "available_cores": available,
+        "cores_source": "given" if cores else measured[1],
+        "memory_bytes": memory,
+        "memory_source": "given" if memory_bytes else "the measured machine's RAM",
+        "safety_buffer": safety_buffer,
+        "project_cores": project_cores,
+        "project_memory_bytes": project_memory_bytes if project_cores else None,
+        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    document = {
+        **model.to_dict(),
+        "inputs": inputs,
+        "projection": projection.to_dict() if projection else None,
+    }
+    path = result.path / FIT_FILE
+    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return FitOutcome(model, projection, inputs, path)
+
+
+def _statuses(result: SweepResult) -> str:
+    return ", ".join(f"{e.name} {e.status}" for e in result.record.tiers)
+
+
+def _nan(value: float | int | None) -> float:
+    return NAN if value is None or not math.isfinite(value) else float(value)

@@ -88,7 +88,7 @@ def print_fit(outcome: FitOutcome, console: Console) -> None:
         )
         for line in outcome.projection.formulas():
             console.print(f"  PROJECTION: {line}", highlight=False)
-    console.print(f"fit written to {outcome.path}")
+    console.print(f"fit written to {outcome.path}", soft_wrap=True)
 
 
 def _number(text: str | None, flag: str) -> float | None:

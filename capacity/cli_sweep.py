@@ -322,9 +322,9 @@ def print_outcome(result: SweepResult, console: Console) -> None:
     console.print(Text(f"sweep {describe_status(record)}", style=style))
     if record.advice:
         console.print(Text(record.advice, style="yellow"))
-    console.print(f"sweep directory: {result.path}")
+    console.print(f"sweep directory: {result.path}", soft_wrap=True)  # a path must stay copyable
     if record.status in ("interrupted", "failed"):
-        console.print(f"continue with: capacity sweep --resume {result.path}")
+        console.print(f"continue with: capacity sweep --resume {result.path}", soft_wrap=True)
 
 
 def exit_code(result: SweepResult) -> int:

@@ -1,0 +1,160 @@
+"""capacity.fit_inputs on the recorded sweep: the run -> TierMeasurement adapter, fit.json, `capacity fit`."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from capacity import cli
+from capacity.fit.estimate import TIMES
+from capacity.fit_inputs import fit_directory, parse_size, server_cores, tier_measurement
+from capacity.sweep_results import read_sweep
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sweep-small"
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    target = tmp_path / "sweep"
+    shutil.copytree(FIXTURE, target)
+    return target
+
+
+def test_tier_measurement_takes_the_steady_window_of_a_run() -> None:
+    result = read_sweep(FIXTURE)
+    for entry, run in result.tier_runs():
+        tier = tier_measurement(run, entry.name)
+        s = run.summary
+        steady = [x for x in run.series if s.steady_start_s <= x.t < s.steady_end_s]
+        assert tier.name == entry.name and tier.offered_rate == s.offered_rate
+        assert tier.achieved_rate.tolist() == [x.achieved_rate for x in steady]
+        assert tier.server_cpu_percent.tolist() == [x.server_cpu_percent for x in steady]
+        assert tier.rss_bytes.tolist() == [x.server_rss_bytes for x in steady]
+        assert tier.resting_orders.size == tier.p99_ms_per_second.size == len(steady)
+        assert (tier.p50_ms, tier.p99_ms, tier.p999_ms) == (
+            s.corrected.p50_ms,
+            s.corrected.p99_ms,
+            s.corrected.p999_ms,
+        )
+        assert tier.generator_bound is s.generator_bound
+        assert tier.slo_p99_ms == run.scenario["slo"]["p99_ms"]
+        assert tier.concurrency == run.scenario["load"]["concurrent_users"]
+
+
+def test_unmeasured_values_become_nan() -> None:
+    run = read_sweep(FIXTURE).runs["light"]
+    blank = [s.__class__(**{**s.__dict__, "server_cpu_percent": None}) for s in run.series]
+    tier = tier_measurement(run.__class__(**{**run.__dict__, "series": tuple(blank)}))
+    assert tier.name == "light" and np.isnan(tier.server_cpu_percent).all()
+
+
+def test_server_cores_are_the_pinned_cpus() -> None:
+    cores, why = server_cores(read_sweep(FIXTURE)) or (0, "")
+    env = read_sweep(FIXTURE).record.environment
+    assert cores == (len(env.server_cpus) if env.server_cpus else env.logical_cpus)
+    assert "pinned to CPU" in why or "not pinned" in why
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("32GB", 32 * 10**9),
+        ("24GiB", 24 * 2**30),
+        ("512m", 512 * 10**6),
+        ("1.5TiB", int(1.5 * 2**40)),
+        ("4096", 4096),
+    ],
+)
+def test_memory_sizes(text: str, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["", "lots", "32XB", "-1GB", "0"])
+def test_bad_memory_sizes(text: str) -> None:
+    with pytest.raises(ValueError, match="not a memory size"):
+        parse_size(text)
+
+
+def test_fit_directory_writes_the_model_and_its_inputs(sweep_dir: Path) -> None:
+    outcome = fit_directory(read_sweep(sweep_dir), project_cores=16, project_memory_bytes=32 * 2**30)
+    data = json.loads((sweep_dir / "fit.json").read_text())
+    assert data["format"] == "capacity-fit/1" and data["formulas"] == outcome.model.formulas()
+    assert data["inputs"]["tiers"] == [
+        {"name": "light", "run_dir": "tiers/01-light"},
+        {"name": "minimum", "run_dir": "tiers/02-minimum"},
+        {"name": "medium", "run_dir": "tiers/03-medium"},
+    ]
+    assert data["inputs"]["memory_bytes"] == read_sweep(sweep_dir).record.environment.memory_total_bytes
+    assert data["projection"]["basis"] == "projection" and data["projection"]["cores"] == 16
+    assert data["service_demand"]["cpu_seconds_per_order"]["value"] > 0
+    assert math.isfinite(data["available_cores"])
+
+
+def test_a_sweep_with_no_completed_tier_cannot_be_fitted(sweep_dir: Path) -> None:
+    data = json.loads((sweep_dir / "sweep.json").read_text())
+    for entry in data["tiers"]:
+        entry["status"] = "interrupted"
+    (sweep_dir / "sweep.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="no completed tier to fit"):
+        fit_directory(read_sweep(sweep_dir))
+
+
+# ---------------------------------------------------------------------------------------------- capacity fit
+
+
+def fit(*args: str | Path) -> Result:
+    result = CliRunner().invoke(cli.main, ["fit", *map(str, args)])
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    return result
+
+
+def test_capacity_fit_prints_formulas_and_labels_projections(sweep_dir: Path) -> None:
+    result = fit(
+        sweep_dir, "--cores", "1", "--memory", "8GiB", "--project-cores", "16", "--project-memory", "32GB"
+    )
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "Capacity model of sweep-small: 3 tier(s), server budget 1 core(s) (given), memory 8 GiB" in out
+    assert "CPU cores = " in out and f"{TIMES} orders/s" in out
+    assert "Recommended maximum:" in out
+    assert "Projection (not measured" in out and "PROJECTION: Max throughput at 16 cores" in out
+    assert f"fit written to {sweep_dir / 'fit.json'}" in out
+    data = json.loads((sweep_dir / "fit.json").read_text())
+    assert data["inputs"]["memory_bytes"] == 8 * 2**30 and data["available_cores"] == 1
+
+
+def test_capacity_fit_takes_a_run_directory(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(FIXTURE / "tiers" / "01-light", run_dir)
+    result = fit(run_dir)
+    assert result.exit_code == 0, result.output
+    assert "Capacity model of light: 1 tier(s)" in " ".join(result.stdout.split())
+    assert (run_dir / "fit.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["{tmp}/nope"], "no such directory"),
+        (["{tmp}"], "neither a sweep directory"),
+        (["{fixture}", "--cores", "zero"], "--cores 'zero': expected a number > 0"),
+        (["{fixture}", "--memory", "lots"], "--memory: not a memory size: 'lots'"),
+        (
+            ["{fixture}", "--safety-buffer", "1.5"],
+            "--safety-buffer '1.5': expected a share from 0 to below 1",
+        ),
+    ],
+)
+def test_capacity_fit_bad_input_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
+    result = fit(*(a.format(tmp=tmp_path, fixture=FIXTURE) for a in args))
+    assert result.exit_code == 2, result.output
+    assert result.stdout == "" and result.stderr.startswith("capacity fit: error: ")
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (FIXTURE / "fit.json").exists()

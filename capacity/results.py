@@ -144,7 +144,6 @@ class Summary:
     generator_cpu_percent_max: float | None
     generator_cores: float
     generator_saturated_seconds: int
-    other_cpu_percent_mean: float | None
     exchange_orders_per_sec_mean: float | None
     exchange_resting_orders_max: int | None
     slo: SloVerdict
@@ -152,6 +151,8 @@ class Summary:
     limits: tuple[str, ...] = ()
     advice: str | None = None
     notes: tuple[str, ...] = ()
+    # Fields added within capacity-run/1 have defaults, so files written before them still read.
+    other_cpu_percent_mean: float | None = None
 
 
 @dataclass(frozen=True)

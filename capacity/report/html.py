@@ -1,0 +1,30 @@
+"""The HTML report: ``capacity/templates/report.html.j2`` with autoescape, charts inline as data URIs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jinja2
+
+from capacity.report.charts import Chart
+from capacity.report.tables import ReportView
+
+TEMPLATE = "report.html.j2"
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("capacity", "templates"),
+        autoescape=True,  # every value is escaped, the CSS include is template source
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+        lstrip_blocks=False,
+    )
+
+
+def render_html(
+    view: ReportView, charts: Sequence[Chart], tier_charts: Mapping[str, Chart], generated: str
+) -> str:
+    """The complete page: no external CSS, scripts, fonts or images."""
+    template = _environment().get_template(TEMPLATE)
+    return template.render(view=view, charts=charts, tier_charts=tier_charts, generated=generated)

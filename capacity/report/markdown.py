@@ -1,0 +1,94 @@
+"""The Markdown report: what fits in a pull-request comment (< 65,536 characters).
+
+Headline, capacity summary, scalability matrix, per-tier verdicts and breaking points, from the same
+``ReportView`` as the HTML. Notes are cut before the matrix is, and the matrix never is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from capacity.report.tables import EstimateRow, ReportView
+
+LIMIT = 65_000  # GitHub's comment limit is 65,536 characters; keep a margin
+NOTE_LIMIT = 300
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], numeric: Sequence[bool] = ()) -> list[str]:
+    """A pipe table; ``numeric`` columns are right-aligned (default: all but the first)."""
+    numeric = numeric or [i > 0 for i in range(len(header))]
+    align = ["---:" if right else "---" for right in numeric]
+    lines = ["| " + " | ".join(_cell(h) for h in header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _badge(row: EstimateRow) -> str:
+    """The basis; in bold where it is not a measurement of this machine (extrapolated, projection)."""
+    return f"**{row.badge}**" if row.basis in ("extrapolated", "projection") else row.badge
+
+
+def _estimates(rows: Sequence[EstimateRow], note_limit: int) -> list[str]:
+    body = [(r.label, r.value, r.interval, _badge(r), _short(r.note, note_limit)) for r in rows]
+    return _table(
+        ("Figure", "Value", "Interval", "Basis", "How we know"), body, (False, True, False, False, False)
+    )
+
+
+def render_markdown(view: ReportView, note_limit: int = NOTE_LIMIT) -> str:
+    """The Markdown report; notes are shortened until it fits ``LIMIT`` characters."""
+    while True:
+        text = _render(view, note_limit)
+        if len(text) <= LIMIT or note_limit <= 40:
+            return text[:LIMIT]
+        note_limit //= 2
+
+
+def _render(view: ReportView, note_limit: int) -> str:
+    out = [f"## {view.title}", "", f"**{view.headline}**", ""]
+    out += [f"> ⚠ {w}" for w in view.warnings]
+    out += ["", f"_{view.fit_options}_", "", "### Capacity summary", ""]
+    out += _table(
+        ("Metric", *view.summary.columns), [(label, *values) for label, values in view.summary.rows]
+    )
+    out += ["", f"_{view.summary.note}_", "", "### Scalability matrix", ""]
+    columns = view.columns
+    out += _table(
+        [c.header for c in columns],
+        [
+            [
+                f"~~{row.tier}~~ ⊘"
+                if row.generator_bound and c.key == "tier"
+                else _short(c.text(row), note_limit)
+                for c in columns
+            ]
+            for row in view.matrix
+        ],
+        [c.numeric for c in columns],
+    )
+    out += [
+        "",
+        "⊘ generator-bound: the load generator, not the server, limited the tier (left out of the fits).",
+        "",
+    ]
+    out += ["### Tier verdicts", ""]
+    for tier in view.tiers:
+        flag = " — generator-bound, not a server limit" if tier.generator_bound else ""
+        why = f": {_short('; '.join(tier.reasons), note_limit)}" if tier.reasons else ""
+        out.append(f"- **{tier.name}**: {tier.verdict}{flag}{why}")
+        if tier.generator_bound and tier.advice:
+            out.append(f"  - {_short(tier.advice, note_limit)}")
+    out += ["", "### Breaking points", ""]
+    out += _estimates(view.breaking_points, note_limit)
+    out += ["", "### Resource efficiency", ""]
+    out += _estimates(view.efficiency, note_limit)
+    out += ["", "_Full report with charts, projections and formulas: `report/index.html`._", ""]
+    return "\n".join(out)

@@ -1,0 +1,148 @@
+"""What a report is made from: the tier runs of a sweep (or one run) and the capacity model fitted to them.
+
+``load_source(path)`` reads a sweep directory or a single run directory (a one-tier sweep) with
+``capacity.sweep_results.read_sweep``, and fits the completed tiers as ``capacity fit`` does
+(``capacity.fit_inputs``), with the options ``fit.json`` records when the sweep has one (server cores,
+memory, safety buffer, the projection asked for), so the report's numbers and its chart bands come from one
+fitted object. Anything unreadable raises ``ReportSourceError`` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from capacity.fit import CapacityModel, fit_sweep
+from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
+from capacity.fit_inputs import FIT_FILE, memory_total, server_cores, tier_measurement
+from capacity.results import Environment, Run
+from capacity.sweep_results import SweepFormatError, SweepResult, TierEntry, read_sweep
+
+
+class ReportSourceError(ValueError):
+    """The directory is not a readable run or sweep; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class TierRun:
+    """One tier of the sweep that has a run: its name, run directory, run, and the sweep's entry."""
+
+    name: str
+    path: Path
+    run: Run
+    entry: TierEntry
+
+    @property
+    def fitted(self) -> bool:
+        """Whether the fits see this tier: it completed (``done``). Generator-bound ones they set aside."""
+        return self.entry.status == "done"
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How the model was fitted: the server's CPU budget (cores), RAM (bytes), safety buffer (0-1), where
+    those came from, and the projection ``capacity fit`` was asked for (cores, bytes), if any."""
+
+    available_cores: float
+    memory_bytes: int | None
+    safety_buffer: float
+    origin: str
+    project_cores: float | None = None
+    project_memory_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class ReportSource:
+    """A sweep (or one run) ready to report: tiers with runs in sweep order, tiers that never ran, the
+    fitted model and how it was fitted."""
+
+    path: Path
+    kind: str  # "sweep" or "run"
+    name: str
+    description: str
+    status: str
+    tiers: tuple[TierRun, ...]
+    not_run: tuple[TierEntry, ...]
+    model: CapacityModel
+    options: FitOptions
+    result: SweepResult
+
+    @property
+    def environment(self) -> Environment:
+        """The environment of the first tier (every tier of a sweep runs on the same machine)."""
+        return self.tiers[0].run.environment
+
+
+def load_source(path: str | Path) -> ReportSource:
+    """Read the sweep or run directory at ``path`` and fit its model; ReportSourceError if unreadable."""
+    try:
+        result = read_sweep(path)
+    except SweepFormatError as error:
+        raise ReportSourceError(str(error)) from None
+    tiers = tuple(
+        TierRun(entry.name, result.run_dir(entry) or result.path, run, entry)
+        for entry, run in result.tier_runs()
+    )
+    if not tiers:
+        raise ReportSourceError(f"{result.path}: no tier has run yet: nothing to report")
+    options = fit_options(result)
+    model = fit_sweep(
+        [tier_measurement(t.run, t.name) for t in tiers if t.fitted],
+        available_cores=options.available_cores,
+        memory_bytes=options.memory_bytes,
+        safety_buffer=options.safety_buffer,
+    )
+    record = result.record
+    return ReportSource(
+        path=result.path,
+        kind="run" if result.single_run else "sweep",
+        name=record.name,
+        description=record.description,
+        status=record.status,
+        tiers=tiers,
+        not_run=tuple(e for e in record.tiers if e.name not in result.runs),
+        model=model,
+        options=options,
+        result=result,
+    )
+
+
+def fit_options(result: SweepResult) -> FitOptions:
+    """The options recorded in ``fit.json`` (``capacity fit``), else what ``capacity fit`` defaults to:
+    the CPUs the server was pinned to, the machine's RAM, a 20 % buffer."""
+    inputs = _fit_inputs(result.path / FIT_FILE)
+    measured = server_cores(result) or (1.0, "no run recorded its CPUs")
+    cores = _number(inputs.get("available_cores")) or measured[0]
+    memory = inputs.get("memory_bytes")
+    return FitOptions(
+        available_cores=cores,
+        memory_bytes=memory if isinstance(memory, int) else memory_total(result),
+        safety_buffer=_number(inputs.get("safety_buffer")) or DEFAULT_SAFETY_BUFFER,
+        origin=f"as in {FIT_FILE}" if inputs else measured[1],
+        project_cores=_number(inputs.get("project_cores")),
+        project_memory_bytes=_int(inputs.get("project_memory_bytes")),
+    )
+
+
+def _fit_inputs(path: Path) -> dict[str, Any]:
+    """``inputs`` of ``fit.json``; empty when there is none. A corrupt one is an error, not ignored."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ReportSourceError(f"{path}: cannot read: {error}") from None
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    return inputs if isinstance(inputs, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    return (
+        float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+    )
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None

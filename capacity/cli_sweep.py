@@ -19,6 +19,7 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -280,11 +281,18 @@ def matrix_table(result: SweepResult) -> Table:
     """The scalability matrix (the seed's table, measured) as a rich table."""
     rows = matrix_rows(result)
     trades = any(r.trades_per_s is not None for r in rows)
-    table = Table(title=f"Scalability matrix: {result.record.name}", title_justify="left")
+    table = Table(
+        title=f"Scalability matrix: {result.record.name}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,  # fits 80 columns
+    )
     headers = ["level", "offered", "achieved", *(["trades"] if trades else [])]
     headers += ["cores", "RSS MB", "p99 ms", "raw p99", "SLO", "notes"]
-    for header in headers:
-        table.add_column(header, justify="left" if header in ("level", "notes") else "right")
+    for header in headers[:-1]:  # figures never wrap; the notes take what width is left
+        table.add_column(header, justify="left" if header == "level" else "right", no_wrap=True)
+    table.add_column(headers[-1], overflow="fold", min_width=8)
     table.caption = (
         "rates in requests/s over the steady window; cores: server CPU (mean); RSS: server peak; "
         "p99: coordinated-omission corrected, raw: from the actual send; SLO: the tier scenario's"

@@ -1,84 +1,130 @@
-"""``make demo``: start the embedded exchange with its background simulation and watch it live.
+"""``make demo``: the whole pipeline on this machine in about four minutes, measured, not asserted.
 
-This is the seed's "Idle" row, measured: the exchange's own ``/api/metrics`` sampled every second.
-The full demo (quick sweep, fit, report) replaces this once those stages exist.
+1. the quick sweep (``scenarios/sweeps/quick.yaml``): the seed's tiers Idle -> Overload, scaled to what one
+   load-generator process can offer, each a ``capacity run`` against a fresh embedded reference exchange
+   (server pinned to one CPU, Locust to another where the machine has two);
+2. the fit (``capacity fit``): CPU per order, memory, P99 against load, breaking points, recommended maximum;
+3. the report (``capacity report``), copied to ``reports/latest/index.html``;
+4. the scalability matrix as a terminal table, and where everything is.
+
+Options: ``--sweep FILE`` another sweep file, ``--output-dir DIR`` where sweeps go. Exit codes as
+``capacity sweep`` (0 done, 1 a tier broke, 2 bad input, 130 interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import shutil
 import sys
 import time
-import urllib.request
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
-from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
-from capacity.exchange_process import EmbeddedExchange, ExchangeStartError
+from capacity.cli_fit import print_fit
+from capacity.cli_sweep import EXIT_INTERRUPTED, EXIT_INVALID, SweepLive, exit_code, print_outcome
+from capacity.fit_inputs import fit_directory
+from capacity.run import RunOptions, plan_placement
+from capacity.scenario import ScenarioError, format_duration, load_sweep
+from capacity.sweep import DEFAULT_OUTPUT_DIR, SweepSetupError, start_sweep
+from capacity.sweep_results import SweepResult
 
-COLUMNS = (
-    ("t (s)", None),
-    ("orders/s", "orders_per_sec"),
-    ("trades/s", "trades_per_sec"),
-    ("avg ms", "avg_latency"),
-    ("p99 ms", "p99_latency"),
-    ("cpu %", "cpu_percent"),
-    ("rss MB", "memory_mb"),
-    ("resting", "resting_orders"),
-)
-
-
-def fetch_metrics(url: str) -> dict[str, float]:
-    with urllib.request.urlopen(url + "/api/metrics", timeout=2) as response:
-        return json.load(response)["data"]
-
-
-def metrics_table(rows: list[list[str]], url: str) -> Table:
-    table = Table(title=f"reference exchange at {url} — live /api/metrics (seed 'Idle' row)")
-    for header, _ in COLUMNS:
-        table.add_column(header, justify="right")
-    for row in rows[-15:]:
-        table.add_row(*row)
-    return table
-
-
-def format_row(elapsed: float, data: dict[str, float]) -> list[str]:
-    cells = [f"{elapsed:.0f}"]
-    for _, key in COLUMNS[1:]:
-        value = data.get(key, float("nan"))
-        cells.append(f"{value:,.2f}" if isinstance(value, float) else f"{value:,}")
-    return cells
+ROOT = Path(__file__).resolve().parent.parent
+QUICK = ROOT / "scenarios" / "sweeps" / "quick.yaml"
+LATEST = Path("reports/latest")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="capacity-demo", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=15.0, help="how long to watch (default 15)")
-    parser.add_argument("--rate", type=float, default=200.0, help="simulation orders/s (default 200)")
+    parser = argparse.ArgumentParser(prog="capacity-demo", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sweep", type=Path, default=QUICK, help="sweep file (default: the quick sweep)")
+    parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="where sweeps go")
     args = parser.parse_args(argv)
     console = Console()
-    env = {
-        "SIMULATION_ENABLED": "true",
-        "SIMULATION_ORDERS_PER_SEC": str(args.rate),
-        "METRICS_COLLECTION_TIME": "5s",
-    }
+    started = time.monotonic()
     try:
-        with EmbeddedExchange(env=env) as exchange:
-            rows: list[list[str]] = []
-            started = time.monotonic()
-            with Live(metrics_table(rows, exchange.url), console=console, refresh_per_second=2) as live:
-                while (elapsed := time.monotonic() - started) < args.seconds:
-                    time.sleep(1.0)
-                    rows.append(format_row(elapsed + 1, fetch_metrics(exchange.url)))
-                    live.update(metrics_table(rows, exchange.url))
-    except ExchangeStartError as error:
-        console.print(f"[red]demo: {error}")
-        return 1
-    console.print("demo: the exchange stopped cleanly. Next: the quick sweep and report (issue 6).")
-    return 0
+        sweep = load_sweep(args.sweep)
+    except ScenarioError as error:
+        for problem in error.problems:
+            console.print(str(problem), style="red", highlight=False)
+        return EXIT_INVALID
+    options = RunOptions(pin_self=True)
+    _introduce(console, args.sweep, sweep.summary(), options)
+    try:
+        with SweepLive() as live:
+            result = start_sweep(
+                sweep, options, output_dir=args.output_dir, source=_shown(args.sweep), progress=live.sweep
+            )
+    except SweepSetupError as error:
+        console.print(f"demo: {error}", style="red")
+        return EXIT_INVALID
+    if result.record.status == "interrupted":
+        print_outcome(result, console)
+        return EXIT_INTERRUPTED
+    _fit(console, result)
+    report = _report(console, result)
+    print_outcome(result, console)
+    if report is not None:
+        console.print(Text(f"report: {report}", style="bold green"), soft_wrap=True)
+    console.print(f"demo took {format_duration(round(time.monotonic() - started))}")
+    return exit_code(result)
+
+
+def _introduce(console: Console, path: Path, summary: str, options: RunOptions) -> None:
+    placement = plan_placement(options)
+    server, generator = _cpus(placement.server_cpus), _cpus(placement.generator_cpus)
+    where = (
+        f"server on CPU {server}, load generator on CPU {generator}"
+        if placement.pinned
+        else "; ".join(placement.notes)
+    )
+    console.print(Text(f"capacity demo: {_shown(path)} ({summary} of load)", style="bold"), soft_wrap=True)
+    console.print(f"{os.cpu_count()} CPUs here: {where}. Each tier starts its own reference exchange.")
+
+
+def _fit(console: Console, result: SweepResult) -> None:
+    try:
+        outcome = fit_directory(result)
+    except ValueError as error:  # no completed tier: the matrix below says why
+        console.print(f"fit: {error}", style="yellow")
+        return
+    print_fit(outcome, console)
+
+
+def _report(console: Console, result: SweepResult) -> Path | None:
+    """Render the report and copy its HTML to reports/latest/index.html; None (said why) if it cannot."""
+    try:
+        from capacity.report import render_report  # the last stage; absent in a partial checkout
+    except ImportError:
+        console.print("report: capacity.report is not available in this checkout; skipped", style="yellow")
+        return None
+    try:
+        paths = render_report(result.path)
+    except Exception as error:  # a report bug must not hide the measured matrix below
+        console.print(f"report: could not render ({type(error).__name__}: {error})", style="yellow")
+        return None
+    LATEST.mkdir(parents=True, exist_ok=True)
+    latest = LATEST / "index.html"
+    shutil.copyfile(paths.html, latest)  # a copy: the HTML is self-contained and outlives the sweep dir
+    return latest
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is inside it (shorter, as a user types it)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _cpus(cpus: Sequence[int] | None) -> str:
+    return ",".join(map(str, cpus or ()))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:  # during the fit or the report: the sweep directory is complete
+        sys.exit(EXIT_INTERRUPTED)

@@ -305,6 +305,7 @@ class _Orchestrator:
         self.options = options
         self.progress = progress
         self.cancel = cancel or threading.Event()
+        self.hurry = threading.Event()  # Ctrl-C while stopping: stop hard instead of waiting
         if options.workers < 1:
             raise RunSetupError(f"--workers must be at least 1, got {options.workers}")
         if options.journal_sync is not None and options.journal_sync not in JOURNAL_SYNC_MODES:
@@ -368,9 +369,15 @@ class _Orchestrator:
             self.status = "failed"
             self.problem = str(broke)
         finally:
-            self._shutdown()
-            os.sched_setaffinity(0, own_cpus)
-        return self._finish()
+            with _sigint_hurries(self.hurry):
+                self._shutdown()
+                os.sched_setaffinity(0, own_cpus)
+                if self.hurry.is_set():
+                    self.notes.append(
+                        "Ctrl-C while stopping: what was still running was killed, not waited for"
+                    )
+                result = self._finish()
+        return result
 
     def _say(self, phase: str, message: str) -> None:
         if self.progress is not None:
@@ -504,11 +511,11 @@ class _Orchestrator:
     # -- stopping --
 
     def _shutdown(self) -> None:
-        """Stop Locust (it writes its results on stop), then sampling, then the exchange. A second Ctrl-C
-        here escalates to killing Locust instead of waiting for it."""
+        """Stop Locust (it writes its results on stop), then sampling, then the exchange. A Ctrl-C here
+        (see ``_sigint_hurries``) kills what is still running instead of waiting for it."""
         if self.locust is not None and self.locust.poll() is None:
             self._say("stopping", "stopping Locust")
-            self.locust_exit = _stop_process_group(self.locust, self.options.stop_timeout_s)
+            self.locust_exit = _stop_process_group(self.locust, self.options.stop_timeout_s, self.hurry)
         elif self.locust is not None:
             self.locust_exit = self.locust.returncode
         if self.locust is not None:
@@ -519,11 +526,7 @@ class _Orchestrator:
             self.notes.append(f"the exchange's /api/metrics never answered: {self.poller.last_error}")
         if self.exchange is not None:
             self._say("stopping", "stopping the exchange")
-            try:
-                self.exchange.stop(self.options.stop_timeout_s)
-            except KeyboardInterrupt:
-                if self.exchange.process is not None:
-                    self.exchange.process.kill()
+            self.exchange.stop(1.0 if self.hurry.is_set() else self.options.stop_timeout_s)
             (self.path / "exchange.log").write_text(self.exchange.output(), encoding="utf-8")
 
     def _finish(self) -> RunResult:
@@ -650,23 +653,41 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def _stop_process_group(process: subprocess.Popen[bytes], timeout_s: float) -> int | None:
+def _stop_process_group(
+    process: subprocess.Popen[bytes], timeout_s: float, hurry: threading.Event
+) -> int | None:
     """Stop Locust the way it stops gracefully in a headless shape run: SIGINT to its master (Locust
     installs its SIGTERM handler only after a shape test has ended, so SIGTERM would kill it before it
     writes its results; on SIGINT it stops the users, stops its workers and fires ``quitting``, where the
-    locustfile writes ``loadgen.json``). Then wait, and SIGKILL the whole session if it hangs. A Ctrl-C
-    while waiting skips straight to the kill."""
-    try:
+    locustfile writes ``loadgen.json``). Then wait, and SIGKILL the whole session if it hangs or if
+    ``hurry`` is set (a second Ctrl-C)."""
+    with suppress(ProcessLookupError):
         process.send_signal(signal.SIGINT)
-        return process.wait(timeout_s)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        pass
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not hurry.is_set():
+        with suppress(subprocess.TimeoutExpired):
+            return process.wait(0.1)
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
     try:
         return process.wait(5)
     except subprocess.TimeoutExpired:
         return None
+
+
+@contextmanager
+def _sigint_hurries(hurry: threading.Event) -> Iterator[None]:
+    """While stopping and writing results, Ctrl-C sets ``hurry`` (kill instead of wait) rather than
+    raising, so a second Ctrl-C never leaves a child running or the run directory without run.json.
+    Signal handlers can only be set from the main thread; elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda _signum, _frame: hurry.set())
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _wait_healthy(url: str, timeout_s: float, cancel: threading.Event) -> None:

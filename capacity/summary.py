@@ -15,7 +15,8 @@ Rules (documented in ``docs/run-format.md``):
   sustained part of the steady window (at least a quarter of its seconds, and at least 2 when there are
   2); more than 1 % of the requests it sent were late; or, for a completed run, more than 1 % of the
   scheduled requests were never sent. The cores it could use are the CPUs it was pinned to, capped by its
-  process count (one Python process cannot use more than one core).
+  process count (one Python process cannot use more than one core). When it fell behind without being
+  saturated while other processes were busy on the machine, the advice says so: it was starved of CPU.
 
   Each user sends on its own schedule and waits for its response, so a request is also late when the
   previous response of the same user took longer than the user's interval between sends
@@ -40,6 +41,10 @@ LATE_LIMIT = 0.01  # late share of sent requests above which the generator fell 
 UNSENT_LIMIT = 0.01  # unsent share of scheduled requests above which the generator fell behind
 BUSY_MACHINE_PERCENT = 10.0  # other processes' mean CPU (percent of one core) worth a warning
 ADVICE = "the load generator, not the server, limited this run: add workers (--workers N) or a second machine"
+ADVICE_BUSY = (
+    "the load generator, not the server, limited this run: other processes on this machine took the CPU it "
+    "needed - rerun on a quiet machine (or add workers with --workers N, or a second machine)"
+)
 
 
 def steady_window(scenario: Scenario, seconds: Sequence[int]) -> tuple[int, int]:
@@ -83,7 +88,12 @@ def summarize(
         scenario, generator_cpu, saturated, len(steady), generator_cores, totals, raw, completed
     )
     other = _mean([s.other_cpu_percent for s in steady if s.other_cpu_percent is not None])
-    if other is not None and other > BUSY_MACHINE_PERCENT:
+    busy = other is not None and other > BUSY_MACHINE_PERCENT
+    cpu_bound = bool(limits) and limits[0].startswith(_CPU_LIMIT_START)
+    advice = None
+    if limits:
+        advice = ADVICE_BUSY if busy and not cpu_bound else ADVICE
+    if busy:
         notes.append(
             f"other processes on this machine used {other:.0f} % of a core on average during the steady "
             "window: they competed with the server and the generator, so these figures may be disturbed"
@@ -123,7 +133,7 @@ def summarize(
         slo=slo_verdict(scenario, corrected, error_rate),
         generator_bound=bool(limits),
         limits=tuple(limits),
-        advice=ADVICE if limits else None,
+        advice=advice,
         notes=tuple(notes),
     )
 
@@ -168,7 +178,7 @@ def generator_limits(
     needed = max(min(2, steady_seconds), math.ceil(SUSTAINED_SHARE * steady_seconds))
     if steady_seconds > 0 and saturated_seconds >= needed:
         limits.append(
-            f"the load generator's CPU was at or above {SATURATION:.0%} of the {generator_cores:g} core(s) "
+            f"{_CPU_LIMIT_START} at or above {SATURATION:.0%} of the {generator_cores:g} core(s) "
             f"it could use for {saturated_seconds} of {steady_seconds} steady seconds "
             f"(max {max(generator_cpu):.0f} % of one core)"
         )
@@ -193,6 +203,9 @@ def generator_limits(
         else:
             limits.extend(f"{text}: the load generator fell behind its schedule" for text in behind)
     return limits, notes
+
+
+_CPU_LIMIT_START = "the load generator's CPU was"
 
 
 def _ms(value: float) -> str:

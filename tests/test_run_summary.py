@@ -22,7 +22,7 @@ from capacity.run import (
 from capacity.sampler import ExchangeSample, ProcessSample
 from capacity.scenario import Scenario, load_scenario_text
 from capacity.series import build_series
-from capacity.summary import ADVICE, steady_window, summarize, user_interval_ms
+from capacity.summary import ADVICE, ADVICE_BUSY, steady_window, summarize, user_interval_ms
 
 # 1000 users at 5000/s: one user sends every 200 ms.
 RAMPED = """\
@@ -183,6 +183,12 @@ def test_a_busy_machine_is_noted(flat: Scenario) -> None:
     summary = summarize(flat, busy, TOTALS, LAT, RAW, 1.0)
     assert "other processes on this machine used 60 % of a core" in summary.notes[0]
     assert not summary.generator_bound
+    # Starved rather than saturated: the generator fell behind with little CPU of its own.
+    late = Counts(scheduled=100_000, sent=100_000, ok=100_000, late=1_400)
+    starved = summarize(flat, busy, late, LAT, RAW, 1.0)
+    assert starved.generator_bound and starved.advice == ADVICE_BUSY
+    hot = [replace(sec(t, 5000, 5000, gen_cpu=98.0), other_cpu_percent=60.0) for t in range(20)]
+    assert summarize(flat, hot, late, LAT, RAW, 1.0).advice == ADVICE
 
 
 def test_slo_verdict(flat: Scenario) -> None:

@@ -98,6 +98,27 @@ def test_every_section_and_tier_is_present(paths: str, request: pytest.FixtureRe
         assert f'href="#{tier["anchor"]}"' in html  # the matrix links to the tier's section
 
 
+def test_a_stopped_sweep_lists_the_tiers_that_did_not_run(tmp_path: Path) -> None:
+    sweep = write_sample_sweep(tmp_path / "sweep", SEED_TIERS[:4], duration_s=8)
+    record = json.loads((sweep / "sweep.json").read_text())
+    record["status"] = "stopped"
+    record["tiers"][-1].update(status="skipped", run_dir=None)
+    (sweep / "sweep.json").write_text(json.dumps(record))
+    paths = render_report(sweep)
+    html = html_of(paths)
+    assert "The sweep is stopped" in html
+    assert "did not run (skipped)" in html[html.index('id="tiers"') : html.index('id="matrix"')]
+    assert 'id="tier-medium"' not in html
+    for target in re.findall(r'href="#([^"]+)"', html):  # no link into a section that is not there
+        assert f'id="{target}"' in html, target
+    rows = list(csv.DictReader(io.StringIO(paths.csv.read_text())))
+    assert (
+        rows[-1]["tier"] == "medium"
+        and rows[-1]["notes"] == "skipped"
+        and rows[-1]["offered_orders_per_s"] == ""
+    )
+
+
 @pytest.mark.parametrize("paths", ["sample", "recorded"])
 def test_figures_are_embedded(paths: str, request: pytest.FixtureRequest) -> None:
     rendered: ReportPaths = request.getfixturevalue(paths)

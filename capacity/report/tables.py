@@ -630,6 +630,8 @@ def build_view(source: ReportSource) -> ReportView:
         matrix_row(base, runs.get(base.level), base.level in saturated) for base in matrix_rows(source.result)
     )
     warnings = _shared_notes(source)
+    if source.status != "completed":
+        warnings = (f"The {source.kind} is {source.status}: not every tier ran to the end.", *warnings)
     tiers = tuple(tier_view(i, runs[r.tier], r, warnings) for i, r in enumerate(matrix, 1) if r.ran)
     what = "Sweep" if source.kind == "sweep" else "Run"
     return ReportView(

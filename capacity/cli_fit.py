@@ -13,15 +13,13 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from capacity.cli_run import _BadInput, _positive
+from capacity.cli_sweep import output_console
 from capacity.fit.estimate import fmt
-from capacity.fit_inputs import FitOutcome, fit_directory, parse_size
+from capacity.fit_inputs import FitOutcome, NothingToFit, fit_directory, parse_size
 from capacity.sweep_results import SweepFormatError, read_sweep
 
 EXIT_INVALID = 2
-
-
-class _BadOption(ValueError):
-    """A one-line message for exit 2."""
 
 
 @click.command("fit", context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,16 +50,16 @@ def command(
         result = read_sweep(directory)
         outcome = fit_directory(
             result,
-            cores=_number(cores, "--cores"),
+            cores=_positive(cores, "--cores", float),
             memory_bytes=_size(memory, "--memory"),
             safety_buffer=_buffer(safety_buffer),
-            project_cores=_number(project_cores, "--project-cores"),
+            project_cores=_positive(project_cores, "--project-cores", float),
             project_memory_bytes=_size(project_memory, "--project-memory"),
         )
-    except (SweepFormatError, _BadOption, ValueError) as error:
+    except (SweepFormatError, NothingToFit, _BadInput) as error:
         click.echo(f"capacity fit: error: {error}", err=True)
         sys.exit(EXIT_INVALID)
-    print_fit(outcome, Console())
+    print_fit(outcome, output_console())
 
 
 def print_fit(outcome: FitOutcome, console: Console) -> None:
@@ -91,25 +89,13 @@ def print_fit(outcome: FitOutcome, console: Console) -> None:
     console.print(f"fit written to {outcome.path}", soft_wrap=True)
 
 
-def _number(text: str | None, flag: str) -> float | None:
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise _BadOption(f"{flag} {text!r}: expected a number > 0") from None
-    if not value > 0 or value == float("inf"):
-        raise _BadOption(f"{flag} {text!r}: expected a number > 0")
-    return value
-
-
 def _size(text: str | None, flag: str) -> int | None:
     if text is None:
         return None
     try:
         return parse_size(text)
     except ValueError as error:
-        raise _BadOption(f"{flag}: {error}") from None
+        raise _BadInput(f"{flag}: {error}") from None
 
 
 def _buffer(text: str) -> float:
@@ -118,5 +104,5 @@ def _buffer(text: str) -> float:
     except ValueError:
         value = -1.0
     if not 0 <= value < 1:
-        raise _BadOption(f"--safety-buffer {text!r}: expected a share from 0 to below 1, e.g. 0.2")
+        raise _BadInput(f"--safety-buffer {text!r}: expected a share from 0 to below 1, e.g. 0.2")
     return value

@@ -123,7 +123,7 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
     except (_BadInput, SweepSetupError, SweepFormatError) as error:
         click.echo(f"capacity sweep: error: {error}", err=True)
         sys.exit(EXIT_INVALID)
-    print_outcome(result, Console())
+    print_outcome(result, output_console())
     sys.exit(exit_code(result))
 
 
@@ -314,8 +314,8 @@ def _cells(row: MatrixRow, trades: bool) -> list[str | Text]:
     cells += [
         _num(row.server_cores, "{:.2f}"),
         _num(row.rss_mb, "{:,.0f}"),
-        _num(row.p99_corrected_ms, "{:,.1f}"),
-        _num(row.p99_raw_ms, "{:,.1f}"),
+        _ms(row.p99_corrected_ms),
+        _ms(row.p99_raw_ms),
         slo,
         Text("; ".join(row.notes), style="yellow" if row.notes else ""),
     ]
@@ -335,9 +335,20 @@ def print_outcome(result: SweepResult, console: Console) -> None:
         console.print(f"continue with: capacity sweep --resume {result.path}", soft_wrap=True)
 
 
+def output_console() -> Console:
+    """The console for results: the terminal's width, or 120 columns in a log or pipe (rich would assume
+    80 there, too narrow for the matrix's notes)."""
+    return Console() if sys.stdout.isatty() else Console(width=120)
+
+
 def exit_code(result: SweepResult) -> int:
     """0 completed or stopped on purpose, 1 a tier broke, 130 interrupted."""
     return {"interrupted": EXIT_INTERRUPTED, "failed": EXIT_BROKE}.get(result.record.status, EXIT_OK)
+
+
+def _ms(value: float | None) -> str:
+    """Milliseconds with one decimal below 1 s, whole above (6,390 rather than 6,389.8)."""
+    return _num(value, "{:,.1f}" if value is None or value < 1000 else "{:,.0f}")
 
 
 def _num(value: float | None, fmt: str) -> str:

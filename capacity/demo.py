@@ -25,8 +25,15 @@ from rich.console import Console
 from rich.text import Text
 
 from capacity.cli_fit import print_fit
-from capacity.cli_sweep import EXIT_INTERRUPTED, EXIT_INVALID, SweepLive, exit_code, print_outcome
-from capacity.fit_inputs import fit_directory
+from capacity.cli_sweep import (
+    EXIT_INTERRUPTED,
+    EXIT_INVALID,
+    SweepLive,
+    exit_code,
+    output_console,
+    print_outcome,
+)
+from capacity.fit_inputs import NothingToFit, fit_directory
 from capacity.run import RunOptions, plan_placement
 from capacity.scenario import ScenarioError, format_duration, load_sweep
 from capacity.sweep import DEFAULT_OUTPUT_DIR, SweepSetupError, start_sweep
@@ -42,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sweep", type=Path, default=QUICK, help="sweep file (default: the quick sweep)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="where sweeps go")
     args = parser.parse_args(argv)
-    console = Console()
+    console = output_console()
     started = time.monotonic()
     try:
         sweep = load_sweep(args.sweep)
@@ -87,7 +94,7 @@ def _introduce(console: Console, path: Path, summary: str, options: RunOptions) 
 def _fit(console: Console, result: SweepResult) -> None:
     try:
         outcome = fit_directory(result)
-    except ValueError as error:  # no completed tier: the matrix below says why
+    except NothingToFit as error:  # the matrix below says why
         console.print(f"fit: {error}", style="yellow")
         return
     print_fit(outcome, console)

@@ -26,6 +26,11 @@ from capacity.sweep_results import SweepResult
 FIT_FILE = "fit.json"
 NAN = float("nan")
 
+
+class NothingToFit(ValueError):
+    """The sweep has no completed tier: there is nothing to fit."""
+
+
 _SIZE = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]i?b?|b)?\s*", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "b": 1} | {  # k, kb: 10^3; ki, kib: 2^10; and so on for m, g, t
     unit: base**power
@@ -111,11 +116,11 @@ def fit_directory(
 
     ``cores`` defaults to ``server_cores`` (the CPUs the server was pinned to), ``memory_bytes`` to the
     machine's RAM. A projection to ``project_cores`` (and ``project_memory_bytes``, default
-    ``memory_bytes``) is added when asked for. Raises ValueError when no tier completed.
+    ``memory_bytes``) is added when asked for. Raises NothingToFit when no tier completed.
     """
     pairs = result.tier_runs("done")
     if not pairs:
-        raise ValueError(f"{result.path}: no completed tier to fit ({_statuses(result)})")
+        raise NothingToFit(f"{result.path}: no completed tier to fit ({_statuses(result)})")
     measured = server_cores(result) or (1.0, "no run recorded its CPUs")
     available = cores or measured[0]
     memory = memory_bytes or memory_total(result)

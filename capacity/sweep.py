@@ -452,7 +452,7 @@ class _SweepRunner:
                 self.record = self.record.with_tier(replace(entry, status="skipped"))
 
     def _generator_advice(self) -> str | None:
-        bound = [e.name for e in self.record.tiers if e.generator_bound]
+        bound = [e.name for e in self.record.tiers if e.generator_bound and e.status == "done"]
         if not bound:
             return None
         return (

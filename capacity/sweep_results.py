@@ -359,7 +359,7 @@ def _notes(entry: TierEntry, run: Run | None) -> tuple[str, ...]:
         notes.append(f"failed: {entry.problem}")
     elif entry.status != "done":
         notes.append(entry.status)
-    if run is None:
+    if run is None or entry.status != "done":  # a cut-short run's verdicts describe a partial run
         return tuple(notes)
     s = run.summary
     if s.generator_bound:

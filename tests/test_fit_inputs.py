@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from capacity import cli
 from capacity.fit.estimate import TIMES
-from capacity.fit_inputs import fit_directory, parse_size, server_cores, tier_measurement
+from capacity.fit_inputs import NothingToFit, fit_directory, parse_size, server_cores, tier_measurement
 from capacity.sweep_results import read_sweep
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sweep-small"
@@ -101,7 +101,7 @@ def test_a_sweep_with_no_completed_tier_cannot_be_fitted(sweep_dir: Path) -> Non
     for entry in data["tiers"]:
         entry["status"] = "interrupted"
     (sweep_dir / "sweep.json").write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="no completed tier to fit"):
+    with pytest.raises(NothingToFit, match="no completed tier to fit"):
         fit_directory(read_sweep(sweep_dir))
 
 

@@ -288,6 +288,14 @@ def test_an_interrupted_run_is_kept_as_an_attempt_when_resumed(out: Path) -> Non
     assert (result.path / "tiers/01-t1/run.json").is_file()  # the earlier attempt is never deleted
 
 
+def test_a_cut_short_tier_is_never_called_generator_bound(out: Path) -> None:
+    server = FakeServer(generator=5, outcome={2: "interrupted"})  # both tiers offer more than 5/s
+    result = start_sweep(small_sweep(2), RunOptions(), output_dir=out, run=server, sleep=no_sleep)
+    assert [e.generator_bound for e in result.record.tiers] == [True, True]  # the runs' own verdicts
+    assert [r.notes for r in matrix_rows(result)] == [("generator-bound",), ("interrupted",)]
+    assert result.record.advice is not None and result.record.advice.startswith("generator-bound tiers (t1) ")
+
+
 def test_a_failed_tier_stops_the_sweep_and_resume_retries_it(out: Path) -> None:
     result = start_sweep(
         small_sweep(3), RunOptions(), output_dir=out, run=FakeServer(outcome={2: "failed"}), sleep=no_sleep

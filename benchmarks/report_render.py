@@ -11,6 +11,7 @@ and the first import + render as the figure a user waits for, against the goal.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
         size = paths.html.stat().st_size
 
     first = imported + renders[0]
+    load = os.getloadavg()[0]
+    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} (other work inflates every figure)")
     print(f"sweep: {args.tiers} tiers x {args.seconds} s, HTML {size / 1e6:.2f} MB")
     print(f"import: {imported:.2f} s; renders: {', '.join(f'{r:.2f}' for r in renders)} s")
     print(f"median render {statistics.median(renders):.2f} s")

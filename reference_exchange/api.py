@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from reference_exchange.config import Settings
 from reference_exchange.engine import (
     EngineError,
     Order,
@@ -27,7 +28,9 @@ from reference_exchange.engine import (
 )
 from reference_exchange.errors import ApiError
 from reference_exchange.instruments import Instrument, InstrumentError
+from reference_exchange.journal import Journal
 from reference_exchange.metrics import ServerMetrics
+from reference_exchange.overload import LagMonitor
 from reference_exchange.schemas import SchemaViolation, validate_order_request
 from reference_exchange.service import ExchangeService, Overloaded, PlaceCommand
 
@@ -44,6 +47,27 @@ class Exchange:
     metrics: ServerMetrics
     started_monotonic: float = field(default_factory=time.monotonic)
     extra_stats: dict[str, Any] = field(default_factory=dict)
+    settings: Settings = field(default_factory=Settings)
+    journal: Journal | None = None  # the service's journal, typed for chaos injection and health
+    lag: LagMonitor | None = None
+
+    def journal_error(self) -> Exception | None:
+        """Why the journal stopped (fail-stop), or None while it is healthy or disabled."""
+        return None if self.journal is None else self.journal.error
+
+    def overloaded(self) -> bool:
+        """Whether new orders are being shed right now (loop lag or the pending bound)."""
+        lagging = self.lag is not None and self.lag.overloaded()
+        return lagging or self.service.pending >= self.service.max_pending
+
+    def live_stats(self) -> dict[str, Any]:
+        """Admission and overload figures for ``/api/metrics``, after ``extra_stats``."""
+        stats: dict[str, Any] = {**self.extra_stats, **self.service.stats()}
+        if self.lag is not None:
+            stats.update(self.lag.stats())
+        stats["overloaded"] = self.overloaded()
+        stats["journal_healthy"] = self.journal_error() is None
+        return stats
 
 
 EXCHANGE = web.AppKey("exchange", Exchange)
@@ -77,8 +101,9 @@ def engine_error(error: EngineError) -> ApiError:
 
 
 def overloaded(error: Overloaded) -> ApiError:
+    """503 with Retry-After (whole seconds, as HTTP wants) for shedding and for a failed journal."""
     retry = str(max(1, round(error.retry_after_s)))
-    return ApiError(503, "overloaded", str(error), headers={"Retry-After": retry})
+    return ApiError(503, error.code, str(error), headers={"Retry-After": retry})
 
 
 # -- orders ------------------------------------------------------------------------------------
@@ -162,14 +187,20 @@ async def place_order(request: web.Request) -> web.Response:
         raise engine_error(error) from None
     except Overloaded as error:
         raise overloaded(error) from None
-    # A repeated client order id answers 200 with the first result: nothing new was created.
+    # A repeated client order id answers 200 with the first result: nothing new was created. That
+    # result is the first order's, which may be for another symbol than this request names.
     status = 200 if result.duplicate else 201
-    return json_response(place_result_json(result, exchange.instruments[command.symbol]), status)
+    return json_response(place_result_json(result, exchange.instruments[result.order.symbol]), status)
+
+
+def ascii_digits(text: str) -> bool:
+    """Only 0-9: ``str.isdigit`` also accepts '²' and '٣', which ``int`` then refuses or converts."""
+    return text.isascii() and text.isdigit()
 
 
 def order_id_from(request: web.Request) -> int:
     text = request.match_info["order_id"]
-    if not text.isdigit() or len(text) > 18:
+    if not ascii_digits(text) or len(text) > 18:
         raise ApiError(400, "invalid_order_id", f"order id {text!r} is not a positive integer")
     return int(text)
 
@@ -201,7 +232,7 @@ def bounded_int(request: web.Request, name: str, default: int, maximum: int) -> 
     text = request.query.get(name)
     if text is None:
         return default
-    if not text.isdigit() or not 1 <= int(text) <= maximum:
+    if not ascii_digits(text) or len(text) > 9 or not 1 <= int(text) <= maximum:
         raise ApiError(400, f"invalid_{name}", f"{name} must be an integer from 1 to {maximum}, got {text!r}")
     return int(text)
 
@@ -263,15 +294,27 @@ async def timed_requests(request: web.Request, handler) -> web.StreamResponse:
 
 
 async def health(request: web.Request) -> web.Response:
+    """200 while the process can do its job; 503 once the journal failed, so an orchestrator restarts
+    it (replay rebuilds the state). Overload is not ill health: restarting would only make it worse."""
     exchange = request.app[EXCHANGE]
-    uptime = time.monotonic() - exchange.started_monotonic
-    return json_response({"status": "ok", "uptime_seconds": round(uptime, 3)})
+    uptime = round(time.monotonic() - exchange.started_monotonic, 3)
+    error = exchange.journal_error()
+    journal = "disabled" if exchange.journal is None else "ok" if error is None else "failed"
+    body: dict[str, Any] = {
+        "status": "ok",
+        "uptime_seconds": uptime,
+        "journal": journal,
+        "overloaded": exchange.overloaded(),
+    }
+    if error is not None:
+        body.update(status="unhealthy", reason=str(error))
+        return json_response(body, status=503)
+    return json_response(body)
 
 
 async def api_metrics(request: web.Request) -> web.Response:
     exchange = request.app[EXCHANGE]
-    stats = {**exchange.extra_stats, "shed_total": exchange.service.shed}
-    snapshot = exchange.metrics.snapshot(exchange.service.engine.resting_order_count, stats)
+    snapshot = exchange.metrics.snapshot(exchange.service.engine.resting_order_count, exchange.live_stats())
     return json_response(snapshot)
 
 

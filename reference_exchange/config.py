@@ -64,6 +64,7 @@ class Settings:
     admin_token: str | None = None
     max_body_bytes: int = 64 * 1024
     max_pending_orders: int = 2048
+    overload_max_lag: float = 0.2
     order_retention: int = 1_000_000
 
 
@@ -324,6 +325,15 @@ _FIELDS: tuple[_Field, ...] = (
         "orders admitted but not yet acknowledged before shedding with 503",
         "--max-pending-orders",
         "N",
+    ),
+    _Field(
+        "overload_max_lag",
+        "OVERLOAD_MAX_LAG",
+        _duration(positive=True),
+        "event-loop lag above which new orders are shed with 503, e.g. 200ms",
+        "--overload-max-lag",
+        "DURATION",
+        "s",
     ),
     _Field("order_retention", "ORDER_RETENTION", _integer(1000), "finished orders kept for lookup"),
 )

@@ -305,10 +305,12 @@ class MatchingEngine:
             order.cancelled = quantity  # nothing executes and nothing stays open
             order.status, order.reason = OrderStatus.REJECTED, "no liquidity on the opposite side"
             trades: tuple[Trade, ...] = ()
+            self._finish(order)  # it has an id and was acknowledged: it must stay queryable
         elif time_in_force is TimeInForce.FOK and not book.fillable(side, price, quantity):
             order.cancelled = quantity
             order.status, order.reason = OrderStatus.CANCELLED, "fill or kill: not enough liquidity"
             trades = ()
+            self._finish(order)
         else:
             trades = tuple(self._match(book, order))
             self._settle(book, order)

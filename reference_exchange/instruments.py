@@ -6,8 +6,14 @@ module is the only place where decimal strings from clients become integers and 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+
+MAX_UNITS = 10**15  # the largest price in ticks or quantity in lots
+# No unit is below 1e-8 here, so an amount of 1e20 or more is always more than MAX_UNITS units.
+_MAX_ADJUSTED_EXPONENT = 19
+_PLAIN_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 class InstrumentError(ValueError):
@@ -54,24 +60,43 @@ class Instrument:
 def _to_units(value: object, unit: Decimal, field: str, unit_name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
         raise InstrumentError("invalid_" + field, f"{field} must be a decimal string or a number")
+    # float goes through str() so that 0.1 means the decimal 0.1 the client wrote.
+    text = str(value).strip()
+    shown = _clip(text)
     try:
-        # float goes through str() so that 0.1 means the decimal 0.1 the client wrote.
-        amount = Decimal(str(value).strip())
+        amount = Decimal(text)
     except InvalidOperation:
-        raise InstrumentError("invalid_" + field, f"{field} {value!r} is not a decimal number") from None
+        raise InstrumentError("invalid_" + field, f"{field} {shown!r} is not a decimal number") from None
     if not amount.is_finite():
         raise InstrumentError("invalid_" + field, f"{field} must be finite")
+    if not _PLAIN_DECIMAL.fullmatch(text):
+        # Decimal() also takes '1_000', non-ASCII digits and the like; a price is plain ASCII.
+        raise InstrumentError(
+            "invalid_" + field, f"{field} {shown!r} is not a plain decimal number such as 60000.5"
+        )
     if amount <= 0:
-        raise InstrumentError("invalid_" + field, f"{field} must be greater than 0, got {_format(amount)}")
+        raise InstrumentError("invalid_" + field, f"{field} must be greater than 0, got {shown}")
+    # Checked before dividing: decimal arithmetic rounds to 28 digits and refuses quotients beyond
+    # that, while comparisons are exact, so an absurd exponent is refused here and never reaches it.
+    if amount.adjusted() > _MAX_ADJUSTED_EXPONENT:
+        raise InstrumentError("invalid_" + field, f"{field} {shown} is too large")
+    if amount < unit:
+        raise InstrumentError(
+            "invalid_" + field, f"{field} {shown} is not a multiple of the {unit_name} {_format(unit)}"
+        )
     units, remainder = divmod(amount, unit)
     if remainder != 0:
         raise InstrumentError(
-            "invalid_" + field,
-            f"{field} {_format(amount)} is not a multiple of the {unit_name} {_format(unit)}",
+            "invalid_" + field, f"{field} {shown} is not a multiple of the {unit_name} {_format(unit)}"
         )
-    if units > 10**15:
-        raise InstrumentError("invalid_" + field, f"{field} {_format(amount)} is too large")
+    if units > MAX_UNITS:
+        raise InstrumentError("invalid_" + field, f"{field} {shown} is too large")
     return int(units)
+
+
+def _clip(text: str, limit: int = 40) -> str:
+    """``text`` for an error message, cut to ``limit`` characters so a huge input is not echoed whole."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _format(value: Decimal) -> str:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import uvloop
 from aiohttp import web
 
+from reference_exchange.admin import add_admin_routes
 from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes, timed_requests
 from reference_exchange.config import ConfigError, Settings, load_settings
 from reference_exchange.engine import MatchingEngine
@@ -25,7 +26,9 @@ from reference_exchange.errors import json_errors
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal, JournalError
 from reference_exchange.metrics import ServerMetrics
-from reference_exchange.service import ExchangeService
+from reference_exchange.openapi import add_openapi_route
+from reference_exchange.overload import LagMonitor, OverloadCollector
+from reference_exchange.service import ExchangeService, ReplayError
 from reference_exchange.simulation import Simulation
 
 log = logging.getLogger("reference_exchange")
@@ -35,18 +38,43 @@ SIMULATION = web.AppKey("simulation", Simulation)
 
 
 def create_app(settings: Settings, journal: Journal | None = None) -> web.Application:
-    """The whole exchange as an aiohttp application; ``journal`` must already be open and replayed."""
+    """The whole exchange as an aiohttp application; ``journal`` must already be open (it is replayed
+    here: ``JournalError`` if it cannot be)."""
     instruments = default_instruments()
     engine = MatchingEngine(instruments, order_retention=settings.order_retention)
     metrics = ServerMetrics(window_s=settings.metrics_collection_time)
-    service = ExchangeService(engine, journal, metrics, max_pending=settings.max_pending_orders)
+    lag = LagMonitor(settings.overload_max_lag)
+    service = ExchangeService(engine, journal, metrics, max_pending=settings.max_pending_orders, load=lag)
     app = web.Application(middlewares=[timed_requests, json_errors], client_max_size=settings.max_body_bytes)
-    app[EXCHANGE] = Exchange(instruments=instruments, service=service, metrics=metrics)
+    exchange = Exchange(
+        instruments=instruments, service=service, metrics=metrics, settings=settings, journal=journal, lag=lag
+    )
+    app[EXCHANGE] = exchange
     add_trading_routes(app)
+    add_admin_routes(app)
+    add_openapi_route(app)
+    metrics.registry.register(
+        OverloadCollector(lambda: (service.stats(), lag, exchange.journal_error() is None))
+    )
+
+    async def start_lag_monitor(_app: web.Application) -> None:
+        lag.start()
+
+    async def stop_lag_monitor(_app: web.Application) -> None:
+        await lag.stop()
+
+    app.on_startup.append(start_lag_monitor)
+    app.on_cleanup.append(stop_lag_monitor)
     if journal is not None:
         app[JOURNAL] = journal
-        replayed = service.replay(journal.replay())
-        log.info("journal %s: replayed %d commands", settings.journal_path, replayed)
+        try:
+            replayed = service.replay(journal.replay())
+        except ReplayError as error:
+            raise JournalError(
+                f"journal {journal.path} is corrupt or from another version: {error}; "
+                "restore it from a backup or move it away"
+            ) from error
+        log.info("journal %s: replayed %d commands", journal.path, replayed)
     if settings.simulation_enabled:
         simulation = Simulation(
             service,

@@ -1,7 +1,15 @@
 """The exchange's command path: apply to the engine, journal, wait until durable, then acknowledge.
 
 Both the HTTP API and the background simulation go through here, so every accepted command is
-journaled, counted in the metrics and subject to the same overload bound.
+journaled, counted in the metrics and subject to the same overload bounds. Admission, checked before
+anything is applied, refuses a command (nothing changes, nothing is journaled) when:
+
+- the journal has failed (``JournalFailed``): it is fail-stop, so every later write is refused until
+  the process restarts and replays;
+- ``max_pending`` commands already wait for durability (``Overloaded``, reason ``pending``): the
+  journal cannot keep up, and queueing more would only add memory and latency;
+- for new orders only, the event loop is lagging (``Overloaded``, reason ``loop_lag``): the process
+  cannot keep up even without a journal. Cancels are not refused for lag: they reduce risk and work.
 """
 
 from __future__ import annotations
@@ -11,11 +19,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from reference_exchange.engine import MatchingEngine, Order, OrderType, PlaceResult, Side, TimeInForce
+from reference_exchange.engine import (
+    EngineError,
+    MatchingEngine,
+    Order,
+    OrderType,
+    PlaceResult,
+    Side,
+    TimeInForce,
+)
 
 
 class CommandLog(Protocol):
-    """What the service needs from a journal: ordered appends and a way to wait for durability."""
+    """What the service needs from a journal: ordered appends and a way to wait for durability.
+
+    A log may also have ``error``: the failure that stopped it for good (fail-stop), None while it is
+    healthy. The service refuses every write while it is set (``journal_error``)."""
 
     def append(self, command: Mapping[str, Any]) -> int:
         """Buffer a command in apply order; returns its sequence number."""
@@ -35,12 +54,47 @@ class OrderObserver(Protocol):
     def observe_order(self, trades: int) -> None: ...
 
 
-class Overloaded(Exception):
-    """Too many commands admitted and not yet acknowledged: shed instead of queueing without bound."""
+class LoadSignal(Protocol):
+    """Something that can tell the process is falling behind (``overload.LagMonitor``)."""
 
-    def __init__(self, pending: int, retry_after_s: float = 1.0) -> None:
-        super().__init__(f"{pending} orders are waiting to be acknowledged; retry later")
+    def lag_s(self) -> float:
+        """How far behind the event loop is now, in seconds."""
+        ...
+
+    @property
+    def max_lag_s(self) -> float:
+        """Lag above which new orders are refused."""
+        ...
+
+
+class Overloaded(Exception):
+    """The service refuses new work for now: shed instead of queueing without bound.
+
+    ``reason`` says which bound: ``pending`` (commands awaiting durability) or ``loop_lag``.
+    ``code`` is the API error code; ``retry_after_s`` what to tell the client (Retry-After)."""
+
+    code = "overloaded"
+
+    def __init__(self, message: str, reason: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.reason = reason
         self.retry_after_s = retry_after_s
+
+
+class JournalFailed(Overloaded):
+    """The journal failed (fail-stop): no write is accepted until the exchange restarts and replays.
+
+    A subclass of ``Overloaded`` so that callers which back off on shedding (the simulation) also back
+    off here instead of spinning; the API answers it with its own code, ``journal_failed``."""
+
+    code = "journal_failed"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "journal_failed", retry_after_s=5.0)
+
+
+class ReplayError(ValueError):
+    """A journaled command that cannot be re-applied: the journal is corrupt or from another version."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,17 +117,39 @@ class ExchangeService:
         journal: CommandLog | None = None,
         observer: OrderObserver | None = None,
         max_pending: int = 2048,
+        load: LoadSignal | None = None,
     ) -> None:
         self.engine = engine
         self.journal = journal
         self.observer = observer
         self.max_pending = max_pending
+        self.load = load
         self.pending = 0
-        self.shed = 0
+        self.shed_pending = 0
+        self.shed_loop_lag = 0
+        self.refused_journal_failed = 0
+
+    @property
+    def shed(self) -> int:
+        """Commands refused for overload (pending bound or loop lag); journal failures not included."""
+        return self.shed_pending + self.shed_loop_lag
+
+    def stats(self) -> dict[str, int]:
+        """Admission counters for ``/api/metrics``."""
+        return {
+            "pending_orders": self.pending,
+            "max_pending_orders": self.max_pending,
+            "shed_total": self.shed,
+            "shed_pending": self.shed_pending,
+            "shed_loop_lag": self.shed_loop_lag,
+            "refused_journal_failed": self.refused_journal_failed,
+        }
 
     async def place(self, command: PlaceCommand) -> PlaceResult:
-        """Match the order now; return only once it is durable. Raises EngineError or Overloaded."""
-        self._admit()
+        """Match the order now; return only once it is durable.
+
+        Raises EngineError, Overloaded (nothing was applied) or JournalFailed."""
+        self._admit(new_order=True)
         result = self.engine.place(
             command.symbol,
             command.side,
@@ -94,27 +170,51 @@ class ExchangeService:
         return result
 
     async def cancel(self, order_id: int) -> Order:
-        self._admit()
+        self._admit(new_order=False)
         order = self.engine.cancel(order_id)
         await self._make_durable({"op": "cancel", "order_id": order_id})
         return order
 
     def replay(self, commands: Iterable[Mapping[str, Any]]) -> int:
-        """Re-apply journaled commands to an empty engine at start-up; returns how many."""
+        """Re-apply journaled commands to an empty engine at start-up; returns how many.
+
+        Raises ``ReplayError`` naming the command (1-based) that cannot be applied."""
         count = 0
         for record in commands:
-            apply_record(self.engine, record)
             count += 1
+            try:
+                apply_record(self.engine, record)
+            except (EngineError, KeyError, TypeError, ValueError, AttributeError) as error:
+                if isinstance(error, EngineError):
+                    detail = error.message
+                else:
+                    detail = f"{type(error).__name__}: {error}"
+                raise ReplayError(f"command {count} cannot be replayed ({detail})") from error
         return count
 
-    def _admit(self) -> None:
+    def _admit(self, new_order: bool) -> None:
+        journal_error = journal_error_of(self.journal)
+        if journal_error is not None:
+            self.refused_journal_failed += 1
+            raise JournalFailed(f"the journal failed, no order is accepted until a restart: {journal_error}")
         if self.pending >= self.max_pending:
-            self.shed += 1
-            raise Overloaded(self.pending)
+            self.shed_pending += 1
+            raise Overloaded(
+                f"{self.pending} orders are waiting to be made durable; retry later", reason="pending"
+            )
+        if new_order and self.load is not None:
+            lag_s = self.load.lag_s()
+            if lag_s > self.load.max_lag_s:
+                self.shed_loop_lag += 1
+                limit_ms = self.load.max_lag_s * 1000
+                raise Overloaded(
+                    f"the exchange is {lag_s * 1000:.0f} ms behind (limit {limit_ms:.0f} ms); retry later",
+                    reason="loop_lag",
+                )
 
     async def _wait_for_everything_appended(self) -> None:
         if self.journal is not None:
-            await self.journal.durable(self.journal.last_sequence)
+            await self._durable(self.journal, self.journal.last_sequence)
 
     async def _make_durable(self, record: Mapping[str, Any]) -> None:
         if self.journal is None:
@@ -122,9 +222,24 @@ class ExchangeService:
         sequence = self.journal.append(record)
         self.pending += 1
         try:
-            await self.journal.durable(sequence)
+            await self._durable(self.journal, sequence)
         finally:
             self.pending -= 1
+
+    @staticmethod
+    async def _durable(journal: CommandLog, sequence: int) -> None:
+        try:
+            await journal.durable(sequence)
+        except Exception as error:
+            journal_error = journal_error_of(journal)
+            if journal_error is not None:  # the commit failed: the command was never acknowledged
+                raise JournalFailed(f"the order could not be made durable: {journal_error}") from error
+            raise
+
+
+def journal_error_of(journal: CommandLog | None) -> Exception | None:
+    """The log's fail-stop error, if it has failed (logs without an ``error`` attribute never do)."""
+    return getattr(journal, "error", None)
 
 
 def place_record(command: PlaceCommand, timestamp_ns: int) -> dict[str, Any]:

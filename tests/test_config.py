@@ -45,6 +45,7 @@ def test_defaults_from_empty_environment() -> None:
         "admin_token": None,
         "max_body_bytes": 65536,
         "max_pending_orders": 2048,
+        "overload_max_lag": 0.2,
         "order_retention": 1_000_000,
     }
     assert len(settings.simulation_symbols) == 8
@@ -376,7 +377,7 @@ def test_parser_defaults_are_all_none() -> None:
     parser = build_arg_parser()
     assert parser.prog == "reference-exchange"
     namespace = vars(parser.parse_args([]))
-    assert len(namespace) == 14
+    assert len(namespace) == 15
     assert all(value is None for value in namespace.values())
 
 

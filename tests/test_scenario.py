@@ -130,7 +130,9 @@ def test_quick_sweep_fits_the_demo_budget() -> None:
     assert 5 <= len(quick.tiers) <= 6
     assert quick.total_duration_s <= 170  # leaves time for start-up within ~3 minutes
     assert all(15 <= t.scenario.total_duration_s <= 25 for t in quick.tiers)
-    assert max(t.scenario.load.orders_per_second for t in quick.tiers) <= 1500
+    # The top tier goes past this machine's limit on purpose: the demo must show a breaking point.
+    rates = [t.scenario.load.orders_per_second for t in quick.tiers]
+    assert rates == sorted(rates) and rates[-1] >= 4000
     smoke = load_sweep(ROOT / "scenarios/sweeps/ci_smoke.yaml")
     assert [t.scenario.total_duration_s for t in smoke.tiers] == [8, 8]
     full = load_sweep(ROOT / "scenarios/sweeps/full.yaml")

@@ -134,7 +134,7 @@ def test_quick_sweep_fits_the_demo_budget() -> None:
     rates = [t.scenario.load.orders_per_second for t in quick.tiers]
     assert rates == sorted(rates) and rates[-1] >= 4000
     smoke = load_sweep(ROOT / "scenarios/sweeps/ci_smoke.yaml")
-    assert [t.scenario.total_duration_s for t in smoke.tiers] == [8, 8]
+    assert len(smoke.tiers) >= 2 and smoke.total_duration_s < 60  # CI runs it on every build
     full = load_sweep(ROOT / "scenarios/sweeps/full.yaml")
     assert [t.name for t in full.tiers][0::8] == ["idle", "overload"]
 

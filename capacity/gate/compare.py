@@ -1,0 +1,474 @@
+"""Verdicts: a run (or sweep) against a baseline, tier by tier (matched by name), metric by metric.
+
+As pyperf's ``_compare``: a change is reported only when it is both statistically significant and large
+enough to matter; otherwise it is **not significant**, never a misleading "3 % slower".
+
+- **Relative checks** (one per metric and tier): the per-second samples of baseline and run are
+  compared with a two-sided permutation test of the difference in means (medians for P99): no
+  distribution assumed, exact with ties. (Not Mann-Whitney U: per-second error rates are mostly zeros,
+  and with that many ties it calls one stalled second "significant".) **worse** when p < alpha and the
+  value moved in the metric's bad direction by more than its threshold; **better** likewise in the good
+  direction; otherwise **not significant**.
+- **Absolute checks** against the run's own scenario SLO (P99, error rate): **fail** when more than
+  ``max_violating_share`` of the steady seconds break the limit, else **pass**.
+- **inconclusive**: the tier cannot be compared - the run (or the baseline's tier) is unusable
+  (interrupted, failed, generator-bound, too few steady seconds, nothing answered), is missing, or a
+  metric could not be measured on one side. Never a regression.
+
+The gate's status: ``regression`` when any check is worse or failed, else ``inconclusive`` when a tier
+could not be compared (or nothing could), else ``pass``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+from capacity.gate.baseline import Baseline
+from capacity.gate.metrics import METRICS, Metric, MetricSamples, TierData
+from capacity.gate.thresholds import Limit, Thresholds
+
+Verdict = Literal["better", "worse", "not significant", "inconclusive", "pass", "fail"]
+Status = Literal["pass", "regression", "inconclusive"]
+
+EXIT_PASS = 0
+EXIT_REGRESSION = 1
+EXIT_INVALID = 2
+EXIT_INCONCLUSIVE = 3  # only with --strict
+PERMUTATIONS = 9999
+SEED = 20261125
+
+
+class GateInputError(ValueError):
+    """The two sides cannot be compared at all (no tier in common, a different workload): exit 2."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """One test case: a metric of a tier against the baseline, or an absolute SLO check.
+
+    Values are in the metric's base unit (``Metric.display`` formats them). ``change`` is current vs
+    baseline: relative (0.31 = +31 %) when ``relative``, else absolute; ``limit`` the threshold it was
+    held to; ``p_value`` the test's (None when no test ran). ``detail`` explains the verdict in one line.
+    """
+
+    tier: str
+    key: str
+    label: str
+    verdict: Verdict
+    detail: str
+    baseline: float | None = None
+    current: float | None = None
+    change: float | None = None
+    relative: bool = True
+    limit: str | None = None
+    p_value: float | None = None
+    n_baseline: int = 0
+    n_current: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.verdict in ("worse", "fail")
+
+    def display(self, value: float | None) -> str:
+        """``value`` in this check's display unit."""
+        metric = METRICS.get(self.key) or _SLO_METRICS.get(self.key)
+        return metric.display(value) if metric else "-" if value is None else f"{value:g}"
+
+    def change_text(self) -> str:
+        """``+31.2 %``, ``+0.50 pt`` (absolute change of a share, in percentage points), or ``-``."""
+        if self.change is None:
+            return "-"
+        metric = METRICS.get(self.key)
+        if metric is None:
+            return f"{self.change:+g}"
+        return _change_words(self.change, self.relative, metric)
+
+
+@dataclass(frozen=True)
+class TierOutcome:
+    """The checks of one tier; ``problems`` says why the tier could not be compared (empty when it could)."""
+
+    name: str
+    checks: tuple[Check, ...]
+    problems: tuple[str, ...] = ()
+
+    @property
+    def inconclusive(self) -> bool:
+        return bool(self.problems)
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """The whole comparison. ``warnings`` are things a reader must see (a different machine, unusable
+    tiers); ``notes`` are context (tiers without a baseline, a busy machine)."""
+
+    baseline: Baseline
+    current: Baseline
+    baseline_path: str
+    current_path: str
+    thresholds: Thresholds
+    tiers: tuple[TierOutcome, ...]
+    warnings: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+    status: Status = "pass"
+
+    @property
+    def checks(self) -> list[Check]:
+        return [c for t in self.tiers for c in t.checks]
+
+    @property
+    def failures(self) -> list[Check]:
+        return [c for c in self.checks if c.failed]
+
+    def exit_code(self, strict: bool = False) -> int:
+        """0 pass (or inconclusive), 1 regression, 3 inconclusive with ``strict``."""
+        if self.status == "regression":
+            return EXIT_REGRESSION
+        if self.status == "inconclusive" and strict:
+            return EXIT_INCONCLUSIVE
+        return EXIT_PASS
+
+
+# ---------------------------------------------------------------------------------------------- gate
+
+
+def gate(
+    baseline: Baseline,
+    current: Baseline,
+    thresholds: Thresholds,
+    baseline_path: str = "<baseline>",
+    current_path: str = "<run>",
+) -> GateResult:
+    """Compare ``current`` with ``baseline`` tier by tier. GateInputError when no tier is in common or a
+    common tier ran a different workload (the baseline must be re-recorded: not a regression)."""
+    common = [t.name for t in current.tiers if baseline.tier(t.name) is not None]
+    if not common:
+        raise GateInputError(
+            f"no tier in common: the baseline has {_names(baseline.tiers)}, "
+            f"the run has {_names(current.tiers)}"
+        )
+    for name in common:
+        _check_same_workload(baseline.tier(name), current.tier(name))  # type: ignore[arg-type]
+    warnings, cpu_changed = _environment_warnings(baseline, current, thresholds)
+    notes: list[str] = []
+    outcomes: list[TierOutcome] = []
+    for base in baseline.tiers:
+        cur = current.tier(base.name)
+        if cur is None:
+            problem = f"tier {base.name} is in the baseline but not in the run"
+            outcomes.append(
+                TierOutcome(base.name, (_inconclusive(base.name, "tier", "Tier", problem),), (problem,))
+            )
+            continue
+        outcomes.append(compare_tier(base, cur, thresholds, cpu_changed))
+    for cur in current.tiers:
+        if baseline.tier(cur.name) is None:
+            notes.append(f"tier {cur.name} has no baseline: not compared")
+    for outcome in outcomes:
+        for problem in outcome.problems:
+            warnings.append(f"INCONCLUSIVE tier {outcome.name}: {problem}")
+    notes.extend(_busy_notes(current))
+    checks = [c for o in outcomes for c in o.checks]
+    if any(c.failed for c in checks):
+        status: Status = "regression"
+    elif any(o.inconclusive for o in outcomes) or not any(c.verdict != "inconclusive" for c in checks):
+        status = "inconclusive"
+    else:
+        status = "pass"
+    return GateResult(
+        baseline, current, baseline_path, current_path, thresholds, tuple(outcomes), tuple(warnings),
+        tuple(notes), status,
+    )  # fmt: skip
+
+
+def compare_tier(
+    base: TierData, cur: TierData, thresholds: Thresholds, cpu_changed: bool = False
+) -> TierOutcome:
+    """Every metric and SLO check of one tier (all inconclusive when either side is unusable)."""
+    problems = [f"baseline: {p}" for p in base.problems] + [f"run: {p}" for p in cur.problems]
+    for side, tier in (("baseline", base), ("run", cur)):
+        if not tier.problems and tier.steady_seconds < thresholds.min_steady_seconds:
+            problems.append(
+                f"{side}: only {tier.steady_seconds} steady second(s), fewer than the "
+                f"{thresholds.min_steady_seconds} a comparison needs"
+            )
+    if problems:
+        why = "; ".join(problems)
+        checks = [_inconclusive(base.name, key, m.label, why) for key, m in METRICS.items()]
+        checks += [_inconclusive(base.name, key, m.label, why) for key, m in _enabled_slo(thresholds).items()]
+        return TierOutcome(base.name, tuple(checks), tuple(problems))
+    checks = []
+    for key, metric in METRICS.items():
+        limit = thresholds.limits[key]
+        if not limit.enabled:
+            continue
+        if cpu_changed and metric.machine_dependent:
+            checks.append(
+                _inconclusive(
+                    base.name, key, metric.label, "measured on another CPU model than the baseline",
+                    base.metrics.get(key), cur.metrics.get(key),
+                )
+            )  # fmt: skip
+            continue
+        checks.append(
+            compare_metric(
+                base.name, metric, base.metrics.get(key), cur.metrics.get(key), limit, thresholds.alpha
+            )
+        )
+    checks += slo_checks(cur, thresholds)
+    return TierOutcome(base.name, tuple(checks))
+
+
+def compare_metric(
+    tier: str,
+    metric: Metric,
+    base: MetricSamples | None,
+    cur: MetricSamples | None,
+    limit: Limit,
+    alpha: float,
+) -> Check:
+    """One metric's verdict: better / worse / not significant, or inconclusive when it is missing."""
+    for side, m in (("baseline", base), ("run", cur)):
+        if m is None or m.value is None:
+            why = (m.note if m is not None else None) or "not recorded"
+            return _inconclusive(tier, metric.key, metric.label, f"{side}: {why}", base, cur)
+    assert base is not None and cur is not None and base.value is not None and cur.value is not None
+    if base.source != cur.source:
+        why = f"the baseline's figure came from the {base.source}, the run's from the {cur.source}"
+        return _inconclusive(tier, metric.key, metric.label, why, base, cur)
+    change = _change(base.value, cur.value, limit.relative)
+    worse_by = change if metric.better == "lower" else -change
+    p = permutation_p(base.samples, cur.samples, metric.statistic)
+    limit_text = limit.text(metric.key)
+    common = {
+        "baseline": base.value,
+        "current": cur.value,
+        "change": change,
+        "relative": limit.relative,
+        "limit": limit_text,
+        "p_value": p,
+        "n_baseline": len(base.samples),
+        "n_current": len(cur.samples),
+    }
+    figures = f"{metric.display(base.value)} -> {metric.display(cur.value)}"
+    moved = _change_words(change, limit.relative, metric)
+    if p is None:
+        why = f"{figures}: too few per-second samples to test ({len(base.samples)} and {len(cur.samples)})"
+        return Check(tier, metric.key, metric.label, "inconclusive", why, **common)  # type: ignore[arg-type]
+    significant = p < alpha
+    if significant and worse_by > limit.amount:
+        verdict: Verdict = "worse"
+        why = f"{metric.label} worse by {moved} ({figures}; threshold {limit_text}, p = {_p(p)} < {alpha:g})"
+    elif significant and -worse_by > limit.amount:
+        verdict = "better"
+        why = f"{metric.label} better by {moved} ({figures}; threshold {limit_text}, p = {_p(p)} < {alpha:g})"
+    elif not significant:
+        verdict = "not significant"
+        why = f"{figures} ({moved}): p = {_p(p)}, not significant at {alpha:g}"
+    else:
+        verdict = "not significant"
+        why = f"{figures} ({moved}): within the {limit_text} threshold (p = {_p(p)})"
+    return Check(tier, metric.key, metric.label, verdict, why, **common)  # type: ignore[arg-type]
+
+
+def permutation_p(
+    a: Sequence[float], b: Sequence[float], statistic: Literal["mean", "median"] = "mean"
+) -> float | None:
+    """Two-sided p-value of a permutation test of the difference in ``statistic`` between two sets of
+    per-second samples (``scipy.stats.permutation_test``, 9999 resamples from a fixed seed, so the same
+    inputs always give the same verdict). 1.0 when every value is the same; None with fewer than 3
+    samples on a side (no test can say anything)."""
+    if len(a) < 3 or len(b) < 3:
+        return None
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if np.all(x == x[0]) and np.all(y == x[0]):
+        return 1.0
+    reduce = np.mean if statistic == "mean" else np.median
+
+    def difference(u: np.ndarray, v: np.ndarray, axis: int) -> np.ndarray:
+        return reduce(v, axis=axis) - reduce(u, axis=axis)
+
+    result = stats.permutation_test(
+        (x, y),
+        difference,
+        permutation_type="independent",
+        vectorized=True,
+        n_resamples=PERMUTATIONS,
+        alternative="two-sided",
+        rng=np.random.default_rng(SEED),
+    )
+    return float(result.pvalue)
+
+
+def _change(base: float, cur: float, relative: bool) -> float:
+    if not relative:
+        return cur - base
+    if base == 0:
+        return 0.0 if cur == 0 else math.copysign(math.inf, cur)
+    return (cur - base) / abs(base)
+
+
+def _change_words(change: float, relative: bool, metric: Metric) -> str:
+    """A change as text: relative in %, absolute in the metric's unit (shares in percentage points)."""
+    if relative:
+        return "+inf %" if math.isinf(change) else f"{change * 100:+.1f} %"
+    if metric.unit == "%":
+        return f"{change * metric.scale:+.{metric.digits}f} pt"
+    return ("+" if change >= 0 else "-") + metric.display(abs(change))
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}" if p >= 0.0001 else "< 0.0001"
+
+
+# ---------------------------------------------------------------------------------------------- SLO
+
+
+_SLO_METRICS: dict[str, Metric] = {
+    "slo_p99": Metric("slo_p99", "SLO: P99 corrected", "lower", "ms", 1.0, 2),
+    "slo_error_rate": Metric("slo_error_rate", "SLO: error rate", "lower", "%", 100.0, 2),
+}
+
+
+def _enabled_slo(thresholds: Thresholds) -> dict[str, Metric]:
+    wanted = {"slo_p99": thresholds.slo.p99, "slo_error_rate": thresholds.slo.error_rate}
+    return {key: m for key, m in _SLO_METRICS.items() if wanted[key]}
+
+
+def slo_checks(cur: TierData, thresholds: Thresholds) -> list[Check]:
+    """The run's absolute checks against its scenario's SLO, on per-second figures (see the module
+    docstring); the whole-run figure is shown beside them."""
+    checks = []
+    share = thresholds.slo.max_violating_share
+    for key, metric in _enabled_slo(thresholds).items():
+        if key == "slo_p99":
+            limit, whole = cur.slo.get("p99_limit_ms"), cur.slo.get("p99_ms")
+            samples = cur.metrics["p99"].samples if "p99" in cur.metrics else ()
+        else:
+            limit, whole = cur.slo.get("error_rate_limit"), cur.slo.get("error_rate")
+            samples = cur.metrics["error_rate"].samples if "error_rate" in cur.metrics else ()
+        if limit is None or not samples:
+            checks.append(_inconclusive(cur.name, key, metric.label, "no SLO limit or no per-second figures"))
+            continue
+        over = sum(1 for x in samples if x > limit)
+        allowed = math.floor(share * len(samples) + 1e-9)
+        verdict: Verdict = "fail" if over > allowed else "pass"
+        seconds = f"{over} of {len(samples)} steady seconds above {metric.display(limit)}"
+        whole_text = f"whole run {metric.display(whole)}"
+        why = (
+            f"{metric.label} limit {metric.display(limit)} broken: {seconds} "
+            f"(at most {allowed} allowed; {whole_text})"
+            if verdict == "fail"
+            else f"{seconds} (at most {allowed} allowed; {whole_text})"
+        )
+        checks.append(
+            Check(cur.name, key, metric.label, verdict, why, current=whole, limit=metric.display(limit),
+                  relative=False, n_current=len(samples))
+        )  # fmt: skip
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------- context
+
+
+def _check_same_workload(base: TierData, cur: TierData) -> None:
+    """GateInputError when a tier's offered load or request mix differs from the baseline's: the numbers
+    would differ because the test changed, so the baseline must be re-recorded."""
+    if (base.problems and not base.offered_rate) or (cur.problems and not cur.offered_rate):
+        return
+    if base.offered_rate > 0 and abs(cur.offered_rate / base.offered_rate - 1) > 0.02:
+        raise GateInputError(
+            f"tier {base.name}: offered {cur.offered_rate:,.0f}/s but the baseline was measured at "
+            f"{base.offered_rate:,.0f}/s: the workload changed; record a new baseline with "
+            "`capacity baseline update`"
+        )
+    base_mix, cur_mix = base.scenario.get("mix"), cur.scenario.get("mix")
+    if base_mix and cur_mix and base_mix != cur_mix:
+        raise GateInputError(
+            f"tier {base.name}: the request mix differs from the baseline's ({cur_mix} vs {base_mix}); "
+            "record a new baseline with `capacity baseline update`"
+        )
+
+
+def _environment_warnings(
+    baseline: Baseline, current: Baseline, thresholds: Thresholds
+) -> tuple[list[str], bool]:
+    """Differences between where the baseline and the run were measured, and whether the CPU differs
+    (then CPU-dependent metrics are inconclusive, unless ``same_cpu_model`` is off)."""
+    b, c = baseline.environment, current.environment
+    warnings = []
+    cpu_changed = (b.cpu_model, b.logical_cpus) != (c.cpu_model, c.logical_cpus)
+    if cpu_changed:
+        what = f"{b.cpu_model} x{b.logical_cpus} vs {c.cpu_model} x{c.logical_cpus}"
+        if thresholds.same_cpu_model:
+            warnings.append(
+                f"the baseline was measured on another machine ({what}): CPU per order and P99 are not "
+                "compared; record a baseline on this kind of machine"
+            )
+        else:
+            warnings.append(f"the baseline was measured on another machine ({what})")
+    for label, old, new in (
+        ("Python", b.python_version, c.python_version),
+        ("pinning", b.pinned, c.pinned),
+    ):
+        if old != new:
+            warnings.append(f"{label} differs from the baseline's: {old} vs {new}")
+    bs, cs = baseline.settings or {}, current.settings or {}
+    for key in sorted(set(bs) | set(cs)):
+        if key.startswith("JOURNAL") and key != "JOURNAL_PATH" and bs.get(key) != cs.get(key):
+            warnings.append(
+                f"exchange setting {key} differs from the baseline's: {bs.get(key)} vs {cs.get(key)}"
+            )
+    return warnings, cpu_changed and thresholds.same_cpu_model
+
+
+def _busy_notes(current: Baseline) -> list[str]:
+    notes = []
+    for tier in current.tiers:
+        other = tier.other_cpu_percent_mean
+        if other is not None and other > 50:
+            notes.append(
+                f"tier {tier.name}: other processes used {other:.0f} % of a core during the run; "
+                "thresholds allow for this (docs/ci-gate.md), but P99 is the first figure it disturbs"
+            )
+    return notes
+
+
+def _inconclusive(
+    tier: str,
+    key: str,
+    label: str,
+    why: str,
+    base: MetricSamples | None = None,
+    cur: MetricSamples | None = None,
+) -> Check:
+    return Check(
+        tier, key, label, "inconclusive", why,
+        baseline=base.value if base is not None else None,
+        current=cur.value if cur is not None else None,
+    )  # fmt: skip
+
+
+def _names(tiers: Sequence[TierData]) -> str:
+    return ", ".join(t.name for t in tiers) or "none"
+
+
+__all__ = [
+    "EXIT_INCONCLUSIVE",
+    "EXIT_INVALID",
+    "EXIT_PASS",
+    "EXIT_REGRESSION",
+    "Check",
+    "GateInputError",
+    "GateResult",
+    "TierOutcome",
+    "compare_metric",
+    "gate",
+    "permutation_p",
+]

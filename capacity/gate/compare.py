@@ -261,13 +261,20 @@ def compare_metric(
     if p is None:
         why = f"{figures}: too few per-second samples to test ({len(base.samples)} and {len(cur.samples)})"
         return Check(tier, metric.key, metric.label, "inconclusive", why, **common)  # type: ignore[arg-type]
-    significant = p < alpha
+    # The test compares the per-second samples; the change is of the value (a ratio of sums, a median of
+    # runs). Both must point the same way for a verdict.
+    reduce = np.mean if metric.statistic == "mean" else np.median
+    agree = float(reduce(cur.samples) - reduce(base.samples)) * change >= 0
+    significant = p < alpha and agree
     if significant and worse_by > limit.amount:
         verdict: Verdict = "worse"
         why = f"{metric.label} worse by {moved} ({figures}; threshold {limit_text}, p = {_p(p)} < {alpha:g})"
     elif significant and -worse_by > limit.amount:
         verdict = "better"
         why = f"{metric.label} better by {moved} ({figures}; threshold {limit_text}, p = {_p(p)} < {alpha:g})"
+    elif not agree:
+        verdict = "not significant"
+        why = f"{figures} ({moved}): the per-second samples moved the other way (p = {_p(p)})"
     elif not significant:
         verdict = "not significant"
         why = f"{figures} ({moved}): p = {_p(p)}, not significant at {alpha:g}"

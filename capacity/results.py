@@ -14,6 +14,7 @@ Unknown values are ``None`` (JSON ``null``), never NaN or 0.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -390,7 +391,7 @@ def _build(tp: Any, value: Any, source: str, where: str) -> Any:
 def _build_dataclass(cls: type[T], value: Any, source: str, where: str) -> T:
     if not isinstance(value, dict):
         raise _type_error(source, where, "an object", value)
-    hints = get_type_hints(cls)
+    hints = _type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         path = f"{where}.{f.name}" if where else f.name
@@ -400,6 +401,13 @@ def _build_dataclass(cls: type[T], value: Any, source: str, where: str) -> T:
             continue
         kwargs[f.name] = _build(hints[f.name], value[f.name], source, path)
     return cls(**kwargs)
+
+
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """``get_type_hints(cls)``, once per class: evaluating the string annotations is most of the cost of
+    reading a run otherwise (a run has one ``Second`` per second)."""
+    return get_type_hints(cls)
 
 
 def _type_error(source: str, where: str, expected: str, value: Any) -> RunFormatError:

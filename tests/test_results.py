@@ -208,6 +208,28 @@ def test_unknown_extra_fields_are_ignored(tmp_path: Path) -> None:
     assert read_run(_write(tmp_path, data)) == sample_run()
 
 
+def test_annotations_are_evaluated_once_per_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading a long run must not evaluate the dataclasses' annotations once per second (it was most of
+    the time it took to load a sweep)."""
+    import capacity.results as results
+
+    calls: list[type] = []
+    real = results.get_type_hints
+
+    def counting(cls: type) -> dict:
+        calls.append(cls)
+        return real(cls)
+
+    monkeypatch.setattr(results, "get_type_hints", counting)
+    results._type_hints.cache_clear()
+    run = replace(sample_run(), series=tuple(second(t) for t in range(300)))
+    write_run(tmp_path, run)
+    assert read_run(tmp_path) == run
+    assert read_run(tmp_path) == run
+    assert len(calls) == len(set(calls)) < 15
+    results._type_hints.cache_clear()
+
+
 def test_format_constant() -> None:
     assert FORMAT == "capacity-run/1"
     assert SloVerdict(1, 0.1, 2, 0, False).verdict == "FAIL"

@@ -140,6 +140,8 @@ def show(file: Path) -> None:
     if baseline.settings:
         shown = ", ".join(f"{k}={v}" for k, v in sorted(baseline.settings.items()))
         console.print(f"  exchange settings: {shown}", soft_wrap=True)
+    for note in baseline.notes:
+        console.print(f"  note: {note}", soft_wrap=True)
     console.print(baseline_table(baseline, None))
 
 
@@ -170,6 +172,7 @@ def baseline_table(baseline: Baseline, previous: Baseline | None) -> Table:
                 metric.display(m.value),
                 str(len(m.samples)),
                 _spread(m.samples, key),
+                _runs(m.run_values, key) if m.value is not None else (m.note or "-"),
             ]
             if previous is not None:
                 old = old_tier.metrics.get(key) if old_tier is not None else None

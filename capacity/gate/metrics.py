@@ -22,8 +22,8 @@ The metrics, in their base units (the table shows them scaled, see ``Metric.disp
     server CPU divided by the sum of achieved requests. A request is what ``orders_per_second`` counts (every
     request of the scenario's mix), as in the fit's service demand. It includes the server's idle cost
     spread over the tier's requests, so it is comparable between runs of the same tier only - which is what
-    the gate does. The least noisy capacity metric: it does not depend on how busy the rest of the
-    machine is, only on the work the server does per request.
+    the gate does. The least noisy capacity metric: CPU-seconds count the server's work, not its waits;
+    contention still moves it, downwards (a preempted server handles queued requests in batches).
 ``rss_per_resting_order``
     Server RSS growth per order added to the books (bytes; lower is better): (RSS at the last steady
     second - RSS at the first) / (resting orders then - resting orders at first). Its per-second samples

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -391,3 +393,12 @@ def test_invalid_settings_are_refused() -> None:
         fit_sweep(sweep(), available_cores=0)
     with pytest.raises(ValueError):
         fit_sweep(sweep(), available_cores=1, safety_buffer=1.0)
+
+
+def test_scipy_is_imported_only_when_a_fit_runs() -> None:
+    """scipy.stats costs about a second of import under load: the run, sweep and fit commands (and the
+    fit package itself) must not pay it before they fit anything."""
+    modules = "capacity.fit, capacity.fit_inputs, capacity.cli_run, capacity.cli_sweep, capacity.cli_fit"
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

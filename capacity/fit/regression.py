@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.stats
 from numpy.typing import NDArray
 
 from capacity.fit.estimate import CONFIDENCE
@@ -143,6 +142,8 @@ def mean_interval(samples: NDArray[np.float64], *, seed: int) -> tuple[float, fl
     mean = float(samples.mean())
     if samples.size < 2 or np.all(samples == samples[0]):
         return mean, mean, mean
+    import scipy.stats  # ~1 s of import under load: only when a fit runs, never for `capacity run`
+
     ci = scipy.stats.bootstrap(
         (samples,),
         np.mean,

@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.optimize
-import scipy.stats
 from numpy.typing import NDArray
 
 from capacity.fit.estimate import CONFIDENCE, Estimate, ToDict, fmt, range_basis
@@ -102,6 +100,8 @@ def fit_usl(
             f"not enough concurrency levels with samples: {len(levels)}, need ≥ {MIN_LEVELS}"
         )
 
+    import scipy.optimize  # ~1 s of import: only when a fit runs, never for `capacity --help` or `run`
+
     lowest = n == levels[0]
     p0 = (max(float(x[lowest].mean()) / levels[0], 1e-9), 0.01, 1e-4)
     try:
@@ -137,6 +137,8 @@ def _parameters(
     popt: NDArray[np.float64], pcov: NDArray[np.float64], n_samples: int
 ) -> tuple[Estimate, Estimate, Estimate]:
     """Parameter estimates with t intervals from the covariance, clipped at the model's bounds."""
+    import scipy.stats  # see fit_usl
+
     half = scipy.stats.t.ppf((1 + CONFIDENCE) / 2, max(n_samples - 3, 1)) * np.sqrt(np.diag(pcov))
     low = np.maximum(popt - half, 0.0)
     high = np.minimum(popt + half, [np.inf, 1.0, np.inf])

@@ -13,10 +13,10 @@ import click
 from rich.console import Console
 from rich.text import Text
 
-from capacity.cli_run import _BadInput, _positive
 from capacity.cli_sweep import output_console
 from capacity.fit.estimate import fmt
 from capacity.fit_inputs import FitOutcome, NothingToFit, fit_directory, parse_size
+from capacity.run_options import BadInput, parsed, positive_number
 from capacity.sweep_results import SweepFormatError, read_sweep
 
 EXIT_INVALID = 2
@@ -50,13 +50,13 @@ def command(
         result = read_sweep(directory)
         outcome = fit_directory(
             result,
-            cores=_positive(cores, "--cores", float),
-            memory_bytes=_size(memory, "--memory"),
+            cores=positive_number(cores, "--cores", float),
+            memory_bytes=parsed(memory, "--memory", parse_size),
             safety_buffer=_buffer(safety_buffer),
-            project_cores=_positive(project_cores, "--project-cores", float),
-            project_memory_bytes=_size(project_memory, "--project-memory"),
+            project_cores=positive_number(project_cores, "--project-cores", float),
+            project_memory_bytes=parsed(project_memory, "--project-memory", parse_size),
         )
-    except (SweepFormatError, NothingToFit, _BadInput) as error:
+    except (SweepFormatError, NothingToFit, BadInput) as error:
         click.echo(f"capacity fit: error: {error}", err=True)
         sys.exit(EXIT_INVALID)
     print_fit(outcome, output_console())
@@ -89,20 +89,11 @@ def print_fit(outcome: FitOutcome, console: Console) -> None:
     console.print(f"fit written to {outcome.path}", soft_wrap=True)
 
 
-def _size(text: str | None, flag: str) -> int | None:
-    if text is None:
-        return None
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise _BadInput(f"{flag}: {error}") from None
-
-
 def _buffer(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0 <= value < 1:
-        raise _BadInput(f"--safety-buffer {text!r}: expected a share from 0 to below 1, e.g. 0.2")
+        raise BadInput(f"--safety-buffer {text!r}: expected a share from 0 to below 1, e.g. 0.2")
     return value

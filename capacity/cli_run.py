@@ -8,7 +8,6 @@ measured is kept in the run directory).
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
@@ -17,16 +16,9 @@ from rich.console import Console
 
 from capacity.progress import LiveProgress, summary_table
 from capacity.results import Overrides, Run
-from capacity.run import (
-    DEFAULT_OUTPUT_DIR,
-    JOURNAL_SYNC_MODES,
-    RunOptions,
-    RunResult,
-    RunSetupError,
-    parse_cpus,
-    run_scenario,
-)
-from capacity.scenario import Scenario, ScenarioError, load_scenario, parse_duration
+from capacity.run import DEFAULT_OUTPUT_DIR, RunOptions, RunResult, RunSetupError, run_scenario
+from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
+from capacity.scenario import Scenario, ScenarioError, load_scenario
 
 EXIT_OK = 0
 EXIT_BROKE = 1
@@ -34,18 +26,12 @@ EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
 
-class _BadInput(Exception):
-    """A one-line message for exit 2."""
-
-
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
 @click.option("--duration", metavar="DURATION", help="Override the run's length, e.g. 10s, 2m.")
 @click.option("--rate", metavar="N", help="Override the offered rate, requests/s (the peak, for stages).")
 @click.option("--users", metavar="N", help="Override the number of simulated users.")
-@click.option("--target", metavar="URL", help="Test this exchange, not the embedded one (loopback only).")
-@click.option("--server-pid", metavar="PID", help="With --target: its pid, to sample CPU and RSS.")
-@click.option("--workers", metavar="N", default="1", show_default=True, help="Locust processes.")
+@run_settings_options
 @click.option(
     "--output-dir",
     metavar="DIR",
@@ -53,27 +39,15 @@ class _BadInput(Exception):
     show_default=True,
     help="Where run directories are created.",
 )
-@click.option("--server-cpus", metavar="CPUS", help="CPUs for the embedded exchange, e.g. 1 or 2-3.")
-@click.option("--generator-cpus", metavar="CPUS", help="CPUs for Locust (and this process), e.g. 0.")
-@click.option("--no-pin", is_flag=True, help="Do not pin server and generator to separate CPUs.")
-@click.option("--journal-sync", metavar="MODE", help="Embedded exchange: SQLite sync full, normal or off.")
-@click.option("--no-journal", is_flag=True, help="Embedded exchange: no journal (no durability).")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress; print one line at the end.")
 def command(
     scenario_file: Path,
     duration: str | None,
     rate: str | None,
     users: str | None,
-    target: str | None,
-    server_pid: str | None,
-    workers: str,
     output_dir: str,
-    server_cpus: str | None,
-    generator_cpus: str | None,
-    no_pin: bool,
-    journal_sync: str | None,
-    no_journal: bool,
     quiet: bool,
+    **settings: str | bool | None,
 ) -> None:
     """Run SCENARIO (a YAML file) and write reports/runs/<time>-<name>/run.json.
 
@@ -88,26 +62,18 @@ def command(
             click.echo(str(problem), err=True)
         sys.exit(EXIT_INVALID)
     try:
-        options = RunOptions(
+        options = run_options(
+            settings,
             output_dir=Path(output_dir),
             overrides=Overrides(
-                duration_s=_duration(duration),
-                orders_per_second=_positive(rate, "--rate", float),
-                concurrent_users=_positive(users, "--users", int),
+                duration_s=duration_s(duration, "--duration"),
+                orders_per_second=positive_number(rate, "--rate", float),
+                concurrent_users=positive_number(users, "--users", int),
             ),
             scenario_source=str(scenario_file),
-            target=target,
-            server_pid=_positive(server_pid, "--server-pid", int),
-            workers=_positive(workers, "--workers", int) or 1,
-            pin=not no_pin,
-            server_cpus=_cpus(server_cpus, "--server-cpus"),
-            generator_cpus=_cpus(generator_cpus, "--generator-cpus"),
-            journal_sync=_journal_sync(journal_sync),
-            journal=not no_journal,
-            pin_self=True,
         )
         result = _run(scenario, options, quiet)
-    except (_BadInput, RunSetupError) as error:
+    except (BadInput, RunSetupError) as error:
         _fail(str(error))
     except ScenarioError as error:  # overrides the scenario cannot take
         for problem in error.problems:
@@ -147,46 +113,6 @@ def _report(result: RunResult, quiet: bool) -> None:
 def _fail(message: str) -> None:
     click.echo(f"capacity run: error: {message}", err=True)
     sys.exit(EXIT_INVALID)
-
-
-def _duration(text: str | None) -> float | None:
-    if text is None:
-        return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        raise _BadInput(f"--duration {text!r}: not a duration (expected e.g. 10s, 2m, 1m30s)") from None
-    if seconds <= 0:
-        raise _BadInput(f"--duration {text!r}: must be more than 0")
-    return seconds
-
-
-def _positive(text: str | None, flag: str, kind: type[int] | type[float]) -> int | float | None:
-    if text is None:
-        return None
-    try:
-        value = kind(text)
-    except ValueError:
-        what = "an integer" if kind is int else "a number"
-        raise _BadInput(f"{flag} {text!r}: expected {what} > 0") from None
-    if not math.isfinite(value) or value <= 0:
-        raise _BadInput(f"{flag} {text!r}: expected a number > 0")
-    return value
-
-
-def _cpus(text: str | None, flag: str) -> tuple[int, ...] | None:
-    if text is None:
-        return None
-    try:
-        return parse_cpus(text)
-    except ValueError as error:
-        raise _BadInput(f"{flag}: {error}") from None
-
-
-def _journal_sync(text: str | None) -> str | None:
-    if text is not None and text not in JOURNAL_SYNC_MODES:
-        raise _BadInput(f"--journal-sync {text!r}: expected one of {', '.join(JOURNAL_SYNC_MODES)}")
-    return text
 
 
 def _ms(value: float | None) -> str:

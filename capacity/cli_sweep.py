@@ -24,12 +24,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from capacity.cli_run import _BadInput, _cpus, _journal_sync, _positive
-from capacity.cli_run import command as run_command
 from capacity.progress import LiveProgress, ProgressUpdate
-from capacity.results import Overrides
-from capacity.run import RunOptions
-from capacity.scenario import Scenario, ScenarioError, Sweep, load_document, parse_duration
+from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
+from capacity.scenario import Scenario, ScenarioError, Sweep, load_document
 from capacity.sweep import (
     DEFAULT_OUTPUT_DIR,
     Ladder,
@@ -47,17 +44,6 @@ EXIT_BROKE = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
-#: ``capacity run`` options that a sweep passes to every tier, taken from that command (same help).
-RUN_PARAMS = (
-    "workers",
-    "target",
-    "server_pid",
-    "server_cpus",
-    "generator_cpus",
-    "no_pin",
-    "journal_sync",
-    "no_journal",
-)
 LADDER_PARAMS = ("start", "stop", "steps", "spacing", "tier_duration")
 
 
@@ -89,6 +75,7 @@ LADDER_PARAMS = ("start", "stop", "steps", "spacing", "tier_duration")
     help="Where sweep directories are created.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live progress; one line per tier and the matrix.")
+@run_settings_options  # the `capacity run` options every tier runs with
 @click.pass_context
 def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **values: Any) -> None:
     """Run SWEEP (a sweep YAML) tier by tier into reports/sweeps/<time>-<name>/, or a ladder of rates
@@ -103,7 +90,7 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
             result = _with_progress(values["quiet"], lambda show: resume_sweep(resume, progress=show))
         else:
             sweep, ladder = _sweep_to_run(ctx, sweep_file, values)
-            options = _run_options(values)
+            options = run_options(values)
             result = _with_progress(
                 values["quiet"],
                 lambda show: start_sweep(
@@ -120,14 +107,11 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
         for problem in error.problems:
             click.echo(str(problem), err=True)
         sys.exit(EXIT_INVALID)
-    except (_BadInput, SweepSetupError, SweepFormatError) as error:
+    except (BadInput, SweepSetupError, SweepFormatError) as error:
         click.echo(f"capacity sweep: error: {error}", err=True)
         sys.exit(EXIT_INVALID)
     print_outcome(result, output_console())
     sys.exit(exit_code(result))
-
-
-command.params.extend(p for p in run_command.params if p.name in RUN_PARAMS)
 
 
 # ---------------------------------------------------------------------------------------------- input
@@ -139,36 +123,34 @@ def _given(ctx: click.Context, name: str) -> bool:
 
 def _refuse_with_resume(ctx: click.Context, sweep_file: Path | None) -> None:
     if sweep_file is not None:
-        raise _BadInput("--resume continues a sweep directory; give no SWEEP file with it")
+        raise BadInput("--resume continues a sweep directory; give no SWEEP file with it")
     given = [
         p.opts[0]
         for p in ctx.command.params
         if p.name not in ("resume", "quiet") and _given(ctx, p.name or "")
     ]
     if given:
-        raise _BadInput(f"--resume runs the rest with the sweep's own settings; drop {', '.join(given)}")
+        raise BadInput(f"--resume runs the rest with the sweep's own settings; drop {', '.join(given)}")
 
 
 def _sweep_to_run(
     ctx: click.Context, path: Path | None, values: dict[str, Any]
 ) -> tuple[Sweep, Ladder | None]:
-    """The sweep file's sweep, or the ladder over a scenario file; _BadInput / ScenarioError if neither."""
+    """The sweep file's sweep, or the ladder over a scenario file; BadInput / ScenarioError if neither."""
     ladder_wanted = any(_given(ctx, name) for name in LADDER_PARAMS)
     if path is None:
-        raise _BadInput(
-            "give a SWEEP file (e.g. scenarios/sweeps/quick.yaml), or a scenario with --from/--to"
-        )
+        raise BadInput("give a SWEEP file (e.g. scenarios/sweeps/quick.yaml), or a scenario with --from/--to")
     document = load_document(path)  # validated: file:line: field: message on any problem
-    cooldown = _duration(values["cooldown"], "--cooldown", allow_zero=True)
+    cooldown = duration_s(values["cooldown"], "--cooldown", allow_zero=True)
     if isinstance(document, Scenario):
         if not ladder_wanted:
-            raise _BadInput(
+            raise BadInput(
                 f"{path} is a scenario: give --from N --to N for a ladder over it, or a sweep file"
             )
         ladder = _ladder(values)
         return ladder_sweep(document, ladder, cooldown_s=cooldown or 0.0, source=str(path)), ladder
     if ladder_wanted:
-        raise _BadInput(
+        raise BadInput(
             f"{path} is a sweep file: --from/--to/--steps/--spacing/--tier-duration need a scenario"
         )
     if cooldown is not None:
@@ -178,43 +160,16 @@ def _sweep_to_run(
 
 def _ladder(values: dict[str, Any]) -> Ladder:
     if values["start"] is None or values["stop"] is None:
-        raise _BadInput("a ladder needs both --from and --to (requests/s)")
+        raise BadInput("a ladder needs both --from and --to (requests/s)")
     ladder = Ladder(
-        start_rate=float(_positive(values["start"], "--from", float) or 0),
-        stop_rate=float(_positive(values["stop"], "--to", float) or 0),
-        steps=int(_positive(values["steps"] or "10", "--steps", int) or 0),
+        start_rate=positive_number(values["start"], "--from", float) or 0.0,
+        stop_rate=positive_number(values["stop"], "--to", float) or 0.0,
+        steps=positive_number(values["steps"] or "10", "--steps", int) or 0,
         spacing=values["spacing"] or "geometric",
-        tier_duration_s=_duration(values["tier_duration"] or "30s", "--tier-duration") or 30.0,
+        tier_duration_s=duration_s(values["tier_duration"] or "30s", "--tier-duration") or 30.0,
     )
     ladder.rates()  # SweepSetupError for --to below --from, fewer than 2 steps
     return ladder
-
-
-def _run_options(values: dict[str, Any]) -> RunOptions:
-    return RunOptions(
-        overrides=Overrides(),
-        target=values["target"],
-        server_pid=_positive(values["server_pid"], "--server-pid", int),
-        workers=int(_positive(values["workers"], "--workers", int) or 1),
-        pin=not values["no_pin"],
-        server_cpus=_cpus(values["server_cpus"], "--server-cpus"),
-        generator_cpus=_cpus(values["generator_cpus"], "--generator-cpus"),
-        journal_sync=_journal_sync(values["journal_sync"]),
-        journal=not values["no_journal"],
-        pin_self=True,
-    )
-
-
-def _duration(text: str | None, flag: str, allow_zero: bool = False) -> float | None:
-    if text is None:
-        return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        raise _BadInput(f"{flag} {text!r}: not a duration (expected e.g. 10s, 2m, 1m30s)") from None
-    if seconds <= 0 and not allow_zero:
-        raise _BadInput(f"{flag} {text!r}: must be more than 0")
-    return seconds
 
 
 # ---------------------------------------------------------------------------------------------- progress

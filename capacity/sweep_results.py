@@ -23,7 +23,7 @@ from capacity.results import (
     Environment,
     Run,
     RunFormatError,
-    _build,  # the typed JSON reader of run.json, reused for sweep.json
+    dataclass_from_json,
     read_run,
 )
 
@@ -180,10 +180,7 @@ def sweep_from_dict(data: Any, source: str = "<sweep>") -> SweepRecord:
     if not isinstance(data, dict):
         raise SweepFormatError(f"{source}: not a capacity sweep (expected a JSON object)")
     _check_format(data.get("format"), source)
-    try:
-        record: SweepRecord = _build(SweepRecord, data, source, "")
-    except RunFormatError as error:
-        raise SweepFormatError(str(error)) from None
+    record = dataclass_from_json(SweepRecord, data, source, error=SweepFormatError)
     for entry in record.tiers:
         for rel in (entry.run_dir, *entry.attempts):
             if rel is not None and not _is_inside(rel):

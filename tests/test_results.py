@@ -21,6 +21,7 @@ from capacity.results import (
     SloVerdict,
     Summary,
     Target,
+    dataclass_from_json,
     read_run,
     run_to_dict,
     write_run,
@@ -228,6 +229,18 @@ def test_annotations_are_evaluated_once_per_class(tmp_path: Path, monkeypatch: p
     assert read_run(tmp_path) == run
     assert len(calls) == len(set(calls)) < 15
     results._type_hints.cache_clear()
+
+
+def test_dataclass_from_json_reads_other_formats_with_their_own_error() -> None:
+    class OtherFormatError(ValueError):
+        pass
+
+    data = {"count": 3, "p99_ms": 4, "extra": "ignored"}
+    assert dataclass_from_json(Latency, data, "x.json") == Latency(3, p99_ms=4.0)
+    with pytest.raises(OtherFormatError, match=r'^x\.json: field "count": expected an integer, got "3"$'):
+        dataclass_from_json(Latency, {"count": "3"}, "x.json", error=OtherFormatError)
+    with pytest.raises(RunFormatError, match='missing field "count"'):
+        dataclass_from_json(Latency, {}, "x.json")
 
 
 def test_format_constant() -> None:

@@ -1,0 +1,125 @@
+"""The command-line options that say how a run is set up, and the parsers of option values, shared by
+``capacity run``, ``capacity sweep`` (which passes the run settings to every tier) and ``capacity fit``.
+
+This module is deliberately not named ``cli_*.py``: the ``capacity`` group makes every ``capacity/cli_*.py``
+a subcommand. Options are declared as plain strings so that every message about a bad value is ours and has
+one shape, ``--flag 'value': what was expected``; the parsers raise ``BadInput`` with that line, which each
+command prints as ``capacity <command>: error: ...`` and exits 2 for (nothing ran).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import click
+
+from capacity.run import JOURNAL_SYNC_MODES, RunOptions, parse_cpus
+from capacity.scenario import parse_duration
+
+N = TypeVar("N", int, float)
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(Exception):
+    """A bad command-line value: the message is one line naming the option; the command exits 2."""
+
+
+# ---------------------------------------------------------------------------------------------- parsers
+
+
+def positive_number(text: str | None, flag: str, kind: Callable[[str], N]) -> N | None:
+    """``text`` as a finite ``int`` or ``float`` above 0 (``kind``), None when the option was not given."""
+    if text is None:
+        return None
+    try:
+        value = kind(text)
+    except ValueError:
+        what = "an integer" if kind is int else "a number"
+        raise BadInput(f"{flag} {text!r}: expected {what} > 0") from None
+    if not math.isfinite(value) or value <= 0:
+        raise BadInput(f"{flag} {text!r}: expected a number > 0")
+    return value
+
+
+def duration_s(text: str | None, flag: str, *, allow_zero: bool = False) -> float | None:
+    """Seconds from a duration such as ``10s``, ``2m`` or ``1m30s``; more than 0 unless ``allow_zero``."""
+    if text is None:
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        raise BadInput(f"{flag} {text!r}: not a duration (expected e.g. 10s, 2m, 1m30s)") from None
+    if seconds <= 0 and not allow_zero:
+        raise BadInput(f"{flag} {text!r}: must be more than 0")
+    return seconds
+
+
+def parsed(text: str | None, flag: str, parse: Callable[[str], T]) -> T | None:
+    """``parse(text)``, its ValueError turned into BadInput naming ``flag``; None when not given."""
+    if text is None:
+        return None
+    try:
+        return parse(text)
+    except ValueError as error:
+        raise BadInput(f"{flag}: {error}") from None
+
+
+def cpu_list(text: str | None, flag: str) -> tuple[int, ...] | None:
+    """CPU numbers from ``1``, ``0,2`` or ``2-3`` (``capacity.run.parse_cpus``)."""
+    return parsed(text, flag, parse_cpus)
+
+
+def journal_sync_mode(text: str | None) -> str | None:
+    """One of ``JOURNAL_SYNC_MODES``, or None (the exchange's own default)."""
+    if text is not None and text not in JOURNAL_SYNC_MODES:
+        raise BadInput(f"--journal-sync {text!r}: expected one of {', '.join(JOURNAL_SYNC_MODES)}")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------- run settings
+
+
+#: How a run is set up (not what it runs): the options ``capacity run`` takes and ``capacity sweep`` passes
+#: to every tier, in their help order. Parameter names are the keys ``run_options`` reads.
+RUN_SETTINGS: tuple[Callable[[F], F], ...] = (
+    click.option("--target", metavar="URL", help="Test this exchange, not the embedded one (loopback only)."),
+    click.option("--server-pid", metavar="PID", help="With --target: its pid, to sample CPU and RSS."),
+    click.option("--workers", metavar="N", default="1", show_default=True, help="Locust processes."),
+    click.option("--server-cpus", metavar="CPUS", help="CPUs for the embedded exchange, e.g. 1 or 2-3."),
+    click.option("--generator-cpus", metavar="CPUS", help="CPUs for Locust (and this process), e.g. 0."),
+    click.option("--no-pin", is_flag=True, help="Do not pin server and generator to separate CPUs."),
+    click.option(
+        "--journal-sync", metavar="MODE", help="Embedded exchange: SQLite sync full, normal or off."
+    ),
+    click.option("--no-journal", is_flag=True, help="Embedded exchange: no journal (no durability)."),
+)
+
+
+def run_settings_options(command: F) -> F:
+    """Decorator: add the ``RUN_SETTINGS`` options to a click command, where the decorator stands."""
+    for option in reversed(RUN_SETTINGS):
+        command = option(command)
+    return command
+
+
+def run_options(values: Mapping[str, Any], **fields: Any) -> RunOptions:
+    """``RunOptions`` from the values click parsed for ``RUN_SETTINGS`` (other keys are ignored);
+    ``fields`` sets the rest (``output_dir``, ``overrides``, ``scenario_source``...). Raises BadInput.
+
+    capacity itself (sampler, display) is pinned with the generator (``pin_self``), as every command runs it.
+    """
+    return RunOptions(
+        target=values["target"],
+        server_pid=positive_number(values["server_pid"], "--server-pid", int),
+        workers=positive_number(values["workers"], "--workers", int) or 1,
+        pin=not values["no_pin"],
+        server_cpus=cpu_list(values["server_cpus"], "--server-cpus"),
+        generator_cpus=cpu_list(values["generator_cpus"], "--generator-cpus"),
+        journal_sync=journal_sync_mode(values["journal_sync"]),
+        journal=not values["no_journal"],
+        pin_self=True,
+        **fields,
+    )

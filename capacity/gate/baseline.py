@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from capacity.gate.metrics import MetricSamples, TierData, pool, tier_data
-from capacity.results import Environment, RunFormatError, _build
+from capacity.results import Environment, dataclass_from_json
 from capacity.sweep_results import SweepFormatError, SweepResult, read_sweep
 
 FORMAT = "capacity-baseline/1"
@@ -208,10 +208,7 @@ def baseline_from_dict(data: Any, source: str = "<baseline>") -> Baseline:
     if not isinstance(data, dict):
         raise BaselineFormatError(f"{source}: not a capacity baseline (expected a JSON object)")
     _check_format(data.get("format"), source)
-    try:
-        baseline: Baseline = _build(Baseline, data, source, "")
-    except RunFormatError as error:
-        raise BaselineFormatError(str(error)) from None
+    baseline = dataclass_from_json(Baseline, data, source, error=BaselineFormatError)
     if not baseline.tiers:
         raise BaselineFormatError(f"{source}: has no tiers")
     names = [t.name for t in baseline.tiers]

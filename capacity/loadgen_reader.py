@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capacity.jsonfile import read_json_file
 from capacity.results import Counts, Latency
 
 FORMAT = "capacity-loadgen/1"
@@ -99,12 +100,8 @@ def read_progress(results_dir: Path) -> LoadgenProgress | None:
 def read_loadgen(results_dir: Path) -> LoadgenResult:
     """Parse ``loadgen.json`` in ``results_dir``; raises LoadgenFormatError if it is missing or malformed."""
     path = results_dir / LOADGEN_FILE
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise LoadgenFormatError(f"{path}: the load generator wrote no results") from None
-    except (OSError, ValueError) as error:
-        raise LoadgenFormatError(f"{path}: cannot read: {error}") from None
+    missing = "the load generator wrote no results"
+    data = read_json_file(path, f"a {FORMAT} file", LoadgenFormatError, missing=missing)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         got = data.get("format") if isinstance(data, dict) else type(data).__name__
         raise LoadgenFormatError(f'{path}: expected format "{FORMAT}", got {got!r}')

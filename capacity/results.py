@@ -4,8 +4,8 @@ Every later stage (``fit``, ``report``, ``gate``) reads runs through this module
 the format version, validates every field's type and gives one clear error (``RunFormatError``) for an
 unknown, newer or corrupt file. The format is documented field by field in ``docs/run-format.md``.
 
-This module is the format and nothing else: it imports no other ``capacity`` module, so a reader never
-pulls in Locust, psutil or the orchestration.
+This module is the format and nothing else: it imports no other ``capacity`` module but the JSON file
+reader (``capacity.jsonfile``), so a reader never pulls in Locust, psutil or the orchestration.
 
 Units, everywhere: time in seconds, rates in requests per second, latency in milliseconds, memory in bytes,
 CPU in percent of one core (so a process using two cores fully reads 200), shares as fractions 0-1.
@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from capacity.jsonfile import read_json_file
 
 FORMAT = "capacity-run/1"
 FORMAT_NAME, _, _FORMAT_VERSION = FORMAT.partition("/")
@@ -292,19 +294,7 @@ def read_run(path: str | os.PathLike[str]) -> Run:
     source = Path(path)
     if source.is_dir():
         source = source / RUN_FILE
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise RunFormatError(f"{source}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise RunFormatError(f"{source}: cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise RunFormatError(
-            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    return run_from_dict(data, str(source))
+    return run_from_dict(read_json_file(source, f"a {FORMAT} file", RunFormatError), str(source))
 
 
 def run_from_dict(data: Any, source: str = "<run>") -> Run:

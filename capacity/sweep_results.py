@@ -6,7 +6,8 @@ A sweep directory holds ``sweep.json`` and one ``capacity run`` directory per ti
 (``SweepFormatError``) for anything it cannot read. A single run directory reads as a one-tier sweep, so
 every command that takes a sweep (``fit``, ``report``) also takes a run.
 
-Like ``capacity.results`` this module is a format and nothing else: it imports only that module.
+Like ``capacity.results`` this module is a format and nothing else: it imports only that module (and its
+JSON file reader).
 Units as in run.json: requests per second, milliseconds, bytes, CPU in cores where named ``cores``.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
+from capacity.jsonfile import read_json_file
 from capacity.results import (
     RUN_FILE,
     Environment,
@@ -162,17 +164,7 @@ def write_sweep(directory: str | os.PathLike[str], record: SweepRecord) -> Path:
 def read_sweep_record(directory: str | os.PathLike[str]) -> SweepRecord:
     """The validated ``sweep.json`` of ``directory`` (runs not loaded). Raises SweepFormatError."""
     source = Path(directory) / SWEEP_FILE
-    try:
-        data = json.loads(source.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SweepFormatError(f"{source}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise SweepFormatError(f"{source}: cannot read: {error}") from None
-    except json.JSONDecodeError as error:
-        raise SweepFormatError(
-            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
-    return sweep_from_dict(data, str(source))
+    return sweep_from_dict(read_json_file(source, f"a {FORMAT} file", SweepFormatError), str(source))
 
 
 def sweep_from_dict(data: Any, source: str = "<sweep>") -> SweepRecord:

@@ -9,14 +9,15 @@ fitted object. Anything unreadable raises ``ReportSourceError`` with a one-line 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from capacity.fit import CapacityModel, fit_sweep
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
+from capacity.fit.model import FORMAT as FIT_FORMAT
 from capacity.fit_inputs import FIT_FILE, memory_total, server_cores, tier_measurement
+from capacity.jsonfile import read_json_file
 from capacity.results import Environment, Run
 from capacity.sweep_results import SweepFormatError, SweepResult, TierEntry, read_sweep
 
@@ -130,10 +131,7 @@ def _fit_inputs(path: Path) -> dict[str, Any]:
     """``inputs`` of ``fit.json``; empty when there is none. A corrupt one is an error, not ignored."""
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ReportSourceError(f"{path}: cannot read: {error}") from None
+    data = read_json_file(path, f"a {FIT_FORMAT} file", ReportSourceError)
     inputs = data.get("inputs") if isinstance(data, dict) else None
     return inputs if isinstance(inputs, dict) else {}
 

@@ -4,7 +4,8 @@ The orchestration, in order:
 
 1. check the options (a ``--target`` must be loopback: load tests here never leave the machine; CPUs must
    exist) — ``RunSetupError`` before anything starts;
-2. make the run directory ``<output_dir>/<UTC yyyymmddTHHMMSS>-<name>/`` with the effective scenario;
+2. make the run directory ``<output_dir>/<UTC yyyymmddTHHMMSS>-<name>/`` (or exactly ``run_dir`` when the
+   options name one, as a sweep does for its tiers) with the effective scenario;
 3. start the embedded reference exchange in its own process (``EmbeddedExchange``), pinned to the server
    CPUs, unless a target URL is given, and wait for ``/health``;
 4. sample the server (psutil) and the exchange's own ``/api/metrics`` every second;
@@ -87,6 +88,7 @@ class RunOptions:
     ``plan_placement``)."""
 
     output_dir: Path = DEFAULT_OUTPUT_DIR
+    run_dir: Path | None = None  # write exactly here (new or empty; created) instead of under output_dir
     overrides: Overrides = field(default_factory=Overrides)
     scenario_source: str | None = None  # the file the scenario came from, for the record
     target: str | None = None  # loopback URL of an exchange to test instead of the embedded one
@@ -320,6 +322,9 @@ class _Orchestrator:
                 raise RunSetupError(f"--server-pid {options.server_pid}: no such process")
         if not LOCUSTFILE.is_file():
             raise RunSetupError(f"the load generator is missing: {LOCUSTFILE} does not exist")
+        wanted = options.run_dir
+        if wanted is not None and wanted.exists() and (not wanted.is_dir() or any(wanted.iterdir())):
+            raise RunSetupError(f"{wanted}: not an empty directory; a run needs a new one")
         self.placement = plan_placement(options)
         o = options.overrides
         self.scenario = scenario.with_overrides(o.duration_s, o.orders_per_second, o.concurrent_users)
@@ -342,7 +347,11 @@ class _Orchestrator:
     # -- life cycle --
 
     def run(self) -> RunResult:
-        self.path = run_dir_for(self.options.output_dir, self.scenario.name, self.started)
+        if self.options.run_dir is None:
+            self.path = run_dir_for(self.options.output_dir, self.scenario.name, self.started)
+        else:
+            self.path = self.options.run_dir
+            self.path.mkdir(parents=True, exist_ok=True)
         self.loadgen_dir = self.path / "loadgen"
         self.loadgen_dir.mkdir()
         self.scenario_file = self.path / "scenario.yaml"

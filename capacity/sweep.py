@@ -57,7 +57,6 @@ from capacity.sweep_results import (
 )
 
 DEFAULT_OUTPUT_DIR = Path("reports/sweeps")
-STAGING_DIR = ".staging"  # under tiers/: where a tier's run is written before it gets its NN-name
 GENERATOR_ADVICE = (
     "the load generator limited the ladder, not the server: run it again with more Locust processes "
     "(--workers N, up to the generator's CPUs) or from a second machine"
@@ -255,11 +254,11 @@ def start_sweep(
 ) -> SweepResult:
     """Run every tier of ``sweep`` in order into a new ``output_dir/<time>-<name>/``.
 
-    ``options`` apply to every tier (their ``output_dir`` is replaced by the tier's place). ``stop_early``
-    (default: for a ladder only) applies ``stop_decision`` after each tier and skips the rest; a sweep
-    file's tiers all run. Never raises for a tier that breaks or a Ctrl-C: the record says what happened
-    (``status`` ``failed`` / ``interrupted``) and ``resume_sweep`` continues. Raises SweepSetupError
-    before anything is created when the run settings cannot work.
+    ``options`` apply to every tier; each tier runs in its own ``run_dir``, ``tiers/NN-<tier>``.
+    ``stop_early`` (default: for a ladder only) applies ``stop_decision`` after each tier and skips the
+    rest; a sweep file's tiers all run. Never raises for a tier that breaks or a Ctrl-C: the record says
+    what happened (``status`` ``failed`` / ``interrupted``) and ``resume_sweep`` continues. Raises
+    SweepSetupError before anything is created when the run settings cannot work.
     """
     check_run_options(options)
     directory = run_dir_for(Path(output_dir), sweep.name)
@@ -358,7 +357,7 @@ class _SweepRunner:
         self.progress = progress
         self.run_function = run
         self.sleep = sleep
-        self.current: TierEntry | None = None
+        self.current: tuple[TierEntry, str] | None = None  # the tier running, and its run directory
 
     def run(self) -> SweepResult:
         status: SweepStatus = "completed"
@@ -381,8 +380,7 @@ class _SweepRunner:
         except KeyboardInterrupt:
             status = "interrupted"
             if self.current is not None:
-                problem = "interrupted before its run was written"
-                self._update(replace(self.current, status="interrupted", problem=problem))
+                self._update(self._cut_off(*self.current))
         self.record = replace(
             self.record,
             status=status,
@@ -397,43 +395,47 @@ class _SweepRunner:
 
     def _run_tier(self, entry: TierEntry) -> TierEntry:
         tier = self.tiers[entry.name]
-        self.current = entry
         total = len(self.record.tiers)
         self._say(SweepUpdate("tier", entry.index, total, entry.name, f"tier {entry.index} of {total}"))
-        staging = self.directory / TIERS_DIR / STAGING_DIR
-        options = replace(self.options, output_dir=staging, scenario_source=tier.path or None)
+        earlier = (*entry.attempts, entry.run_dir) if entry.run_dir else entry.attempts
+        entry = replace(entry, attempts=earlier)
+        place = self._free_place(entry)
+        self.current = (entry, place)
+        options = replace(self.options, run_dir=self.directory / place, scenario_source=tier.path or None)
 
         def forward(update: ProgressUpdate) -> None:
-            if update.phase != "finished":  # its path is the staging one; "tier_done" follows instead
+            if update.phase != "finished":  # "tier_done" follows instead, with the tier's outcome
                 self._say(SweepUpdate("run", entry.index, total, entry.name, update.message, run=update))
 
-        earlier = (*entry.attempts, entry.run_dir) if entry.run_dir else entry.attempts
         try:
             result = self.run_function(tier.scenario, options, progress=forward)
         except (RunSetupError, ScenarioError) as error:
-            done = replace(entry, status="failed", problem=str(error), run_dir=None, attempts=earlier)
+            _remove_if_empty(self.directory / place)
+            done = replace(entry, status="failed", problem=str(error), run_dir=None)
         else:
-            place = self._place(result.path, entry)
-            done = entry_for_run(replace(entry, attempts=earlier), result.run, place)
+            done = entry_for_run(entry, result.run, place)
             self.runs[entry.name] = result.run
         self._update(done)
         self.current = None
         self._say(SweepUpdate("tier_done", entry.index, total, entry.name, done.status, entry=done))
         return done
 
-    def _place(self, run_path: Path, entry: TierEntry) -> str:
-        """Move a finished run from staging to ``tiers/NN-name`` (``-2``, ``-3``... for a re-run)."""
-        base = f"{entry.index:02d}-{entry.name}"
-        tiers = self.directory / TIERS_DIR
+    def _free_place(self, entry: TierEntry) -> str:
+        """``tiers/NN-name`` for the tier's run, or ``-2``, ``-3``... when an earlier attempt holds it."""
+        base = f"{TIERS_DIR}/{entry.index:02d}-{entry.name}"
         for attempt in range(1, 1000):
-            name = base if attempt == 1 else f"{base}-{attempt}"
-            if not (tiers / name).exists():
-                run_path.rename(tiers / name)
-                break
-        else:  # pragma: no cover - a thousand attempts of one tier
-            name = run_path.name
-        _remove_if_empty(tiers / STAGING_DIR)
-        return f"{TIERS_DIR}/{name}"
+            place = base if attempt == 1 else f"{base}-{attempt}"
+            if not (self.directory / place).exists():
+                return place
+        raise SweepSetupError(f"{self.directory / base}: a thousand attempts of one tier")  # pragma: no cover
+
+    def _cut_off(self, entry: TierEntry, place: str) -> TierEntry:
+        """``entry`` interrupted by Ctrl-C before its run returned: what the run wrote is kept as its run
+        directory (``--resume`` keeps it among the attempts), an empty one is removed."""
+        _remove_if_empty(self.directory / place)
+        kept = place if (self.directory / place).exists() else None
+        problem = "interrupted before its run was written"
+        return replace(entry, status="interrupted", problem=problem, run_dir=kept)
 
     def _cooldown(self, before: TierEntry) -> None:
         total = len(self.record.tiers)
@@ -474,12 +476,14 @@ class _SweepRunner:
 
 #: RunOptions fields a sweep keeps in ``settings`` so a resume runs the rest the same way.
 _SETTINGS = tuple(
-    f.name for f in fields(RunOptions) if f.name not in ("output_dir", "overrides", "scenario_source")
+    f.name
+    for f in fields(RunOptions)
+    if f.name not in ("output_dir", "run_dir", "overrides", "scenario_source")
 )
 
 
 def settings_of(options: RunOptions) -> dict[str, Any]:
-    """The JSON-ready run settings of ``options`` (everything but output dir, overrides and source)."""
+    """The JSON-ready run settings of ``options`` (all but output and run dir, overrides and source)."""
     return {name: _jsonable(getattr(options, name)) for name in _SETTINGS}
 
 
@@ -517,7 +521,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _remove_if_empty(path: Path) -> None:
-    with suppress(OSError):  # not empty: a tier that was cut off before its run could be moved
+    with suppress(OSError):  # missing, or not empty: what a run wrote is never deleted
         path.rmdir()
 
 

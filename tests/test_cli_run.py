@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 from capacity import cli
 from capacity.environment import collect_environment, cpu_model
 from capacity.results import read_run
-from capacity.run import LOCUSTFILE, RunOptions, run_scenario
+from capacity.run import LOCUSTFILE, RunOptions, RunSetupError, run_scenario
 from capacity.scenario import load_scenario_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -190,11 +190,23 @@ def test_cancel_keeps_what_was_measured(tmp_path: Path) -> None:
 
 
 @needs_locustfile
+def test_a_run_dir_must_be_new_or_empty(tmp_path: Path) -> None:
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "run.json").write_text("{}")
+    with pytest.raises(RunSetupError, match="not an empty directory"):
+        run_scenario(load_scenario_text(TINY), RunOptions(run_dir=taken))
+    assert list(taken.iterdir()) == [taken / "run.json"]
+
+
+@needs_locustfile
 @pytest.mark.timeout(60)
 def test_an_exchange_that_cannot_start_is_a_failed_run(tmp_path: Path) -> None:
     scenario = load_scenario_text(TINY)
-    options = RunOptions(output_dir=tmp_path, exchange_env={"SERVER_PORT": "not-a-port"}, start_timeout_s=10)
+    run_dir = tmp_path / "exactly" / "here"
+    options = RunOptions(run_dir=run_dir, exchange_env={"SERVER_PORT": "not-a-port"}, start_timeout_s=10)
     result = run_scenario(scenario, options)
+    assert result.path == run_dir
     assert result.run.status == "failed"
     assert "SERVER_PORT" in (result.run.problem or "")
     assert read_run(result.path).status == "failed"

@@ -15,7 +15,7 @@ import pytest
 
 from capacity.progress import ProgressUpdate
 from capacity.results import Run, read_run, write_run
-from capacity.run import RunOptions, RunResult, run_dir_for
+from capacity.run import RunOptions, RunResult
 from capacity.scenario import Scenario, Sweep, Tier, load_scenario
 from capacity.sweep import (
     GENERATOR_ADVICE,
@@ -92,7 +92,9 @@ class FakeServer:
             run = replace(run, status=status, problem=f"{status} on purpose")
         if progress is not None:
             progress(ProgressUpdate("running", "fake run", scenario.name, scenario.total_duration_s))
-        path = run_dir_for(options.output_dir, scenario.name)
+        assert options.run_dir is not None  # a sweep names each tier's run directory
+        path = options.run_dir
+        path.mkdir(parents=True)
         write_run(path, run)
         return RunResult(path, run)
 
@@ -219,7 +221,9 @@ def test_a_ladder_stops_once_the_server_saturates(out: Path) -> None:
     assert record.ladder is not None and record.ladder["rates"] == list(spec.rates())
     for e in record.tiers[:5]:
         assert (result.path / f"tiers/{e.index:02d}-{e.name}/run.json").is_file()
-    assert not (result.path / "tiers" / ".staging").exists()
+    assert sorted(p.name for p in (result.path / "tiers").iterdir()) == [
+        f"{e.index:02d}-{e.name}" for e in record.tiers[:5]
+    ]
     assert list(result.runs) == [e.name for e in record.tiers[:5]]
 
 
@@ -270,6 +274,25 @@ def test_ctrl_c_keeps_finished_tiers_and_resume_continues_from_the_first_unfinis
     assert resumed.record.status == "completed" and len(resumed.record.resumed_utc) == 1
     assert statuses(result.path) == ["done", "done", "done"]
     assert list(read_sweep(result.path).runs) == ["t1", "t2", "t3"]
+
+
+def test_ctrl_c_before_a_run_returns_keeps_what_it_wrote_as_an_attempt(out: Path) -> None:
+    def writes_then_interrupted(scenario: Scenario, options: RunOptions, progress=None) -> RunResult:
+        assert options.run_dir is not None
+        (options.run_dir / "loadgen").mkdir(parents=True)
+        raise KeyboardInterrupt
+
+    result = start_sweep(small_sweep(2), RunOptions(), output_dir=out, run=writes_then_interrupted)
+    t1 = result.record.tiers[0]
+    assert (t1.status, t1.run_dir) == ("interrupted", "tiers/01-t1")
+    resumed = resume_sweep(result.path, run=FakeServer(), sleep=no_sleep)
+    t1 = resumed.record.tiers[0]
+    assert (t1.status, t1.run_dir, t1.attempts) == ("done", "tiers/01-t1-2", ("tiers/01-t1",))
+    assert (result.path / "tiers/01-t1/loadgen").is_dir()
+
+    empty = start_sweep(small_sweep(1), RunOptions(), output_dir=out, run=FakeServer(interrupt_at=1))
+    assert (empty.record.tiers[0].status, empty.record.tiers[0].run_dir) == ("interrupted", None)
+    assert not (empty.path / "tiers").exists() or not any((empty.path / "tiers").iterdir())
 
 
 def test_an_interrupted_run_is_kept_as_an_attempt_when_resumed(out: Path) -> None:

@@ -128,7 +128,9 @@ def test_a_tiny_real_sweep_writes_a_valid_sweep_directory(tmp_path: Path, tiny: 
         assert entry.achieved == pytest.approx(20, rel=0.25)
         assert run.scenario["load"]["duration"] == 3
         assert (path / entry.run_dir / "loadgen" / "corrected.hlog").is_file()
-    assert not (path / "tiers" / ".staging").exists()
+        # Each tier ran where it stays: its recorded Locust command names its own directory.
+        assert str(path / entry.run_dir / "scenario.yaml") in run.loadgen.command
+    assert sorted(p.name for p in (path / "tiers").iterdir()) == ["01-light", "02-minimum-20"]
     assert record.environment.available_cpus and record.started_utc <= (record.finished_utc or "")
     out = " ".join(result.stdout.split())
     assert "Scalability matrix: tiny" in out and "sweep completed, 2 of 2 tiers done" in out

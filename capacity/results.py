@@ -86,6 +86,7 @@ class Second:
     exchange_resting_orders: int | None = None
     exchange_rss_bytes: int | None = None
     exchange_cpu_percent: float | None = None  # the exchange's own process CPU, percent of one core
+    exchange_trades_per_sec: float | None = None  # trades (fills) per second, as the exchange reports
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ class Summary:
     notes: tuple[str, ...] = ()
     # Fields added within capacity-run/1 have defaults, so files written before them still read.
     other_cpu_percent_mean: float | None = None
+    exchange_trades_per_sec_mean: float | None = None  # the exchange's trades/s over the steady window
 
 
 @dataclass(frozen=True)

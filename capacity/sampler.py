@@ -7,8 +7,8 @@ Two daemon threads, so a slow exchange never makes the process samples irregular
   all its children (``--processes`` workers). CPU comes from ``cpu_times`` deltas over the wall time
   between samples, per process identity (pid + create time), so a worker forked between two samples
   counts from its birth and nothing is lost to a missing baseline.
-- ``MetricsPoller``: ``GET {url}/api/metrics`` (the exchange's own view) — orders/s, p99 (ms), resting
-  orders, RSS and CPU — which works for any target, including one psutil cannot see.
+- ``MetricsPoller``: ``GET {url}/api/metrics`` (the exchange's own view) — orders/s, trades/s, p99 (ms),
+  resting orders, RSS and CPU — which works for any target, including one psutil cannot see.
 
 Samples carry unix times so they can be aligned with the generator's schedule afterwards.
 """
@@ -50,6 +50,7 @@ class ExchangeSample:
     resting_orders: int | None
     rss_bytes: int | None
     cpu_percent: float | None = None  # its own process, percent of one core, since the previous read
+    trades_per_sec: float | None = None  # trades (fills) per second, over its own window
 
 
 class CpuMeter:
@@ -241,6 +242,7 @@ class MetricsPoller:
             resting_orders=_integer(data.get("resting_orders")),
             rss_bytes=_integer(data.get("memory_rss_bytes")),
             cpu_percent=_number(data.get("cpu_percent")),
+            trades_per_sec=_number(data.get("trades_per_sec")),
         )
 
 

@@ -56,6 +56,7 @@ def build_series(
                 exchange_resting_orders=exchange.resting_orders if exchange else None,
                 exchange_rss_bytes=exchange.rss_bytes if exchange else None,
                 exchange_cpu_percent=exchange.cpu_percent if exchange else None,
+                exchange_trades_per_sec=exchange.trades_per_sec if exchange else None,
             )
         )
     return tuple(series)

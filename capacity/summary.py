@@ -100,6 +100,7 @@ def summarize(
         )
     rss = [s.server_rss_bytes for s in series if s.server_rss_bytes is not None]
     exchange_rate = [s.exchange_orders_per_sec for s in steady if s.exchange_orders_per_sec is not None]
+    trades = [s.exchange_trades_per_sec for s in steady if s.exchange_trades_per_sec is not None]
     resting = [s.exchange_resting_orders for s in series if s.exchange_resting_orders is not None]
     if completed:
         error_rate = (sent - totals.ok) / sent if sent else None
@@ -129,6 +130,7 @@ def summarize(
         generator_saturated_seconds=saturated,
         other_cpu_percent_mean=other,
         exchange_orders_per_sec_mean=_mean(exchange_rate),
+        exchange_trades_per_sec_mean=_mean(trades),
         exchange_resting_orders_max=max(resting, default=None),
         slo=slo_verdict(scenario, corrected, error_rate),
         generator_bound=bool(limits),

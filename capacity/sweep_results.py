@@ -290,7 +290,8 @@ def _is_inside(rel: str) -> bool:
 class MatrixRow:
     """One row of the scalability matrix (the seed's table, measured).
 
-    Rates in requests/s over the steady window; ``server_cores`` the server's mean CPU in cores;
+    Rates in requests/s over the steady window; ``trades_per_s`` the exchange's own trades/s over that
+    window (None when it does not report them); ``server_cores`` the server's mean CPU in cores;
     ``rss_mb`` its largest RSS in MB (10^6 bytes); latency the whole run's corrected and raw p99 (ms);
     ``slo_passed`` None when the tier did not run. ``notes`` are short flags such as ``generator-bound``.
     """
@@ -325,14 +326,12 @@ def _matrix_row(entry: TierEntry, run: Run | None) -> MatrixRow:
             entry.name, entry.status, None, None, None, None, None, None, None, None, _notes(entry, None)
         )
     s = run.summary
-    # Trades are not part of capacity-run/1 yet; a writer that adds them to the summary shows up here.
-    trades = getattr(s, "exchange_trades_per_sec_mean", None)
     return MatrixRow(
         level=entry.name,
         status=entry.status,
         offered=s.offered_rate,
         achieved=s.achieved_rate,
-        trades_per_s=trades,
+        trades_per_s=s.exchange_trades_per_sec_mean,
         server_cores=s.server_cores_used_mean,
         rss_mb=None if s.server_rss_max_bytes is None else s.server_rss_max_bytes / 1e6,
         p99_corrected_ms=s.corrected.p99_ms,

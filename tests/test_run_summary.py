@@ -72,6 +72,7 @@ def sec(
         generator_cpu_percent=gen_cpu,
         exchange_orders_per_sec=offered * 0.8,
         exchange_resting_orders=10 * t,
+        exchange_trades_per_sec=offered * 0.3,
     )
 
 
@@ -109,6 +110,7 @@ def test_rates_are_over_the_steady_window_only(ramped: Scenario) -> None:
     assert summary.server_cores_used_max == pytest.approx(0.58)
     assert summary.server_rss_max_bytes == 1019  # over the whole run
     assert summary.exchange_orders_per_sec_mean == pytest.approx(4000)
+    assert summary.exchange_trades_per_sec_mean == pytest.approx(1500)
     assert summary.exchange_resting_orders_max == 190
     assert summary.corrected == LAT and summary.raw == RAW  # whole-run merged figures, untouched
     assert not summary.generator_bound and summary.limits == () and summary.advice is None
@@ -226,7 +228,7 @@ def test_series_joins_samples_by_time() -> None:
     # Samples every second, 0.5 s out of phase with the schedule's seconds.
     process = [ProcessSample(started + 0.5 + i, 1.0, 10.0 * (i + 1), 100 + i, 50.0) for i in range(4)]
     exchange = [
-        ExchangeSample(started + 1.2, 80.0, 2.0, 7, 500),
+        ExchangeSample(started + 1.2, 80.0, 2.0, 7, 500, trades_per_sec=30.0),
         ExchangeSample(started + 2.1, 81.0, 2.5, 8, 600),
     ]
     series = build_series(seconds, started, process, exchange)
@@ -239,6 +241,7 @@ def test_series_joins_samples_by_time() -> None:
     assert series[1].server_cpu_percent == pytest.approx(25.0)
     assert first.server_rss_bytes == 101 and first.generator_cpu_percent == pytest.approx(50.0)
     assert (first.exchange_orders_per_sec, first.exchange_resting_orders) == (80.0, 7)
+    assert (first.exchange_trades_per_sec, series[1].exchange_trades_per_sec) == (30.0, None)
     assert series[1].exchange_rss_bytes == 600
     assert series[2].exchange_orders_per_sec == 81.0  # nothing after its end: the last read inside it
 
@@ -246,6 +249,7 @@ def test_series_joins_samples_by_time() -> None:
 def test_series_without_samples_has_nulls() -> None:
     series = build_series([LoadgenSecond(0, 10.0, Counts(), Latency(0), Latency(0))], 0.0)
     assert series[0].server_cpu_percent is None and series[0].exchange_orders_per_sec is None
+    assert series[0].exchange_trades_per_sec is None
     assert series[0].corrected_p99_ms is None
 
 

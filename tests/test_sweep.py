@@ -381,6 +381,7 @@ def test_the_fixture_reads_with_its_runs_and_matrix() -> None:
     ]
     rows = matrix_rows(result)
     assert [r.offered for r in rows] == [20, 50, 100]
+    assert [r.trades_per_s for r in rows] == [None] * 3  # recorded before run.json had trades: still reads
     for row, run in zip(rows, result.runs.values(), strict=True):
         assert row.p99_corrected_ms == run.summary.corrected.p99_ms and row.slo_passed is True
         assert row.rss_mb is not None and 10 < row.rss_mb < 500 and row.server_cores is not None

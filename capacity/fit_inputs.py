@@ -1,5 +1,6 @@
-"""From measured runs to the fits' input: ``tier_measurement(run) -> TierMeasurement``, and a whole sweep
-directory fitted into ``fit.json`` (``fit_directory``).
+"""From measured runs to the fits' input: ``tier_measurement(run) -> TierMeasurement``, a whole sweep
+fitted (``fit_result``, pure: ``capacity report`` uses it) and that fit written to ``fit.json``
+(``fit_directory``: ``capacity fit``).
 
 The adapter's choices: per-second arrays are the run's steady window (ramp, first and last second left
 out, as the run's summary does); tier percentiles are the run's merged, coordinated-omission-corrected
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from capacity.fit import CapacityModel, Projection, TierMeasurement, fit_sweep
+from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
 from capacity.results import Run
 from capacity.sweep_results import SweepResult
 
@@ -95,32 +97,33 @@ def parse_size(text: str) -> int:
 
 @dataclass(frozen=True)
 class FitOutcome:
-    """A fitted sweep: the model, the projection (if asked for), the inputs used, and where it was written."""
+    """A fitted sweep: the model, the projection (if asked for), the inputs used (what ``fit.json``
+    records: tiers fitted and left out, the CPU budget and RAM and where they came from, the safety buffer,
+    the projection asked for), and where it was written (None: not written)."""
 
     model: CapacityModel
     projection: Projection | None
     inputs: dict[str, Any]
-    path: Path
+    path: Path | None = None
 
 
-def fit_directory(
+def fit_result(
     result: SweepResult,
     *,
     cores: float | None = None,
     memory_bytes: int | None = None,
-    safety_buffer: float = 0.2,
+    safety_buffer: float = DEFAULT_SAFETY_BUFFER,
     project_cores: float | None = None,
     project_memory_bytes: int | None = None,
 ) -> FitOutcome:
-    """Fit the sweep's completed tiers and write ``fit.json`` into its directory.
+    """Fit the sweep's completed (``done``) tiers; nothing is written.
 
     ``cores`` defaults to ``server_cores`` (the CPUs the server was pinned to), ``memory_bytes`` to the
-    machine's RAM. A projection to ``project_cores`` (and ``project_memory_bytes``, default
-    ``memory_bytes``) is added when asked for. Raises NothingToFit when no tier completed.
+    machine's RAM, ``safety_buffer`` is a share 0-1. A projection to ``project_cores`` (and
+    ``project_memory_bytes``, default ``memory_bytes``) is added when asked for. A sweep with no completed
+    tier gives a model whose every figure says there is not enough data.
     """
     pairs = result.tier_runs("done")
-    if not pairs:
-        raise NothingToFit(f"{result.path}: no completed tier to fit ({_statuses(result)})")
     measured = server_cores(result) or (1.0, "no run recorded its CPUs")
     available = cores or measured[0]
     memory = memory_bytes or memory_total(result)
@@ -145,16 +148,26 @@ def fit_directory(
         "safety_buffer": safety_buffer,
         "project_cores": project_cores,
         "project_memory_bytes": project_memory_bytes if project_cores else None,
-        "created_utc": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+    return FitOutcome(model, projection, inputs)
+
+
+def fit_directory(result: SweepResult, **options: Any) -> FitOutcome:
+    """``fit_result(result, **options)`` (the same keyword options) written to ``fit.json`` in the
+    sweep's directory, its inputs with ``created_utc``. Raises NothingToFit when no tier completed."""
+    if not result.tier_runs("done"):
+        raise NothingToFit(f"{result.path}: no completed tier to fit ({_statuses(result)})")
+    outcome = fit_result(result, **options)
+    inputs = {**outcome.inputs, "created_utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    projection = outcome.projection
     document = {
-        **model.to_dict(),
+        **outcome.model.to_dict(),
         "inputs": inputs,
         "projection": projection.to_dict() if projection else None,
     }
     path = result.path / FIT_FILE
     path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return FitOutcome(model, projection, inputs, path)
+    return FitOutcome(outcome.model, projection, inputs, path)
 
 
 def _statuses(result: SweepResult) -> str:

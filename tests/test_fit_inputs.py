@@ -13,7 +13,15 @@ from click.testing import CliRunner, Result
 
 from capacity import cli
 from capacity.fit.estimate import TIMES
-from capacity.fit_inputs import NothingToFit, fit_directory, parse_size, server_cores, tier_measurement
+from capacity.fit_inputs import (
+    NothingToFit,
+    fit_directory,
+    fit_result,
+    parse_size,
+    server_cores,
+    tier_measurement,
+)
+from capacity.report.source import load_source
 from capacity.sweep_results import read_sweep
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sweep-small"
@@ -94,6 +102,23 @@ def test_fit_directory_writes_the_model_and_its_inputs(sweep_dir: Path) -> None:
     assert data["projection"]["basis"] == "projection" and data["projection"]["cores"] == 16
     assert data["service_demand"]["cpu_seconds_per_order"]["value"] > 0
     assert math.isfinite(data["available_cores"])
+
+
+def test_fit_result_writes_nothing_and_the_report_fits_as_capacity_fit_does(sweep_dir: Path) -> None:
+    result = read_sweep(sweep_dir)
+    pure = fit_result(result, cores=1.0, safety_buffer=0.0)
+    assert pure.path is None and not (sweep_dir / "fit.json").exists()
+    assert pure.inputs["cores_source"] == "given" and pure.inputs["safety_buffer"] == 0.0
+    assert load_source(sweep_dir).model.to_dict() == fit_result(result).model.to_dict()
+    assert not (sweep_dir / "fit.json").exists()  # reporting never writes the fit
+
+    written = fit_directory(result, cores=1.0, safety_buffer=0.0)
+    assert written.path == sweep_dir / "fit.json"
+    assert written.model.to_dict() == pure.model.to_dict()
+    assert written.inputs == {**pure.inputs, "created_utc": written.inputs["created_utc"]}
+    source = load_source(sweep_dir)  # now with the options fit.json records, a zero buffer included
+    assert source.model.to_dict() == pure.model.to_dict()
+    assert source.options.safety_buffer == 0.0 and source.options.origin == "as in fit.json"
 
 
 def test_a_sweep_with_no_completed_tier_cannot_be_fitted(sweep_dir: Path) -> None:

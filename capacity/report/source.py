@@ -1,10 +1,10 @@
 """What a report is made from: the tier runs of a sweep (or one run) and the capacity model fitted to them.
 
 ``load_source(path)`` reads a sweep directory or a single run directory (a one-tier sweep) with
-``capacity.sweep_results.read_sweep``, and fits the completed tiers as ``capacity fit`` does
-(``capacity.fit_inputs``), with the options ``fit.json`` records when the sweep has one (server cores,
-memory, safety buffer, the projection asked for), so the report's numbers and its chart bands come from one
-fitted object. Anything unreadable raises ``ReportSourceError`` with a one-line message.
+``capacity.sweep_results.read_sweep``, and fits the completed tiers with ``capacity fit``'s own
+``capacity.fit_inputs.fit_result``, with the options ``fit.json`` records when the sweep has one (server
+cores, memory, safety buffer, the projection asked for), so the report's numbers and its chart bands come
+from one fitted object. Anything unreadable raises ``ReportSourceError`` with a one-line message.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from capacity.fit import CapacityModel, fit_sweep
+from capacity.fit import CapacityModel
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
 from capacity.fit.model import FORMAT as FIT_FORMAT
-from capacity.fit_inputs import FIT_FILE, memory_total, server_cores, tier_measurement
+from capacity.fit_inputs import FIT_FILE, fit_result
 from capacity.jsonfile import read_json_file
 from capacity.results import Environment, Run
 from capacity.sweep_results import SweepFormatError, SweepResult, TierEntry, read_sweep
@@ -88,13 +88,7 @@ def load_source(path: str | Path) -> ReportSource:
     )
     if not tiers:
         raise ReportSourceError(f"{result.path}: no tier has run yet: nothing to report")
-    options = fit_options(result)
-    model = fit_sweep(
-        [tier_measurement(t.run, t.name) for t in tiers if t.fitted],
-        available_cores=options.available_cores,
-        memory_bytes=options.memory_bytes,
-        safety_buffer=options.safety_buffer,
-    )
+    model, options = fit(result)
     record = result.record
     return ReportSource(
         path=result.path,
@@ -110,21 +104,27 @@ def load_source(path: str | Path) -> ReportSource:
     )
 
 
-def fit_options(result: SweepResult) -> FitOptions:
-    """The options recorded in ``fit.json`` (``capacity fit``), else what ``capacity fit`` defaults to:
-    the CPUs the server was pinned to, the machine's RAM, a 20 % buffer."""
-    inputs = _fit_inputs(result.path / FIT_FILE)
-    measured = server_cores(result) or (1.0, "no run recorded its CPUs")
-    cores = _number(inputs.get("available_cores")) or measured[0]
-    memory = inputs.get("memory_bytes")
-    return FitOptions(
-        available_cores=cores,
-        memory_bytes=memory if isinstance(memory, int) else memory_total(result),
-        safety_buffer=_number(inputs.get("safety_buffer")) or DEFAULT_SAFETY_BUFFER,
-        origin=f"as in {FIT_FILE}" if inputs else measured[1],
-        project_cores=_number(inputs.get("project_cores")),
-        project_memory_bytes=_int(inputs.get("project_memory_bytes")),
+def fit(result: SweepResult) -> tuple[CapacityModel, FitOptions]:
+    """The sweep's model fitted as ``capacity fit`` did: with the options ``fit.json`` records, else with
+    its defaults (the CPUs the server was pinned to, the machine's RAM, a 20 % buffer)."""
+    recorded = _fit_inputs(result.path / FIT_FILE)
+    buffer = recorded.get("safety_buffer")
+    outcome = fit_result(
+        result,
+        cores=_number(recorded.get("available_cores")),
+        memory_bytes=_int(recorded.get("memory_bytes")),
+        safety_buffer=buffer if _is_share(buffer) else DEFAULT_SAFETY_BUFFER,
     )
+    inputs = outcome.inputs
+    options = FitOptions(
+        available_cores=inputs["available_cores"],
+        memory_bytes=inputs["memory_bytes"],
+        safety_buffer=inputs["safety_buffer"],
+        origin=f"as in {FIT_FILE}" if recorded else inputs["cores_source"],
+        project_cores=_number(recorded.get("project_cores")),
+        project_memory_bytes=_int(recorded.get("project_memory_bytes")),
+    )
+    return outcome.model, options
 
 
 def _fit_inputs(path: Path) -> dict[str, Any]:
@@ -140,6 +140,10 @@ def _number(value: Any) -> float | None:
     return (
         float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
     )
+
+
+def _is_share(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
 
 
 def _int(value: Any) -> int | None:

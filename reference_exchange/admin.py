@@ -11,6 +11,11 @@ Chaos (``/demo/chaos-test``): the seed's ``{"type": "latency_injection", "durati
 seconds (or a duration such as "60s"), and then stops by itself. GET shows what is active, DELETE
 ends it early, a new POST replaces the one in progress. It needs the journal: with JOURNAL_PATH=none
 there is nothing to slow down and POST answers 409.
+
+Load test (``/demo/load-test``): the seed's body starts a capacity run against this exchange itself
+(``load_test.py``): POST answers 202 with the run id and ``status_url``; GET ``/demo/load-test/{run_id}``
+shows progress and, once it has ended, the run.json summary; GET ``/demo/load-test`` lists recent ones;
+DELETE ``/demo/load-test/{run_id}`` cancels. One at a time (409 names the running one).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import datetime as dt
 import hmac
 import ipaddress
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +32,7 @@ from typing import Any
 
 from aiohttp import web
 
+from reference_exchange import load_test
 from reference_exchange.api import EXCHANGE, json_response, read_json, validated
 from reference_exchange.config import ConfigError, parse_duration
 from reference_exchange.errors import ApiError
@@ -212,6 +219,82 @@ async def stop_chaos(request: web.Request) -> web.Response:
     return json_response({"active": None, "ended": ended})
 
 
+# --- load test ------------------------------------------------------------------------------------
+
+LOAD_TESTS = web.AppKey("load_tests", load_test.LoadTests)
+
+
+def _url_host(address: str) -> str | None:
+    """``address`` as the host part of a loopback URL, or None if it is not a loopback address."""
+    if not is_loopback(address):
+        return None
+    mapped = address.removeprefix("::ffff:")
+    return mapped if "." in mapped else f"[{address.split('%', 1)[0]}]"
+
+
+def own_url(request: web.Request) -> str:
+    """This exchange's own URL over loopback: the port the request came in on, on a loopback address.
+
+    An exchange listening on one non-loopback address only cannot be load-tested from here: capacity
+    sends load over loopback only (409)."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not sockname:
+        raise ApiError(409, "no_loopback", "cannot tell which port this exchange listens on")
+    address, port = str(sockname[0]), int(sockname[1])
+    host = _url_host(address)
+    if host is None:
+        configured = request.app[EXCHANGE].settings.host
+        if configured in ("0.0.0.0", "", "*"):
+            host = "127.0.0.1"
+        elif configured == "::":
+            host = "[::1]"
+        else:
+            raise ApiError(
+                409,
+                "no_loopback",
+                f"this exchange listens on {configured} only, and capacity sends load over loopback only: "
+                "start it with SERVER_HOST=127.0.0.1 (or 0.0.0.0) to run load tests against it",
+            )
+    return f"http://{host}:{port}"
+
+
+@admin_only
+async def start_load_test(request: web.Request) -> web.Response:
+    """POST /demo/load-test: start a capacity run against this exchange; 202 with where to follow it."""
+    exchange = request.app[EXCHANGE]
+    plan = load_test.parse_request(await read_json(request), tuple(exchange.instruments))
+    problem = load_test.toolkit_problem()
+    if problem is not None:
+        raise ApiError(503, "toolkit_not_installed", problem)
+    test = await request.app[LOAD_TESTS].start(plan, own_url(request), os.getpid())
+    response = json_response(test.describe(), status=202)
+    response.headers["Location"] = test.status_url
+    return response
+
+
+@admin_only
+async def list_load_tests(request: web.Request) -> web.Response:
+    """GET /demo/load-test: the running load test's id and the recent ones, newest first."""
+    return json_response(request.app[LOAD_TESTS].listing())
+
+
+@admin_only
+async def get_load_test(request: web.Request) -> web.Response:
+    """GET /demo/load-test/{run_id}: state, progress and, once ended, the result."""
+    return json_response(request.app[LOAD_TESTS].get(request.match_info["run_id"]).describe())
+
+
+@admin_only
+async def cancel_load_test(request: web.Request) -> web.Response:
+    """DELETE /demo/load-test/{run_id}: stop it (what was measured is kept); answers once it has stopped."""
+    tests = request.app[LOAD_TESTS]
+    test = tests.get(request.match_info["run_id"])
+    if test.finished:
+        raise ApiError(409, "load_test_finished", f"load test {test.run_id} has already ended ({test.state})")
+    await tests.cancel(test, f"DELETE from {request.remote}")
+    return json_response(test.describe())
+
+
 # --- diagnostics ----------------------------------------------------------------------------------
 
 
@@ -237,5 +320,14 @@ def add_admin_routes(app: web.Application) -> None:
     app.router.add_post("/demo/chaos-test", start_chaos)
     app.router.add_get("/demo/chaos-test", get_chaos)
     app.router.add_delete("/demo/chaos-test", stop_chaos)
-    # POST /demo/load-test (and its status route) belongs here as well, wrapped in admin_only.
+    app[LOAD_TESTS] = load_test.LoadTests(load_test.output_dir_from(os.environ))
+    app.router.add_post("/demo/load-test", start_load_test)
+    app.router.add_get("/demo/load-test", list_load_tests)
+    app.router.add_get("/demo/load-test/{run_id}", get_load_test)
+    app.router.add_delete("/demo/load-test/{run_id}", cancel_load_test)
+
+    async def stop_load_test(app: web.Application) -> None:
+        await app[LOAD_TESTS].shutdown()
+
+    app.on_shutdown.append(stop_load_test)
     app.router.add_get("/api/books/checksum", book_checksums)

@@ -21,6 +21,7 @@ API_VERSION = "1.0.0"
 COMPONENT_SCHEMAS: dict[str, dict[str, Any]] = {
     "OrderRequest": schemas.ORDER_REQUEST,
     "ChaosRequest": schemas.CHAOS_REQUEST,
+    "LoadTestRequest": schemas.LOAD_TEST_REQUEST,
     "Error": schemas.ERROR,
     "Order": schemas.ORDER,
     "Trade": schemas.TRADE,
@@ -32,6 +33,8 @@ COMPONENT_SCHEMAS: dict[str, dict[str, Any]] = {
     "Health": schemas.HEALTH,
     "ChaosState": schemas.CHAOS_STATE,
     "Checksums": schemas.CHECKSUMS,
+    "LoadTest": schemas.LOAD_TEST,
+    "LoadTests": schemas.LOAD_TESTS,
 }
 
 _ERROR_STATUSES = {
@@ -41,7 +44,10 @@ _ERROR_STATUSES = {
     "405": "Method not allowed on this route (see the Allow header)",
     "409": "Conflicts with the current state",
     "413": "Body larger than MAX_BODY_BYTES",
-    "503": "Shed (overloaded) or the journal failed; retry after Retry-After seconds",
+    "503": (
+        "Shed (overloaded) or the journal failed; retry after Retry-After seconds. "
+        "POST /demo/load-test: the capacity toolkit is not installed (no Retry-After)"
+    ),
 }
 
 
@@ -102,6 +108,11 @@ ORDER_ID = _path_parameter(
     "order_id",
     {"type": "string", "pattern": "^[0-9]{1,18}$"},
     "order id as returned by POST /api/orders (decimal digits)",
+)
+LOAD_TEST_ID = _path_parameter(
+    "run_id",
+    {"type": "string"},
+    "as returned by POST /demo/load-test, e.g. 20261125T120552-3fa9c1",
 )
 SYMBOL = _path_parameter("symbol", {"type": "string"}, "a symbol from GET /api/symbols, e.g. BTCUSD")
 RETRY_AFTER = {
@@ -238,6 +249,52 @@ def build_openapi() -> dict[str, Any]:
                 "End the injection now",
                 {"200": _json("ChaosState", "Ended (ended is null when none was active)")},
                 (),
+                admin=True,
+                tag="admin",
+            ),
+        },
+        "/demo/load-test": {
+            "post": _operation(
+                "Start a capacity run against this exchange (the seed's body; one at a time)",
+                {
+                    "202": _json(
+                        "LoadTest",
+                        "Started: follow it at status_url",
+                        {
+                            "Location": {
+                                "description": "status_url",
+                                "schema": {"type": "string"},
+                            }
+                        },
+                    )
+                },
+                (400, 409, 413, 503),
+                body="LoadTestRequest",
+                admin=True,
+                tag="admin",
+            ),
+            "get": _operation(
+                "The running load test's id and the recent ones, newest first",
+                {"200": _json("LoadTests", "Load tests since the exchange started (the last 20 finished)")},
+                (),
+                admin=True,
+                tag="admin",
+            ),
+        },
+        "/demo/load-test/{run_id}": {
+            "get": _operation(
+                "State, progress (loadgen/progress.json) and, once ended, the run.json summary",
+                {"200": _json("LoadTest", "The load test")},
+                (404,),
+                parameters=[LOAD_TEST_ID],
+                admin=True,
+                tag="admin",
+            ),
+            "delete": _operation(
+                "Cancel it: capacity stops the load and keeps what was measured; answers once stopped",
+                {"200": _json("LoadTest", "Cancelled (state cancelled, or completed if it ended first)")},
+                (404, 409),
+                parameters=[LOAD_TEST_ID],
                 admin=True,
                 tag="admin",
             ),

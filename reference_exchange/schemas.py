@@ -16,6 +16,9 @@ from typing import Any
 
 import fastjsonschema
 
+from reference_exchange.instruments import DEFAULT_INSTRUMENTS
+
+KNOWN_SYMBOLS = tuple(instrument.symbol for instrument in DEFAULT_INSTRUMENTS)
 MAX_CHAOS_LATENCY_MS = 10_000  # 10 s per commit is already an outage; more is a typo
 MAX_CHAOS_DURATION_S = 3600  # an injection that outlives the demo by hours is a mistake
 MIN_CHAOS_DURATION_S = 0.001
@@ -75,6 +78,93 @@ CHAOS_REQUEST: dict[str, Any] = {
                     "description": "added before every journal commit, in milliseconds (at most 10 s)",
                 },
             },
+        },
+    },
+}
+
+# --- the load-test demo (POST /demo/load-test) --------------------------------------------------------
+
+LOAD_TEST_INTENSITIES = ("light", "medium", "heavy", "extreme")
+MIN_LOAD_TEST_DURATION_S = 1  # capacity needs whole seconds to measure anything
+MAX_LOAD_TEST_DURATION_S = 3600
+MAX_LOAD_TEST_RATE = 100_000  # far beyond any one machine; more is a typo
+MAX_LOAD_TEST_USERS = 10_000
+MAX_LOAD_TEST_P99_MS = 60_000
+
+_LOAD_TEST_DURATION = {
+    "type": ["number", "string"],
+    "pattern": DURATION_TEXT_PATTERN,
+    "maxLength": 32,
+}
+
+LOAD_TEST_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["duration", "orders_per_second", "concurrent_users"],
+    "properties": {
+        "intensity": {
+            "enum": list(LOAD_TEST_INTENSITIES),
+            "description": "a label recorded with the run (the rate and users say how hard it pushes)",
+        },
+        "duration": {
+            **_LOAD_TEST_DURATION,
+            "minimum": MIN_LOAD_TEST_DURATION_S,
+            "maximum": MAX_LOAD_TEST_DURATION_S,
+            "description": "seconds (number) or a duration such as 60s or 2m, ramp included; 1 s to 1 h",
+        },
+        "orders_per_second": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": MAX_LOAD_TEST_RATE,
+            "description": "offered requests/s on an open-model schedule (every request of the mix counts)",
+        },
+        "concurrent_users": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LOAD_TEST_USERS,
+            "description": "simulated users the rate is spread over",
+        },
+        "symbols": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": list(KNOWN_SYMBOLS)},
+            "description": "default: every symbol of the exchange",
+        },
+        "ramp_up": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "enabled": {"type": "boolean", "description": "default true; false: no ramp"},
+                "duration": {
+                    **_LOAD_TEST_DURATION,
+                    "exclusiveMinimum": 0,
+                    "maximum": MAX_LOAD_TEST_DURATION_S,
+                    "description": "default 30 s, at most half the run; never longer than the run",
+                },
+                "start_percent": {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": 100,
+                    "description": "default 20",
+                },
+                "end_percent": {
+                    "type": "number",
+                    "exclusiveMinimum": 0,
+                    "maximum": 100,
+                    "description": "default 100",
+                },
+            },
+            "description": "linear ramp of rate and users from start_percent to end_percent of the target",
+        },
+        "slo": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "p99_ms": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_LOAD_TEST_P99_MS},
+                "error_rate": {"type": "number", "minimum": 0, "maximum": 1},
+            },
+            "description": "default: the seed matrix's objective for the tier of this rate",
         },
     },
 }
@@ -254,6 +344,133 @@ CHECKSUMS: dict[str, Any] = _object(
     }
 )
 
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_PERCENTILES = _object(
+    {
+        "p50_ms": _NUMBER_OR_NULL,
+        "p90_ms": _NUMBER_OR_NULL,
+        "p99_ms": _NUMBER_OR_NULL,
+        "p999_ms": _NUMBER_OR_NULL,
+        "max_ms": _NUMBER_OR_NULL,
+    },
+    description="whole-run latency from the merged HdrHistograms (null: nothing answered)",
+)
+
+LOAD_TEST_PLAN: dict[str, Any] = _object(
+    {
+        "intensity": {"enum": [*LOAD_TEST_INTENSITIES, None]},
+        "duration_s": {"type": "number", "exclusiveMinimum": 0},
+        "orders_per_second": {"type": "number", "exclusiveMinimum": 0},
+        "concurrent_users": {"type": "integer", "minimum": 1},
+        "symbols": {"type": "array", "items": _STRING},
+        "ramp_up": {
+            "anyOf": [
+                _object(
+                    {
+                        "duration_s": {"type": "number", "exclusiveMinimum": 0},
+                        "start_percent": {"type": "number"},
+                        "end_percent": {"type": "number"},
+                    }
+                ),
+                {"type": "null"},
+            ],
+            "description": "null: no ramp",
+        },
+        "slo": _object({"p99_ms": {"type": "number"}, "error_rate": {"type": "number"}}),
+    },
+    description="The request with every default filled in: what the scenario file says.",
+)
+
+LOAD_TEST_PROGRESS: dict[str, Any] = _object(
+    {
+        "elapsed_s": {"type": "number", "minimum": 0},
+        "offered_rate": {**_NUMBER_OR_NULL, "description": "requests/s, last few complete seconds"},
+        "achieved_rate": {**_NUMBER_OR_NULL, "description": "successful responses/s, same seconds"},
+        "p99_corrected_ms": _NUMBER_OR_NULL,
+        "p99_raw_ms": _NUMBER_OR_NULL,
+        "sent_total": {"type": ["integer", "null"]},
+        "ok_total": {"type": ["integer", "null"]},
+        "errors_total": {"type": ["integer", "null"]},
+        "late_total": {"type": ["integer", "null"]},
+        "users": {"type": ["integer", "null"]},
+    },
+    description="The load generator's last live snapshot (loadgen/progress.json, about once a second).",
+)
+
+LOAD_TEST_RESULT: dict[str, Any] = _object(
+    {
+        "status": {"enum": ["completed", "interrupted", "failed", None], "description": "run.json's status"},
+        "problem": _NULLABLE_STRING,
+        "offered_rate": {**_NUMBER_OR_NULL, "description": "mean requests/s over the steady window"},
+        "achieved_rate": {**_NUMBER_OR_NULL, "description": "mean successful responses/s, same window"},
+        "achieved_ratio": _NUMBER_OR_NULL,
+        "error_rate": _NUMBER_OR_NULL,
+        "shed_rate": _NUMBER_OR_NULL,
+        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "corrected": _PERCENTILES,
+        "raw": _PERCENTILES,
+        "server_cpu_percent_mean": {**_NUMBER_OR_NULL, "description": "percent of one core"},
+        "server_cpu_percent_max": _NUMBER_OR_NULL,
+        "server_rss_max_bytes": {"type": ["integer", "null"]},
+        "generator_cpu_percent_mean": _NUMBER_OR_NULL,
+        "generator_bound": {
+            "type": ["boolean", "null"],
+            "description": "the load generator, not the exchange, limited this run",
+        },
+        "limits": {"type": "array", "items": _STRING},
+        "advice": _NULLABLE_STRING,
+        "slo": _object(
+            {
+                "verdict": {"enum": ["PASS", "FAIL", None]},
+                "p99_limit_ms": _NUMBER_OR_NULL,
+                "error_rate_limit": _NUMBER_OR_NULL,
+                "p99_ms": _NUMBER_OR_NULL,
+                "error_rate": _NUMBER_OR_NULL,
+                "reasons": {"type": "array", "items": _STRING},
+            }
+        ),
+        "placement": _object(
+            {
+                "server_cpus": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "generator_cpus": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "pinned": {"type": ["boolean", "null"]},
+            }
+        ),
+        "notes": {"type": "array", "items": _STRING},
+        "wall_time_s": _NUMBER_OR_NULL,
+        "run_directory": _STRING,
+        "run_json": _STRING,
+    },
+    description="The run.json summary of a finished run.",
+)
+
+LOAD_TEST: dict[str, Any] = _object(
+    {
+        "run_id": _STRING,
+        "status_url": {**_STRING, "description": "GET it for progress, DELETE it to cancel"},
+        "state": {"enum": ["queued", "running", "completed", "failed", "cancelled"]},
+        "request": LOAD_TEST_PLAN,
+        "target": {**_STRING, "description": "this exchange, over loopback"},
+        "created_at": {**_STRING, "description": "UTC, ISO 8601"},
+        "finished_at": _NULLABLE_STRING,
+        "elapsed_s": {"type": "number", "minimum": 0, "description": "of the load schedule"},
+        "remaining_s": {"type": "number", "minimum": 0},
+        "progress": {"anyOf": [LOAD_TEST_PROGRESS, {"type": "null"}], "description": "null until it runs"},
+        "result": {"anyOf": [LOAD_TEST_RESULT, {"type": "null"}], "description": "null until it ends"},
+        "run_directory": {**_NULLABLE_STRING, "description": "capacity's run directory (run.json)"},
+        "working_directory": {**_STRING, "description": "request, scenario file and capacity's log"},
+        "problem": {**_NULLABLE_STRING, "description": "why it failed or was cancelled"},
+        "exit_code": {"type": ["integer", "null"], "description": "of capacity run"},
+    }
+)
+
+LOAD_TESTS: dict[str, Any] = _object(
+    {
+        "running": {**_NULLABLE_STRING, "description": "run_id of the load test in progress"},
+        "load_tests": {"type": "array", "items": LOAD_TEST, "description": "newest first"},
+    }
+)
+
 
 class SchemaViolation(ValueError):
     """A request body that does not match its schema; the message names the field."""
@@ -274,3 +491,4 @@ def compile_schema(schema: dict[str, Any]) -> Callable[[Any], Any]:
 
 validate_order_request = compile_schema(ORDER_REQUEST)
 validate_chaos_request = compile_schema(CHAOS_REQUEST)
+validate_load_test_request = compile_schema(LOAD_TEST_REQUEST)

@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -314,13 +315,13 @@ async def book_checksums(request: web.Request) -> web.Response:
     )
 
 
-def add_admin_routes(app: web.Application) -> None:
+def add_admin_routes(app: web.Application, load_test_output_dir: str) -> None:
     """Admin routes; every handler here is wrapped in ``admin_only``. Needs ``app[EXCHANGE]``."""
     app[CHAOS] = {"run": None}
     app.router.add_post("/demo/chaos-test", start_chaos)
     app.router.add_get("/demo/chaos-test", get_chaos)
     app.router.add_delete("/demo/chaos-test", stop_chaos)
-    app[LOAD_TESTS] = load_test.LoadTests(load_test.output_dir_from(os.environ))
+    app[LOAD_TESTS] = load_test.LoadTests(Path(load_test_output_dir))
     app.router.add_post("/demo/load-test", start_load_test)
     app.router.add_get("/demo/load-test", list_load_tests)
     app.router.add_get("/demo/load-test/{run_id}", get_load_test)

@@ -66,6 +66,7 @@ class Settings:
     max_pending_orders: int = 2048
     overload_max_lag: float = 0.2
     order_retention: int = 1_000_000
+    load_test_output_dir: str = "reports/runs"
 
 
 # --- parsers: str -> value, raising ConfigError without a name --------------------------------------
@@ -336,6 +337,14 @@ _FIELDS: tuple[_Field, ...] = (
         "s",
     ),
     _Field("order_retention", "ORDER_RETENTION", _integer(1000), "finished orders kept for lookup"),
+    _Field(
+        "load_test_output_dir",
+        "LOAD_TEST_OUTPUT_DIR",
+        _optional(frozenset()),
+        "where POST /demo/load-test writes its run directories",
+        "--load-test-output-dir",
+        "DIR",
+    ),
 )
 
 _DEFAULTS: dict[str, object] = {field.name: field.default for field in dataclasses.fields(Settings)}

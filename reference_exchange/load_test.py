@@ -53,8 +53,6 @@ from reference_exchange.schemas import (
 
 log = logging.getLogger("reference_exchange.load_test")
 
-OUTPUT_DIR_ENV = "LOAD_TEST_OUTPUT_DIR"
-DEFAULT_OUTPUT_DIR = "reports/runs"  # relative to the exchange's working directory, as capacity run's
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 FINISHING_WAIT_S = 20.0  # a POST waits this long for a load test that is past its schedule
@@ -243,11 +241,6 @@ def parse_request(body: Any, symbols: Sequence[str]) -> LoadTestPlan:
         p99_ms=float(slo.get("p99_ms", p99_ms)),
         error_rate=float(slo.get("error_rate", error_rate)),
     )
-
-
-def output_dir_from(environ: Mapping[str, str]) -> Path:
-    """Where load tests go: ``LOAD_TEST_OUTPUT_DIR``, default ``reports/runs`` (``load-test-<id>/`` each)."""
-    return Path(environ.get(OUTPUT_DIR_ENV, "").strip() or DEFAULT_OUTPUT_DIR)
 
 
 def toolkit_problem() -> str | None:

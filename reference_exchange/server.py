@@ -51,7 +51,7 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
     )
     app[EXCHANGE] = exchange
     add_trading_routes(app)
-    add_admin_routes(app)
+    add_admin_routes(app, settings.load_test_output_dir)
     add_openapi_route(app)
     metrics.registry.register(
         OverloadCollector(lambda: (service.stats(), lag, exchange.journal_error() is None))

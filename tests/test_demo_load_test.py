@@ -426,7 +426,7 @@ def call(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, 
 
 @pytest.fixture
 def exchange(tmp_path):
-    env = {"JOURNAL_PATH": "none", load_test.OUTPUT_DIR_ENV: str(tmp_path / "runs")}
+    env = {"JOURNAL_PATH": "none", "LOAD_TEST_OUTPUT_DIR": str(tmp_path / "runs")}
     with EmbeddedExchange(env=env) as running:
         yield running
 

@@ -12,7 +12,9 @@ A capacity figure is only as good as the evidence behind it, so the evidence is 
 - ``insufficient_data``: too few tiers, levels or samples to say anything; ``value`` is None.
 
 ``low``/``high`` are a 95 % confidence interval, or with ``interval="tiers"`` the neighbouring measured
-tiers. Non-finite numbers are stored as None so that ``to_dict()`` is always valid JSON.
+tiers. A value whose interval could not be computed (too few steady seconds: a bootstrap of one second per
+tier gives a zero-width "interval") has ``low``/``high`` None and ``no_interval`` saying why, never a
+made-up interval. Non-finite numbers are stored as None so that ``to_dict()`` is always valid JSON.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ DASH = "\u2013"
 #: Confidence level of every interval in this package.
 CONFIDENCE = 0.95
 
+#: How ``text()`` marks a value whose interval could not be computed (``no_interval`` has the details).
+NO_INTERVAL = "no 95 % CI: too few seconds"
+
 
 def finite_or_none(x: Any) -> float | None:
     """``x`` as a Python float, or None when it is missing, NaN or infinite (JSON has no NaN)."""
@@ -58,6 +63,7 @@ class Estimate:
     basis: Basis = "measured"
     note: str = ""
     interval: Interval = "ci95"
+    no_interval: str | None = None  # why a value has no 95 % CI (too few steady seconds); survives relabels
 
     def __post_init__(self) -> None:
         for name in ("value", "low", "high"):
@@ -65,11 +71,16 @@ class Estimate:
 
     @classmethod
     def of(
-        cls, interval: tuple[float, float, float], unit: str, basis: Basis = "measured", note: str = ""
+        cls,
+        interval: tuple[float, float, float],
+        unit: str,
+        basis: Basis = "measured",
+        note: str = "",
+        no_interval: str | None = None,
     ) -> Estimate:
         """From a ``(value, low, high)`` triple, as the fitting helpers return them."""
         value, low, high = interval
-        return cls(value, unit, low, high, basis, note)
+        return cls(value, unit, low, high, basis, note, no_interval=no_interval)
 
     @classmethod
     def insufficient(cls, unit: str, note: str) -> Estimate:
@@ -98,16 +109,19 @@ class Estimate:
         )
 
     def text(self) -> str:
-        """Short human form: ``885 orders/s (95 % CI 850-917, interpolated)`` with an en dash."""
+        """Short human form: ``885 orders/s (95 % CI 850-917, interpolated)`` with an en dash, or
+        ``885 orders/s (measured, no 95 % CI: too few seconds)`` when none could be computed."""
+        basis = self.basis.replace("_", " ")
         if self.value is None:
             bound = f" (≥ {fmt(self.low)} {self.unit})" if self.low is not None else ""
-            return f"{self.basis.replace('_', ' ')}{bound}"
-        ci = ""
+            return f"{basis}{bound}"
+        unit = f" {self.unit}" if self.unit else ""
         if self.low is not None and self.high is not None:
             kind = "95 % CI" if self.interval == "ci95" else "between tiers"
-            ci = f"{kind} {fmt(self.low)}{DASH}{fmt(self.high)}, "
-        unit = f" {self.unit}" if self.unit else ""
-        return f"{fmt(self.value)}{unit} ({ci}{self.basis.replace('_', ' ')})"
+            return f"{fmt(self.value)}{unit} ({kind} {fmt(self.low)}{DASH}{fmt(self.high)}, {basis})"
+        if self.no_interval:
+            return f"{fmt(self.value)}{unit} ({basis}, {NO_INTERVAL})"
+        return f"{fmt(self.value)}{unit} ({basis})"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping; missing numbers are None."""

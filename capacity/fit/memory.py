@@ -51,9 +51,8 @@ class MemoryFit(ToDict):
         """Projected RSS (MB) at ``rate`` orders/s from the growth fit (resting orders as in this sweep)."""
         if self._growth is None:
             return Estimate.insufficient("MB", self.exhaustion_rate.note)
-        rss = self._growth.derive(lambda c: (c[..., 0] + c[..., 1] * rate) / MB)
         note = f"RSS at {fmt(rate)} {RATE}, resting orders as in this sweep"
-        return Estimate.of(rss, "MB", "projection", note)
+        return self._growth.estimate(lambda c: (c[..., 0] + c[..., 1] * rate) / MB, "MB", "projection", note)
 
     def exhaustion_for(self, memory_bytes: int) -> Estimate:
         """Order rate at which RSS would reach ``memory_bytes`` — always a projection, or not_reached."""
@@ -68,14 +67,15 @@ class MemoryFit(ToDict):
         if base >= memory_bytes:
             note = f"RSS at zero load ({fmt(base / MB)} MB) already exceeds {what}"
             return Estimate(0.0, RATE, basis="projection", note=note)
-        # Replicates with no growth never exhaust memory: +inf, an open upper end of the interval.
-        value = self._growth.derive(lambda c: (memory_bytes - c[..., 0]) / (c[..., 1] * (c[..., 1] > 0)))
         note = (
             f"rate at which RSS reaches {what} if it keeps growing by {fmt(slope * 1000 / MB)} MB per 1k "
             f"{RATE} from {fmt(base / MB)} MB, resting orders as in this sweep "
             f"(measured up to {fmt(top)} {RATE})"
         )
-        return Estimate.of(value, RATE, "projection", note)
+        # Replicates with no growth never exhaust memory: +inf, an open upper end of the interval.
+        return self._growth.estimate(
+            lambda c: (memory_bytes - c[..., 0]) / (c[..., 1] * (c[..., 1] > 0)), RATE, "projection", note
+        )
 
     def formulas(self) -> list[str]:
         """Plain-English formulas with the fitted numbers."""
@@ -148,15 +148,13 @@ def _efficiency(
     where = f"fitted over {n_tiers} tiers ({fit.n_samples} s), R² {fit.r_squared:.3f}"
     per_order = _significance(fit, 1)
     return {
-        "base_mb": Estimate.of(
-            fit.derive(lambda c: c[..., 0] / MB), "MB", note="RSS at zero load (intercept)"
+        "base_mb": fit.estimate(lambda c: c[..., 0] / MB, "MB", note="RSS at zero load (intercept)"),
+        "bytes_per_resting_order": fit.estimate(lambda c: c[..., 1], "bytes/order", note=where + per_order),
+        "mb_per_10k_resting_orders": fit.estimate(
+            lambda c: c[..., 1] * 1e4 / MB, "MB", note="per 10k resting orders" + per_order
         ),
-        "bytes_per_resting_order": Estimate.of(fit.coefficient(1), "bytes/order", note=where + per_order),
-        "mb_per_10k_resting_orders": Estimate.of(
-            fit.derive(lambda c: c[..., 1] * 1e4 / MB), "MB", note="per 10k resting orders" + per_order
-        ),
-        "mb_per_1k_orders_per_s": Estimate.of(
-            fit.derive(lambda c: c[..., 2] * 1e3 / MB), "MB", note=f"per 1k {RATE}" + _significance(fit, 2)
+        "mb_per_1k_orders_per_s": fit.estimate(
+            lambda c: c[..., 2] * 1e3 / MB, "MB", note=f"per 1k {RATE}" + _significance(fit, 2)
         ),
     }
 

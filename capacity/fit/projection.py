@@ -62,7 +62,7 @@ def project(
     demand, usl = model.service_demand, model.usl
     per_core = demand.orders_per_core
     linear = _projected(
-        Estimate.of(demand.rate_at_cores(cores), RATE),
+        Estimate.of(demand.rate_at_cores(cores), RATE, no_interval=per_core.no_interval),
         f"{fmt(per_core.value)} {RATE} per core {TIMES} "
         f"({cores_text(cores)} - {fmt(demand.idle_cores.value)} idle)",
     )

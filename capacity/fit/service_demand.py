@@ -50,10 +50,11 @@ class ServiceDemandFit(ToDict):
             return Estimate.insufficient("cores", self.cpu_seconds_per_order.note)
         if not 0 < target_utilisation <= 1:
             raise ValueError(f"target_utilisation must be in (0, 1], got {target_utilisation}")
-        value, low, high = self._fit.derive(lambda c: (c[..., 0] + c[..., 1] * rate) / target_utilisation)
         basis = range_basis(rate, *self.rate_range)
         note = f"cores for {fmt(rate)} {RATE} at {target_utilisation:.0%} CPU utilisation ({basis})"
-        return Estimate(value, "cores", low, high, basis, note)
+        return self._fit.estimate(
+            lambda c: (c[..., 0] + c[..., 1] * rate) / target_utilisation, "cores", basis, note
+        )
 
     def rate_at_cores(self, cores: float) -> tuple[float, float, float]:
         """(value, low, high) orders/s at which the fitted CPU use reaches ``cores`` (linear per core)."""
@@ -67,9 +68,9 @@ class ServiceDemandFit(ToDict):
             return [f"CPU per order: {self.cpu_seconds_per_order.note}"]
         slope = self.cpu_seconds_per_order
         line = f"{fmt(self.idle_cores.value)} + {fmt(slope.value)} {TIMES} {RATE}"
+        ci = slope.no_interval or f"95 % CI for the slope {fmt(slope.low)}{DASH}{fmt(slope.high)}"
         return [
-            f"CPU cores = {line} (95 % CI for the slope {fmt(slope.low)}{DASH}{fmt(slope.high)}; "
-            f"{slope.note})",
+            f"CPU cores = {line} ({ci}; {slope.note})",
             f"Throughput per core ≈ {self.orders_per_core.text()}; "
             f"cores per 1k {RATE} ≈ {self.cores_per_1k_orders.text()}",
             f"Cores needed = ({line}) / target utilisation (e.g. 0.7 for 70 % busy)",
@@ -100,13 +101,13 @@ def fit_service_demand(
     )
     return ServiceDemandFit(
         available_cores=available_cores,
-        cpu_seconds_per_order=Estimate.of(fit.coefficient(1), "CPU-s/order", note=where),
-        idle_cores=Estimate.of(fit.coefficient(0), "cores", note="CPU busy at zero load (intercept)"),
-        orders_per_core=Estimate.of(
-            fit.derive(lambda c: 1.0 / _demand(c)), f"{RATE} per core", note="1 / CPU-seconds per order"
+        cpu_seconds_per_order=fit.estimate(lambda c: c[..., 1], "CPU-s/order", note=where),
+        idle_cores=fit.estimate(lambda c: c[..., 0], "cores", note="CPU busy at zero load (intercept)"),
+        orders_per_core=fit.estimate(
+            lambda c: 1.0 / _demand(c), f"{RATE} per core", note="1 / CPU-seconds per order"
         ),
-        cores_per_1k_orders=Estimate.of(
-            fit.derive(lambda c: 1000.0 * c[..., 1]), "cores", note="cores per 1,000 orders/s, idle excluded"
+        cores_per_1k_orders=fit.estimate(
+            lambda c: 1000.0 * c[..., 1], "cores", note="cores per 1,000 orders/s, idle excluded"
         ),
         saturation_rate=_saturation(fit, available_cores, rate_range),
         rate_range=rate_range,
@@ -130,7 +131,8 @@ def _saturation(fit: LinearFit, cores: float, rate_range: tuple[float, float]) -
         return Estimate(0.0, RATE, basis="extrapolated", note=note)
     basis = range_basis(value, *rate_range)
     note = f"rate at which the fitted CPU reaches {cores_text(cores)} ({basis})"
-    return Estimate(value, RATE, max(low, 0.0), high, basis, note)
+    floor = max(low, 0.0) if np.isfinite(low) else low  # a replicate's rate below zero means zero
+    return Estimate(value, RATE, floor, high, basis, note, no_interval=fit.no_interval)
 
 
 def _rate_at(fit: LinearFit, cores: float) -> tuple[float, float, float]:

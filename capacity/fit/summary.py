@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.fit.estimate import Estimate, ToDict, finite_or_none
-from capacity.fit.regression import mean_interval
+from capacity.fit.regression import interval_shortfall, mean_interval
 from capacity.fit.tiers import TierMeasurement
 
 
@@ -50,7 +50,8 @@ class TierSummary(ToDict):
 def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
     """Summarise one tier; ``seed`` makes the bootstrap interval of the achieved rate reproducible."""
     mean, low, high = mean_interval(tier.achieved_rate, seed=seed)
-    note = f"mean of {np.isfinite(tier.achieved_rate).sum()} per-second samples"
+    seconds = int(np.isfinite(tier.achieved_rate).sum())
+    note = f"mean of {seconds} per-second samples"
     if tier.generator_bound:
         note += "; generator-bound: the load generator saturated, not the server"
     p99 = finite_or_none(tier.p99_ms)
@@ -59,7 +60,9 @@ def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
     return TierSummary(
         name=tier.name,
         offered_rate=float(tier.offered_rate),
-        achieved_rate=Estimate(mean, "orders/s", low, high, "measured", note),
+        achieved_rate=Estimate(
+            mean, "orders/s", low, high, "measured", note, no_interval=interval_shortfall([seconds], 1)
+        ),
         cpu_cores=None if cpu is None else cpu / 100.0,
         rss_mb=None if rss is None else rss / 1e6,
         resting_orders=_mean(tier.resting_orders),

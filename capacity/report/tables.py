@@ -385,7 +385,8 @@ class EstimateRow:
 
     @property
     def note(self) -> str:
-        return self.estimate.note
+        """The estimate's note, and why it has no interval when it could not have one."""
+        return "; ".join(filter(None, (self.estimate.note, self.estimate.no_interval)))
 
     def to_dict(self) -> dict[str, Any]:
         return {

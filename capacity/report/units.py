@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from capacity.fit.estimate import DASH, Estimate, fmt
+from capacity.fit.estimate import DASH, NO_INTERVAL, Estimate, fmt
 
 __all__ = ["DASH", "MISSING", "basis_label", "estimate_interval", "estimate_value", "number", "percent"]
 
@@ -50,7 +50,10 @@ def estimate_value(estimate: Estimate) -> str:
 
 
 def estimate_interval(estimate: Estimate) -> str:
-    """``95 % CI 850-917`` or ``between tiers 1,499-2,403`` (en dash); empty when there is no interval."""
+    """``95 % CI 850-917`` or ``between tiers 1,499-2,403`` (en dash), ``no 95 % CI: too few seconds``
+    when it could not be computed (the note says why); empty when there is no interval."""
+    if estimate.value is not None and estimate.no_interval:
+        return NO_INTERVAL
     if estimate.value is None or estimate.low is None or estimate.high is None:
         return ""
     kind = "95 % CI" if estimate.interval == "ci95" else "between tiers"

@@ -3,6 +3,10 @@
 capacity talks to every exchange over HTTP only; this module just owns the child process of the
 embedded default: it picks a free port (SERVER_PORT=0), reads the bound URL from the server's
 first line, waits for ``/health`` and can pin the process to chosen CPUs.
+
+The child runs in its own session: a Ctrl-C in the terminal reaches only capacity (the terminal signals
+its foreground process group), and capacity stops the exchange itself (``stop``: SIGTERM) when it is
+done with it — after the load generator, so no request of a run meets a closing server.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class EmbeddedExchange:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            start_new_session=True,  # a terminal's Ctrl-C is for capacity, which stops us in turn
         )
         if self.cpus:
             psutil.Process(self.process.pid).cpu_affinity(self.cpus)

@@ -6,8 +6,9 @@ The orchestration, in order:
    exist) — ``RunSetupError`` before anything starts;
 2. make the run directory ``<output_dir>/<UTC yyyymmddTHHMMSS>-<name>/`` (or exactly ``run_dir`` when the
    options name one, as a sweep does for its tiers) with the effective scenario;
-3. start the embedded reference exchange in its own process (``EmbeddedExchange``), pinned to the server
-   CPUs, unless a target URL is given, and wait for ``/health``;
+3. start the embedded reference exchange in its own process and session (``EmbeddedExchange``: a
+   terminal's Ctrl-C reaches only capacity), pinned to the server CPUs, unless a target URL is given,
+   and wait for ``/health``;
 4. sample the server (psutil) and the exchange's own ``/api/metrics`` every second;
 5. run Locust (``capacity/locustfile.py``) headless as a subprocess in its own session, pinned to the
    generator CPUs, writing into ``loadgen/`` (``docs/loadgen-results.md``);
@@ -419,8 +420,7 @@ class _Orchestrator:
         self._say("starting", "starting the reference exchange" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
         self.exchange = EmbeddedExchange(env=env, cpus=cpus, start_timeout_s=self.options.start_timeout_s)
         try:
-            with _sigint_blocked():
-                self.exchange.start()
+            self.exchange.start()
         except ExchangeStartError as error:
             raise _RunBroke(str(error)) from None
         self.url = self.exchange.url
@@ -641,25 +641,6 @@ def _interrupts_as(cancel: threading.Event) -> Iterator[None]:
     except KeyboardInterrupt:
         cancel.set()
         raise _Interrupted from None
-
-
-@contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT in this thread while a child is started, so the child inherits it blocked.
-
-    A Ctrl-C in a terminal goes to the whole foreground process group. The embedded exchange must not stop
-    on it by itself: capacity stops Locust first and the exchange after it (with SIGTERM), so no request
-    of the run meets a closing server. (Locust runs in its own session for the same reason.) A Ctrl-C that
-    arrives meanwhile is delivered to capacity when the block ends.
-    """
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _stop_process_group(

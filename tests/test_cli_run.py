@@ -4,11 +4,14 @@ environment metadata; interruption and a broken exchange are recorded, not raise
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner, Result
 
@@ -187,6 +190,40 @@ def test_cancel_keeps_what_was_measured(tmp_path: Path) -> None:
     assert 1 <= len(run.series) < 10
     assert run.summary.counts.ok > 0 and run.summary.counts.errors == 0
     assert run.loadgen.exit_code == 0  # Locust stopped cleanly and wrote its results
+
+
+@needs_locustfile
+@pytest.mark.timeout(90)
+def test_ctrl_c_in_a_terminal_stops_the_run_in_order_and_keeps_the_data(tiny: Path, tmp_path: Path) -> None:
+    """A terminal's Ctrl-C signals its whole foreground process group. Only capacity must get it: it stops
+    Locust, then the exchange (which runs in its own session), so no request meets a closing server."""
+    out = tmp_path / "runs"
+    command = [str(CAPACITY), "run", str(tiny), "--duration", "40s", "--quiet", "--output-dir", str(out)]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    capacity = subprocess.Popen(command, start_new_session=True, **pipes)  # a group, as a terminal's job
+    try:
+        deadline = time.monotonic() + 40
+        exchange = None
+        while time.monotonic() < deadline and not list(out.glob("*/loadgen/progress.json")):
+            time.sleep(0.2)
+        for child in psutil.Process(capacity.pid).children():
+            if "reference_exchange" in " ".join(child.cmdline()):
+                exchange = child
+        assert exchange is not None and list(out.glob("*/loadgen/progress.json")), "the run never got going"
+        assert os.getpgid(exchange.pid) != os.getpgid(capacity.pid)  # out of the terminal's reach
+        time.sleep(2)
+        os.killpg(capacity.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        _, stderr = capacity.communicate(timeout=60)
+    finally:
+        if capacity.poll() is None:
+            os.killpg(capacity.pid, signal.SIGKILL)
+    assert capacity.returncode == 130, stderr.decode()
+    assert not exchange.is_running()  # capacity stopped it
+    (run_dir,) = out.iterdir()
+    run = read_run(run_dir)
+    assert run.status == "interrupted" and run.loadgen.exit_code == 0
+    assert run.summary.counts.ok > 0 and run.summary.counts.errors == 0
+    assert "shutting down" in (run_dir / "exchange.log").read_text()
 
 
 @needs_locustfile

@@ -24,5 +24,6 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check capacity reference_exchange tests benchmarks
 
+# Generated output only: reports/baselines holds the committed baseline the CI gate compares against.
 clean:
-	rm -rf $(VENV) reports/runs reports/latest
+	rm -rf $(VENV) reports/runs reports/sweeps reports/bench reports/latest

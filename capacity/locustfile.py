@@ -17,6 +17,7 @@ exchange is reached over HTTP only.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import json
 import logging
@@ -235,7 +236,6 @@ class _Process:
     collector: Collector | None = None
     market: Market | None = None
     market_lock = Semaphore()
-    final_pending: bool = False  # worker: the next report carries the run's last data
     tag = uuid.uuid4().hex[:8]  # makes client order ids unique across processes
     user_numbers = itertools.count(1)
     seed_base = random.SystemRandom().getrandbits(32)
@@ -408,6 +408,10 @@ def _is_master(environment: Environment) -> bool:
 
 @events.init.add_listener
 def on_init(environment: Environment, runner: Runner | None = None, **_kwargs: Any) -> None:
+    # Everything imported so far lives as long as the process: move it out of the garbage collector's
+    # reach, so full collections during the run are short (they paused sends for ~50 ms at 2500/s).
+    gc.collect()
+    gc.freeze()
     if environment.parsed_options is None or _is_worker(environment):
         return  # workers get the scenario from the master
     try:
@@ -429,7 +433,6 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
             return
         scenario = scenario_from_mapping(spec["scenario"], "master")
         _Process.run = RunState.begin(spec["run_id"], spec["started_at"], scenario, spec["late_threshold_ms"])
-        _Process.final_pending = False
         return
     _stop_collector()
     shape = environment.shape_class

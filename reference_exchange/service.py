@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from copy import copy
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from reference_exchange.engine import (
@@ -160,6 +161,9 @@ class ExchangeService:
             command.client_order_id,
             time.time_ns(),
         )
+        # Acknowledge the order as this command left it: while it waits for durability, later
+        # commands may trade against it, and those are not durable yet when this one is.
+        result = replace(result, order=copy(result.order))
         if result.duplicate:
             # The first attempt may still be committing: a retry must not be acknowledged earlier.
             await self._wait_for_everything_appended()
@@ -171,7 +175,7 @@ class ExchangeService:
 
     async def cancel(self, order_id: int) -> Order:
         self._admit(new_order=False)
-        order = self.engine.cancel(order_id)
+        order = copy(self.engine.cancel(order_id))  # as this command left it (see place)
         await self._make_durable({"op": "cancel", "order_id": order_id})
         return order
 

@@ -45,3 +45,17 @@ async def test_orders_beyond_the_pending_bound_are_shed(slow_journal):
     assert service.shed == 1
     await asyncio.gather(*admitted)
     assert service.engine.resting_order_count == 3
+
+
+async def test_ack_shows_the_order_as_its_own_command_left_it(slow_journal):
+    """A later, not yet durable, command that fills the order must not show in the earlier order's ack:
+    after a crash the journal would replay the order without that fill."""
+    service = ExchangeService(MatchingEngine(["BTCUSD"]), slow_journal)
+    resting = asyncio.create_task(service.place(command()))
+    await asyncio.sleep(0.01)
+    crossing = PlaceCommand("BTCUSD", Side.SELL, OrderType.LIMIT, 1, 100, TimeInForce.GTC)
+    filled_by = asyncio.create_task(service.place(crossing))
+    acked = await resting
+    assert acked.order.status.value == "new" and acked.order.filled == 0
+    assert service.engine.get_order(acked.order.order_id).status.value == "filled"  # live state moved on
+    assert (await filled_by).order.status.value == "filled"

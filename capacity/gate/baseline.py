@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from capacity.gate.metrics import MetricSamples, TierData, pool, tier_data
+from capacity.jsonfile import read_json_file
 from capacity.results import Environment, dataclass_from_json
 from capacity.sweep_results import SweepFormatError, SweepResult, read_sweep
 
@@ -186,20 +187,7 @@ def default_path(name: str) -> Path:
 def read_baseline(path: str | os.PathLike[str]) -> Baseline:
     """Read and validate a baseline file; BaselineFormatError (naming the file and field) otherwise."""
     source = Path(path)
-    try:
-        text = source.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BaselineFormatError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise BaselineFormatError(f"{source}: is a directory, expected a {FORMAT} file") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise BaselineFormatError(f"{source}: cannot read: {error}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise BaselineFormatError(
-            f"{source}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})"
-        ) from None
+    data = read_json_file(source, f"a {FORMAT} file", BaselineFormatError)
     return baseline_from_dict(data, str(source))
 
 
@@ -218,7 +206,7 @@ def baseline_from_dict(data: Any, source: str = "<baseline>") -> Baseline:
 
 
 def _checked_tier(tier: TierData, source: str) -> TierData:
-    """``tier`` with every metric's samples checked: numbers only (``_build`` made them floats)."""
+    """``tier`` with every metric's samples checked to be numbers."""
     metrics: dict[str, MetricSamples] = {}
     for key, m in tier.metrics.items():
         if m.value is None and m.samples:

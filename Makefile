@@ -27,3 +27,9 @@ lint: $(STAMP)
 # Generated output only: reports/baselines holds the committed baseline the CI gate compares against.
 clean:
 	rm -rf $(VENV) reports/runs reports/sweeps reports/bench reports/latest
+
+# Every benchmark (a few minutes; `make bench BENCH_ARGS=--quick` for the short versions): figures beside
+# their goals, PASS/MISS, into reports/bench/latest.json. See docs/benchmarks.md.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)

@@ -15,13 +15,27 @@ import argparse
 import asyncio
 import os
 import random
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import psutil
 from hdrh.histogram import HdrHistogram
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import pin_server_cpu
+
 from capacity.exchange_process import EmbeddedExchange
+
+
+def order_body(rng: random.Random) -> dict[str, str]:
+    """A BTCUSD limit order around 60,000, a quarter of them marketable (shared with http_efficiency.py)."""
+    side = rng.choice(("buy", "sell"))
+    offset = rng.randint(-2, 1) if rng.random() < 0.25 else rng.randint(1, 30)
+    price = 60000 - offset if side == "buy" else 60000 + offset
+    return {"symbol": "BTCUSD", "side": side, "type": "limit", "price": str(price), "quantity": "0.001"}
 
 
 async def client_loop(
@@ -29,10 +43,7 @@ async def client_loop(
 ) -> int:
     count = 0
     while time.perf_counter() < deadline:
-        side = rng.choice(("buy", "sell"))
-        offset = rng.randint(-2, 1) if rng.random() < 0.25 else rng.randint(1, 30)
-        price = 60000 - offset if side == "buy" else 60000 + offset
-        body = {"symbol": "BTCUSD", "side": side, "type": "limit", "price": str(price), "quantity": "0.001"}
+        body = order_body(rng)
         started = time.perf_counter()
         async with session.post(url + "/api/orders", json=body) as response:
             await response.read()
@@ -78,10 +89,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
-    cpus = sorted(os.sched_getaffinity(0))
-    server_cpu = cpus[-1]
-    if len(cpus) > 1:
-        os.sched_setaffinity(0, cpus[:-1])
+    server_cpu = pin_server_cpu()
     print(
         f"server on CPU {server_cpu}, generator on CPUs {sorted(os.sched_getaffinity(0))}, "
         f"{args.connections} connections, {args.seconds:.0f} s each"

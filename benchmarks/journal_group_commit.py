@@ -16,11 +16,17 @@ import argparse
 import asyncio
 import contextlib
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Figure, MachineLoad, emit
+from _common import parser as _parser
 
 from reference_exchange.engine import EngineError, MatchingEngine, OrderType, Side, TimeInForce
 from reference_exchange.instruments import DEFAULT_INSTRUMENTS
@@ -143,31 +149,60 @@ def report(results: list[Result], concurrency: int) -> None:
             print(f"journal {r.mode}: {per_commit_ms:.2f} ms per commit inside SQLite (incl. fsync)")
 
 
-async def main_async(args: argparse.Namespace) -> None:
+GOAL_RATIO = 0.8
+
+
+async def main_async(args: argparse.Namespace) -> list[Result]:
     ops = order_stream(args.orders, args.seed)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="journal-bench-") as tmp:
         results = [
             await run_mode(mode, ops, args.concurrency, Path(tmp)) for mode in ("none", "full", "normal")
         ]
     report(results, args.concurrency)
+    return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--orders", type=int, default=20_000, help="commands per mode (default 20000)")
+def figures(results: list[Result]) -> list[Figure]:
+    """Durable acks (sync=full) vs no journal, the goal's figure; sync=normal for reference."""
+    by_mode = {r.mode: r for r in results}
+    none, full, normal = by_mode["none"], by_mode["full"], by_mode["normal"]
+    return [
+        Figure(
+            "journal: durable acks (sync=full) / no journal",
+            full.rate / none.rate,
+            "ratio",
+            GOAL_RATIO,
+            note=f"{full.rate:,.0f} / {none.rate:,.0f} orders/s, "
+            f"mean batch {full.journal.mean_batch_size:.1f}",
+        ),
+        Figure("  same at sync=normal", normal.rate / none.rate, "ratio", None),
+    ]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser(__doc__.splitlines()[0])
+    parser.add_argument(
+        "--orders", type=int, default=None, help="commands per mode (default 20000, quick 5000)"
+    )
     parser.add_argument("--concurrency", type=int, default=256, help="concurrent clients (default 256)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the order stream")
     parser.add_argument("--dir", default=None, help="directory for the journal files (default: system temp)")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    args.orders = args.orders or (5_000 if args.quick else 20_000)
     if args.orders <= 0 or args.concurrency <= 0:
         parser.error("--orders and --concurrency must be positive")
-    if args.uvloop:
-        import uvloop
+    with MachineLoad() as load:
+        if args.uvloop:
+            import uvloop
 
-        uvloop.run(main_async(args))
-    else:
-        asyncio.run(main_async(args))
+            results = uvloop.run(main_async(args))
+        else:
+            results = asyncio.run(main_async(args))
+    details = {
+        r.mode: {"orders_per_s": r.rate, "p99_ms": percentile_ms(r.latencies_s, 0.99)} for r in results
+    }
+    emit("journal_group_commit", figures(results), args, load, details)
 
 
 if __name__ == "__main__":

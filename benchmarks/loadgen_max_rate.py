@@ -24,21 +24,14 @@ from pathlib import Path
 
 import psutil
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import busy_seconds, cpu_seconds
+
 from capacity.exchange_process import EmbeddedExchange
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = Path(sys.executable).parent / "locust"
-
-
-def cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
-
-
-def busy_seconds() -> float:
-    """CPU seconds the whole machine has spent busy (all cores)."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
 def wait_until_quiet(max_busy_pct: float, max_wait_s: float) -> float:

@@ -11,23 +11,33 @@ and the first import + render as the figure a user waits for, against the goal.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import Figure, MachineLoad, emit, parser
+
 GOAL_S = 3.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiers", type=int, default=9, help="tiers in the sweep (at most 9)")
-    parser.add_argument("--seconds", type=int, default=120, help="seconds per tier")
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args(argv)
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--tiers", type=int, default=9, help="tiers in the sweep (at most 9)")
+    p.add_argument("--seconds", type=int, default=120, help="seconds per tier")
+    p.add_argument("--repeat", type=int, default=None, help="renders (default 3, quick 1)")
+    args = p.parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    with MachineLoad() as load:
+        figures, details = _measure(args)
+    emit("report_render", figures, args, load, details)
+    return 0
 
+
+def _measure(args: argparse.Namespace) -> tuple[list[Figure], dict]:
     started = time.perf_counter()
     from capacity.report import render_report  # the command's own imports, timed
     from capacity.report.sample import SEED_TIERS, write_sample_sweep
@@ -43,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         size = paths.html.stat().st_size
 
     first = imported + renders[0]
-    load = os.getloadavg()[0]
-    print(f"machine: {os.cpu_count()} CPUs, load average {load:.2f} (other work inflates every figure)")
     print(f"sweep: {args.tiers} tiers x {args.seconds} s, HTML {size / 1e6:.2f} MB")
     print(f"import: {imported:.2f} s; renders: {', '.join(f'{r:.2f}' for r in renders)} s")
     print(f"median render {statistics.median(renders):.2f} s")
-    verdict = "meets" if first < GOAL_S else "MISSES"
-    print(f"capacity report (import + first render): {first:.2f} s - {verdict} the goal of < {GOAL_S:g} s")
-    return 0
+    figures = [
+        Figure(f"report render, {args.tiers}-tier sweep (import + first)", first, "s", GOAL_S, "<"),
+        Figure("  median render alone", statistics.median(renders), "s", None),
+    ]
+    return figures, {"import_s": imported, "renders_s": renders, "html_bytes": size}
 
 
 if __name__ == "__main__":

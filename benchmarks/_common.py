@@ -76,6 +76,18 @@ def busy_seconds() -> float:
     return sum(times) - times.idle - getattr(times, "iowait", 0.0)
 
 
+def wait_until_quiet(max_busy_pct: float, max_wait_s: float) -> float:
+    """Wait (up to ``max_wait_s``) until the machine is idle but for ``max_busy_pct`` of one core over 3 s;
+    returns the busy share last seen."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        b0, t0 = busy_seconds(), time.monotonic()
+        time.sleep(3)
+        busy = 100 * (busy_seconds() - b0) / (time.monotonic() - t0)
+        if busy <= max_busy_pct or time.monotonic() > deadline:
+            return busy
+
+
 class MachineLoad:
     """Load average and the CPU used by processes *outside this process tree* while a benchmark measures.
 

@@ -30,7 +30,7 @@ from hdrh.histogram import HdrHistogram
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bare_server import BareServer
-from _common import Figure, MachineLoad, cpu_seconds, emit, parser, pin_server_cpu
+from _common import Figure, MachineLoad, busy_seconds, cpu_seconds, emit, parser, pin_server_cpu
 from http_orders import drive, order_body
 
 from capacity.exchange_process import EmbeddedExchange
@@ -106,11 +106,13 @@ async def open_loop(url: str, rate: float, seconds: float, max_connections: int 
 def ladder_step(rate: float, seconds: float, server_cpu: int) -> dict:
     with EmbeddedExchange(env=EXCHANGE_ENV, cpus=[server_cpu]) as exchange:
         proc, me = psutil.Process(exchange.pid), psutil.Process()
-        s0, g0, t0 = cpu_seconds(proc), cpu_seconds(me), time.perf_counter()
+        s0, g0, b0, t0 = cpu_seconds(proc), cpu_seconds(me), busy_seconds(), time.perf_counter()
         result = uvloop.run(open_loop(exchange.url, rate, seconds))
         elapsed = time.perf_counter() - t0
-        result["server_cpu_pct"] = 100 * (cpu_seconds(proc) - s0) / elapsed
-        result["generator_cpu_pct"] = 100 * (cpu_seconds(me) - g0) / elapsed
+        server, generator = cpu_seconds(proc) - s0, cpu_seconds(me) - g0
+        result["server_cpu_pct"] = 100 * server / elapsed
+        result["generator_cpu_pct"] = 100 * generator / elapsed
+        result["other_cpu_pct"] = max(0.0, 100 * (busy_seconds() - b0 - server - generator) / elapsed)
     return result
 
 
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"  open loop {rate:>8,.0f}/s offered: achieved {r['achieved']:>8,.0f}/s"
                 f"  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:7.2f} ms  errors {r['errors']}"
-                f"  server CPU {r['server_cpu_pct']:4.0f} %  generator CPU {r['generator_cpu_pct']:4.0f} %",
+                f"  CPU % server {r['server_cpu_pct']:3.0f} generator {r['generator_cpu_pct']:3.0f}"
+                f" other {r['other_cpu_pct']:3.0f}",
                 flush=True,
             )
             if r["p99_ms"] > CAPACITY_P99_MS or r["achieved"] < 0.95 * rate:
@@ -158,9 +161,15 @@ def main(argv: list[str] | None = None) -> int:
         limit = f"every step passed (ladder top {rates[-1]:,.0f}/s)"
     else:
         cpus = (
-            f"generator CPU {failed['generator_cpu_pct']:.0f} %, server CPU {failed['server_cpu_pct']:.0f} %"
+            f"CPU % server {failed['server_cpu_pct']:.0f}, generator {failed['generator_cpu_pct']:.0f},"
+            f" other processes {failed['other_cpu_pct']:.0f}"
         )
-        who = "generator-limited" if failed["generator_cpu_pct"] >= 90 else "server-limited"
+        if failed["generator_cpu_pct"] >= 90:
+            who = "generator-limited"
+        elif failed["server_cpu_pct"] >= 90:
+            who = "server-limited"
+        else:  # neither process had its core: other work took it, or the limit is not CPU
+            who = "inconclusive (neither server nor generator CPU-bound)"
         limit = f"{who} at {failed['offered']:,.0f}/s ({cpus})"
     at_5k = (
         next(s for s in steps if s["offered"] == 5000.0)

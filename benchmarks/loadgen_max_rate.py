@@ -26,24 +26,12 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import busy_seconds, cpu_seconds
+from _common import busy_seconds, cpu_seconds, wait_until_quiet
 
 from capacity.exchange_process import EmbeddedExchange
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = Path(sys.executable).parent / "locust"
-
-
-def wait_until_quiet(max_busy_pct: float, max_wait_s: float) -> float:
-    """Wait (up to ``max_wait_s``) until the machine is idle but for ``max_busy_pct`` of one core over 3 s;
-    returns the busy share last seen."""
-    deadline = time.monotonic() + max_wait_s
-    while True:
-        b0, t0 = busy_seconds(), time.monotonic()
-        time.sleep(3)
-        busy = 100 * (busy_seconds() - b0) / (time.monotonic() - t0)
-        if busy <= max_busy_pct or time.monotonic() > deadline:
-            return busy
 
 
 def run_one(rate: int, seconds: int, users: int, generator_cpu: int, server_cpu: int) -> dict:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import ROOT, Figure, git_revision, print_figures
+from _common import ROOT, Figure, git_revision, print_figures, wait_until_quiet
 
 BENCHMARKS = (
     "engine_throughput",
@@ -39,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="every benchmark's short version")
     p.add_argument("--only", default="", help="comma-separated subset of: " + ", ".join(BENCHMARKS))
     p.add_argument("--out", default=str(ROOT / "reports/bench/latest.json"))
+    p.add_argument(
+        "--quiet-pct", type=float, default=15.0, help="before each benchmark, wait for the machine's"
+    )
+    p.add_argument(
+        "--quiet-wait", type=float, default=60.0, help="other CPU to drop to this %% (at most this long)"
+    )
     args = p.parse_args(argv)
     names = [n for n in args.only.split(",") if n] or list(BENCHMARKS)
     unknown = set(names) - set(BENCHMARKS)
@@ -52,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
             out = Path(tmp) / f"{name}.json"
             command = [sys.executable, str(ROOT / "benchmarks" / f"{name}.py"), "--json", str(out)]
             print(f"\n== {name}{' (quick)' if args.quick else ''}", flush=True)
+            busy = wait_until_quiet(args.quiet_pct, args.quiet_wait)
+            if busy > args.quiet_pct:
+                print(f"(machine still {busy:.0f} % busy after {args.quiet_wait:g} s: measuring anyway)")
             t0 = time.monotonic()
             rc = subprocess.run(command + (["--quick"] if args.quick else []), cwd=ROOT).returncode
             if rc != 0 or not out.exists():

@@ -52,15 +52,7 @@ def print_result(result: GateResult, console: Console) -> None:
     for header in ("tier", "check", "baseline", "run", "change", "p", "verdict"):
         table.add_column(header, justify="left" if header in ("tier", "check", "verdict") else "right")
     for check in result.checks:
-        table.add_row(
-            check.tier,
-            check.label,
-            check.display(check.baseline) if check.baseline is not None else "-",
-            check.display(check.current),
-            check.change_text(),
-            _p_cell(check),
-            Text(_verdict_cell(check), style=_STYLE[check.verdict]),
-        )
+        table.add_row(*_figure_cells(check), Text(_verdict_cell(check), style=_STYLE[check.verdict]))
     table.caption = (
         "per-second samples, permutation test; worse/better need p < "
         f"{result.thresholds.alpha:g} and a change beyond the metric's threshold"
@@ -77,6 +69,19 @@ def print_result(result: GateResult, console: Console) -> None:
         console.print(Text(f"note: {note}", style="dim"), soft_wrap=True)
     style = {"pass": "bold green", "regression": "bold red", "inconclusive": "bold yellow"}[result.status]
     console.print(Text(f"gate: {_HEADLINE[result.status]}", style=style))
+
+
+def _figure_cells(check: Check) -> tuple[str, ...]:
+    """Tier, check, baseline, run, change and p: the cells the terminal table and Markdown share."""
+    baseline = check.display(check.baseline) if check.baseline is not None else "-"
+    return (
+        check.tier,
+        check.label,
+        baseline,
+        check.display(check.current),
+        check.change_text(),
+        _p_cell(check),
+    )
 
 
 def _verdict_cell(check: Check) -> str:
@@ -115,22 +120,7 @@ def markdown(result: GateResult) -> str:
         verdict = _verdict_cell(check)
         if check.failed:
             verdict = f"**{verdict}**"
-        lines.append(
-            "| "
-            + " | ".join(
-                _md(cell)
-                for cell in (
-                    check.tier,
-                    check.label,
-                    check.display(check.baseline) if check.baseline is not None else "-",
-                    check.display(check.current),
-                    check.change_text(),
-                    _p_cell(check),
-                    verdict,
-                )
-            )
-            + " |"
-        )
+        lines.append("| " + " | ".join(_md(cell) for cell in (*_figure_cells(check), verdict)) + " |")
     failures = result.failures
     if failures:
         lines += ["", "### Failures", ""]

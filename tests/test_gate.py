@@ -31,6 +31,7 @@ from capacity.gate.baseline import baseline_to_dict, dumps, pooled, write_baseli
 from capacity.gate.compare import permutation_p
 from capacity.gate.metrics import METRICS
 from capacity.gate.render import junit, markdown
+from capacity.report.sample import sample_environment
 from capacity.results import (
     Counts,
     Environment,
@@ -50,29 +51,7 @@ SECONDS = 10  # steady window: t = 1 .. 8
 
 
 def environment(cpu_model: str = "Intel(R) Xeon(R) Processor") -> Environment:
-    return Environment(
-        timestamp_utc="2026-11-25T12:00:00+00:00",
-        hostname="ci",
-        cpu_model=cpu_model,
-        logical_cpus=2,
-        physical_cpus=1,
-        cpu_governor=None,
-        cpu_freq_mhz=None,
-        memory_total_bytes=24 * 2**30,
-        os="Linux",
-        kernel="6.1",
-        platform="Linux-6.1",
-        python_version="3.11.7",
-        python_implementation="CPython",
-        packages={},
-        git_revision="0123456789abcdef",
-        git_dirty=False,
-        available_cpus=(0, 1),
-        server_cpus=(1,),
-        generator_cpus=(0,),
-        pinned=True,
-        load_average_1m=0.5,
-    )
+    return replace(sample_environment(), timestamp_utc="2026-11-25T12:00:00+00:00", cpu_model=cpu_model)
 
 
 def make_run(

@@ -7,7 +7,7 @@ import dataclasses
 import time
 
 import pytest
-from aiohttp import web
+from support import with_remote
 
 from reference_exchange.admin import admin_allowed, is_loopback, presented_tokens, token_matches
 from reference_exchange.config import Settings
@@ -111,17 +111,6 @@ def test_token_parsing_and_comparison():
 
 
 # --- access through HTTP -----------------------------------------------------------------------------
-
-
-def with_remote(app: web.Application, remote: str) -> web.Application:
-    """Make every request look as if it came from ``remote`` (the test client is always loopback)."""
-
-    @web.middleware
-    async def fake_remote(request: web.Request, handler):
-        return await handler(request.clone(remote=remote))
-
-    app.middlewares.insert(0, fake_remote)
-    return app
 
 
 async def test_remote_client_needs_the_token_over_http(aiohttp_client, journal):

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 from click.testing import CliRunner, Result
+from support import invoke_capacity
 
 from capacity import cli
 from capacity.environment import collect_environment, cpu_model
@@ -39,10 +40,7 @@ def tiny(tmp_path: Path) -> Path:
 
 
 def invoke(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli.main, ["run", *map(str, args)])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result
+    return invoke_capacity("run", *args)
 
 
 def one_line_error(result: Result) -> str:

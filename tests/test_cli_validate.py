@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import invoke_capacity
 
 from capacity import cli
 
@@ -23,10 +24,7 @@ slo: {p99_ms: 20, error_rate: 0.01}
 
 
 def invoke(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli.main, [str(a) for a in args])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result
+    return invoke_capacity(*args)
 
 
 def test_all_shipped_files_are_ok() -> None:

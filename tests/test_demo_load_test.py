@@ -22,6 +22,7 @@ import fastjsonschema
 import psutil
 import pytest
 from aiohttp import web
+from support import with_remote
 
 from capacity.exchange_process import EmbeddedExchange
 from reference_exchange import load_test, schemas
@@ -368,17 +369,6 @@ async def test_server_shutdown_cancels_the_running_load_test(aiohttp_client, tmp
     await client.close()  # the app's on_shutdown
     assert test.state == "cancelled" and "shutting down" in test.problem
     assert test.process.returncode == 130
-
-
-def with_remote(app: web.Application, remote: str) -> web.Application:
-    """Make every request look as if it came from ``remote`` (as tests/test_admin.py does)."""
-
-    @web.middleware
-    async def fake_remote(request: web.Request, handler):
-        return await handler(request.clone(remote=remote))
-
-    app.middlewares.insert(0, fake_remote)
-    return app
 
 
 async def test_non_admin_clients_get_403(aiohttp_client, tmp_path, fake_capacity):

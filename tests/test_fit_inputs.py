@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import invoke_capacity
 
-from capacity import cli
 from capacity.fit.estimate import TIMES
 from capacity.fit_inputs import (
     NothingToFit,
@@ -134,10 +134,7 @@ def test_a_sweep_with_no_completed_tier_cannot_be_fitted(sweep_dir: Path) -> Non
 
 
 def fit(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli.main, ["fit", *map(str, args)])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    return result
+    return invoke_capacity("fit", *args)
 
 
 def test_capacity_fit_prints_formulas_and_labels_projections(sweep_dir: Path) -> None:

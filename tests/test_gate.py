@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import invoke_capacity
 
-from capacity import cli
 from capacity.gate import (
     Baseline,
     BaselineFormatError,
@@ -195,10 +195,7 @@ def two_tiers(tmp_path: Path, label: str, **changes: object) -> Path:
 
 
 def run_cli(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli.main, [*map(str, args)])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+    return invoke_capacity(*args)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
+from support import invoke_capacity
 
-from capacity import cli
 from capacity.results import FORMAT as RUN_FORMAT
 from capacity.run import LOCUSTFILE
 from capacity.sweep_results import FORMAT, read_sweep
@@ -36,10 +36,7 @@ def tiny(tmp_path: Path) -> Path:
 
 
 def sweep(*args: str | Path) -> Result:
-    result = CliRunner().invoke(cli.main, ["sweep", *map(str, args)])
-    assert "Traceback" not in result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
-    return result
+    return invoke_capacity("sweep", *args)
 
 
 def error_line(result: Result) -> str:

@@ -1,0 +1,29 @@
+"""Helpers shared by several test modules (imported as ``support``: pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+from click.testing import CliRunner, Result
+
+from capacity import cli
+
+
+def invoke_capacity(*args: str | Path) -> Result:
+    """Run ``capacity ARGS...`` in-process; whatever happens, the user never sees a traceback."""
+    result = CliRunner().invoke(cli.main, [str(a) for a in args])
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+def with_remote(app: web.Application, remote: str) -> web.Application:
+    """Make every request look as if it came from ``remote`` (the test client is always loopback)."""
+
+    @web.middleware
+    async def fake_remote(request: web.Request, handler):
+        return await handler(request.clone(remote=remote))
+
+    app.middlewares.insert(0, fake_remote)
+    return app

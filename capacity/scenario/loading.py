@@ -1,0 +1,226 @@
+"""Building the model from a checked document: the rules a schema cannot express (the mix sums to 100, a
+ramp goes up, a sweep tier's file exists), and the public ``load_*`` functions that run every pass."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from capacity.scenario.model import (
+    Load,
+    Mix,
+    RampUp,
+    Scenario,
+    ScenarioError,
+    Slo,
+    Stage,
+    Sweep,
+    Tier,
+    _num,
+    _show,
+    format_duration,
+    parse_duration,
+)
+from capacity.scenario.schema_check import _check_schema
+from capacity.scenario.yaml_source import FieldPath, _Doc, _parse, _read
+
+
+def _is_sweep(data: Any) -> bool:
+    return isinstance(data, Mapping) and "tiers" in data
+
+
+# ---------------------------------------------------------------------------------------------- building
+
+
+def _seconds(doc: _Doc, path: FieldPath, value: Any, allow_zero: bool = False) -> float:
+    """A schema-valid duration in seconds; zero is a problem unless allowed."""
+    seconds = parse_duration(value)
+    if seconds == 0 and not allow_zero:
+        doc.add(path, f"expected a duration > 0, got {_show(value)}")
+    return seconds
+
+
+def _build_ramp(doc: _Doc, raw: Mapping[str, Any] | None) -> RampUp | None:
+    if raw is None or raw.get("enabled", True) is False:
+        return None
+    path: FieldPath = ("load", "ramp_up")
+    start = float(raw.get("start_percent", RampUp.start_percent))
+    end = float(raw.get("end_percent", RampUp.end_percent))
+    if start > end:
+        doc.add((*path, "start_percent"), f"expected at most end_percent ({_num(end)}), got {_num(start)}")
+    return RampUp(_seconds(doc, (*path, "duration"), raw["duration"]), start, end)
+
+
+def _build_stages(doc: _Doc, raw: Sequence[Mapping[str, Any]], default_users: int) -> tuple[Stage, ...]:
+    return tuple(
+        Stage(
+            _seconds(doc, ("stages", i, "duration"), item["duration"]),
+            float(item["orders_per_second"]),
+            int(item.get("concurrent_users", default_users)),
+        )
+        for i, item in enumerate(raw)
+    )
+
+
+def _build_load(doc: _Doc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) -> Load:
+    ramp = _build_ramp(doc, raw.get("ramp_up"))
+    symbols = tuple(raw["symbols"])
+    if stages:
+        for key in ("orders_per_second", "duration"):
+            if key in raw:
+                message = "not allowed together with stages (the stages give rate and duration)"
+                doc.add(("load", key), message, key=True)
+        peak_users = max(s.concurrent_users for s in stages)
+        load = Load(
+            max(s.orders_per_second for s in stages), peak_users, symbols, sum(s.duration_s for s in stages)
+        )
+    else:
+        duration = _seconds(doc, ("load", "duration"), raw["duration"])
+        load = Load(float(raw["orders_per_second"]), int(raw["concurrent_users"]), symbols, duration)
+    if ramp is not None and load.duration_s > 0 and ramp.duration_s > load.duration_s:
+        doc.add(
+            ("load", "ramp_up", "duration"),
+            f"expected at most the run's duration ({format_duration(load.duration_s)}), "
+            f"got {format_duration(ramp.duration_s)}",
+        )
+    return replace(load, ramp_up=ramp)
+
+
+def _build_mix(doc: _Doc, raw: Mapping[str, Any] | None) -> Mix:
+    if raw is None:
+        return Mix()
+    mix = Mix(**{k: (int(v) if k == "price_offset_ticks" else float(v)) for k, v in raw.items()})
+    parts = {"limit": mix.limit, "market": mix.market, "cancel": mix.cancel, "book": mix.book}
+    total = sum(parts.values())
+    if not math.isclose(total, 100.0, abs_tol=1e-6):
+        terms = " + ".join(f"{k} {_num(v)}" for k, v in parts.items())
+        doc.add(("mix",), f"percentages must sum to 100, got {_num(round(total, 6))} ({terms})", key=True)
+    if mix.cancel > 0 and mix.limit == 0:
+        doc.add(("mix", "cancel"), "cancels need resting orders: expected limit > 0 when cancel > 0")
+    return mix
+
+
+def _build_scenario(doc: _Doc) -> Scenario:
+    data = doc.data
+    users = int(data["load"]["concurrent_users"])
+    stages = _build_stages(doc, data.get("stages") or (), users)
+    scenario = Scenario(
+        name=data["name"],
+        description=data.get("description", ""),
+        load=_build_load(doc, data["load"], stages),
+        mix=_build_mix(doc, data.get("mix")),
+        slo=Slo(float(data["slo"]["p99_ms"]), float(data["slo"]["error_rate"])),
+        stages=stages,
+    )
+    doc.raise_if_any()
+    return scenario
+
+
+def _scenario_from_doc(doc: _Doc) -> Scenario:
+    if _is_sweep(doc.data):
+        doc.add(("tiers",), "this is a sweep (it has tiers); expected a scenario", key=True)
+        doc.raise_if_any()
+    _check_schema(doc, "scenario")
+    return _build_scenario(doc)
+
+
+def _tier_value(doc: _Doc, index: int, key: str) -> tuple[Any, FieldPath]:
+    """A tier's override for ``key`` (falling back to the sweep's defaults) and where it was written."""
+    tier = doc.data["tiers"][index]
+    if key in tier:
+        return tier[key], ("tiers", index, key)
+    return doc.data.get("defaults", {}).get(key), ("defaults", key)
+
+
+def _build_tier(doc: _Doc, index: int, base_dir: Path) -> Tier | None:
+    """The tier's scenario with overrides applied, or None (with problems added) if it cannot be loaded."""
+    raw = doc.data["tiers"][index]
+    here: FieldPath = ("tiers", index, "scenario")
+    path = os.path.normpath(base_dir / raw["scenario"])
+    if not Path(path).is_file():
+        doc.add(here, f"scenario file not found: {raw['scenario']} (looked for {path})")
+        return None
+    try:
+        target = _parse(_read(path), path)
+        if _is_sweep(target.data):
+            doc.add(here, f"{raw['scenario']} is a sweep; a tier must point at a scenario")
+            return None
+        scenario = _scenario_from_doc(target)
+    except ScenarioError as exc:
+        doc.add(here, f"{raw['scenario']} is invalid (its problems follow)")
+        doc.problems.extend(exc.problems)
+        return None
+    duration, duration_path = _tier_value(doc, index, "duration")
+    seconds = None if duration is None else _seconds(doc, duration_path, duration)
+    scenario = scenario.with_overrides(
+        duration_s=seconds or None,  # a zero ("0s") was reported by _seconds; keep the scenario's own
+        orders_per_second=raw.get("orders_per_second"),
+        concurrent_users=_tier_value(doc, index, "concurrent_users")[0],
+        target_symbols=_tier_value(doc, index, "symbols")[0],
+    )
+    return Tier(raw.get("name", scenario.name), scenario, path)
+
+
+def _build_sweep(doc: _Doc, base_dir: Path) -> Sweep:
+    tiers: list[Tier] = []
+    for index in range(len(doc.data["tiers"])):
+        tier = _build_tier(doc, index, base_dir)
+        if tier is None:
+            continue
+        if any(t.name == tier.name for t in tiers):
+            doc.add(
+                ("tiers", index), f'tier name "{tier.name}" is already used; give this tier its own "name"'
+            )
+        tiers.append(tier)
+    cooldown = _seconds(doc, ("cooldown",), doc.data.get("cooldown", 0), allow_zero=True)
+    doc.raise_if_any()
+    return Sweep(doc.data["name"], doc.data.get("description", ""), tuple(tiers), cooldown)
+
+
+def _sweep_from_doc(doc: _Doc, base_dir: Path) -> Sweep:
+    _check_schema(doc, "sweep")
+    return _build_sweep(doc, base_dir)
+
+
+# ---------------------------------------------------------------------------------------------- public API
+
+
+def load_scenario_text(text: str, source_name: str = "<string>") -> Scenario:
+    """Parse and validate scenario YAML; problems are reported against ``source_name``."""
+    return _scenario_from_doc(_parse(text, source_name))
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Load and validate a scenario file. Raises ScenarioError (never anything else for bad input)."""
+    return load_scenario_text(_read(path), str(path))
+
+
+def scenario_from_mapping(data: Mapping[str, Any], source_name: str = "<mapping>") -> Scenario:
+    """Validate an already-parsed mapping (e.g. a JSON request body or ``Scenario.to_dict()``); no lines."""
+    # a JSON round trip turns tuples into lists, which is what the schema's "array" means
+    return _scenario_from_doc(_Doc(source_name, json.loads(json.dumps(data, default=str))))
+
+
+def load_sweep_text(
+    text: str, source_name: str = "<string>", base_dir: str | os.PathLike[str] = "."
+) -> Sweep:
+    """Parse and validate sweep YAML; tier paths are resolved against ``base_dir``."""
+    return _sweep_from_doc(_parse(text, source_name), Path(base_dir))
+
+
+def load_sweep(path: str | os.PathLike[str]) -> Sweep:
+    """Load a sweep file and every scenario it refers to (paths relative to the sweep file)."""
+    return load_sweep_text(_read(path), str(path), Path(path).parent)
+
+
+def load_document(path: str | os.PathLike[str]) -> Scenario | Sweep:
+    """Load a scenario or a sweep, deciding by content: a top-level ``tiers`` key means sweep."""
+    doc = _parse(_read(path), str(path))
+    if _is_sweep(doc.data):
+        return _sweep_from_doc(doc, Path(path).parent)
+    return _scenario_from_doc(doc)

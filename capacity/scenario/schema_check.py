@@ -1,0 +1,165 @@
+"""Checking a document against the JSON Schema shipped in ``capacity/schemas`` (the file editors use for
+completion), and saying what each violation means in the user's words."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Mapping
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from capacity.scenario.model import _num, _show
+from capacity.scenario.yaml_source import FieldPath, _Doc, _field_name
+
+
+@cache
+def load_schema(kind: str) -> dict[str, Any]:
+    """The shipped JSON Schema for ``kind`` ("scenario" or "sweep")."""
+    text = resources.files("capacity").joinpath("schemas", f"{kind}.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@cache
+def _validator(kind: str) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(load_schema(kind))
+
+
+def _check_schema(doc: _Doc, kind: str) -> None:
+    """Add a problem for every schema violation and raise if there was any (with earlier problems too)."""
+    root = load_schema(kind)
+    if doc.data is None:
+        doc.add((), f"the file is empty; expected {_expectation(root)}")
+        doc.raise_if_any()
+    reported: set[str] = set()
+    for error in _validator(kind).iter_errors(doc.data):
+        for path, message, line_path in _explain(error, root):
+            if _field_name(path) not in reported:  # one message per field is enough
+                reported.add(_field_name(path))
+                doc.add(path, message, key=True, line_path=line_path)
+    if reported:  # building needs schema-valid data; duplicate keys alone do not stop it
+        doc.raise_if_any()
+
+
+def _explain(
+    error: jsonschema.ValidationError, root: dict[str, Any]
+) -> list[tuple[FieldPath, str, FieldPath]]:
+    """(field path, message, path whose key line to report) for one jsonschema error, in plain words."""
+    path: FieldPath = tuple(error.absolute_path)
+    instance = error.instance
+    if error.validator == "required" and isinstance(instance, Mapping):
+        # a missing field has no line of its own: point at its parent's key
+        return [
+            (
+                (*path, name),
+                f"missing required field; expected {_expectation(_schema_at(root, (*path, name)))}",
+                path,
+            )
+            for name in error.validator_value
+            if name not in instance
+        ]
+    if error.validator == "additionalProperties" and isinstance(instance, Mapping):
+        allowed = list(error.schema.get("properties", {}))
+        return [
+            ((*path, k), _unknown_field(str(k), allowed), (*path, k)) for k in instance if k not in allowed
+        ]
+    if error.validator == "uniqueItems":
+        return [(path, f"expected no duplicates, got {_show(instance)}", path)]
+    if error.validator is None:  # a `false` schema
+        return [(path, "not allowed here", path)]
+    if error.validator in _EXPLAINED:
+        return [(path, f"expected {_expectation(error.schema)}, got {_show(instance)}", path)]
+    return [(path, error.message, path)]
+
+
+_EXPLAINED = {
+    "type",
+    "anyOf",
+    "oneOf",
+    "enum",
+    "const",
+    "pattern",
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "minItems",
+    "minLength",
+}
+
+
+def _unknown_field(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        return f'unknown field "{key}" (did you mean "{close[0]}"?)'
+    return f'unknown field "{key}"; allowed here: {", ".join(allowed)}'
+
+
+def _resolve(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:  # only local refs ("#/$defs/...") are used in the shipped schemas
+        target: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    return schema
+
+
+def _schema_at(root: dict[str, Any], path: FieldPath) -> dict[str, Any]:
+    """The (resolved) schema describing the value at ``path``; {} where the schema says nothing."""
+    schema = root
+    for part in path:
+        schema = _resolve(root, schema)
+        schema = (
+            schema.get("items", {}) if isinstance(part, int) else schema.get("properties", {}).get(part, {})
+        )
+    return _resolve(root, schema)
+
+
+_TYPE_WORDS = {
+    "number": "a number",
+    "integer": "an integer",
+    "string": "a string",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+}
+
+
+def _expectation(schema: dict[str, Any]) -> str:
+    """What a schema accepts, in words: 'a number > 0', 'a string like 30s, 2m', 'a mapping with a, b'."""
+    if "anyOf" in schema:
+        return " or ".join(_expectation(option) for option in schema["anyOf"])
+    if "const" in schema:
+        return _show(schema["const"])
+    if "enum" in schema:
+        return "one of " + ", ".join(map(_show, schema["enum"]))
+    kind = schema.get("type")
+    text = _TYPE_WORDS.get(kind, "a value")
+    if kind in ("number", "integer"):
+        text += _bounds(schema)
+    elif kind == "string" and "examples" in schema:
+        text += " like " + ", ".join(schema["examples"])
+    elif kind == "string" and "pattern" in schema:
+        text += f" matching {schema['pattern']}"
+    elif kind == "array" and schema.get("minItems"):
+        text = f"a list of at least {schema['minItems']} item(s)"
+    elif kind == "object" and schema.get("required"):
+        text += " with " + ", ".join(schema["required"])
+    return text
+
+
+_LOWER_BOUNDS = (("exclusiveMinimum", ">"), ("minimum", ">="))
+_UPPER_BOUNDS = (("exclusiveMaximum", "<"), ("maximum", "<="))
+
+
+def _bounds(schema: dict[str, Any]) -> str:
+    """' > 0', ' >= 0 and <= 100' or '' for a numeric schema."""
+    found = [
+        next((f"{op} {_num(schema[key])}" for key, op in bounds if key in schema), "")
+        for bounds in (_LOWER_BOUNDS, _UPPER_BOUNDS)
+    ]
+    text = " and ".join(b for b in found if b)
+    return f" {text}" if text else ""

@@ -1,4 +1,4 @@
-"""HTTP order throughput of the reference exchange with a simple closed-loop aiohttp generator.
+"""HTTP order throughput of the reference exchange with the lean closed-loop generator (``_loadgen.py``).
 
 Starts the embedded exchange pinned to one CPU, pins this generator to another, and posts limit orders
 (a quarter of them marketable) from ``--connections`` concurrent clients for ``--seconds``. Prints
@@ -12,20 +12,20 @@ Usage: python benchmarks/http_orders.py [--seconds 5] [--connections 32]
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import random
 import sys
 import time
 from pathlib import Path
 
-import aiohttp
+import orjson
 import psutil
-from hdrh.histogram import HdrHistogram
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import pin_server_cpu
+from _common import cpu_seconds, pin_server_cpu
+from _loadgen import closed_loop, encode_posts
 
 from capacity.exchange_process import EmbeddedExchange
 
@@ -38,49 +38,25 @@ def order_body(rng: random.Random) -> dict[str, str]:
     return {"symbol": "BTCUSD", "side": side, "type": "limit", "price": str(price), "quantity": "0.001"}
 
 
-async def client_loop(
-    session: aiohttp.ClientSession, url: str, deadline: float, hist: HdrHistogram, rng
-) -> int:
-    count = 0
-    while time.perf_counter() < deadline:
-        body = order_body(rng)
-        started = time.perf_counter()
-        async with session.post(url + "/api/orders", json=body) as response:
-            await response.read()
-            if response.status != 201:
-                raise RuntimeError(f"unexpected status {response.status}")
-        hist.record_value(max(1, int((time.perf_counter() - started) * 1e6)))
-        count += 1
-    return count
-
-
-async def drive(url: str, seconds: float, connections: int) -> tuple[int, HdrHistogram]:
-    hist = HdrHistogram(1, 60_000_000, 3)
+def order_requests(url: str, count: int = 1024) -> list[bytes]:
+    """``count`` pre-encoded ``POST /api/orders`` requests of ``order_body`` orders (seeded: runs alike)."""
     rng = random.Random(7)
-    connector = aiohttp.TCPConnector(limit=connections)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        deadline = time.perf_counter() + seconds
-        counts = await asyncio.gather(
-            *(client_loop(session, url, deadline, hist, rng) for _ in range(connections))
-        )
-    return sum(counts), hist
+    return encode_posts(url, "/api/orders", [orjson.dumps(order_body(rng)) for _ in range(count)])
 
 
 def measure(env: dict[str, str], seconds: float, connections: int, server_cpu: int) -> dict[str, float]:
     with EmbeddedExchange(env=env, cpus=[server_cpu]) as exchange:
         server = psutil.Process(exchange.pid)
-        me = psutil.Process()
-        server.cpu_percent(None)
-        me.cpu_percent(None)
-        started = time.perf_counter()
-        orders, hist = asyncio.run(drive(exchange.url, seconds, connections))
-        elapsed = time.perf_counter() - started
+        s0, t0 = cpu_seconds(server), time.perf_counter()
+        result = uvloop.run(closed_loop(exchange.url, order_requests(exchange.url), seconds, connections))
+        elapsed = time.perf_counter() - t0
         return {
-            "orders_per_s": orders / elapsed,
-            "p50_ms": hist.get_value_at_percentile(50) / 1000,
-            "p99_ms": hist.get_value_at_percentile(99) / 1000,
-            "server_cpu": server.cpu_percent(None),
-            "client_cpu": me.cpu_percent(None),
+            "orders_per_s": result.achieved,
+            "errors": result.errors + result.shed,
+            "p50_ms": result.percentile_ms(50),
+            "p99_ms": result.percentile_ms(99),
+            "server_cpu": 100 * (cpu_seconds(server) - s0) / elapsed,
+            "client_cpu": result.generator_cpu_pct,
         }
 
 
@@ -94,7 +70,10 @@ def main() -> None:
         f"server on CPU {server_cpu}, generator on CPUs {sorted(os.sched_getaffinity(0))}, "
         f"{args.connections} connections, {args.seconds:.0f} s each"
     )
-    print(f"{'journal':<16}{'orders/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server CPU%':>13}{'client CPU%':>13}")
+    print(
+        f"{'journal':<16}{'orders/s':>10}{'errors':>8}{'p50 ms':>9}{'p99 ms':>9}{'server CPU%':>13}"
+        f"{'client CPU%':>13}"
+    )
     results = {}
     for label, env in (
         ("off", {"JOURNAL_PATH": "none"}),
@@ -103,7 +82,7 @@ def main() -> None:
     ):
         r = results[label] = measure(env, args.seconds, args.connections, server_cpu)
         print(
-            f"{label:<16}{r['orders_per_s']:>10,.0f}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
+            f"{label:<16}{r['orders_per_s']:>10,.0f}{r['errors']:>8}{r['p50_ms']:>9.2f}{r['p99_ms']:>9.2f}"
             f"{r['server_cpu']:>13.0f}{r['client_cpu']:>13.0f}"
         )
     ratio = results["sync=full"]["orders_per_s"] / results["off"]["orders_per_s"]

@@ -80,15 +80,28 @@ class UserPacer:
     ``take()`` hands out the due slot's intended time and moves to the next one; ``owed(until)`` hands out
     every slot that came due but was not taken (when the user is stopped while behind), so it can be
     counted as scheduled-but-not-sent rather than silently dropped.
+
+    ``constant_from_s``: from this time on the rate is known to be constant between breakpoints (after a
+    ramp). There ``take()`` reuses the piece's interval instead of integrating again; the slots are the
+    very floats ``advance`` gives (it would return ``intended + 1 / rate`` for the same piece), only
+    cheaper, as a generator pays this once per request.
     """
 
     def __init__(
-        self, rate_at: RateAt, end_s: float, first_s: float | None, breakpoints: Sequence[float] = ()
+        self,
+        rate_at: RateAt,
+        end_s: float,
+        first_s: float | None,
+        breakpoints: Sequence[float] = (),
+        constant_from_s: float | None = None,
     ) -> None:
         self.rate_at = rate_at
         self.end_s = end_s
         self.breakpoints = tuple(breakpoints)
+        self.constant_from_s = constant_from_s
         self.next_s: float | None = first_s if first_s is not None and first_s < end_s else None
+        # (start, end, interval) of the constant-rate piece the last slot fell in; end = next breakpoint
+        self._piece: tuple[float, float, float] | None = None
 
     @classmethod
     def for_scenario(cls, scenario: Scenario, join_s: float, rng: random.Random) -> UserPacer:
@@ -101,7 +114,8 @@ class UserPacer:
             return user_rate_at(scenario, t)
 
         first_s = advance(max(join_s, 0.0), rng.random(), rate_at, end_s, breakpoints)
-        return cls(rate_at, end_s, first_s, breakpoints)
+        ramp = scenario.load.ramp_up
+        return cls(rate_at, end_s, first_s, breakpoints, 0.0 if ramp is None else ramp.duration_s)
 
     @property
     def finished(self) -> bool:
@@ -119,8 +133,27 @@ class UserPacer:
         if self.next_s is None:
             raise LookupError("the schedule has ended: no more slots")
         intended = self.next_s
-        self.next_s = advance(intended, 1.0, self.rate_at, self.end_s, self.breakpoints)
+        piece = self._piece
+        if piece is not None and piece[0] <= intended and intended + piece[2] <= piece[1]:
+            self.next_s = intended + piece[2]
+        else:
+            self.next_s = advance(intended, 1.0, self.rate_at, self.end_s, self.breakpoints)
+            self._piece = self._constant_piece(intended)
         return intended
+
+    def _constant_piece(self, t_s: float) -> tuple[float, float, float] | None:
+        """The piece holding ``t_s`` if its rate is constant and one interval fits ``advance``'s first step
+        (at most MAX_STEP_S), else None."""
+        if self.constant_from_s is None or t_s < self.constant_from_s:
+            return None
+        index = bisect_right(self.breakpoints, t_s)
+        if index == 0:
+            return None
+        end = min(self.end_s, self.breakpoints[index] if index < len(self.breakpoints) else self.end_s)
+        rate = self.rate_at(t_s)
+        if rate <= 0 or 1.0 / rate > MAX_STEP_S:
+            return None
+        return (max(self.breakpoints[index - 1], self.constant_from_s), end, 1.0 / rate)
 
     def owed(self, until_s: float) -> list[float]:
         """Every slot due up to ``until_s`` that was not taken; they are consumed."""

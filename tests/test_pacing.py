@@ -135,3 +135,13 @@ def test_slots_due_but_never_sent_are_owed_not_dropped() -> None:
     assert pacer.wait_s(1.0) == pytest.approx(pacer.next_s - 1.0) and pacer.wait_s(3.0) == 0.0
     finished = UserPacer.for_scenario(CONSTANT, 10.5, random.Random(6))
     assert finished.finished and finished.wait_s(11.0, idle_s=1.0) == 1.0
+
+
+@pytest.mark.parametrize("scn", [CONSTANT, STAGED, RAMPED], ids=["constant", "staged", "ramped"])
+def test_constant_piece_shortcut_gives_exactly_the_integrated_slots(scn: Scenario) -> None:
+    fast = UserPacer.for_scenario(scn, 0.0, random.Random(7))
+    integrated = UserPacer(fast.rate_at, fast.end_s, fast.next_s, fast.breakpoints)  # no shortcut
+    assert fast.constant_from_s is not None and integrated.constant_from_s is None
+    slots = all_slots(fast)
+    assert slots == all_slots(integrated)  # the very same floats, not merely close
+    assert len(slots) > 50

@@ -12,6 +12,11 @@ Both go into HdrHistograms in microseconds (1 us .. 60 s, 3 significant digits),
 *intended* send time, so processes can merge exactly: a histogram is encoded for the wire and added on the
 other side, and every percentile is read from the merged distribution, never averaged.
 
+Recording is on every request's path, and hdrhistogram's ``record_value`` is pure Python (a few us each):
+a second keeps its completions as plain lists of nanoseconds and folds them into its histograms in one
+vectorised pass (``record_values``, the same counts, total, min and max) whenever it is read, merged or
+sent, which for a generator is once per report interval.
+
 Times passed in are integer nanoseconds since t = 0 of the schedule. No Locust import: this module is pure.
 """
 
@@ -25,6 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogWriter
 
@@ -44,9 +50,31 @@ def new_histogram() -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS)
 
 
-def to_us(duration_ns: int) -> int:
-    """Nanoseconds to whole microseconds, clamped into the histogram's trackable range."""
-    return min(max(round(duration_ns / 1000), LOWEST_US), HIGHEST_US)
+def to_us_array(durations_ns: list[int]) -> np.ndarray:
+    """Nanoseconds to whole microseconds (rounded half to even), clamped into the histogram's range."""
+    us = np.rint(np.asarray(durations_ns, dtype=np.int64) / 1000)
+    return np.clip(us, LOWEST_US, HIGHEST_US).astype(np.int64)
+
+
+def record_values(histogram: HdrHistogram, values: np.ndarray) -> None:
+    """``histogram.record_value(v)`` for every v (int64, within the trackable range), in one pass.
+
+    The counts index is hdrh's ``_counts_index_for`` on arrays: the bucket is the bit length of
+    ``value | sub_bucket_mask`` (frexp's exponent, exact for integers below 2**53) less the unit and
+    sub-bucket magnitudes; the counters are hdrh's own ctypes array, updated in place.
+    """
+    if values.size == 0:
+        return
+    h = histogram
+    bit_length = np.frexp((values | h.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
+    bucket = bit_length - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
+    sub_bucket = values >> (bucket + h.unit_magnitude)
+    index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket - h.sub_bucket_half_count
+    counts = np.ctypeslib.as_array(h.counts)
+    counts += np.bincount(index, minlength=h.counts_len)[: h.counts_len].astype(np.uint64)
+    h.total_count += int(values.size)
+    h.min_value = min(h.min_value, int(values.min()))
+    h.max_value = max(h.max_value, int(values.max()))
 
 
 def summarize(histogram: HdrHistogram | None, sum_us: int = 0) -> dict[str, Any]:
@@ -96,6 +124,9 @@ class Second:
     intended time); ``ok`` and ``errors`` are completed requests (``shed`` = errors that were HTTP 503).
     ``sent - ok - errors`` were still in flight when the test stopped. Histograms hold ok responses only and
     are created on first use, so an idle second costs almost nothing.
+
+    ``record`` only appends the two durations; ``fold`` (called by every method that reads or moves the
+    second, and by ``LatencyRecorder.seconds``) counts them into ``ok``, the sums and the histograms.
     """
 
     scheduled: int = 0
@@ -109,18 +140,33 @@ class Second:
     raw_sum_us: int = 0
     corrected: HdrHistogram | None = field(default=None, repr=False)
     raw: HdrHistogram | None = field(default=None, repr=False)
+    # ok responses not yet folded in: (completion - intended) and (completion - sent), ns
+    pending_corrected_ns: list[int] = field(default_factory=list, repr=False)
+    pending_raw_ns: list[int] = field(default_factory=list, repr=False)
 
-    def record(self, corrected_us: int, raw_us: int) -> None:
+    def record(self, corrected_ns: int, raw_ns: int) -> None:
+        """An ok response with these latencies (ns); counted at the next ``fold``."""
+        self.pending_corrected_ns.append(corrected_ns)
+        self.pending_raw_ns.append(raw_ns)
+
+    def fold(self) -> None:
+        """Count the pending responses into ``ok``, the exact sums and the histograms (in us)."""
+        if not self.pending_corrected_ns:
+            return
         if self.corrected is None or self.raw is None:
             self.corrected, self.raw = new_histogram(), new_histogram()
-        self.ok += 1
-        self.corrected.record_value(corrected_us)
-        self.raw.record_value(raw_us)
-        self.corrected_sum_us += corrected_us
-        self.raw_sum_us += raw_us
+        corrected, raw = to_us_array(self.pending_corrected_ns), to_us_array(self.pending_raw_ns)
+        record_values(self.corrected, corrected)
+        record_values(self.raw, raw)
+        self.corrected_sum_us += int(corrected.sum())
+        self.raw_sum_us += int(raw.sum())
+        self.ok += len(self.pending_corrected_ns)
+        self.pending_corrected_ns, self.pending_raw_ns = [], []
 
     def merge(self, other: Second) -> None:
         """Add ``other`` into this second (counts add, lag takes the max, histograms merge)."""
+        self.fold()
+        other.fold()
         for name in _COUNTERS:
             mine, theirs = getattr(self, name), getattr(other, name)
             setattr(self, name, max(mine, theirs) if name == "lag_max_us" else mine + theirs)
@@ -132,6 +178,7 @@ class Second:
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data for Locust's master/worker messages: counters plus encoded histograms (or None)."""
+        self.fold()
         wire: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
         wire["corrected"] = None if self.corrected is None else self.corrected.encode()
         wire["raw"] = None if self.raw is None else self.raw.encode()
@@ -147,6 +194,7 @@ class Second:
 
     def summary(self) -> dict[str, Any]:
         """Counters of this second as in loadgen.json (latency in ms), without ``t``/``offered_rate``."""
+        self.fold()
         return {
             "scheduled": self.scheduled,
             "sent": self.sent,
@@ -172,17 +220,24 @@ class LatencyRecorder:
 
     def __init__(self, late_threshold_ms: float = 10.0) -> None:
         self.late_threshold_ns = round(late_threshold_ms * 1_000_000)
-        self.seconds: dict[int, Second] = {}
+        self._seconds: dict[int, Second] = {}
         self.errors_by_kind: Counter[str] = Counter()
         self.requests_by_kind: Counter[str] = Counter()
+
+    @property
+    def seconds(self) -> dict[int, Second]:
+        """Every second recorded so far by index, its pending responses folded in."""
+        for second in self._seconds.values():
+            second.fold()
+        return self._seconds
 
     # -- recording (times: ns since t = 0 of the schedule) --
 
     def _second(self, intended_ns: int) -> Second:
         index = max(intended_ns // _NS_PER_S, 0)
-        second = self.seconds.get(index)
+        second = self._seconds.get(index)
         if second is None:
-            second = self.seconds[index] = Second()
+            second = self._seconds[index] = Second()
         return second
 
     def owed(self, intended_ns: int) -> None:
@@ -206,7 +261,7 @@ class LatencyRecorder:
 
     def record(self, intended_ns: int, sent_ns: int, done_ns: int) -> None:
         """A successful response: corrected latency from the intended time, raw from the actual send."""
-        self._second(intended_ns).record(to_us(done_ns - intended_ns), to_us(done_ns - sent_ns))
+        self._second(intended_ns).record(done_ns - intended_ns, done_ns - sent_ns)
 
     def error(self, intended_ns: int, kind: str) -> None:
         """A failed request; ``kind`` is ``http_<status>``, ``connection`` or ``timeout``."""
@@ -225,7 +280,7 @@ class LatencyRecorder:
             "errors_by_kind": dict(self.errors_by_kind),
             "requests_by_kind": dict(self.requests_by_kind),
         }
-        self.seconds = {}
+        self._seconds = {}
         self.errors_by_kind = Counter()
         self.requests_by_kind = Counter()
         return delta
@@ -245,9 +300,9 @@ class LatencyRecorder:
         self.requests_by_kind.update(other.requests_by_kind)
 
     def _merge_second(self, index: int, second: Second) -> None:
-        mine = self.seconds.get(index)
+        mine = self._seconds.get(index)
         if mine is None:
-            self.seconds[index] = mine = Second()
+            self._seconds[index] = mine = Second()
         mine.merge(second)
 
     # -- reading --
@@ -260,9 +315,10 @@ class LatencyRecorder:
     def combined(self, indices: Iterable[int] | None = None) -> Second:
         """One Second holding the sum of the given seconds (default: all of them)."""
         total = Second()
-        chosen = self.seconds.keys() if indices is None else indices
+        seconds = self.seconds
+        chosen = seconds.keys() if indices is None else indices
         for index in chosen:
-            second = self.seconds.get(index)
+            second = seconds.get(index)
             if second is not None:
                 total.merge(second)
         return total

@@ -5,10 +5,21 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
+import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from capacity.latency import HIGHEST_US, LatencyRecorder, new_histogram, summarize, to_us, write_hlog
+from capacity.latency import (
+    HIGHEST_US,
+    LOWEST_US,
+    LatencyRecorder,
+    new_histogram,
+    record_values,
+    summarize,
+    to_us_array,
+    write_hlog,
+)
 
 NS = 1_000_000_000
 MS = 1_000_000
@@ -59,6 +70,68 @@ def test_merge_across_workers_equals_single_histogram() -> None:
             percentile
         ) == whole.corrected.get_value_at_percentile(percentile)
     assert master.requests_by_kind == single.requests_by_kind
+
+
+def _to_us(duration_ns: int) -> int:
+    """The definition to_us_array must match: Python's round of ns / 1000, clamped into the range."""
+    return min(max(round(duration_ns / 1000), LOWEST_US), HIGHEST_US)
+
+
+def test_to_us_array_rounds_and_clamps_like_python_round() -> None:
+    rng = random.Random(11)
+    durations = [0, -7, 499, 500, 501, 1500, 2500, 3499_500, 10**15, 59_999_999_500, 60_000_000_500]
+    durations += [rng.randrange(-1000, 10**11) for _ in range(5000)]
+    durations += [rng.randrange(0, 10**7) * 1000 + 500 for _ in range(1000)]  # exact halves
+    assert to_us_array(durations).tolist() == [_to_us(d) for d in durations]
+
+
+def test_record_values_equals_record_value_one_by_one() -> None:
+    rng = random.Random(5)
+    values = [1, 2, 3, 1023, 1024, 2047, 2048, 2049, 4095, 4096, 4097, HIGHEST_US - 1, HIGHEST_US]
+    values += [v + d for k in range(11, 26) for v in (2**k,) for d in (-1, 0, 1)]
+    values += [min(int(rng.lognormvariate(7, 2)) + 1, HIGHEST_US) for _ in range(20_000)]
+    one_by_one, batch = new_histogram(), new_histogram()
+    for value in values:
+        one_by_one.record_value(value)
+    half = len(values) // 2  # two batches: folding adds to what is already there
+    record_values(batch, np.array(values[:half], dtype=np.int64))
+    record_values(batch, np.array(values[half:], dtype=np.int64))
+    record_values(batch, np.array([], dtype=np.int64))
+    assert list(batch.counts) == list(one_by_one.counts)
+    assert (batch.get_total_count(), batch.get_min_value(), batch.get_max_value()) == (
+        one_by_one.get_total_count(),
+        one_by_one.get_min_value(),
+        one_by_one.get_max_value(),
+    )
+    assert batch.encode() == one_by_one.encode()
+
+
+@pytest.mark.parametrize("report_every", [1, 997, 10**9])
+def test_recorder_histograms_equal_recording_each_response_at_once(report_every: int) -> None:
+    """However often the pending responses are folded, a second holds what record_value would have."""
+    samples = _samples(5000, seed=9)
+    recorder, collected = LatencyRecorder(), LatencyRecorder()
+    expected: dict[int, tuple] = {}
+    for i, (intended, sent, done) in enumerate(samples):
+        recorder.sent(intended, sent, "limit")
+        recorder.record(intended, sent, done)
+        if i % report_every == 0:
+            collected.add_delta(recorder.take_delta())
+        ok, corrected, raw, sums = expected.setdefault(
+            intended // NS, (0, new_histogram(), new_histogram(), (0, 0))
+        )
+        corrected.record_value(_to_us(done - intended))
+        raw.record_value(_to_us(done - sent))
+        sums = (sums[0] + _to_us(done - intended), sums[1] + _to_us(done - sent))
+        expected[intended // NS] = (ok + 1, corrected, raw, sums)
+    collected.add_delta(recorder.take_delta())
+    assert sorted(collected.seconds) == sorted(expected)
+    for t, (ok, corrected, raw, sums) in expected.items():
+        second = collected.seconds[t]
+        assert second.ok == ok and (second.corrected_sum_us, second.raw_sum_us) == sums
+        assert second.summary()["corrected"] == summarize(corrected, sums[0])
+        assert second.summary()["raw"] == summarize(raw, sums[1])
+        assert second.corrected is not None and list(second.corrected.counts) == list(corrected.counts)
 
 
 def test_encode_decode_add_is_exact() -> None:
@@ -116,7 +189,7 @@ def test_summary_of_nothing_has_no_latency_and_huge_values_are_clamped() -> None
         "max": None,
         "mean": None,
     }
-    assert to_us(10**15) == HIGHEST_US and to_us(0) == 1
+    assert to_us_array([10**15, 0, -5]).tolist() == [HIGHEST_US, 1, 1]
 
 
 def test_hlog_is_readable_by_hdrhistogram(tmp_path: Path) -> None:

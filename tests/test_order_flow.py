@@ -111,3 +111,17 @@ def test_mid_follows_trades_and_book_and_stays_in_band() -> None:
 def test_same_seed_same_stream() -> None:
     a, b = flow(seed=9), flow(seed=9)
     assert [a.next_request() for _ in range(200)] == [b.next_request() for _ in range(200)]
+
+
+def test_cached_price_and_quantity_texts_are_the_instruments_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("capacity.order_flow.PRICE_CACHE_SIZE", 50)  # so the cache also starts afresh
+    market = Market.from_symbols_response(SYMBOLS)
+    rng = random.Random(4)
+    for _ in range(2000):
+        symbol = rng.choice(NAMES)
+        instrument = market.instruments[symbol]
+        ticks = market.mid(symbol) + rng.randint(-120, 120)
+        lots = rng.randint(1, 10)
+        assert market.price_text(symbol, ticks) == instrument.price(ticks)
+        assert market.quantity_text(symbol, lots) == instrument.quantity(lots)
+    assert all(len(texts) <= 50 for texts in market._price_texts.values())

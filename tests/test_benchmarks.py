@@ -1,20 +1,38 @@
-"""The cheap benchmarks' ``--quick --json`` path runs and writes valid JSON; nothing about speed."""
+"""The cheap benchmarks' ``--quick --json`` path runs and writes valid JSON; nothing about speed.
+
+The HTTP benchmarks' load generator (``benchmarks/_loadgen.py``) is checked against a stub server in a
+thread whose delays, stalls and statuses are known: the figures must contain them (lower bounds only).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvloop
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from _loadgen import ProtocolError, closed_loop, encode_posts, open_loop, parse_head
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
 
 @pytest.mark.parametrize(
     ("script", "extra"),
-    [("engine_throughput.py", ["--orders", "5000"]), ("engine_memory.py", ["--orders", "10000"])],
+    [
+        ("engine_throughput.py", ["--orders", "5000"]),
+        ("engine_memory.py", ["--orders", "10000"]),
+        ("http_efficiency.py", ["--seconds", "1", "--rates", "1000"]),
+    ],
 )
 def test_quick_json(script: str, extra: list[str], tmp_path: Path) -> None:
     out = tmp_path / "figures.json"
@@ -34,3 +52,103 @@ def test_quick_json(script: str, extra: list[str], tmp_path: Path) -> None:
         assert figure["value"] is None or figure["value"] >= 0
     assert {"loadavg_1m_mean", "other_cpu_pct"} <= doc["load"].keys()
     assert "MISS" in done.stdout or "PASS" in done.stdout
+
+
+def test_http_efficiency_rejects_bad_rates() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "http_efficiency.py"), "--rates", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "--rates" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_parse_head() -> None:
+    ok = b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: 17\r\n\r\n"
+    assert parse_head(ok, len(ok) - 4) == (201, 17)
+    lower = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 3\r\n\r\n"
+    assert parse_head(lower, len(lower) - 4) == (503, 3)
+    assert parse_head(b"HTTP/1.1 204 No Content\r\n\r\n", 23) == (204, 0)
+    chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with pytest.raises(ProtocolError, match="Content-Length"):
+        parse_head(chunked, len(chunked) - 4)
+    with pytest.raises(ProtocolError, match="status line"):
+        parse_head(b"SSH-2.0-OpenSSH\r\n\r\n", 15)
+
+
+@contextmanager
+def stub_server(
+    delay_s: float = 0.0, statuses: tuple[int, ...] = (201,), stall_at_s: float = 0.0, stall_s: float = 0.0
+) -> Iterator[str]:
+    """An HTTP/1.1 server in a thread: answers each request ``delay_s`` late with the next of ``statuses``;
+    ``stall_s`` > 0 blocks its loop that long once, ``stall_at_s`` after the first request."""
+    loop = asyncio.new_event_loop()
+    state = {"answered": 0, "first": 0.0, "stalled": False}
+
+    class Stub(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport, self.buf = transport, b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            while (end := self.buf.find(b"\r\n\r\n")) >= 0:
+                length = int(self.buf[:end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
+                if len(self.buf) < end + 4 + length:
+                    return
+                self.buf = self.buf[end + 4 + length :]
+                state["first"] = state["first"] or time.monotonic()
+                if stall_s and not state["stalled"] and time.monotonic() - state["first"] >= stall_at_s:
+                    state["stalled"] = True
+                    time.sleep(stall_s)  # the whole server stops, as in a GC pause
+                status = statuses[state["answered"] % len(statuses)]
+                state["answered"] += 1
+                answer = b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\n{}" % status
+                loop.call_later(delay_s, self.transport.write, answer)
+
+    server = loop.run_until_complete(loop.create_server(Stub, "127.0.0.1", 0))
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        server.close()
+        loop.close()
+
+
+def requests_for(url: str) -> list[bytes]:
+    return encode_posts(url, "/api/orders", [b'{"n": 1}', b'{"n": 22}'])
+
+
+def test_open_loop_latency_includes_a_stall_from_the_intended_send_time() -> None:
+    # 1,000/s for 1.2 s; the server stops for 300 ms at 0.4 s: ~300 requests are due during the stall and
+    # each waits until its end, so a quarter of all latencies are spread over 0-300 ms. Measured from the
+    # actual send, only the 4 requests in flight at the stall would show it (under 1 %).
+    with stub_server(stall_at_s=0.4, stall_s=0.3) as url:
+        result = uvloop.run(open_loop(url, requests_for(url), rate=1000, seconds=1.2, connections=4))
+    assert result.ok == result.sent == 1200
+    assert result.errors == result.shed == 0
+    assert result.percentile_ms(99) >= 250
+    assert result.percentile_ms(90) >= 150
+    assert result.max_backlog >= 200
+
+
+def test_known_delay_is_in_every_latency() -> None:
+    with stub_server(delay_s=0.02) as url:
+        opened = uvloop.run(open_loop(url, requests_for(url), rate=200, seconds=0.5, connections=16))
+        closed = uvloop.run(closed_loop(url, requests_for(url), seconds=0.5, connections=4))
+    assert opened.ok == 100
+    assert opened.latency_us.get_min_value() >= 20_000
+    assert closed.latency_us.get_min_value() >= 20_000
+    assert 0 < closed.ok <= 4 * (closed.seconds / 0.02 + 1)  # 4 connections, one 20 ms request each at a time
+
+
+def test_statuses_split_into_ok_shed_and_errors() -> None:
+    with stub_server(statuses=(201, 503, 400)) as url:
+        result = uvloop.run(open_loop(url, requests_for(url), rate=300, seconds=0.5, connections=4))
+    assert (result.ok, result.shed, result.errors) == (50, 50, 50)
+    assert result.statuses == {201: 50, 503: 50, 400: 50}
+    assert result.latency_us.get_total_count() == 50  # only successes carry a latency

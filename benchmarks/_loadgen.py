@@ -84,6 +84,7 @@ class Result:
     latency_us: HdrHistogram
     generator_cpu_s: float
     max_backlog: int = 0  # most due requests waiting for a free connection at once (open loop)
+    send_lag_us: HdrHistogram | None = None  # open loop: actual - intended send time (timer + backlog)
 
     @property
     def ok(self) -> int:
@@ -130,6 +131,9 @@ class Result:
             "p99_ms": self.percentile_ms(99),
             "max_ms": self.latency_us.get_max_value() / 1000,
             "max_backlog": self.max_backlog,
+            "send_lag_p99_ms": (self.send_lag_us.get_value_at_percentile(99) / 1000)
+            if self.send_lag_us
+            else None,
             "generator_cpu_pct": self.generator_cpu_pct,
             "generator_limited": self.generator_limited,
         }
@@ -228,6 +232,7 @@ class _Run:
         self.total = int(rate * seconds) if rate else 0
         self.statuses: Counter[int] = Counter()
         self.hist = HdrHistogram(1, 3_600_000_000, 3)
+        self.send_lag = HdrHistogram(1, 3_600_000_000, 3)
         self.idle: list[_Connection] = []
         self.in_flight: set[_Connection] = set()
         self.due = self.dispatched = self.max_backlog = 0
@@ -288,6 +293,7 @@ class _Run:
             latency_us=self.hist,
             generator_cpu_s=cpu,
             max_backlog=self.max_backlog,
+            send_lag_us=self.send_lag if self.rate else None,
         )
 
     def _record_unfinished(self, end_ns: int) -> int:
@@ -303,11 +309,13 @@ class _Run:
         """Open loop: hand every request due by now to an idle connection; re-arm the timer for the next."""
         now = time.monotonic_ns()
         if self.due < self.total:
-            self.due = min(self.total, (now - self.start_ns) * self.rate // 1_000_000_000 + 1)  # type: ignore[operator]
+            self.due = min(self.total, int((now - self.start_ns) * self.rate) // 1_000_000_000 + 1)  # type: ignore[operator]
         while self.dispatched < self.due and self.idle:
             conn = self.idle.pop()
             self.in_flight.add(conn)
-            conn.send(self.intended_ns(self.dispatched))
+            intended = self.intended_ns(self.dispatched)
+            conn.send(intended)
+            self.send_lag.record_value(max(1, (now - intended) // 1000))
             self.dispatched += 1
         self.max_backlog = max(self.max_backlog, self.due - self.dispatched)
         if self.due < self.total:

@@ -95,7 +95,12 @@ def print_step(label: str, r: dict) -> None:
     print(
         f"  {label:<24} {r['achieved']:>8,.0f}/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:7.2f} ms"
         f"  shed {r['shed']} errors {r['errors']}  CPU % server {r['server_cpu_pct']:3.0f}"
-        f" generator {r['generator_cpu_pct']:3.0f} other {r['other_cpu_pct']:3.0f}",
+        f" generator {r['generator_cpu_pct']:3.0f} other {r['other_cpu_pct']:3.0f}"
+        + (
+            f"  send lag p99 {r['send_lag_p99_ms']:.2f} ms, backlog max {r['max_backlog']}"
+            if r["send_lag_p99_ms"] is not None
+            else ""
+        ),
         flush=True,
     )
 

@@ -134,6 +134,7 @@ def test_open_loop_latency_includes_a_stall_from_the_intended_send_time() -> Non
     assert result.percentile_ms(99) >= 250
     assert result.percentile_ms(90) >= 150
     assert result.max_backlog >= 200
+    assert result.send_lag_us is not None and result.send_lag_us.get_max_value() >= 250_000  # sent after it
 
 
 def test_known_delay_is_in_every_latency() -> None:

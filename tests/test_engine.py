@@ -1,14 +1,19 @@
-"""Matching engine: price-time priority, order types, idempotency and invariants (unit + property-based)."""
+"""Matching engine: price-time priority, order types, idempotency and invariants (unit + property-based).
+
+Every test runs on both builds of ``reference_exchange.matching``: the installed one (compiled with mypyc
+where the machine could) and the same source interpreted."""
 
 from __future__ import annotations
 
 import contextlib
+from copy import copy
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reference_exchange.engine import (
+    IMPLEMENTATION,
     InvalidOrder,
     MatchingEngine,
     OrderNotFound,
@@ -18,15 +23,30 @@ from reference_exchange.engine import (
     Side,
     TimeInForce,
     UnknownSymbol,
+    interpreted_matching,
 )
 
 BUY, SELL = Side.BUY, Side.SELL
 LIMIT, MARKET = OrderType.LIMIT, OrderType.MARKET
 
 
+BUILDS = [
+    pytest.param(MatchingEngine, id=IMPLEMENTATION.split()[0]),
+    pytest.param(interpreted_matching().MatchingEngine, id="interpreted"),
+]
+if IMPLEMENTATION == "interpreted":
+    BUILDS.pop()  # the installed build is the interpreted one: no need to run it twice
+every_build = pytest.mark.parametrize("engine_class", BUILDS)
+
+
+@pytest.fixture(params=BUILDS)
+def engine_class(request) -> type[MatchingEngine]:
+    return request.param
+
+
 @pytest.fixture
-def engine() -> MatchingEngine:
-    return MatchingEngine(["BTCUSD", "ETHUSD"])
+def engine(engine_class) -> MatchingEngine:
+    return engine_class(["BTCUSD", "ETHUSD"])
 
 
 def limit(engine: MatchingEngine, side: Side, price: int, qty: int, tif=TimeInForce.GTC, **kw):
@@ -152,8 +172,8 @@ def test_unknown_symbol(engine):
         engine.place("DOGEUSD", BUY, LIMIT, 1, price=1)
 
 
-def test_finished_orders_are_retained_only_up_to_the_bound():
-    engine = MatchingEngine(["BTCUSD"], order_retention=3)
+def test_finished_orders_are_retained_only_up_to_the_bound(engine_class):
+    engine = engine_class(["BTCUSD"], order_retention=3)
     ids = [
         engine.place("BTCUSD", BUY, LIMIT, 1, price=1, client_order_id=f"c{i}").order.order_id
         for i in range(5)
@@ -186,8 +206,8 @@ commands = st.lists(
 )
 
 
-def run(stream) -> tuple[MatchingEngine, list]:
-    engine = MatchingEngine(["BTCUSD"])
+def run(stream, engine_class=MatchingEngine) -> tuple[MatchingEngine, list]:
+    engine = engine_class(["BTCUSD"])
     results = []
     for command in stream:
         if command[0] == "cancel":
@@ -202,10 +222,11 @@ def run(stream) -> tuple[MatchingEngine, list]:
     return engine, results
 
 
+@every_build
 @settings(max_examples=300, deadline=None)
 @given(commands)
-def test_invariants_hold_for_any_command_stream(stream):
-    engine, results = run(stream)
+def test_invariants_hold_for_any_command_stream(engine_class, stream):
+    engine, results = run(stream, engine_class)
     assert engine.audit() == []
     book = engine.book("BTCUSD")
     fresh = [r for r in results if not r.duplicate]
@@ -218,10 +239,11 @@ def test_invariants_hold_for_any_command_stream(stream):
     assert filled == 2 * sum(t.quantity for r in fresh for t in r.trades)
 
 
+@every_build
 @settings(max_examples=200, deadline=None)
 @given(commands)
-def test_trades_happen_at_maker_price_within_taker_limit(stream):
-    _, results = run(stream)
+def test_trades_happen_at_maker_price_within_taker_limit(engine_class, stream):
+    _, results = run(stream, engine_class)
     orders = {r.order.order_id: r.order for r in results}
     for result in results:
         for trade in result.trades:
@@ -233,9 +255,50 @@ def test_trades_happen_at_maker_price_within_taker_limit(stream):
                 assert trade.price <= taker.price if taker.side is BUY else trade.price >= taker.price
 
 
+@every_build
 @settings(max_examples=100, deadline=None)
 @given(commands)
-def test_replaying_the_same_commands_rebuilds_the_same_book(stream):
-    first, _ = run(stream)
-    second, _ = run(stream)
+def test_replaying_the_same_commands_rebuilds_the_same_book(engine_class, stream):
+    first, _ = run(stream, engine_class)
+    second, _ = run(stream, engine_class)
     assert first.book("BTCUSD").checksum() == second.book("BTCUSD").checksum()
+
+
+@settings(max_examples=100, deadline=None)
+@given(commands)
+def test_compiled_and_interpreted_builds_agree_on_every_command(stream):
+    """The journal replays with whichever build is installed: both must give the same ids, fills, books."""
+    installed, installed_results = run(stream)
+    interpreted, interpreted_results = run(stream, interpreted_matching().MatchingEngine)
+    assert [_outcome(r) for r in installed_results] == [_outcome(r) for r in interpreted_results]
+    assert installed.book("BTCUSD").checksum() == interpreted.book("BTCUSD").checksum()
+    assert installed.book("BTCUSD").depth(20) == interpreted.book("BTCUSD").depth(20)
+
+
+def _outcome(result) -> tuple:
+    order = result.order
+    fills = [(t.trade_id, t.price, t.quantity, t.maker_order_id, t.taker_order_id) for t in result.trades]
+    return order.order_id, order.status, order.filled, order.cancelled, order.remaining, fills
+
+
+def test_copy_of_an_order_is_a_snapshot(engine):
+    """The service acknowledges an order as its command left it: a copy must not follow later fills."""
+    maker = limit(engine, SELL, 100, 5).order
+    snapshot = copy(maker)
+    limit(engine, BUY, 100, 2)
+    assert (snapshot.filled, snapshot.remaining, snapshot.status) == (0, 5, OrderStatus.NEW)
+    assert (maker.filled, maker.remaining) == (2, 3) and snapshot.order_id == maker.order_id
+
+
+def test_a_deep_book_keeps_price_priority_through_level_churn(engine):
+    """Levels emptied below the best leave stale keys in the side's heap; the best price must stay exact."""
+    for price in range(100, 140):
+        limit(engine, SELL, price, 1)
+    for order_id in range(2, 41, 2):  # cancel every other level, none of them the best
+        engine.cancel(order_id)
+    for price in range(101, 140, 2):
+        limit(engine, SELL, price, 1)  # re-create every emptied level
+    assert engine.audit() == [] and engine.book("BTCUSD").best_ask() == 100
+    fills = [t.price for t in limit(engine, BUY, 200, 100, tif=TimeInForce.IOC).trades]
+    assert fills == list(range(100, 140))
+    assert engine.book("BTCUSD").depth(5) == ([], []) and engine.audit() == []

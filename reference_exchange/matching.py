@@ -1,0 +1,507 @@
+"""Matching: per-symbol limit order books with price-time priority. Pure: no I/O, no clock.
+
+Prices are integer ticks and quantities integer lots (see ``instruments``), so matching is exact.
+Callers pass timestamps in; order and trade ids are assigned sequentially, which makes the engine
+deterministic: replaying the same commands rebuilds the same books and ids (the journal relies on it).
+
+The hot path (``place``/``cancel``) is written for speed as well as for reading: each book side is a dict
+of price levels plus a heap of their keys for the best price, enum members are module constants, an
+order's open lots are a field rather than a computed property, and the records have explicit
+``__init__`` methods (mypyc compiles those; a dataclass's generated one would stay interpreted). This
+module is compiled with mypyc at install time when a C compiler is present (``setup.py``); import it
+through ``reference_exchange.engine``, which says which build runs and refuses a stale one.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from heapq import heapify, heappop, heappush, nsmallest
+from typing import Final
+
+from reference_exchange.engine_types import (
+    TERMINAL_STATUSES,
+    InvalidOrder,
+    OrderNotFound,
+    OrderNotOpen,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    UnknownSymbol,
+)
+
+# Module constants: a global load each, cheaper than an enum class attribute lookup in the hot loop.
+_BUY: Final = Side.BUY
+_MARKET: Final = OrderType.MARKET
+_LIMIT: Final = OrderType.LIMIT
+_GTC: Final = TimeInForce.GTC
+_FOK: Final = TimeInForce.FOK
+_NEW: Final = OrderStatus.NEW
+_PARTIALLY_FILLED: Final = OrderStatus.PARTIALLY_FILLED
+_FILLED: Final = OrderStatus.FILLED
+_CANCELLED: Final = OrderStatus.CANCELLED
+_REJECTED: Final = OrderStatus.REJECTED
+_NO_LIMIT: Final = 1 << 62  # the limit key of a market order: every price is acceptable
+
+
+@dataclass(slots=True)
+class Order:
+    """An order and its live state. ``price`` is in ticks (None for market), quantities in lots.
+
+    ``remaining`` (lots still open: neither filled nor cancelled) is kept up to date by the engine, so
+    quantity == filled + cancelled + remaining always holds (``MatchingEngine.audit`` checks it)."""
+
+    order_id: int
+    symbol: str
+    side: Side
+    type: OrderType
+    price: int | None
+    quantity: int
+    time_in_force: TimeInForce
+    client_order_id: str | None
+    timestamp_ns: int
+    remaining: int
+    filled: int
+    cancelled: int
+    status: OrderStatus
+    reason: str | None
+
+    def __init__(
+        self,
+        order_id: int,
+        symbol: str,
+        side: Side,
+        type: OrderType,
+        price: int | None,
+        quantity: int,
+        time_in_force: TimeInForce,
+        client_order_id: str | None,
+        timestamp_ns: int,
+        remaining: int,
+        filled: int = 0,
+        cancelled: int = 0,
+        status: OrderStatus = OrderStatus.NEW,
+        reason: str | None = None,
+    ) -> None:
+        self.order_id = order_id
+        self.symbol = symbol
+        self.side = side
+        self.type = type
+        self.price = price
+        self.quantity = quantity
+        self.time_in_force = time_in_force
+        self.client_order_id = client_order_id
+        self.timestamp_ns = timestamp_ns
+        self.remaining = remaining
+        self.filled = filled
+        self.cancelled = cancelled
+        self.status = status
+        self.reason = reason
+
+    def __copy__(self) -> Order:
+        """A snapshot (the service acknowledges an order as its command left it). Spelled out because a
+        compiled class cannot be copied the default way, through ``__reduce_ex__``."""
+        return replace(self)
+
+
+@dataclass(slots=True)
+class Trade:
+    """One execution, always at the resting (maker) order's price. Never changed once made."""
+
+    trade_id: int
+    symbol: str
+    price: int
+    quantity: int
+    maker_order_id: int
+    taker_order_id: int
+    taker_side: Side
+    timestamp_ns: int
+
+    def __init__(
+        self,
+        trade_id: int,
+        symbol: str,
+        price: int,
+        quantity: int,
+        maker_order_id: int,
+        taker_order_id: int,
+        taker_side: Side,
+        timestamp_ns: int,
+    ) -> None:
+        self.trade_id = trade_id
+        self.symbol = symbol
+        self.price = price
+        self.quantity = quantity
+        self.maker_order_id = maker_order_id
+        self.taker_order_id = taker_order_id
+        self.taker_side = taker_side
+        self.timestamp_ns = timestamp_ns
+
+
+@dataclass(slots=True)
+class PlaceResult:
+    order: Order
+    trades: tuple[Trade, ...]
+    duplicate: bool  # True when the client order id was seen before: nothing new happened
+
+    def __init__(self, order: Order, trades: tuple[Trade, ...], duplicate: bool = False) -> None:
+        self.order = order
+        self.trades = trades
+        self.duplicate = duplicate
+
+
+class PriceLevel:
+    """Orders at one price in arrival order (dicts keep insertion order) and their open total."""
+
+    __slots__ = ("orders", "price", "total")
+
+    def __init__(self, price: int) -> None:
+        self.price = price
+        self.orders: dict[int, Order] = {}
+        self.total = 0
+
+
+class BookSide:
+    """One side of a book: price levels by key, and a min-heap of the keys whose top is the best level.
+
+    Keys are prices on the ask side and negated prices on the bid side, so smaller is better on both.
+    A removed level's key may stay in the heap (it is skipped and dropped once it reaches the top), but
+    the top is always a live level: ``heap`` is non-empty exactly when ``levels`` is."""
+
+    __slots__ = ("heap", "levels", "sign")
+
+    def __init__(self, sign: int) -> None:
+        self.sign = sign  # key = sign * price
+        self.levels: dict[int, PriceLevel] = {}
+        self.heap: list[int] = []
+
+    def level_for(self, key: int, price: int) -> PriceLevel:
+        """The level at ``key``, created (and its key pushed on the heap) when it does not exist."""
+        level = self.levels.get(key)
+        if level is None:
+            level = self.levels[key] = PriceLevel(price)
+            heap = self.heap
+            heappush(heap, key)
+            if len(heap) > 2 * len(self.levels) + 32:  # too many stale keys: rebuild, amortised O(1)
+                heap[:] = self.levels
+                heapify(heap)
+        return level
+
+    def drop_level(self, key: int) -> None:
+        """Remove an emptied level; pop the heap's top while it is not a live level."""
+        levels, heap = self.levels, self.heap
+        del levels[key]
+        while heap and heap[0] not in levels:
+            heappop(heap)
+
+    def available(self, limit_key: int, wanted: int) -> bool:
+        """Whether levels at or better than ``limit_key`` hold ``wanted`` lots. The order of summing
+        does not matter, so walk whichever is shorter: the ticks from the best price to the limit, or
+        all levels."""
+        if not self.heap:
+            return False
+        best, levels = self.heap[0], self.levels
+        total = 0
+        if limit_key - best < len(levels):
+            for key in range(best, limit_key + 1):
+                level = levels.get(key)
+                if level is not None:
+                    total += level.total
+                    if total >= wanted:
+                        return True
+            return False
+        for key, level in levels.items():
+            if key <= limit_key:
+                total += level.total
+                if total >= wanted:
+                    return True
+        return False
+
+    def sorted_levels(self) -> list[PriceLevel]:
+        """Every level, best first."""
+        levels = self.levels
+        return [levels[key] for key in sorted(levels)]
+
+
+class OrderBook:
+    """One symbol's book: bids (keyed by negated price) and asks, both iterated best first."""
+
+    def __init__(self, symbol: str, trade_history: int = 1000) -> None:
+        self.symbol = symbol
+        self.bids = BookSide(-1)
+        self.asks = BookSide(1)
+        self.sequence = 0  # bumps on every change of the book, for clients that poll depth
+        self.trades: deque[Trade] = deque(maxlen=trade_history)
+
+    def best_bid(self) -> int | None:
+        heap = self.bids.heap
+        return -heap[0] if heap else None
+
+    def best_ask(self) -> int | None:
+        heap = self.asks.heap
+        return heap[0] if heap else None
+
+    def depth(self, levels: int) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Top ``levels`` price levels per side as (price ticks, open lots), best first."""
+        return _depth(self.bids, levels), _depth(self.asks, levels)
+
+    def resting_orders(self) -> Iterator[Order]:
+        """Every resting order in priority order: bids best first, then asks best first."""
+        for book_side in (self.bids, self.asks):
+            for level in book_side.sorted_levels():
+                yield from level.orders.values()
+
+    def checksum(self) -> int:
+        """CRC32 over every resting order in priority order: equal books give equal checksums."""
+        crc = 0
+        for order in self.resting_orders():
+            crc = zlib.crc32(f"{order.order_id}:{order.side}:{order.price}:{order.remaining};".encode(), crc)
+        return crc
+
+
+def _depth(book_side: BookSide, count: int) -> list[tuple[int, int]]:
+    levels = book_side.levels
+    return [(levels[key].price, levels[key].total) for key in nsmallest(count, levels)]
+
+
+class MatchingEngine:
+    """All books plus order lookup, client-order-id idempotency and bounded history of finished orders."""
+
+    def __init__(self, symbols: Iterable[str], order_retention: int = 1_000_000, trade_history: int = 1000):
+        self.books: dict[str, OrderBook] = {s: OrderBook(s, trade_history) for s in symbols}
+        self.order_retention = order_retention
+        # Every order by id: open ones, and finished ones until ``order_retention`` newer finished
+        # orders push them out (``_finished_ids`` is that queue), so a long load test cannot grow memory
+        # without bound.
+        self._orders: dict[int, Order] = {}
+        self._finished_ids: deque[int] = deque()
+        self._resting = 0
+        self._by_client_id: dict[str, PlaceResult] = {}
+        self._next_order_id = 1
+        self._next_trade_id = 1
+        self.orders_accepted = 0
+        self.trades_executed = 0
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def book(self, symbol: str) -> OrderBook:
+        book = self.books.get(symbol)
+        if book is None:
+            raise UnknownSymbol("unknown_symbol", f"unknown symbol {symbol!r}")
+        return book
+
+    def get_order(self, order_id: int) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFound("order_not_found", f"order {order_id} not found")
+        return order
+
+    @property
+    def resting_order_count(self) -> int:
+        return self._resting
+
+    def audit(self) -> list[str]:
+        """Invariant violations (empty when healthy): books uncrossed, level totals and per-order
+        quantities consistent (quantity = filled + cancelled + open), open orders all resting."""
+        problems: list[str] = []
+        resting_ids: set[int] = set()
+        for book in self.books.values():
+            bid, ask = book.best_bid(), book.best_ask()
+            if bid is not None and ask is not None and bid >= ask:
+                problems.append(f"{book.symbol}: crossed book, bid {bid} >= ask {ask}")
+            for book_side in (book.bids, book.asks):
+                problems.extend(_audit_side(book.symbol, book_side, resting_ids))
+        open_ids = {o.order_id for o in self._orders.values() if o.status not in TERMINAL_STATUSES}
+        if resting_ids != open_ids or len(resting_ids) != self._resting:
+            problems.append("open orders and resting orders differ")
+        for order in self._orders.values():
+            finished = order.status in TERMINAL_STATUSES
+            if order.filled < 0 or order.cancelled < 0 or (finished and order.remaining != 0):
+                problems.append(f"order {order.order_id}: quantities do not add up")
+            if order.remaining < 0 or order.quantity != order.filled + order.cancelled + order.remaining:
+                problems.append(f"order {order.order_id}: quantities do not add up")
+        return problems
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def place(
+        self,
+        symbol: str,
+        side: Side,
+        order_type: OrderType,
+        quantity: int,
+        price: int | None = None,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        client_order_id: str | None = None,
+        timestamp_ns: int = 0,
+    ) -> PlaceResult:
+        """Match an incoming order, rest what a GTC limit leaves, and return it with its trades."""
+        if client_order_id is not None:
+            first = self._by_client_id.get(client_order_id)
+            if first is not None:
+                return PlaceResult(first.order, first.trades, True)
+        book = self.book(symbol)
+        _validate(order_type, quantity, price, time_in_force)
+
+        order_id = self._next_order_id
+        self._next_order_id = order_id + 1
+        self.orders_accepted += 1
+        order = Order(
+            order_id, symbol, side, order_type, price, quantity, time_in_force, client_order_id,
+            timestamp_ns, quantity,
+        )  # fmt: skip
+        self._orders[order_id] = order
+
+        opposite = book.asks if side is _BUY else book.bids
+        # Matching compares keys (sign * price, smaller is better) with the taker's limit as a key.
+        limit_key = _NO_LIMIT if price is None else opposite.sign * price
+        trades: tuple[Trade, ...] = ()
+        if order_type is _MARKET and not opposite.heap:
+            order.cancelled, order.remaining = quantity, 0  # nothing executes and nothing stays open
+            order.status, order.reason = _REJECTED, "no liquidity on the opposite side"
+            self._finish(order)  # it has an id and was acknowledged: it must stay queryable
+        elif time_in_force is _FOK and not opposite.available(limit_key, quantity):
+            order.cancelled, order.remaining = quantity, 0
+            order.status, order.reason = _CANCELLED, "fill or kill: not enough liquidity"
+            self._finish(order)
+        else:
+            if opposite.heap and opposite.heap[0] <= limit_key:
+                trades = self._match(book, order, opposite, limit_key)
+            self._settle(book, order)
+
+        result = PlaceResult(order, trades)
+        if client_order_id is not None:
+            self._by_client_id[client_order_id] = result
+        return result
+
+    def cancel(self, order_id: int) -> Order:
+        order = self._orders.get(order_id)
+        if order is None:
+            raise OrderNotFound("order_not_found", f"order {order_id} not found")
+        if order.status in TERMINAL_STATUSES:
+            raise OrderNotOpen("order_not_open", f"order {order_id} is already {order.status!s}")
+        book = self.books[order.symbol]
+        book_side = book.bids if order.side is _BUY else book.asks
+        key = book_side.sign * order.price  # type: ignore[operator]  # resting orders are limits
+        level = book_side.levels[key]
+        del level.orders[order_id]
+        open_lots = order.remaining
+        level.total -= open_lots
+        if not level.orders:
+            book_side.drop_level(key)
+        order.cancelled += open_lots
+        order.remaining = 0
+        order.status = _CANCELLED
+        book.sequence += 1
+        self._resting -= 1
+        self._finish(order)
+        return order
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _match(self, book: OrderBook, taker: Order, opposite: BookSide, limit_key: int) -> tuple[Trade, ...]:
+        """Fill ``taker`` against the best levels of ``opposite`` up to ``limit_key``; the trades made."""
+        trades: list[Trade] = []
+        levels, heap = opposite.levels, opposite.heap
+        symbol, taker_id, taker_side, timestamp = book.symbol, taker.order_id, taker.side, taker.timestamp_ns
+        wanted = taker.remaining
+        while wanted and heap and heap[0] <= limit_key:
+            key = heap[0]
+            level = levels[key]
+            orders = level.orders
+            while wanted and orders:
+                maker = next(iter(orders.values()))
+                lots = wanted if wanted < maker.remaining else maker.remaining
+                wanted -= lots
+                maker.filled += lots
+                maker.remaining -= lots
+                level.total -= lots
+                if maker.remaining:
+                    maker.status = _PARTIALLY_FILLED
+                else:
+                    del orders[maker.order_id]
+                    maker.status = _FILLED
+                    self._resting -= 1
+                    self._finish(maker)
+                trade = Trade(
+                    self._next_trade_id, symbol, level.price, lots, maker.order_id, taker_id, taker_side,
+                    timestamp,
+                )  # fmt: skip
+                self._next_trade_id += 1
+                trades.append(trade)
+            if not orders:
+                opposite.drop_level(key)
+        taker.filled += taker.remaining - wanted
+        taker.remaining = wanted
+        self.trades_executed += len(trades)
+        book.trades.extend(trades)
+        book.sequence += len(trades)
+        return tuple(trades)
+
+    def _settle(self, book: OrderBook, order: Order) -> None:
+        """After matching: rest a GTC limit remainder, cancel any other remainder."""
+        if not order.remaining:
+            order.status = _FILLED
+        elif order.time_in_force is _GTC:  # only limits can be GTC (see _validate)
+            order.status = _PARTIALLY_FILLED if order.filled else _NEW
+            price: int = order.price  # type: ignore[assignment]
+            own = book.bids if order.side is _BUY else book.asks
+            level = own.level_for(own.sign * price, price)
+            level.orders[order.order_id] = order
+            level.total += order.remaining
+            book.sequence += 1
+            self._resting += 1
+            return
+        else:
+            order.cancelled += order.remaining
+            order.remaining = 0
+            order.status = _CANCELLED
+            order.reason = "unfilled remainder of an immediate order"
+        self._finish(order)
+
+    def _finish(self, order: Order) -> None:
+        """Queue a finished order for eviction once ``order_retention`` newer ones have finished."""
+        finished = self._finished_ids
+        finished.append(order.order_id)
+        if len(finished) > self.order_retention:
+            evicted = self._orders.pop(finished.popleft())
+            if evicted.client_order_id is not None:
+                self._by_client_id.pop(evicted.client_order_id, None)
+
+
+def _audit_side(symbol: str, book_side: BookSide, resting_ids: set[int]) -> list[str]:
+    problems: list[str] = []
+    if bool(book_side.heap) != bool(book_side.levels) or (
+        book_side.heap and book_side.heap[0] != min(book_side.levels)
+    ):
+        problems.append(f"{symbol}: best-price heap does not match the levels")
+    for key, level in book_side.levels.items():
+        if not level.orders:
+            problems.append(f"{symbol}: empty level at {level.price}")
+        if key != book_side.sign * level.price:
+            problems.append(f"{symbol}: level {level.price} filed under key {key}")
+        if level.total != sum(o.remaining for o in level.orders.values()):
+            problems.append(f"{symbol}: level {level.price} total {level.total} is off")
+        for order in level.orders.values():
+            resting_ids.add(order.order_id)
+            if order.price != level.price or order.remaining <= 0:
+                problems.append(f"order {order.order_id} misplaced at level {level.price}")
+    return problems
+
+
+def _validate(order_type: OrderType, quantity: int, price: int | None, time_in_force: TimeInForce) -> None:
+    if quantity <= 0:
+        raise InvalidOrder("invalid_quantity", "quantity must be greater than 0")
+    if order_type is _LIMIT:
+        if price is None:
+            raise InvalidOrder("missing_price", "a limit order needs a price")
+        if price <= 0:
+            raise InvalidOrder("invalid_price", "price must be greater than 0")
+    else:
+        if price is not None:
+            raise InvalidOrder("unexpected_price", "a market order takes no price")
+        if time_in_force is _GTC:
+            raise InvalidOrder("invalid_time_in_force", "a market order cannot rest: use ioc or fok")

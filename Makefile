@@ -6,7 +6,9 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint clean
 
-$(STAMP): pyproject.toml
+# The install also compiles the matching engine with mypyc where it can (setup.py), so it runs again
+# whenever the engine's source changes: reference_exchange.engine refuses a stale compiled build.
+$(STAMP): pyproject.toml setup.py reference_exchange/matching.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -276,23 +276,6 @@ async def get_symbols(request: web.Request) -> web.Response:
 # -- operations --------------------------------------------------------------------------------
 
 
-@web.middleware
-async def timed_requests(request: web.Request, handler) -> web.StreamResponse:
-    """Server-side handling time of every request, labelled by route pattern (bounded cardinality)."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        request.app[EXCHANGE].metrics.observe_request(
-            route, request.method, status, time.perf_counter() - started
-        )
-
-
 async def health(request: web.Request) -> web.Response:
     """200 while the process can do its job; 503 once the journal failed, so an orchestrator restarts
     it (replay rebuilds the state). Overload is not ill health: restarting would only make it worse."""

@@ -1,17 +1,13 @@
 """JSON errors for every failure a client can cause: ``{"error": {"code", "message"}}``.
 
-One middleware turns aiohttp's own HTTP errors (404, 405, 413 ...) and our ApiError into that
-shape, so no client mistake ever reaches the user as HTML or a 500.
+aiohttp's own HTTP errors (404, 405, 413 ...) and our ApiError are turned into that shape by every
+route's wrapper (``endpoints.py``), so no client mistake ever reaches the user as HTML or a 500.
 """
 
 from __future__ import annotations
 
-import logging
-
 import orjson
 from aiohttp import web
-
-log = logging.getLogger("reference_exchange.http")
 
 
 class ApiError(Exception):
@@ -40,19 +36,9 @@ _HTTP_CODES = {
 }
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except ApiError as error:
-        return error_response(error.status, error.code, error.message, error.headers)
-    except web.HTTPException as error:
-        if error.status < 400:
-            raise
-        code = _HTTP_CODES.get(error.status, "http_error")
-        message = error.text if error.text and not error.text.startswith(str(error.status)) else error.reason
-        headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-        return error_response(error.status, code, message, headers)
-    except Exception:
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal_error", "internal error: see the server log")
+def http_error_response(error: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (status >= 400) as our JSON error, keeping its ``Allow`` header."""
+    code = _HTTP_CODES.get(error.status, "http_error")
+    message = error.text if error.text and not error.text.startswith(str(error.status)) else error.reason
+    headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+    return error_response(error.status, code, message, headers)

@@ -19,10 +19,10 @@ import uvloop
 from aiohttp import web
 
 from reference_exchange.admin import add_admin_routes
-from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes, timed_requests
+from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes
 from reference_exchange.config import ConfigError, Settings, load_settings
+from reference_exchange.endpoints import handled_requests
 from reference_exchange.engine import MatchingEngine
-from reference_exchange.errors import json_errors
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal, JournalError
 from reference_exchange.metrics import ServerMetrics
@@ -45,7 +45,7 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
     metrics = ServerMetrics(window_s=settings.metrics_collection_time)
     lag = LagMonitor(settings.overload_max_lag)
     service = ExchangeService(engine, journal, metrics, max_pending=settings.max_pending_orders, load=lag)
-    app = web.Application(middlewares=[timed_requests, json_errors], client_max_size=settings.max_body_bytes)
+    app = web.Application(middlewares=[handled_requests(metrics)], client_max_size=settings.max_body_bytes)
     exchange = Exchange(
         instruments=instruments, service=service, metrics=metrics, settings=settings, journal=journal, lag=lag
     )

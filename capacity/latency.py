@@ -125,8 +125,9 @@ class Second:
     ``sent - ok - errors`` were still in flight when the test stopped. Histograms hold ok responses only and
     are created on first use, so an idle second costs almost nothing.
 
-    ``record`` only appends the two durations; ``fold`` (called by every method that reads or moves the
-    second, and by ``LatencyRecorder.seconds``) counts them into ``ok``, the sums and the histograms.
+    ``LatencyRecorder.record`` only appends the two durations to the pending lists; ``fold`` (called by
+    every method that reads or moves the second, and by ``LatencyRecorder.seconds``) counts them into
+    ``ok``, the sums and the histograms.
     """
 
     scheduled: int = 0
@@ -143,11 +144,6 @@ class Second:
     # ok responses not yet folded in: (completion - intended) and (completion - sent), ns
     pending_corrected_ns: list[int] = field(default_factory=list, repr=False)
     pending_raw_ns: list[int] = field(default_factory=list, repr=False)
-
-    def record(self, corrected_ns: int, raw_ns: int) -> None:
-        """An ok response with these latencies (ns); counted at the next ``fold``."""
-        self.pending_corrected_ns.append(corrected_ns)
-        self.pending_raw_ns.append(raw_ns)
 
     def fold(self) -> None:
         """Count the pending responses into ``ok``, the exact sums and the histograms (in us)."""
@@ -249,19 +245,21 @@ class LatencyRecorder:
 
         Counts the slot as scheduled and sent, and as late if it left more than the threshold after it.
         """
-        second = self._second(intended_ns)
+        second = self._seconds.get(intended_ns // _NS_PER_S) or self._second(intended_ns)
         second.scheduled += 1
         second.sent += 1
         lag_ns = sent_ns - intended_ns
         if lag_ns > self.late_threshold_ns:
             second.late += 1
-        if lag_ns > 0:
-            second.lag_max_us = max(second.lag_max_us, lag_ns // 1000)
+        if lag_ns > 0 and lag_ns // 1000 > second.lag_max_us:
+            second.lag_max_us = lag_ns // 1000
         self.requests_by_kind[kind] += 1
 
     def record(self, intended_ns: int, sent_ns: int, done_ns: int) -> None:
         """A successful response: corrected latency from the intended time, raw from the actual send."""
-        self._second(intended_ns).record(done_ns - intended_ns, done_ns - sent_ns)
+        second = self._seconds.get(intended_ns // _NS_PER_S) or self._second(intended_ns)
+        second.pending_corrected_ns.append(done_ns - intended_ns)
+        second.pending_raw_ns.append(done_ns - sent_ns)
 
     def error(self, intended_ns: int, kind: str) -> None:
         """A failed request; ``kind`` is ``http_<status>``, ``connection`` or ``timeout``."""

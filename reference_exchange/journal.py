@@ -1,10 +1,16 @@
 """Durable command journal: SQLite (stdlib ``sqlite3``) in WAL mode with group commit.
 
 The service applies a command to the engine, ``append``s it here (cheap, synchronous, in apply
-order) and awaits ``durable(seq)`` before acknowledging. One background writer task commits
-everything buffered in a single transaction on a dedicated worker thread, so fsync never blocks
-the event loop; whatever is appended while that commit runs goes into the next one together. At
+order) and awaits ``durable(seq)`` before acknowledging. A dedicated writer thread commits each
+batch of buffered commands as one row in one transaction, so fsync never blocks the event loop.
+While one batch commits, the next one accumulates; it starts the moment the first is durable. At
 start-up ``replay()`` yields every committed command in sequence order to rebuild the engine.
+
+The costs are per batch wherever they can be: one row (the batch's commands as one JSON array)
+and one SQLite statement per commit, so the writer thread takes the GIL a few times per batch and
+not per command; one hand-off to the thread and one ``call_soon_threadsafe`` back per batch. Per
+command there is only the orjson encoding and, for each waiter, a future that the completion
+callback resolves (a waiter's own future, so cancelling it never touches its batch-mates).
 
 Durability by ``sync`` (``PRAGMA synchronous`` with ``journal_mode=WAL``):
 
@@ -16,11 +22,12 @@ Durability by ``sync`` (``PRAGMA synchronous`` with ``journal_mode=WAL``):
 - ``off``    (OFF): no fsync at all. An OS crash or power loss may lose commits and may corrupt
   the file. For throughput experiments only.
 
-The file holds ``commands(seq INTEGER PRIMARY KEY, body BLOB)`` with orjson bodies and
-``meta(key, value)`` naming the format and its version. A file that exists but is not a journal,
-is corrupt, or has another format version raises ``JournalError``: the journal never silently
-starts empty. The file is opened in exclusive locking mode, so a second process (a second
-exchange) cannot append to the same journal and interleave sequence numbers.
+Format version 2 holds ``batches(first_seq INTEGER PRIMARY KEY, count INTEGER, body BLOB)``: each
+row is one commit, ``body`` the orjson array of its ``count`` commands, sequences ``first_seq``
+onwards. ``meta(key, value)`` names the format and its version. A file that exists but is not a
+journal, is corrupt, or has another format version (version 1 stored a row per command) raises
+``JournalError``: the journal never silently starts empty. The file is opened in exclusive locking
+mode, so a second process (a second exchange) cannot append to the same journal.
 
 After a failed commit the journal is failed for good (fail-stop): the engine has already applied
 commands that are not durable, and later commands may depend on them (a cancel of a lost order),
@@ -36,23 +43,33 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from bisect import bisect_right, insort
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, Final
 
 import orjson
 
 FORMAT_NAME: Final = "capacity-command-journal"
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
 SYNC_MODES: Final = {"full": "FULL", "normal": "NORMAL", "off": "OFF"}
 LOCK_TIMEOUT_S: Final = 0.2  # how long open() waits for another process's lock before giving up
-REPLAY_CHUNK: Final = 1000  # rows read per query during replay: bounded memory, short lock holds
+REPLAY_CHUNK: Final = 100  # batches read per query during replay: bounded memory, short lock holds
 
 _SCHEMA: Final = (
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    "CREATE TABLE commands (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)",
+    "CREATE TABLE batches (first_seq INTEGER PRIMARY KEY, count INTEGER NOT NULL, body BLOB NOT NULL)",
 )
+# Autocommit (isolation_level=None): this one statement is the whole transaction, fsync included.
+_INSERT: Final = "INSERT INTO batches (first_seq, count, body) VALUES (?, ?, ?)"
+
+Batch = tuple[int, int, bytes]  # (first sequence, command count, orjson array of the commands)
+Waiter = tuple[int, "asyncio.Future[None]"]  # (sequence, the future its durable() returned)
+
+
+def _sequence_of(waiter: Waiter) -> int:
+    return waiter[0]
 
 
 class JournalError(Exception):
@@ -62,9 +79,9 @@ class JournalError(Exception):
 class Journal:
     """A ``CommandLog`` backed by SQLite with group commit. Create it with ``Journal.open``.
 
-    ``append`` must be called from the event loop thread. Sequence numbers start at 1 and are
-    contiguous. ``last_sequence`` is the highest appended (not necessarily committed) sequence;
-    ``committed_sequence`` the highest one known to be durable.
+    ``append`` and ``durable`` must be called from the event loop thread. Sequence numbers start at
+    1 and are contiguous. ``last_sequence`` is the highest appended (not necessarily committed)
+    sequence; ``committed_sequence`` the highest one known to be durable.
     """
 
     def __init__(self, connection: sqlite3.Connection, path: str, sync: str, last_sequence: int) -> None:
@@ -75,16 +92,15 @@ class Journal:
         self._conn_lock = threading.Lock()  # the writer thread and replay() share one connection
         self._last_appended = last_sequence
         self._committed = last_sequence
-        self._buffer: list[tuple[int, bytes]] = []  # (seq, body) appended but not yet taken by a commit
-        # One future per batch, not per command: waiters of buffered commands share _next_batch;
-        # waiters of the commit in flight (sequences up to _inflight_high) share _inflight.
-        self._next_batch: asyncio.Future[None] | None = None
-        self._inflight: asyncio.Future[None] | None = None
-        self._inflight_high = last_sequence
+        # Encoded commands appended but not yet taken by the writer thread. The loop thread appends,
+        # the writer pops from the left: both atomic under the GIL, so neither needs a lock.
+        self._bodies: deque[bytes] = deque()
+        self._waiters: list[Waiter] = []  # of durable() calls not yet satisfied, sorted by sequence
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup: asyncio.Event | None = None
-        self._writer: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._thread: threading.Thread | None = None
+        self._wakeup = threading.Condition()  # wakes the writer thread when it is idle
+        self._writer_idle = False  # True while the writer thread waits for work (or is about to)
+        self._stopped: asyncio.Future[None] | None = None  # done once the thread let go of the file
         self._closing = False
         self._close_task: asyncio.Future[None] | None = None
         self._error: JournalError | None = None
@@ -166,18 +182,23 @@ class Journal:
         or a gap in the sequence. Meant for start-up, before the first append."""
         after = 0
         while rows := self._read_chunk(after):
-            for seq, body in rows:
-                if seq != after + 1:
-                    raise JournalError(f"journal {self.path} is corrupt: sequence {seq} follows {after}")
+            for first, count, body in rows:
+                if first != after + 1:
+                    raise JournalError(f"journal {self.path} is corrupt: sequence {first} follows {after}")
                 try:
-                    command = orjson.loads(body)
-                except orjson.JSONDecodeError as exc:
-                    raise JournalError(f"journal {self.path} is corrupt: command {seq} is not JSON") from exc
-                after = seq
-                yield command
+                    commands = orjson.loads(body)
+                except orjson.JSONDecodeError:
+                    commands = None
+                if not isinstance(commands, list) or len(commands) != count:
+                    raise JournalError(
+                        f"journal {self.path} is corrupt: the batch of commands {first}..{first + count - 1} "
+                        f"is not a JSON list of {count}"
+                    )
+                after = first + count - 1
+                yield from commands
 
-    def _read_chunk(self, after: int) -> list[tuple[int, bytes]]:
-        sql = "SELECT seq, body FROM commands WHERE seq > ? ORDER BY seq LIMIT ?"
+    def _read_chunk(self, after: int) -> list[tuple[int, int, bytes]]:
+        sql = "SELECT first_seq, count, body FROM batches WHERE first_seq > ? ORDER BY first_seq LIMIT ?"
         try:
             with self._conn_lock:
                 return self._conn.execute(sql, (after, REPLAY_CHUNK)).fetchall()
@@ -203,119 +224,145 @@ class Journal:
             raise JournalError(str(self._error))
         if self._closing:
             raise JournalError(f"journal {self.path} is closed")
-        body = orjson.dumps(command)
+        self._bodies.append(orjson.dumps(command))
         self._last_appended += 1
-        self._buffer.append((self._last_appended, body))
-        if self._wakeup is not None:
-            self._wakeup.set()
-        elif _loop_running():
+        # Read after appending: the writer sets the flag before it looks for work (see _take).
+        if self._writer_idle:
+            self._writer_idle = False  # one wake-up per idle spell, not one per command
+            with self._wakeup:
+                self._wakeup.notify()
+        elif self._thread is None and _loop_running():
             self._start_writer()
         return self._last_appended
 
-    async def durable(self, sequence: int) -> None:
-        """Return once a commit containing ``sequence`` has finished; raise ``JournalError`` if it failed."""
-        if sequence <= self._committed:
-            return
-        if sequence > self._last_appended:
-            raise ValueError(f"sequence {sequence} was never appended (last is {self._last_appended})")
-        if self._error is not None:
-            raise JournalError(str(self._error))
-        self._start_writer()
-        # shield: a cancelled waiter must not cancel the future its whole batch shares.
-        await asyncio.shield(self._batch_future(sequence))
+    def durable(self, sequence: int) -> asyncio.Future[None]:
+        """A future done once a commit containing ``sequence`` has finished. It fails with
+        ``JournalError`` if that commit failed, ``ValueError`` if ``sequence`` was never appended.
 
-    def _batch_future(self, sequence: int) -> asyncio.Future[None]:
-        assert self._loop is not None
-        if sequence <= self._inflight_high:
-            if self._inflight is None:
-                self._inflight = self._loop.create_future()
-            return self._inflight
-        if self._next_batch is None:
-            self._next_batch = self._loop.create_future()
-        return self._next_batch
+        Each call gets a future of its own: cancelling it leaves the commit and its other waiters be."""
+        loop = self._loop or self._start_writer()
+        waiter = loop.create_future()
+        if sequence <= self._committed:
+            waiter.set_result(None)
+        elif sequence > self._last_appended:
+            waiter.set_exception(
+                ValueError(f"sequence {sequence} was never appended (last is {self._last_appended})")
+            )
+        elif self._error is not None:
+            waiter.set_exception(JournalError(str(self._error)))
+        elif not self._waiters or self._waiters[-1][0] <= sequence:
+            self._waiters.append((sequence, waiter))
+        else:  # an older sequence (a retry waiting for its first attempt): keep the list sorted
+            insort(self._waiters, (sequence, waiter), key=_sequence_of)
+        return waiter
 
     async def start(self) -> None:
-        """Start the background writer (``append``/``durable`` also start it on first use)."""
+        """Start the writer thread (``append``/``durable`` also start it on first use)."""
         self._start_writer()
 
-    def _start_writer(self) -> None:
-        if self._writer is not None:
-            return
+    def _start_writer(self) -> asyncio.AbstractEventLoop:
+        if self._loop is not None:
+            return self._loop
         if self._close_task is not None and self._close_task.done():
             raise JournalError(f"journal {self.path} is closed")
-        self._loop = asyncio.get_running_loop()
-        self._wakeup = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="journal-writer")
-        self._writer = self._loop.create_task(self._write_loop(), name=f"journal-writer {self.path}")
-        if self._buffer:
-            self._wakeup.set()
+        loop = self._loop = asyncio.get_running_loop()
+        self._stopped = loop.create_future()
+        self._thread = threading.Thread(target=self._write, name=f"journal-writer {self.path}", daemon=True)
+        self._thread.start()
+        return loop
 
-    async def _write_loop(self) -> None:
-        """Commit whatever is buffered, one transaction at a time, until closed and drained."""
-        assert self._wakeup is not None and self._loop is not None
-        rows: list[tuple[int, bytes]] = []
+    def _write(self) -> None:
+        """Writer thread: commit batches until closed and drained, or until a commit fails.
+
+        It takes the next batch itself as soon as a commit is durable, while it holds the GIL
+        anyway: while busy it needs the GIL once per commit and no wake-up from the loop."""
+        taken = self._committed
+        batch: Batch | None = None
         try:
-            while self._buffer or not self._closing:
-                if not self._buffer:
-                    await self._wakeup.wait()
-                    self._wakeup.clear()
-                    continue
-                rows, self._buffer = self._buffer, []
-                self._inflight, self._next_batch = self._next_batch, None
-                self._inflight_high = rows[-1][0]
-                elapsed_s = await self._loop.run_in_executor(self._executor, self._commit, rows)
-                self._committed = self._inflight_high
-                self._count_commit(len(rows), elapsed_s)
-                waiters, self._inflight = self._inflight, None
-                if waiters is not None and not waiters.done():
-                    waiters.set_result(None)
+            while batch := self._take(taken + 1):
+                taken += batch[1]
+                elapsed_s = self._commit(batch)
+                self._notify(self._on_committed, taken, batch[1], elapsed_s)
         except BaseException as exc:
-            self._fail(rows, exc)
-            if isinstance(exc, asyncio.CancelledError):
-                raise
+            self._notify(self._fail, exc, batch)
+        finally:
+            self._close_connection()  # may checkpoint the WAL into the main file: off the loop
+            self._notify(self._on_stopped)
 
-    def _commit(self, rows: list[tuple[int, bytes]]) -> float:
-        """Writer thread: one transaction for the whole batch. Returns seconds spent in SQLite."""
+    def _take(self, first: int) -> Batch | None:
+        """Writer thread: the next batch, waiting for one if need be; None once closed and drained.
+
+        After waiting idle it takes the older half only. Committing everything would leave the
+        loop nothing to do until the commit is durable, and wake every waiter at once to append
+        again at once: closed-loop clients would move in lockstep with the disk. With half in
+        flight, the other half's commit starts the moment the first is durable, while the loop
+        serves the first half's waiters, so the loop and the disk work side by side."""
+        bodies = self._bodies
+        split = False
+        if not bodies:
+            with self._wakeup:
+                self._writer_idle = True  # before looking again: an append now sees it and wakes us
+                while not bodies and not self._closing:
+                    self._wakeup.wait()
+                self._writer_idle = False
+            split = True
+        count = len(bodies)
+        if count == 0:
+            return None
+        if split:
+            count = (count + 1) // 2
+        return first, count, b"[" + b",".join([bodies.popleft() for _ in range(count)]) + b"]"
+
+    def _notify(self, callback: Callable[..., None], *args: Any) -> None:
+        """Writer thread: run ``callback`` on the loop thread."""
+        assert self._loop is not None
+        with contextlib.suppress(RuntimeError):  # the loop was closed without closing the journal
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _commit(self, batch: Batch) -> float:
+        """Writer thread: one transaction, one row for the whole batch. Returns seconds in SQLite."""
         delay_s = self._chaos_delay()
         if delay_s > 0:
             time.sleep(delay_s)
         started = time.perf_counter()
         with self._conn_lock:
-            try:
-                self._conn.execute("BEGIN")
-                self._conn.executemany("INSERT INTO commands (seq, body) VALUES (?, ?)", rows)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                if self._conn.in_transaction:
-                    with contextlib.suppress(sqlite3.Error):
-                        self._conn.execute("ROLLBACK")
-                raise
+            self._conn.execute(_INSERT, batch)
         return time.perf_counter() - started
 
-    def _count_commit(self, batch_size: int, elapsed_s: float) -> None:
+    def _on_committed(self, high: int, batch_size: int, elapsed_s: float) -> None:
+        """Loop thread, once per commit: wake the waiters of every sequence up to ``high``."""
+        self._committed = high
         self.commits += 1
         self.commands_committed += batch_size
         self.last_batch_size = batch_size
         self.commit_seconds_total += elapsed_s
+        waiters = self._waiters
+        done = bisect_right(waiters, high, key=_sequence_of)
+        self._waiters = waiters[done:]
+        for _, waiter in waiters[:done]:
+            if not waiter.done():  # a cancelled waiter
+                waiter.set_result(None)
 
-    def _fail(self, rows: list[tuple[int, bytes]], exc: BaseException) -> None:
+    def _fail(self, exc: BaseException, batch: Batch | None) -> None:
         """Fail-stop: every waiter, of this batch and of anything buffered since, gets the error."""
-        if isinstance(exc, asyncio.CancelledError):
-            reason = "the writer task was cancelled"
-        elif isinstance(exc, sqlite3.Error):
+        if isinstance(exc, sqlite3.Error):
             reason = _explain(self.path, exc)
         else:
             reason = f"{type(exc).__name__}: {exc}"
-        if rows and self._committed < rows[-1][0]:
-            what = f"commit of sequences {rows[0][0]}..{rows[-1][0]} failed ({reason})"
+        if batch is not None and batch[0] > self._committed:
+            what = f"commit of sequences {batch[0]}..{batch[0] + batch[1] - 1} failed ({reason})"
         else:
             what = f"writer stopped ({reason})"
         self._error = JournalError(f"journal {self.path}: {what}; restart the exchange to replay the journal")
-        self._buffer = []
-        for waiters in (self._inflight, self._next_batch):
-            if waiters is not None and not waiters.done():
-                waiters.set_exception(JournalError(str(self._error)))
-        self._inflight = self._next_batch = None
+        self._bodies.clear()
+        waiters, self._waiters = self._waiters, []
+        for _, waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(JournalError(str(self._error)))
+
+    def _on_stopped(self) -> None:
+        if self._stopped is not None and not self._stopped.done():
+            self._stopped.set_result(None)
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -331,18 +378,15 @@ class Journal:
 
     async def _close(self) -> None:
         self._closing = True
-        if self._buffer and self._error is None:
+        if self._bodies and self._error is None:
             self._start_writer()
-        if self._writer is not None and self._wakeup is not None:
-            self._wakeup.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        if self._executor is not None and self._loop is not None:
-            # Closing may checkpoint the WAL into the main file: keep that off the event loop.
-            await self._loop.run_in_executor(self._executor, self._close_connection)
-            self._executor.shutdown(wait=False)
-        else:
+        if self._thread is None:
             self._close_connection()
+            return
+        with self._wakeup:
+            self._wakeup.notify()  # an idle writer sees _closing, commits what is left and stops
+        assert self._stopped is not None
+        await self._stopped
 
     def _close_connection(self) -> None:
         with self._conn_lock, contextlib.suppress(sqlite3.Error):
@@ -425,7 +469,9 @@ def _prepare(connection: sqlite3.Connection, path: str, sync: str, new: bool, me
     # On macOS plain fsync does not flush the drive's cache; F_FULLFSYNC does (ignored elsewhere).
     connection.execute(f"PRAGMA fullfsync={'ON' if sync == 'full' else 'OFF'}")
     _check_format(connection, path)
-    return connection.execute("SELECT coalesce(max(seq), 0) FROM commands").fetchone()[0]
+    last = connection.execute("SELECT first_seq + count - 1 FROM batches ORDER BY first_seq DESC LIMIT 1")
+    row = last.fetchone()
+    return 0 if row is None else row[0]
 
 
 def _check_format(connection: sqlite3.Connection, path: str) -> None:
@@ -435,7 +481,7 @@ def _check_format(connection: sqlite3.Connection, path: str) -> None:
             f"journal {path} is not a journal (empty file or database): "
             "delete it to start a new journal, or set JOURNAL_PATH"
         )
-    if not {"meta", "commands"} <= tables:
+    if "meta" not in tables:  # meta first: a journal of another version has other tables
         raise JournalError(
             f"journal {path} is not a journal (an SQLite database of something else): "
             "move it away or set JOURNAL_PATH"
@@ -452,6 +498,8 @@ def _check_format(connection: sqlite3.Connection, path: str) -> None:
             f"journal {path} has format version {version}, this exchange reads version {FORMAT_VERSION}: "
             "use a matching exchange version or set JOURNAL_PATH"
         )
+    if "batches" not in tables:
+        raise JournalError(f"journal {path} is corrupt (its batches table is missing): move it away")
 
 
 def _explain(path: str, exc: sqlite3.Error) -> str:

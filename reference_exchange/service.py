@@ -15,7 +15,7 @@ anything is applied, refuses a command (nothing changes, nothing is journaled) w
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from copy import copy
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -46,8 +46,8 @@ class CommandLog(Protocol):
         """Sequence number of the newest appended command."""
         ...
 
-    async def durable(self, sequence: int) -> None:
-        """Return once the command with this sequence number is committed."""
+    def durable(self, sequence: int) -> Awaitable[None]:
+        """Something to await until the command with this sequence number is committed."""
         ...
 
 
@@ -217,28 +217,35 @@ class ExchangeService:
                 )
 
     async def _wait_for_everything_appended(self) -> None:
-        if self.journal is not None:
-            await self._durable(self.journal, self.journal.last_sequence)
+        journal = self.journal
+        if journal is not None:
+            try:
+                await journal.durable(journal.last_sequence)
+            except Exception as error:
+                _raise_if_journal_failed(journal, error)
+                raise
 
     async def _make_durable(self, record: Mapping[str, Any]) -> None:
-        if self.journal is None:
+        # One coroutine between the caller and the journal's future: this runs for every command.
+        journal = self.journal
+        if journal is None:
             return
-        sequence = self.journal.append(record)
+        sequence = journal.append(record)
         self.pending += 1
-        try:
-            await self._durable(self.journal, sequence)
-        finally:
-            self.pending -= 1
-
-    @staticmethod
-    async def _durable(journal: CommandLog, sequence: int) -> None:
         try:
             await journal.durable(sequence)
         except Exception as error:
-            journal_error = journal_error_of(journal)
-            if journal_error is not None:  # the commit failed: the command was never acknowledged
-                raise JournalFailed(f"the order could not be made durable: {journal_error}") from error
+            _raise_if_journal_failed(journal, error)
             raise
+        finally:
+            self.pending -= 1
+
+
+def _raise_if_journal_failed(journal: CommandLog, error: Exception) -> None:
+    """Waiting failed because the commit failed: the command was never acknowledged, say so."""
+    journal_error = journal_error_of(journal)
+    if journal_error is not None:
+        raise JournalFailed(f"the order could not be made durable: {journal_error}") from error
 
 
 def journal_error_of(journal: CommandLog | None) -> Exception | None:

@@ -317,7 +317,7 @@ def corrupt_body(path: Path) -> None:
     connection = sqlite3.connect(path)
     try:
         with connection:
-            connection.execute("UPDATE commands SET body = ? WHERE seq = 2", (b"{not json",))
+            connection.execute("UPDATE batches SET body = ? WHERE first_seq = 2", (b"{not json",))
     finally:
         connection.close()
 
@@ -348,7 +348,7 @@ def truncated(path: Path) -> None:
     ("damage", "needle"),
     [
         (not_a_database, "is not a journal"),
-        (corrupt_body, "command 2 is not JSON"),
+        (corrupt_body, "the batch of commands 2..2 is not a JSON list"),
         (unknown_command, "command 2 cannot be replayed"),
         (impossible_cancel, "command 2 cannot be replayed (order 99 not found)"),
         (a_directory, "cannot be opened"),

@@ -57,7 +57,7 @@ def to_us_array(durations_ns: list[int]) -> np.ndarray:
 
 
 def record_values(histogram: HdrHistogram, values: np.ndarray) -> None:
-    """``histogram.record_value(v)`` for every v (int64, within the trackable range), in one pass.
+    """``histogram.record_value(v)`` for every v (int64) in one pass; ValueError if one cannot be counted.
 
     The counts index is hdrh's ``_counts_index_for`` on arrays: the bucket is the bit length of
     ``value | sub_bucket_mask`` (frexp's exponent, exact for integers below 2**53) less the unit and
@@ -66,15 +66,20 @@ def record_values(histogram: HdrHistogram, values: np.ndarray) -> None:
     if values.size == 0:
         return
     h = histogram
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or h.get_counts_array_index(high) >= h.counts_len:  # the index grows with the value
+        raise ValueError(
+            f"values {low}..{high} are outside the histogram's range (0..{h.highest_trackable_value})"
+        )
     bit_length = np.frexp((values | h.sub_bucket_mask).astype(np.float64))[1].astype(np.int64)
     bucket = bit_length - h.unit_magnitude - (h.sub_bucket_half_count_magnitude + 1)
     sub_bucket = values >> (bucket + h.unit_magnitude)
     index = ((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub_bucket - h.sub_bucket_half_count
     counts = np.ctypeslib.as_array(h.counts)
-    counts += np.bincount(index, minlength=h.counts_len)[: h.counts_len].astype(np.uint64)
+    counts += np.bincount(index, minlength=h.counts_len).astype(np.uint64)
     h.total_count += int(values.size)
-    h.min_value = min(h.min_value, int(values.min()))
-    h.max_value = max(h.max_value, int(values.max()))
+    h.min_value = min(h.min_value, low)
+    h.max_value = max(h.max_value, high)
 
 
 def summarize(histogram: HdrHistogram | None, sum_us: int = 0) -> dict[str, Any]:

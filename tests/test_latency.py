@@ -104,6 +104,10 @@ def test_record_values_equals_record_value_one_by_one() -> None:
         one_by_one.get_max_value(),
     )
     assert batch.encode() == one_by_one.encode()
+    for outside in (-1, 10**12):
+        with pytest.raises(ValueError, match="outside the histogram's range"):
+            record_values(batch, np.array([5, outside], dtype=np.int64))
+    assert batch.get_total_count() == len(values)  # a refused batch records nothing
 
 
 @pytest.mark.parametrize("report_every", [1, 997, 10**9])

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
@@ -31,8 +31,14 @@ from reference_exchange.instruments import Instrument, InstrumentError
 from reference_exchange.journal import Journal
 from reference_exchange.metrics import ServerMetrics
 from reference_exchange.overload import LagMonitor
-from reference_exchange.schemas import SchemaViolation, validate_order_request
+from reference_exchange.schemas import (
+    ORDER_REQUEST,
+    SchemaViolation,
+    plain_order_request,
+    validate_order_request,
+)
 from reference_exchange.service import ExchangeService, Overloaded, PlaceCommand
+from reference_exchange.units import codec
 
 MAX_DEPTH = 1000
 MAX_TRADES = 1000
@@ -109,63 +115,84 @@ def overloaded(error: Overloaded) -> ApiError:
 # -- orders ------------------------------------------------------------------------------------
 
 
+_E = TypeVar("_E", Side, OrderType, TimeInForce)
+
+
+def _by_text(enum: type[_E], field: str) -> dict[str, _E]:
+    """The schema's spellings of ``field`` (either case) to ``enum``'s members: one dict lookup per use."""
+    return {text: enum(text.lower()) for text in ORDER_REQUEST["properties"][field]["enum"]}
+
+
+_SIDES = _by_text(Side, "side")
+_ORDER_TYPES = _by_text(OrderType, "type")
+_TIME_IN_FORCE = _by_text(TimeInForce, "time_in_force")
+_DEFAULT_TIME_IN_FORCE = {OrderType.LIMIT: TimeInForce.GTC, OrderType.MARKET: TimeInForce.IOC}
+
+
 def parse_place_command(body: dict[str, Any], instruments: dict[str, Instrument]) -> PlaceCommand:
+    """A schema-valid order body in engine units; ApiError for what the schema cannot check."""
     instrument = instruments.get(body["symbol"])
     if instrument is None:
         raise ApiError(400, "unknown_symbol", f"unknown symbol {body['symbol']!r}: see GET /api/symbols")
-    order_type = OrderType(body["type"].lower())
-    default_tif = "gtc" if order_type is OrderType.LIMIT else "ioc"
+    units = codec(instrument)
+    order_type = _ORDER_TYPES[body["type"]]
     try:
-        quantity = instrument.quantity_to_lots(body["quantity"])
+        quantity = units.quantity_to_lots(body["quantity"])
         price = body.get("price")
         if order_type is OrderType.LIMIT:
             if price is None:
                 raise ApiError(400, "missing_price", "a limit order needs a price")
-            price = instrument.price_to_ticks(price)
+            price = units.price_to_ticks(price)
         elif price is not None:
             raise ApiError(400, "unexpected_price", "a market order takes no price")
     except InstrumentError as error:
         raise ApiError(400, error.code, error.message) from None
+    tif = body.get("time_in_force")
     return PlaceCommand(
-        symbol=instrument.symbol,
-        side=Side(body["side"].lower()),
-        type=order_type,
-        quantity=quantity,
-        price=price,
-        time_in_force=TimeInForce(body.get("time_in_force", default_tif).lower()),
-        client_order_id=body.get("client_order_id"),
+        instrument.symbol,
+        _SIDES[body["side"]],
+        order_type,
+        quantity,
+        price,
+        _DEFAULT_TIME_IN_FORCE[order_type] if tif is None else _TIME_IN_FORCE[tif],
+        body.get("client_order_id"),
     )
 
 
+# Enum members go to orjson as they are: they are str enums, serialised as their value.
+
+
 def order_json(order: Order, instrument: Instrument) -> dict[str, Any]:
-    lots = instrument.lots_to_quantity
+    units = codec(instrument)
+    lots = units.lots_to_quantity
     return {
         "id": order.order_id,
         "client_order_id": order.client_order_id,
         "symbol": order.symbol,
-        "side": order.side.value,
-        "type": order.type.value,
-        "price": None if order.price is None else instrument.ticks_to_price(order.price),
+        "side": order.side,
+        "type": order.type,
+        "price": None if order.price is None else units.ticks_to_price(order.price),
         "quantity": lots(order.quantity),
         "filled_quantity": lots(order.filled),
         "remaining_quantity": lots(order.remaining),
         "cancelled_quantity": lots(order.cancelled),
-        "status": order.status.value,
-        "time_in_force": order.time_in_force.value,
+        "status": order.status,
+        "time_in_force": order.time_in_force,
         "reason": order.reason,
         "timestamp_ns": order.timestamp_ns,
     }
 
 
 def trade_json(trade: Trade, instrument: Instrument) -> dict[str, Any]:
+    units = codec(instrument)
     return {
         "id": trade.trade_id,
         "symbol": trade.symbol,
-        "price": instrument.ticks_to_price(trade.price),
-        "quantity": instrument.lots_to_quantity(trade.quantity),
+        "price": units.ticks_to_price(trade.price),
+        "quantity": units.lots_to_quantity(trade.quantity),
         "maker_order_id": trade.maker_order_id,
         "taker_order_id": trade.taker_order_id,
-        "taker_side": trade.taker_side.value,
+        "taker_side": trade.taker_side,
         "timestamp_ns": trade.timestamp_ns,
     }
 
@@ -179,7 +206,9 @@ def place_result_json(result: PlaceResult, instrument: Instrument) -> dict[str, 
 
 async def place_order(request: web.Request) -> web.Response:
     exchange = request.app[EXCHANGE]
-    body = validated(validate_order_request, await read_json(request))
+    body = await read_json(request)
+    if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
+        body = validated(validate_order_request, body)
     command = parse_place_command(body, exchange.instruments)
     try:
         result = await exchange.service.place(command)

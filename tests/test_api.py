@@ -5,10 +5,15 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from reference_exchange.config import Settings
+from reference_exchange.instruments import InstrumentError, default_instruments
+from reference_exchange.schemas import plain_order_request, validate_order_request
 from reference_exchange.server import create_app
+from reference_exchange.units import UnitCodec
 
 
 @pytest.fixture
@@ -141,3 +146,56 @@ async def test_http_level_errors_are_json(client):
     assert (await error_of(await client.get("/api/trades/XYZ"), 404))["code"] == "unknown_symbol"
     # The server is still healthy after all of that.
     assert (await client.get("/health")).status == 200
+
+
+ORDER_VALUES = st.one_of(
+    st.sampled_from(["buy", "SELL", "Buy", "limit", "MARKET", "ioc", "FOK", "gtc", "BTCUSD", "", "1", "0.5"]),
+    st.text(max_size=70),
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False),
+    st.lists(st.integers(), max_size=2),
+)
+ORDER_KEYS = st.sampled_from(
+    ["symbol", "side", "type", "price", "quantity", "time_in_force", "client_order_id"]
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    body=st.one_of(
+        st.dictionaries(st.one_of(ORDER_KEYS, st.text(max_size=3)), ORDER_VALUES, max_size=8),
+        st.fixed_dictionaries(
+            {"symbol": ORDER_VALUES, "side": ORDER_VALUES, "type": ORDER_VALUES, "quantity": ORDER_VALUES},
+            optional={"price": ORDER_VALUES, "time_in_force": ORDER_VALUES, "client_order_id": ORDER_VALUES},
+        ),
+        ORDER_VALUES,
+    )
+)
+def test_the_plain_order_check_never_accepts_what_the_schema_refuses(body):
+    """The order route skips the schema when ``plain_order_request`` says yes: it must never say yes to a
+    body the schema refuses (a no only costs the schema check)."""
+    if plain_order_request(body):
+        validate_order_request(body)
+
+
+def test_the_plain_order_check_accepts_the_usual_order():
+    usual = {"symbol": "BTCUSD", "side": "buy", "type": "limit", "price": "60000.5", "quantity": "0.01"}
+    assert plain_order_request(usual)
+    assert plain_order_request({**usual, "time_in_force": "IOC", "client_order_id": "c-1"})
+    assert not plain_order_request({**usual, "price": 60000.5})  # numbers are the schema's to judge
+
+
+def test_unit_codec_remembers_conversions_and_their_errors_stay_errors():
+    instrument = default_instruments()["BTCUSD"]
+    units = UnitCodec(instrument, capacity=2)
+    for text in ["60000.5", "60000.5", "1", "2", "60000.5"]:  # the third new entry empties the cache
+        assert units.price_to_ticks(text) == instrument.price_to_ticks(text)
+    assert units.price_to_ticks(60000.5) == 6000050  # numbers are never cached (1 == 1.0 == True)
+    with pytest.raises(InstrumentError, match="tick size"):
+        units.price_to_ticks("60000.001")
+    with pytest.raises(InstrumentError, match="tick size"):
+        units.price_to_ticks("60000.001")  # a refusal is not remembered as a value
+    assert units.ticks_to_price(6000050) == "60000.5" and units.lots_to_quantity(10) == "0.001"
+    assert units.quantity_to_lots("0.001") == 10

@@ -268,10 +268,22 @@ def _depth(book_side: BookSide, count: int) -> list[tuple[int, int]]:
 
 
 # A finished order, as ``MatchingEngine._archive`` keeps it: order_id, symbol, side, type, price, quantity,
-# time_in_force, client_order_id, timestamp_ns, filled, cancelled, status, reason (enums by value).
-FinishedRecord = tuple[int, str, str, str, int | None, int, str, str | None, int, int, int, str, str | None]
+# time_in_force, client_order_id, timestamp_ns, filled, cancelled, status, reason. Enums are kept as their
+# index in these tuples: found by identity, which is cheaper than an enum's ``value`` or hash.
+FinishedRecord = tuple[int, str, int, int, int | None, int, int, str | None, int, int, int, int, str | None]
 _CLIENT_ORDER_ID: Final = 7
 _STATUS: Final = 11
+_SIDES: Final = tuple(Side)
+_TYPES: Final = tuple(OrderType)
+_TIME_IN_FORCES: Final = tuple(TimeInForce)
+_STATUSES: Final = tuple(OrderStatus)
+
+
+def _index(member: object, members: tuple[object, ...]) -> int:
+    for index, candidate in enumerate(members):
+        if candidate is member:
+            return index
+    raise ValueError(f"{member!r} is not one of {members}")
 
 
 class MatchingEngine:
@@ -394,7 +406,8 @@ class MatchingEngine:
             record = self._finished.get(order_id)
             if record is None:
                 raise OrderNotFound("order_not_found", f"order {order_id} not found")
-            raise OrderNotOpen("order_not_open", f"order {order_id} is already {record[_STATUS]}")
+            status = _STATUSES[record[_STATUS]]
+            raise OrderNotOpen("order_not_open", f"order {order_id} is already {status!s}")
         book = self.books[order.symbol]
         book_side = book.bids if order.side is _BUY else book.asks
         key = book_side.sign * order.price  # type: ignore[operator]  # resting orders are limits
@@ -481,9 +494,9 @@ class MatchingEngine:
         alone cost a third of the engine's time on the benchmark stream)."""
         order_id = order.order_id
         self._finished[order_id] = (
-            order_id, order.symbol, order.side._value_, order.type._value_, order.price, order.quantity,
-            order.time_in_force._value_, order.client_order_id, order.timestamp_ns, order.filled,
-            order.cancelled, order.status._value_, order.reason,
+            order_id, order.symbol, _index(order.side, _SIDES), _index(order.type, _TYPES), order.price,
+            order.quantity, _index(order.time_in_force, _TIME_IN_FORCES), order.client_order_id,
+            order.timestamp_ns, order.filled, order.cancelled, _index(order.status, _STATUSES), order.reason,
         )  # fmt: skip
         finished = self._finished_ids
         finished.append(order_id)
@@ -499,8 +512,8 @@ def _restore(record: FinishedRecord) -> Order:
     (order_id, symbol, side, order_type, price, quantity, time_in_force, client_order_id, timestamp_ns,
      filled, cancelled, status, reason) = record  # fmt: skip
     return Order(
-        order_id, symbol, Side(side), OrderType(order_type), price, quantity, TimeInForce(time_in_force),
-        client_order_id, timestamp_ns, 0, filled, cancelled, OrderStatus(status), reason,
+        order_id, symbol, _SIDES[side], _TYPES[order_type], price, quantity, _TIME_IN_FORCES[time_in_force],
+        client_order_id, timestamp_ns, 0, filled, cancelled, _STATUSES[status], reason,
     )  # fmt: skip
 
 

@@ -6,8 +6,10 @@ server would. Prints orders/s, the ratio to no-journal, group-commit batch sizes
 
 The journal lives in a temporary directory under --dir: fsync cost depends on that filesystem.
 "orders/s" counts every command of the stream (limit, market, cancel; refused cancels too).
-With closed-loop clients every batch holds all N clients and the loop idles during each commit
-(lockstep); an open-model load overlaps commits with new arrivals, so this is a lower bound.
+It runs on uvloop, the loop the exchange serves on (--asyncio for the standard library's loop).
+Closed-loop clients are the hard case for group commit: with no journal no client ever yields,
+with one every command costs a suspension, and all N clients share at most two batches (one
+committing, one being served), so the loop and the disk must each keep up with the other.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import uvloop
 from _common import Figure, MachineLoad, emit
 from _common import parser as _parser
 
@@ -187,18 +190,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=256, help="concurrent clients (default 256)")
     parser.add_argument("--seed", type=int, default=1, help="random seed of the order stream")
     parser.add_argument("--dir", default=None, help="directory for the journal files (default: system temp)")
-    parser.add_argument("--uvloop", action="store_true", help="run on uvloop instead of asyncio's loop")
+    parser.add_argument(
+        "--asyncio", action="store_true", help="run on asyncio's own loop instead of uvloop (the exchange's)"
+    )
     args = parser.parse_args(argv)
     args.orders = args.orders or (5_000 if args.quick else 20_000)
     if args.orders <= 0 or args.concurrency <= 0:
         parser.error("--orders and --concurrency must be positive")
     with MachineLoad() as load:
-        if args.uvloop:
-            import uvloop
-
-            results = uvloop.run(main_async(args))
-        else:
-            results = asyncio.run(main_async(args))
+        run = asyncio.run if args.asyncio else uvloop.run
+        results = run(main_async(args))
     details = {
         r.mode: {"orders_per_s": r.rate, "p99_ms": percentile_ms(r.latencies_s, 0.99)} for r in results
     }

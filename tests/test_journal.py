@@ -209,6 +209,49 @@ async def test_unknown_format_version_is_refused(path):
     assert path in str(caught.value)
 
 
+def test_version_1_journal_is_refused_not_misread(path):
+    """Version 1 stored a row per command in a table version 2 does not read: name the version."""
+    with sqlite3.connect(path) as raw:
+        raw.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        raw.execute("CREATE TABLE commands (seq INTEGER PRIMARY KEY, body BLOB NOT NULL)")
+        meta = [("format", "capacity-command-journal"), ("format_version", "1")]
+        raw.executemany("INSERT INTO meta VALUES (?, ?)", meta)
+        raw.execute("INSERT INTO commands VALUES (1, ?)", (b'{"op": "cancel", "order_id": 1}',))
+    raw.close()
+    with pytest.raises(JournalError, match="has format version 1, this exchange reads version 2"):
+        Journal.open(path)
+
+
+async def test_batch_that_does_not_hold_its_count_is_corrupt(path):
+    journal = Journal.open(path)
+    await append_all(journal, [{"i": i} for i in range(5)])
+    await journal.close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("UPDATE batches SET count = count + 1 WHERE first_seq = 1")
+    raw.close()
+    reopened = Journal.open(path)
+    with pytest.raises(JournalError, match=r"corrupt: the batch of commands 1\.\.\d+ is not a JSON list"):
+        list(reopened.replay())
+    await reopened.close()
+
+
+async def test_commands_appended_during_a_commit_share_the_next_one(path):
+    """One commit in flight at a time; what arrives meanwhile is committed together right after."""
+    journal = Journal.open(path)
+    journal.inject_latency(0.05, 5.0)
+    first = journal.append({"i": 0})
+    waiter = journal.durable(first)
+    await asyncio.sleep(0.01)  # the first commit is in flight (sleeping in the injected latency)
+    rest = [journal.append({"i": i}) for i in range(1, 11)]
+    await asyncio.gather(waiter, *(journal.durable(seq) for seq in rest))
+    assert journal.commits == 2 and journal.last_batch_size == 10
+    journal.clear_chaos()
+    await journal.close()
+    reopened = Journal.open(path)
+    assert [command["i"] for command in reopened.replay()] == list(range(11))
+    await reopened.close()
+
+
 async def test_corrupt_pages_fail_replay_loudly(path):
     journal = Journal.open(path)
     await append_all(journal, [{"i": i, "pad": "x" * 200} for i in range(2000)])

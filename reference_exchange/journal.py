@@ -43,7 +43,7 @@ import os
 import sqlite3
 import threading
 import time
-from bisect import bisect_right, insort
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
@@ -65,11 +65,6 @@ _SCHEMA: Final = (
 _INSERT: Final = "INSERT INTO batches (first_seq, count, body) VALUES (?, ?, ?)"
 
 Batch = tuple[int, int, bytes]  # (first sequence, command count, orjson array of the commands)
-Waiter = tuple[int, "asyncio.Future[None]"]  # (sequence, the future its durable() returned)
-
-
-def _sequence_of(waiter: Waiter) -> int:
-    return waiter[0]
 
 
 class JournalError(Exception):
@@ -95,7 +90,10 @@ class Journal:
         # Encoded commands appended but not yet taken by the writer thread. The loop thread appends,
         # the writer pops from the left: both atomic under the GIL, so neither needs a lock.
         self._bodies: deque[bytes] = deque()
-        self._waiters: list[Waiter] = []  # of durable() calls not yet satisfied, sorted by sequence
+        # durable() calls not yet satisfied: sequences (sorted) and their futures, side by side so
+        # that a waiter costs no tuple and a commit finds its waiters with one bisect.
+        self._waiting_for: list[int] = []
+        self._waiters: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._wakeup = threading.Condition()  # wakes the writer thread when it is idle
@@ -242,18 +240,23 @@ class Journal:
         Each call gets a future of its own: cancelling it leaves the commit and its other waiters be."""
         loop = self._loop or self._start_writer()
         waiter = loop.create_future()
-        if sequence <= self._committed:
+        if self._committed < sequence <= self._last_appended and self._error is None:
+            waiting_for = self._waiting_for
+            if not waiting_for or waiting_for[-1] <= sequence:  # the usual case: the newest command
+                waiting_for.append(sequence)
+                self._waiters.append(waiter)
+            else:  # an older sequence (a retry waiting for its first attempt): keep the order
+                at = bisect_right(waiting_for, sequence)
+                waiting_for.insert(at, sequence)
+                self._waiters.insert(at, waiter)
+        elif sequence <= self._committed:
             waiter.set_result(None)
         elif sequence > self._last_appended:
             waiter.set_exception(
                 ValueError(f"sequence {sequence} was never appended (last is {self._last_appended})")
             )
-        elif self._error is not None:
+        else:
             waiter.set_exception(JournalError(str(self._error)))
-        elif not self._waiters or self._waiters[-1][0] <= sequence:
-            self._waiters.append((sequence, waiter))
-        else:  # an older sequence (a retry waiting for its first attempt): keep the list sorted
-            insort(self._waiters, (sequence, waiter), key=_sequence_of)
         return waiter
 
     async def start(self) -> None:
@@ -337,9 +340,10 @@ class Journal:
         self.last_batch_size = batch_size
         self.commit_seconds_total += elapsed_s
         waiters = self._waiters
-        done = bisect_right(waiters, high, key=_sequence_of)
+        done = bisect_right(self._waiting_for, high)
+        del self._waiting_for[:done]
         self._waiters = waiters[done:]
-        for _, waiter in waiters[:done]:
+        for waiter in waiters[:done]:
             if not waiter.done():  # a cancelled waiter
                 waiter.set_result(None)
 
@@ -355,8 +359,8 @@ class Journal:
             what = f"writer stopped ({reason})"
         self._error = JournalError(f"journal {self.path}: {what}; restart the exchange to replay the journal")
         self._bodies.clear()
-        waiters, self._waiters = self._waiters, []
-        for _, waiter in waiters:
+        waiters, self._waiters, self._waiting_for = self._waiters, [], []
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_exception(JournalError(str(self._error)))
 

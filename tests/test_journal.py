@@ -102,6 +102,21 @@ async def test_cancelled_waiter_does_not_cancel_its_batch():
     await journal.close()
 
 
+async def test_waiters_of_older_sequences_wake_with_their_own_commit():
+    journal = Journal.open(":memory:")
+    journal.inject_latency(0.1, 5.0)
+    first = journal.append({"i": 1})
+    await asyncio.sleep(0.02)  # the commit of 1 is in flight
+    second, third = journal.append({"i": 2}), journal.append({"i": 3})
+    late_third, late_second, late_first = (journal.durable(seq) for seq in (third, second, first))
+    await late_first
+    assert journal.committed_sequence == first and not late_second.done() and not late_third.done()
+    await asyncio.gather(late_second, late_third)
+    assert journal.committed_sequence == third
+    journal.clear_chaos()
+    await journal.close()
+
+
 async def test_chaos_latency_expires_by_itself():
     journal = Journal.open(":memory:")
     assert journal.chaos_status() is None

@@ -23,6 +23,7 @@ from capacity.scenario import Mix
 ORDERS_PATH = "/api/orders"
 MAX_LOTS = 10  # order sizes are 1..MAX_LOTS lots
 LOTS = range(1, MAX_LOTS + 1)
+LIMIT_NAME = f"{ORDERS_PATH} [limit]"  # the request's name in Locust's statistics
 BOOK_DEPTH = 10
 MID_BAND = (Decimal("0.5"), Decimal("2"))  # the mid stays within this factor of the reference price
 # Price strings per symbol kept for reuse (Decimal formatting costs microseconds on every order); the mid
@@ -199,23 +200,24 @@ class OrderFlow:
         return self.rng.choice(LOTS)
 
     def limit_order(self) -> OrderRequest:
-        symbol = self.rng.choice(self.symbols)
+        rng, market = self.rng, self.market  # locals: this runs once per order
+        symbol = rng.choice(self.symbols)
         side = self._side()
-        marketable = self.rng.random() * 100 < self.mix.marketable_percent
-        offset = self.rng.choice(self._offsets)
+        marketable = rng.random() * 100 < self.mix.marketable_percent
+        offset = rng.choice(self._offsets)
         # passive: a buy below mid, a sell above; marketable: the other way, through the spread
         below = (side == "buy") != marketable
-        ticks = max(self.market.mid(symbol) + (-offset if below else offset), 1)
+        ticks = max(market.mids[symbol] + (-offset if below else offset), 1)
         body = {
             "symbol": symbol,
             "side": side,
             "type": "limit",
-            "price": self.market.price_text(symbol, ticks),
-            "quantity": self.market.quantity_text(symbol, self._lots()),
+            "price": market.price_text(symbol, ticks),
+            "quantity": market.quantity_text(symbol, self._lots()),
             "time_in_force": "gtc",
             "client_order_id": self._client_order_id(),
         }
-        return OrderRequest("limit", "POST", ORDERS_PATH, f"{ORDERS_PATH} [limit]", symbol, body, marketable)
+        return OrderRequest("limit", "POST", ORDERS_PATH, LIMIT_NAME, symbol, body, marketable)
 
     def market_order(self) -> OrderRequest:
         symbol = self.rng.choice(self.symbols)

@@ -15,11 +15,12 @@ through ``reference_exchange.engine``, which says which build runs and refuses a
 from __future__ import annotations
 
 import zlib
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from heapq import heapify, heappop, heappush, nsmallest
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 from reference_exchange.engine_types import (
     TERMINAL_STATUSES,
@@ -153,15 +154,70 @@ class PlaceResult:
         self.duplicate = duplicate
 
 
-class PriceLevel:
-    """Orders at one price in arrival order (dicts keep insertion order) and their open total."""
+T = TypeVar("T")
 
-    __slots__ = ("orders", "price", "total")
+
+class Fifo(Generic[T]):
+    """A first-in, first-out queue: a list and the index of its head, trimmed once a quarter of it is done
+    (what is done is garbage the collector would otherwise keep walking).
+
+    Not a deque: mypyc compiles list operations to C, while each deque method call would be an attribute
+    lookup and a bound-method allocation (measured: a tenth of the compiled engine's time)."""
+
+    __slots__ = ("head", "items")
+
+    def __init__(self, items: list[T] | None = None) -> None:
+        self.items: list[T] = [] if items is None else items
+        self.head = 0
+
+    def __len__(self) -> int:
+        return len(self.items) - self.head
+
+    def push(self, item: T) -> None:
+        self.items.append(item)
+
+    def first(self) -> T:
+        return self.items[self.head]
+
+    def pop(self) -> T:
+        item = self.items[self.head]
+        self.head += 1
+        if self.head >= 16 and 4 * self.head >= len(self.items):
+            del self.items[: self.head]
+            self.head = 0
+        return item
+
+    def pending(self) -> list[T]:
+        return self.items[self.head :]
+
+
+class PriceLevel:
+    """Orders at one price in arrival order, which is also order id order, and their open total."""
+
+    __slots__ = ("price", "queue", "total")
 
     def __init__(self, price: int) -> None:
         self.price = price
-        self.orders: dict[int, Order] = {}
+        self.queue: Fifo[Order] = Fifo()
         self.total = 0
+
+    def add(self, order: Order) -> None:
+        self.queue.push(order)
+        self.total += order.remaining
+
+    def withdraw(self, order: Order, open_lots: int) -> None:
+        """Take a cancelled order out of the queue, found by binary search on its id."""
+        queue = self.queue
+        items = queue.items
+        del items[bisect_left(items, order.order_id, queue.head, len(items), key=_order_id)]
+        self.total -= open_lots
+
+    def open_orders(self) -> list[Order]:
+        return self.queue.pending()
+
+
+def _order_id(order: Order) -> int:
+    return order.order_id
 
 
 class BookSide:
@@ -252,7 +308,7 @@ class OrderBook:
         """Every resting order in priority order: bids best first, then asks best first."""
         for book_side in (self.bids, self.asks):
             for level in book_side.sorted_levels():
-                yield from level.orders.values()
+                yield from level.open_orders()
 
     def checksum(self) -> int:
         """CRC32 over every resting order in priority order: equal books give equal checksums."""
@@ -297,7 +353,7 @@ class MatchingEngine:
         # ones push them out (``_finished_ids`` is that queue): a long load test cannot grow memory
         # without bound.
         self._finished: dict[int, FinishedRecord] = {}
-        self._finished_ids: deque[int] = deque()
+        self._finished_ids: Fifo[int] = Fifo()
         self._by_client_id: dict[str, PlaceResult] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
@@ -411,15 +467,14 @@ class MatchingEngine:
         book = self.books[order.symbol]
         book_side = book.bids if order.side is _BUY else book.asks
         key = book_side.sign * order.price  # type: ignore[operator]  # resting orders are limits
-        level = book_side.levels[key]
-        del level.orders[order_id]
         open_lots = order.remaining
-        level.total -= open_lots
-        if not level.orders:
-            book_side.drop_level(key)
         order.cancelled += open_lots
         order.remaining = 0
         order.status = _CANCELLED
+        level = book_side.levels[key]
+        level.withdraw(order, open_lots)
+        if not len(level.queue):
+            book_side.drop_level(key)
         book.sequence += 1
         self._archive(order)
         return order
@@ -435,9 +490,9 @@ class MatchingEngine:
         while wanted and heap and heap[0] <= limit_key:
             key = heap[0]
             level = levels[key]
-            orders = level.orders
-            while wanted and orders:
-                maker = next(iter(orders.values()))
+            queue = level.queue
+            while wanted and len(queue):
+                maker = queue.first()
                 lots = wanted if wanted < maker.remaining else maker.remaining
                 wanted -= lots
                 maker.filled += lots
@@ -446,7 +501,7 @@ class MatchingEngine:
                 if maker.remaining:
                     maker.status = _PARTIALLY_FILLED
                 else:
-                    del orders[maker.order_id]
+                    queue.pop()
                     maker.status = _FILLED
                     del self._open[maker.order_id]
                     self._archive(maker)
@@ -456,7 +511,7 @@ class MatchingEngine:
                 )  # fmt: skip
                 self._next_trade_id += 1
                 trades.append(trade)
-            if not orders:
+            if not len(queue):
                 opposite.drop_level(key)
         taker.filled += taker.remaining - wanted
         taker.remaining = wanted
@@ -474,8 +529,7 @@ class MatchingEngine:
             price: int = order.price  # type: ignore[assignment]
             own = book.bids if order.side is _BUY else book.asks
             level = own.level_for(own.sign * price, price)
-            level.orders[order.order_id] = order
-            level.total += order.remaining
+            level.add(order)
             book.sequence += 1
             self._open[order.order_id] = order
             return
@@ -499,9 +553,9 @@ class MatchingEngine:
             order.timestamp_ns, order.filled, order.cancelled, _index(order.status, _STATUSES), order.reason,
         )  # fmt: skip
         finished = self._finished_ids
-        finished.append(order_id)
+        finished.push(order_id)
         if len(finished) > self.order_retention:
-            evicted = self._finished.pop(finished.popleft())
+            evicted = self._finished.pop(finished.pop())
             client_order_id = evicted[_CLIENT_ORDER_ID]
             if client_order_id is not None:
                 self._by_client_id.pop(client_order_id, None)
@@ -524,13 +578,16 @@ def _audit_side(symbol: str, book_side: BookSide, resting_ids: set[int]) -> list
     ):
         problems.append(f"{symbol}: best-price heap does not match the levels")
     for key, level in book_side.levels.items():
-        if not level.orders:
+        orders = level.open_orders()
+        if not orders:
             problems.append(f"{symbol}: empty level at {level.price}")
+        if [o.order_id for o in orders] != sorted(o.order_id for o in orders):
+            problems.append(f"{symbol}: level {level.price} is out of arrival order")
         if key != book_side.sign * level.price:
             problems.append(f"{symbol}: level {level.price} filed under key {key}")
-        if level.total != sum(o.remaining for o in level.orders.values()):
+        if level.total != sum(o.remaining for o in orders):
             problems.append(f"{symbol}: level {level.price} total {level.total} is off")
-        for order in level.orders.values():
+        for order in orders:
             resting_ids.add(order.order_id)
             if order.price != level.price or order.remaining <= 0:
                 problems.append(f"order {order.order_id} misplaced at level {level.price}")

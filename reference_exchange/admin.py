@@ -28,6 +28,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from aiohttp import web
 from reference_exchange import load_test
 from reference_exchange.api import EXCHANGE, json_response, read_json, validated
 from reference_exchange.config import ConfigError, parse_duration
+from reference_exchange.endpoints import add_endpoint
 from reference_exchange.errors import ApiError
 from reference_exchange.schemas import MAX_CHAOS_DURATION_S, MIN_CHAOS_DURATION_S, validate_chaos_request
 
@@ -317,18 +319,19 @@ async def book_checksums(request: web.Request) -> web.Response:
 
 def add_admin_routes(app: web.Application, load_test_output_dir: str) -> None:
     """Admin routes; every handler here is wrapped in ``admin_only``. Needs ``app[EXCHANGE]``."""
+    add = partial(add_endpoint, app, app[EXCHANGE].metrics)
     app[CHAOS] = {"run": None}
-    app.router.add_post("/demo/chaos-test", start_chaos)
-    app.router.add_get("/demo/chaos-test", get_chaos)
-    app.router.add_delete("/demo/chaos-test", stop_chaos)
+    add("POST", "/demo/chaos-test", start_chaos)
+    add("GET", "/demo/chaos-test", get_chaos)
+    add("DELETE", "/demo/chaos-test", stop_chaos)
     app[LOAD_TESTS] = load_test.LoadTests(Path(load_test_output_dir))
-    app.router.add_post("/demo/load-test", start_load_test)
-    app.router.add_get("/demo/load-test", list_load_tests)
-    app.router.add_get("/demo/load-test/{run_id}", get_load_test)
-    app.router.add_delete("/demo/load-test/{run_id}", cancel_load_test)
+    add("POST", "/demo/load-test", start_load_test)
+    add("GET", "/demo/load-test", list_load_tests)
+    add("GET", "/demo/load-test/{run_id}", get_load_test)
+    add("DELETE", "/demo/load-test/{run_id}", cancel_load_test)
 
     async def stop_load_test(app: web.Application) -> None:
         await app[LOAD_TESTS].shutdown()
 
     app.on_shutdown.append(stop_load_test)
-    app.router.add_get("/api/books/checksum", book_checksums)
+    add("GET", "/api/books/checksum", book_checksums)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 from reference_exchange.config import Settings
+from reference_exchange.endpoints import add_endpoint
 from reference_exchange.engine import (
     EngineError,
     Order,
@@ -339,12 +341,14 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 
 
 def add_trading_routes(app: web.Application) -> None:
-    app.router.add_post("/api/orders", place_order)
-    app.router.add_get("/api/orders/{order_id}", get_order)
-    app.router.add_delete("/api/orders/{order_id}", cancel_order)
-    app.router.add_get("/api/orderbook/{symbol}", get_orderbook)
-    app.router.add_get("/api/trades/{symbol}", get_trades)
-    app.router.add_get("/api/symbols", get_symbols)
-    app.router.add_get("/api/metrics", api_metrics)
-    app.router.add_get("/metrics", prometheus_metrics)
-    app.router.add_get("/health", health)
+    """The trading and operations routes; needs ``app[EXCHANGE]``."""
+    add = partial(add_endpoint, app, app[EXCHANGE].metrics)
+    add("POST", "/api/orders", place_order)
+    add("GET", "/api/orders/{order_id}", get_order)
+    add("DELETE", "/api/orders/{order_id}", cancel_order)
+    add("GET", "/api/orderbook/{symbol}", get_orderbook)
+    add("GET", "/api/trades/{symbol}", get_trades)
+    add("GET", "/api/symbols", get_symbols)
+    add("GET", "/api/metrics", api_metrics)
+    add("GET", "/metrics", prometheus_metrics)
+    add("GET", "/health", health)

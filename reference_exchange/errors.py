@@ -19,10 +19,14 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def error_body(code: str, message: str) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message}})
+
+
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> web.Response:
-    body = orjson.dumps({"error": {"code": code, "message": message}})
+    body = error_body(code, message)
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
@@ -36,9 +40,18 @@ _HTTP_CODES = {
 }
 
 
-def http_error_response(error: web.HTTPException) -> web.Response:
-    """An aiohttp HTTP error (status >= 400) as our JSON error, keeping its ``Allow`` header."""
+def _code_and_message(error: web.HTTPException) -> tuple[str, str]:
     code = _HTTP_CODES.get(error.status, "http_error")
     message = error.text if error.text and not error.text.startswith(str(error.status)) else error.reason
+    return code, message
+
+
+def http_error_response(error: web.HTTPException) -> web.Response:
+    """An aiohttp HTTP error (status >= 400) as our JSON error, keeping its ``Allow`` header."""
     headers = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
-    return error_response(error.status, code, message, headers)
+    return error_response(error.status, *_code_and_message(error), headers)
+
+
+def http_error_body(error: web.HTTPException) -> bytes:
+    """The JSON body of ``http_error_response(error)``, for rewriting aiohttp's own error in place."""
+    return error_body(*_code_and_message(error))

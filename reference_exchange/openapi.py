@@ -13,7 +13,8 @@ import orjson
 from aiohttp import web
 
 from reference_exchange import schemas
-from reference_exchange.api import MAX_DEPTH, MAX_TRADES
+from reference_exchange.api import EXCHANGE, MAX_DEPTH, MAX_TRADES
+from reference_exchange.endpoints import add_endpoint
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
@@ -348,4 +349,4 @@ def add_openapi_route(app: web.Application) -> None:
     async def openapi_json(_request: web.Request) -> web.Response:
         return web.Response(body=body, content_type="application/json")
 
-    app.router.add_get("/openapi.json", openapi_json)
+    add_endpoint(app, app[EXCHANGE].metrics, "GET", "/openapi.json", openapi_json)

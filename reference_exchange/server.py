@@ -22,7 +22,7 @@ from aiohttp import web
 from reference_exchange.admin import add_admin_routes
 from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes
 from reference_exchange.config import ConfigError, Settings, load_settings
-from reference_exchange.endpoints import handled_requests
+from reference_exchange.endpoints import add_fallback
 from reference_exchange.engine import MatchingEngine
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal, JournalError
@@ -52,7 +52,7 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
     metrics = ServerMetrics(window_s=settings.metrics_collection_time)
     lag = LagMonitor(settings.overload_max_lag)
     service = ExchangeService(engine, journal, metrics, max_pending=settings.max_pending_orders, load=lag)
-    app = web.Application(middlewares=[handled_requests(metrics)], client_max_size=settings.max_body_bytes)
+    app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see endpoints.py
     exchange = Exchange(
         instruments=instruments, service=service, metrics=metrics, settings=settings, journal=journal, lag=lag
     )
@@ -60,6 +60,7 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
     add_trading_routes(app)
     add_admin_routes(app, settings.load_test_output_dir)
     add_openapi_route(app)
+    add_fallback(app, metrics)  # last: it takes whatever no other route did
     metrics.registry.register(
         OverloadCollector(lambda: (service.stats(), lag, exchange.journal_error() is None))
     )

@@ -191,29 +191,25 @@ class Fifo(Generic[T]):
         return self.items[self.head :]
 
 
-class PriceLevel:
-    """Orders at one price in arrival order, which is also order id order, and their open total."""
+class PriceLevel(Fifo[Order]):
+    """The orders at one price, in arrival order (which is also order id order), and their open total."""
 
-    __slots__ = ("price", "queue", "total")
+    __slots__ = ("price", "total")
 
     def __init__(self, price: int) -> None:
+        super().__init__()
         self.price = price
-        self.queue: Fifo[Order] = Fifo()
         self.total = 0
 
     def add(self, order: Order) -> None:
-        self.queue.push(order)
+        self.push(order)
         self.total += order.remaining
 
     def withdraw(self, order: Order, open_lots: int) -> None:
         """Take a cancelled order out of the queue, found by binary search on its id."""
-        queue = self.queue
-        items = queue.items
-        del items[bisect_left(items, order.order_id, queue.head, len(items), key=_order_id)]
+        items = self.items
+        del items[bisect_left(items, order.order_id, self.head, len(items), key=_order_id)]
         self.total -= open_lots
-
-    def open_orders(self) -> list[Order]:
-        return self.queue.pending()
 
 
 def _order_id(order: Order) -> int:
@@ -308,7 +304,7 @@ class OrderBook:
         """Every resting order in priority order: bids best first, then asks best first."""
         for book_side in (self.bids, self.asks):
             for level in book_side.sorted_levels():
-                yield from level.open_orders()
+                yield from level.pending()
 
     def checksum(self) -> int:
         """CRC32 over every resting order in priority order: equal books give equal checksums."""
@@ -473,7 +469,7 @@ class MatchingEngine:
         order.status = _CANCELLED
         level = book_side.levels[key]
         level.withdraw(order, open_lots)
-        if not len(level.queue):
+        if not len(level):
             book_side.drop_level(key)
         book.sequence += 1
         self._archive(order)
@@ -490,9 +486,8 @@ class MatchingEngine:
         while wanted and heap and heap[0] <= limit_key:
             key = heap[0]
             level = levels[key]
-            queue = level.queue
-            while wanted and len(queue):
-                maker = queue.first()
+            while wanted and len(level):
+                maker = level.first()
                 lots = wanted if wanted < maker.remaining else maker.remaining
                 wanted -= lots
                 maker.filled += lots
@@ -501,7 +496,7 @@ class MatchingEngine:
                 if maker.remaining:
                     maker.status = _PARTIALLY_FILLED
                 else:
-                    queue.pop()
+                    level.pop()
                     maker.status = _FILLED
                     del self._open[maker.order_id]
                     self._archive(maker)
@@ -511,7 +506,7 @@ class MatchingEngine:
                 )  # fmt: skip
                 self._next_trade_id += 1
                 trades.append(trade)
-            if not len(queue):
+            if not len(level):
                 opposite.drop_level(key)
         taker.filled += taker.remaining - wanted
         taker.remaining = wanted
@@ -578,7 +573,7 @@ def _audit_side(symbol: str, book_side: BookSide, resting_ids: set[int]) -> list
     ):
         problems.append(f"{symbol}: best-price heap does not match the levels")
     for key, level in book_side.levels.items():
-        orders = level.open_orders()
+        orders = level.pending()
         if not orders:
             problems.append(f"{symbol}: empty level at {level.price}")
         if [o.order_id for o in orders] != sorted(o.order_id for o in orders):

@@ -7,10 +7,11 @@ While one batch commits, the next one accumulates; it starts the moment the firs
 start-up ``replay()`` yields every committed command in sequence order to rebuild the engine.
 
 The costs are per batch wherever they can be: one row (the batch's commands as one JSON array)
-and one SQLite statement per commit, so the writer thread takes the GIL a few times per batch and
-not per command; one hand-off to the thread and one ``call_soon_threadsafe`` back per batch. Per
-command there is only the orjson encoding and, for each waiter, a future that the completion
-callback resolves (a waiter's own future, so cancelling it never touches its batch-mates).
+and one SQLite statement per commit, so the writer thread needs the GIL about once per commit, not
+per command; one ``call_soon_threadsafe`` back per commit; and a wake-up of the thread only when
+it had gone idle. Per command there is the orjson encoding and, for each waiter, a future that
+the completion callback resolves (a waiter's own future, so cancelling it never touches its
+batch-mates).
 
 Durability by ``sync`` (``PRAGMA synchronous`` with ``journal_mode=WAL``):
 
@@ -108,7 +109,8 @@ class Journal:
         self.commits = 0
         self.commands_committed = 0
         self.last_batch_size = 0
-        self.commit_seconds_total = 0.0  # time inside SQLite commits, excluding injected latency
+        # Time in the commit statement, fsync and retaking the GIL included, injected latency not.
+        self.commit_seconds_total = 0.0
 
     # -- opening -------------------------------------------------------------------------------
 

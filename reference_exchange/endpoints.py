@@ -92,7 +92,8 @@ def add_fallback(app: web.Application, metrics: ServerMetrics) -> None:
 
     async def json_router_errors(request: web.Request, response: web.StreamResponse) -> None:
         # Only aiohttp's own error responses arrive here as HTTPException: every route returns a Response.
-        if isinstance(response, web.HTTPException) and response.status >= 400:
+        # The status first: isinstance against an aiohttp response class is a Python-level ABC check.
+        if response.status >= 400 and isinstance(response, web.HTTPException):
             body = response.body = http_error_body(response)
             # Set both headers outright: aiohttp has already sized the plain-text body it replaces.
             response.headers.update({"Content-Type": "application/json", "Content-Length": str(len(body))})

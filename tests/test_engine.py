@@ -285,6 +285,7 @@ def test_copy_of_an_order_is_a_snapshot(engine):
     """The service acknowledges an order as its command left it: a copy must not follow later fills."""
     maker = limit(engine, SELL, 100, 5).order
     snapshot = copy(maker)
+    assert snapshot == maker and snapshot is not maker  # equal in every field
     limit(engine, BUY, 100, 2)
     assert (snapshot.filled, snapshot.remaining, snapshot.status) == (0, 5, OrderStatus.NEW)
     assert (maker.filled, maker.remaining) == (2, 3) and snapshot.order_id == maker.order_id

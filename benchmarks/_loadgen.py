@@ -54,7 +54,7 @@ def parse_head(buf: bytes, end: int) -> tuple[int, int]:
     if at >= 0:
         line_end = head.find(b"\r\n", at + 2)
         return status, int(head[at + 17 : line_end if line_end >= 0 else end])
-    if status in (204, 304) or 100 <= status < 200:
+    if status in (204, 304):
         return status, 0
     raise ProtocolError(f"status {status} without Content-Length (chunked bodies are not supported)")
 

@@ -393,9 +393,8 @@ class MatchingEngine:
             finished = order.status in TERMINAL_STATUSES
             if finished == (order.order_id in self._open):
                 problems.append(f"order {order.order_id}: status {order.status!s} disagrees with the book")
-            if min(order.filled, order.cancelled, order.remaining) < 0 or (finished and order.remaining):
-                problems.append(f"order {order.order_id}: quantities do not add up")
-            if order.quantity != order.filled + order.cancelled + order.remaining:
+            lots = (order.filled, order.cancelled, order.remaining)
+            if min(lots) < 0 or sum(lots) != order.quantity or (finished and order.remaining):
                 problems.append(f"order {order.order_id}: quantities do not add up")
         return problems
 

@@ -26,11 +26,10 @@ flatter the P99 exactly when the server is failing; failures show up in the rate
 
 Cost: the hot path is ``observe`` with a ``RouteStats`` bound once per route (``route_stats``), so no
 label tuple is built or hashed per request; ``observe_request`` looks the route up first. An order
-placement's latency is appended to its slot as whole microseconds and folded into the slot's HdrHistogram in
-one vectorised pass (``capacity.latency.record_values``: the same counts as ``record_value``, which is pure
-Python and costs ~1 µs a call) when the slot is left or read. ``snapshot`` ~2 ms with a full window.
-Memory: one ~140 KB histogram per slot that saw order traffic, so at most ~8.5 MB, plus one slot's pending
-list.
+placement's latency goes straight into its slot's HdrHistogram (``record_value``, ~1 µs: pure Python,
+but batching it would need numpy or ``capacity``'s fold, and the exchange imports neither).
+``snapshot`` ~2 ms with a full window.
+Memory: one ~140 KB histogram per slot that saw order traffic, so at most ~8.5 MB.
 
 Not thread-safe: everything runs on the server's single event loop (scrapes included).
 """
@@ -44,14 +43,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import psutil
 from hdrh.histogram import HdrHistogram
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
-
-from capacity.latency import record_values
 
 # The request whose latency the snapshot reports (the seed's avg_latency / p99_latency).
 ORDER_ROUTE: tuple[str, str] = ("POST", "/api/orders")
@@ -102,20 +98,17 @@ class _Slot:
     client_errors: int = 0  # other 4xx
     orders: int = 0
     trades: int = 0
-    latency: HdrHistogram | None = None  # allocated when the first order latency is folded in
+    latency: HdrHistogram | None = None  # allocated with the first order latency
     latency_sum_us: int = 0  # exact sum of what went into ``latency``, for the mean
-    pending_us: list[int] = field(default_factory=list)  # order latencies not yet in ``latency``
 
-    def fold(self) -> None:
-        """Count ``pending_us`` (clamped to the histogram's range) into ``latency`` and its sum."""
-        if not self.pending_us:
-            return
-        if self.latency is None:
-            self.latency = new_latency_histogram()
-        values = np.clip(np.asarray(self.pending_us, dtype=np.int64), LATENCY_LOWEST_US, LATENCY_HIGHEST_US)
-        record_values(self.latency, values)
-        self.latency_sum_us += int(values.sum())
-        self.pending_us = []
+    def record_latency(self, micros: int) -> None:
+        """Count one order latency, clamped to the histogram's range, into ``latency`` and its sum."""
+        micros = min(max(micros, LATENCY_LOWEST_US), LATENCY_HIGHEST_US)
+        latency = self.latency
+        if latency is None:
+            latency = self.latency = new_latency_histogram()
+        latency.record_value(micros)
+        self.latency_sum_us += micros
 
 
 @dataclass(slots=True)
@@ -161,7 +154,6 @@ class WindowStats:
         self.client_errors += slot.client_errors
         self.orders += slot.orders
         self.trades += slot.trades
-        slot.fold()
         if slot.latency is not None:
             self.latency.add(slot.latency)
             self.latency_sum_us += slot.latency_sum_us
@@ -190,7 +182,6 @@ class ServerMetrics:
         self._ring_size = math.ceil(self.window_s / self._slot_s) + 1
         self._ring: list[_Slot | None] = [None] * self._ring_size
         self._start = clock()
-        self._slot = _Slot(0)  # replaced at once by _rotate, which folds the slot it leaves
         self._slot = self._rotate(self._start)
 
         self.total_orders = 0
@@ -231,7 +222,7 @@ class ServerMetrics:
         if status >= 400:
             _count_failure(slot, status)
         elif stats.orders:
-            slot.pending_us.append(int(seconds * 1_000_000 + 0.5))  # rounded half up, clamped at fold
+            slot.record_latency(int(seconds * 1_000_000 + 0.5))  # rounded half up
 
     def observe_order(self, trades: int) -> None:
         """Count one accepted order and the ``trades`` it executed (called by ``ExchangeService``)."""
@@ -245,7 +236,6 @@ class ServerMetrics:
     def _rotate(self, now: float) -> _Slot:
         """Start the slot that contains ``now``, replacing the ring entry it reuses."""
         index = int((now - self._start) // self._slot_s)
-        self._slot.fold()  # the slot being left: its pending latencies must not wait for a reader
         slot = _Slot(index)
         self._ring[index % self._ring_size] = slot
         self._slot = slot

@@ -8,7 +8,6 @@ HTTP server, then the journal (flushing what it buffered).
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import signal
@@ -24,6 +23,7 @@ from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes
 from reference_exchange.config import ConfigError, Settings, load_settings
 from reference_exchange.endpoints import add_fallback
 from reference_exchange.engine import MatchingEngine
+from reference_exchange.gc_policy import settle_gc
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal, JournalError
 from reference_exchange.metrics import ServerMetrics
@@ -33,12 +33,6 @@ from reference_exchange.service import ExchangeService, ReplayError
 from reference_exchange.simulation import Simulation
 
 log = logging.getLogger("reference_exchange")
-
-# Generation 0 stays at CPython's 700: a young collection's pause grows with its threshold (measured at
-# 5,000 orders/s: 700 -> 0.5 ms, 10,000 -> 2.8 ms, 50,000 -> 12 ms), and the tail is what matters here.
-# A full collection waits for 100 gen-1 runs instead of 10 (CPython also waits until a quarter of the
-# heap is new): it walks every resting order, ~40 ms once 150,000 rest.
-GC_THRESHOLDS = (700, 10, 100)
 
 JOURNAL = web.AppKey("journal", Journal)
 SIMULATION = web.AppKey("simulation", Simulation)
@@ -121,17 +115,6 @@ async def serve(settings: Settings) -> None:
     finally:
         if journal is not None:
             await journal.close()
-
-
-def settle_gc() -> None:
-    """Once start-up is done: move everything alive (modules, the replayed books) out of the collector's
-    sight, so a full collection walks only what was allocated since, and make full collections rarer.
-
-    A full collection in 3.11 walks every tracked object: with the start-up heap in it, one took 15-28 ms
-    within seconds at 5,000 orders/s, longer than the P99 goal, with ~100 requests queued behind it."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

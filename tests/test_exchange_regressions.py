@@ -10,9 +10,10 @@ import pytest
 
 from reference_exchange.config import Settings
 from reference_exchange.engine import MatchingEngine, OrderStatus, OrderType, Side, TimeInForce
+from reference_exchange.gc_policy import GC_THRESHOLDS, settle_gc
 from reference_exchange.instruments import InstrumentError, default_instruments
 from reference_exchange.journal import Journal, JournalError
-from reference_exchange.server import GC_THRESHOLDS, create_app, settle_gc
+from reference_exchange.server import create_app
 from reference_exchange.service import ExchangeService
 
 ORDER = {"symbol": "BTCUSD", "side": "buy", "type": "limit", "price": "60000", "quantity": "0.5"}

@@ -32,6 +32,7 @@ BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
         ("engine_throughput.py", ["--orders", "5000"]),
         ("engine_memory.py", ["--orders", "10000"]),
         ("http_efficiency.py", ["--seconds", "1", "--rates", "1000"]),
+        ("journal_group_commit.py", ["--orders", "2000", "--seconds", "1"]),
     ],
 )
 def test_quick_json(script: str, extra: list[str], tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from reference_exchange.config import Settings
-from reference_exchange.endpoints import add_endpoint
+from reference_exchange.endpoints import Handler, add_endpoint
 from reference_exchange.engine import (
     EngineError,
     Order,
@@ -206,22 +206,28 @@ def place_result_json(result: PlaceResult, instrument: Instrument) -> dict[str, 
     }
 
 
-async def place_order(request: web.Request) -> web.Response:
-    exchange = request.app[EXCHANGE]
-    body = await read_json(request)
-    if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
-        body = validated(validate_order_request, body)
-    command = parse_place_command(body, exchange.instruments)
-    try:
-        result = await exchange.service.place(command)
-    except EngineError as error:
-        raise engine_error(error) from None
-    except Overloaded as error:
-        raise overloaded(error) from None
-    # A repeated client order id answers 200 with the first result: nothing new was created. That
-    # result is the first order's, which may be for another symbol than this request names.
-    status = 200 if result.duplicate else 201
-    return json_response(place_result_json(result, exchange.instruments[result.order.symbol]), status)
+def order_placement(exchange: Exchange) -> Handler:
+    """``POST /api/orders`` with what it needs bound once: it runs for every order."""
+    instruments = exchange.instruments
+    place = exchange.service.place
+
+    async def place_order(request: web.Request) -> web.Response:
+        body = await read_json(request)
+        if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
+            body = validated(validate_order_request, body)
+        command = parse_place_command(body, instruments)
+        try:
+            result = await place(command)
+        except EngineError as error:
+            raise engine_error(error) from None
+        except Overloaded as error:
+            raise overloaded(error) from None
+        # A repeated client order id answers 200 with the first result: nothing new was created. That
+        # result is the first order's, which may be for another symbol than this request names.
+        status = 200 if result.duplicate else 201
+        return json_response(place_result_json(result, instruments[result.order.symbol]), status)
+
+    return place_order
 
 
 def ascii_digits(text: str) -> bool:
@@ -343,7 +349,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 def add_trading_routes(app: web.Application) -> None:
     """The trading and operations routes; needs ``app[EXCHANGE]``."""
     add = partial(add_endpoint, app, app[EXCHANGE].metrics)
-    add("POST", "/api/orders", place_order)
+    add("POST", "/api/orders", order_placement(app[EXCHANGE]))
     add("GET", "/api/orders/{order_id}", get_order)
     add("DELETE", "/api/orders/{order_id}", cancel_order)
     add("GET", "/api/orderbook/{symbol}", get_orderbook)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Iterable, Mapping
 from copy import copy
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from reference_exchange.engine import (
@@ -162,8 +162,9 @@ class ExchangeService:
             time.time_ns(),
         )
         # Acknowledge the order as this command left it: while it waits for durability, later
-        # commands may trade against it, and those are not durable yet when this one is.
-        result = replace(result, order=copy(result.order))
+        # commands may trade against it, and those are not durable yet when this one is. The compiled
+        # constructor and Order.__copy__, not dataclasses.replace (~1 µs of field introspection per order).
+        result = PlaceResult(copy(result.order), result.trades, result.duplicate)
         if result.duplicate:
             # The first attempt may still be committing: a retry must not be acknowledged earlier.
             await self._wait_for_everything_appended()

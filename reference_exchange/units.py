@@ -40,26 +40,22 @@ class _Memo(dict[K, V], Generic[K, V]):
 class UnitCodec:
     """``instrument``'s conversions, memoised; same results and errors as the instrument's own."""
 
-    __slots__ = ("_lots", "_prices", "_quantities", "_ticks", "instrument")
+    __slots__ = ("_lots", "_ticks", "instrument", "lots_to_quantity", "ticks_to_price")
 
     def __init__(self, instrument: Instrument, capacity: int = CAPACITY) -> None:
         self.instrument = instrument
         self._ticks: _Memo[str, int] = _Memo(instrument.price_to_ticks, capacity)
         self._lots: _Memo[str, int] = _Memo(instrument.quantity_to_lots, capacity)
-        self._prices: _Memo[int, str] = _Memo(instrument.ticks_to_price, capacity)
-        self._quantities: _Memo[int, str] = _Memo(instrument.lots_to_quantity, capacity)
+        # Integer -> text takes any int the engine made: the memo's own __getitem__ is the whole method
+        # (a C call; an answer makes five of them).
+        self.ticks_to_price: Callable[[int], str] = _Memo(instrument.ticks_to_price, capacity).__getitem__
+        self.lots_to_quantity: Callable[[int], str] = _Memo(instrument.lots_to_quantity, capacity).__getitem__
 
     def price_to_ticks(self, value: object) -> int:
         return self._ticks[value] if type(value) is str else self.instrument.price_to_ticks(value)
 
     def quantity_to_lots(self, value: object) -> int:
         return self._lots[value] if type(value) is str else self.instrument.quantity_to_lots(value)
-
-    def ticks_to_price(self, ticks: int) -> str:
-        return self._prices[ticks]
-
-    def lots_to_quantity(self, lots: int) -> str:
-        return self._quantities[lots]
 
 
 _CODECS: dict[str, UnitCodec] = {}

@@ -8,7 +8,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from reference_exchange.metrics import ServerMetrics
+from reference_exchange.metrics import MAX_UNFOLDED, ServerMetrics
 
 ORDERS = "/api/orders"
 
@@ -99,6 +99,23 @@ def test_p99_is_what_hdrhistogram_says(metrics, clock):
     assert snapshot["p99_latency"] == pytest.approx(990.0, rel=0.001)
     assert snapshot["avg_latency"] == pytest.approx(500.5)  # exact mean, not bucket midpoints
     assert snapshot["latency_unit"] == "ms"
+
+
+def test_latencies_are_counted_alike_however_reads_and_folds_fall(metrics, clock):
+    # More distinct values in one slot than it keeps unfolded, repeats, and a read half-way through:
+    # each latency must be counted exactly once.
+    expected = HdrHistogram(1, 60_000_000, 3)
+    micros = [us for us in range(50, 50 + 2 * MAX_UNFOLDED + 7) for _ in range(us % 3 + 1)]
+    for i, us in enumerate(micros):
+        metrics.observe_request(ORDERS, "POST", 201, us / 1e6)
+        expected.record_value(us)
+        if i == len(micros) // 2:
+            assert data(metrics)["latency_samples"] == i + 1
+    snapshot = data(metrics)
+    assert snapshot["latency_samples"] == len(micros) == expected.get_total_count()
+    assert snapshot["p50_latency"] == expected.get_value_at_percentile(50) / 1000
+    assert snapshot["p999_latency"] == expected.get_value_at_percentile(99.9) / 1000
+    assert snapshot["avg_latency"] == pytest.approx(sum(micros) / len(micros) / 1000)
 
 
 def test_latency_counts_only_successful_order_placements(metrics):

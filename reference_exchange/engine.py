@@ -27,6 +27,7 @@ from reference_exchange.engine_types import (
     OrderStatus,
     OrderType,
     Side,
+    StaleBuild,
     TimeInForce,
     UnknownSymbol,
 )
@@ -56,10 +57,6 @@ __all__ = [
 
 SOURCE = Path(__file__).with_name("matching.py")
 BUILT_FROM_SUFFIX = ".built-from"  # beside the compiled module: the SHA-256 of the source it was built from
-
-
-class StaleBuild(ImportError):
-    """The compiled matching module was built from a different source than the one in the tree."""
 
 
 def source_digest(source: Path) -> str:

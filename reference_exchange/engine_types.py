@@ -1,4 +1,4 @@
-"""The matching engine's vocabulary: order enums and the errors it raises.
+"""The matching engine's vocabulary: order enums and the errors it raises (and the one its build raises).
 
 Kept apart from ``matching`` (which may run compiled) so the compiled and the interpreted engine share the
 very same enum members and exception classes: the engine compares enum members by identity.
@@ -59,3 +59,9 @@ class OrderNotFound(EngineError):
 
 class OrderNotOpen(EngineError):
     """Cancel of an order that is already filled, cancelled or rejected."""
+
+
+class StaleBuild(ImportError):
+    """The compiled matching module was built from a different source than the one in the tree.
+
+    Defined here, not in ``engine`` (whose import raises it), so an entry point can catch it."""

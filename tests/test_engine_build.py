@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +48,25 @@ def test_the_interpreted_source_shares_the_enums_and_errors():
     assert Path(str(interpreted.__file__)) == engine.SOURCE
     assert interpreted.Side is engine.Side and interpreted.OrderNotOpen is engine.OrderNotOpen
     assert interpreted_matching() is interpreted  # loaded once
+
+
+@pytest.mark.skipif(engine.IMPLEMENTATION == "interpreted", reason="only a compiled build can be stale")
+def test_the_exchange_refuses_a_stale_build_in_one_line_and_exit_2(tmp_path):
+    copy = tmp_path / "reference_exchange"
+    shutil.copytree(Path(engine.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    with (copy / "matching.py").open("a") as source:
+        source.write("# edited after it was compiled\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "reference_exchange", "--port", "1"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr.startswith("reference-exchange: matching.")
+        and "compiled from another version" in done.stderr
+    )
+    assert "Traceback" not in done.stderr

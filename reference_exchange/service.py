@@ -169,7 +169,8 @@ class ExchangeService:
             # The first attempt may still be committing: a retry must not be acknowledged earlier.
             await self._wait_for_everything_appended()
             return result
-        await self._make_durable(place_record(command, result.order.timestamp_ns))
+        if self.journal is not None:  # no journal, no record to build (nor a coroutine to wait in)
+            await self._make_durable(place_record(command, result.order.timestamp_ns))
         if self.observer is not None:
             self.observer.observe_order(len(result.trades))
         return result

@@ -82,7 +82,8 @@ EXCHANGE = web.AppKey("exchange", Exchange)
 
 
 def json_response(payload: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(payload), content_type="application/json")
+    body = orjson.dumps(payload)
+    return web.Response(status=status, body=body, content_type="application/json")
 
 
 async def read_json(request: web.Request) -> Any:

@@ -17,8 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Iterable, Mapping
 from copy import copy
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from reference_exchange.engine import (
     EngineError,
@@ -98,9 +97,11 @@ class ReplayError(ValueError):
     """A journaled command that cannot be re-applied: the journal is corrupt or from another version."""
 
 
-@dataclass(frozen=True, slots=True)
-class PlaceCommand:
-    """A validated order in engine units: price in ticks (None for market), quantity in lots."""
+class PlaceCommand(NamedTuple):
+    """A validated order in engine units: price in ticks (None for market), quantity in lots.
+
+    Immutable as a tuple: built by one ``tuple.__new__``, where a frozen dataclass's ``__init__`` makes one
+    ``object.__setattr__`` call per field (~0.5 µs more per order)."""
 
     symbol: str
     side: Side

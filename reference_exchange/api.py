@@ -201,10 +201,11 @@ def trade_json(trade: Trade, instrument: Instrument) -> dict[str, Any]:
 
 
 def place_result_json(result: PlaceResult, instrument: Instrument) -> dict[str, Any]:
-    return {
-        **order_json(result.order, instrument),
-        "trades": [trade_json(trade, instrument) for trade in result.trades],
-    }
+    body = order_json(result.order, instrument)  # added to, not merged into a new dict: once per order
+    trades = result.trades
+    # Most orders trade nothing: no comprehension (a function call in 3.11) for them.
+    body["trades"] = [trade_json(trade, instrument) for trade in trades] if trades else []
+    return body
 
 
 def order_placement(exchange: Exchange) -> Handler:

@@ -58,33 +58,30 @@ _SYMBOL_MAX, _DECIMAL_MAX = _ORDER_FIELDS["symbol"]["maxLength"], DECIMAL["maxLe
 _CLIENT_ORDER_ID_MAX = _ORDER_FIELDS["client_order_id"]["maxLength"]
 
 
+def _short_text(value: object, limit: int) -> bool:
+    return type(value) is str and 0 < len(value) <= limit
+
+
 def plain_order_request(body: object) -> bool:
     """True only for a body ``ORDER_REQUEST`` accepts, in its usual shape: all values strings. About 5x
     cheaper than the compiled schema, so the order route asks it first and the schema only when it says
     False (which means "not sure": a number for a price, a missing field, ... and the schema words the
-    error). It may refuse what the schema accepts, never the reverse (tests/test_api.py checks that).
-    Checks written out, no helper: this runs for every order."""
+    error). It may refuse what the schema accepts, never the reverse (tests/test_api.py checks that)."""
     if type(body) is not dict or not body.keys() <= _ORDER_KEYS:
         return False
-    get = body.get
-    symbol, side, kind, quantity = get("symbol"), get("side"), get("type"), get("quantity")
-    # Defaults that pass for the optional fields; present, they must be short strings like the rest.
-    price, tif, client_order_id = get("price", "0"), get("time_in_force", "gtc"), get("client_order_id", "-")
+    side, kind = body.get("side"), body.get("type")
+    tif = body.get("time_in_force", "gtc")
     return (
-        type(symbol) is str
-        and 0 < len(symbol) <= _SYMBOL_MAX
+        _short_text(body.get("symbol"), _SYMBOL_MAX)
         and type(side) is str
         and side in _SIDES
         and type(kind) is str
         and kind in _TYPES
-        and type(quantity) is str
-        and 0 < len(quantity) <= _DECIMAL_MAX
-        and type(price) is str
-        and 0 < len(price) <= _DECIMAL_MAX
+        and _short_text(body.get("quantity"), _DECIMAL_MAX)
+        and ("price" not in body or _short_text(body["price"], _DECIMAL_MAX))
         and type(tif) is str
         and tif in _TIME_IN_FORCE
-        and type(client_order_id) is str
-        and 0 < len(client_order_id) <= _CLIENT_ORDER_ID_MAX
+        and ("client_order_id" not in body or _short_text(body["client_order_id"], _CLIENT_ORDER_ID_MAX))
     )
 
 

@@ -107,8 +107,19 @@ class Order:
         """A snapshot (the service acknowledges an order as its command left it). Spelled out: a compiled
         class cannot be copied the default way, through ``__reduce_ex__``, and this is 10x faster."""
         return Order(
-            self.order_id, self.symbol, self.side, self.type, self.price, self.quantity, self.time_in_force,
-            self.client_order_id, self.timestamp_ns, self.remaining, self.filled, self.cancelled, self.status,
+            self.order_id,
+            self.symbol,
+            self.side,
+            self.type,
+            self.price,
+            self.quantity,
+            self.time_in_force,
+            self.client_order_id,
+            self.timestamp_ns,
+            self.remaining,
+            self.filled,
+            self.cancelled,
+            self.status,
             self.reason,
         )
 

@@ -38,6 +38,7 @@ from capacity.exchange_process import EmbeddedExchange
 
 EXCHANGE_ENV = {"JOURNAL_PATH": "none"}
 GOAL_RATIO, GOAL_P99_5K_MS, GOAL_CAPACITY, CAPACITY_P99_MS = 0.75, 5.0, 11_000, 20.0
+LADDER, QUICK_LADDER = "2500,5000,8000,9500,11000,14000,17000", "5000,8000,11000"  # orders/s
 SATURATED_CPU_PCT = 90.0  # a server below this share of its core was not saturated
 
 
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--rates",
         default=None,
-        help="open-loop ladder, orders/s (default 2500,5000,8000,9500,11000,14000; quick 5000,8000,11000)",
+        help=f"open-loop ladder, orders/s (default {LADDER}; quick {QUICK_LADDER})",
     )
     p.add_argument("--connections", type=int, default=32, help="closed-loop connections (saturation)")
     p.add_argument("--ladder-connections", type=int, default=64, help="open-loop connections (ladder)")
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.connections, args.ladder_connections) < 1 or (args.seconds or 1) <= 0:
         p.error("--seconds, --connections and --ladder-connections must be positive")
     seconds = args.seconds or (3.0 if args.quick else 6.0)
-    rates = rate_list(args.rates or ("5000,8000,11000" if args.quick else "2500,5000,8000,9500,11000,14000"))
+    rates = rate_list(args.rates or (QUICK_LADDER if args.quick else LADDER))
     server_cpu = pin_server_cpu()
     print(
         f"server on CPU {server_cpu}, generator on CPUs {sorted(os.sched_getaffinity(0))}, {seconds:g} s each"

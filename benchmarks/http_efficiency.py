@@ -38,7 +38,7 @@ from capacity.exchange_process import EmbeddedExchange
 
 EXCHANGE_ENV = {"JOURNAL_PATH": "none"}
 GOAL_RATIO, GOAL_P99_5K_MS, GOAL_CAPACITY, CAPACITY_P99_MS = 0.75, 5.0, 11_000, 20.0
-LADDER, QUICK_LADDER = "2500,5000,8000,9500,11000,14000,17000", "5000,8000,11000"  # orders/s
+LADDER, QUICK_LADDER = "2500,5000,8000,9500,11000,12500,14000,17000", "5000,8000,11000"  # orders/s
 SATURATED_CPU_PCT = 90.0  # a server below this share of its core was not saturated
 
 

@@ -69,6 +69,11 @@ def ladder_step(rate: float, seconds: float, server_cpu: int, connections: int) 
     )
 
 
+def step_passed(step: dict) -> bool:
+    """A ladder step is good when its P99 is within the capacity limit and it achieved 95 % of its rate."""
+    return step["p99_ms"] <= CAPACITY_P99_MS and step["achieved"] >= 0.95 * step["offered"]
+
+
 def limited_by(step: dict) -> str:
     """Who ran out of CPU at a failing step: the generator, the server, both, or neither (other processes)."""
     busy = {
@@ -133,11 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         steps = []
         for rate in rates:
             r = ladder_step(rate, seconds, server_cpu, args.ladder_connections)
-            steps.append(r)
             print_step(f"open loop {rate:>8,.0f}/s", r)
-            if r["p99_ms"] > CAPACITY_P99_MS or r["achieved"] < 0.95 * rate:
+            if not step_passed(r):
+                # One stall (the VM's host, a full collection) can fail a 6 s step well below the ceiling: a
+                # step fails only when a fresh exchange fails it again; the first attempt stays in the JSON.
+                first, r = r, ladder_step(rate, seconds, server_cpu, args.ladder_connections)
+                r["failed_attempts"] = [first]
+                print_step(f"  again {rate:>8,.0f}/s", r)
+            steps.append(r)
+            if not step_passed(r):
                 break
-    good = [s for s in steps if s["p99_ms"] <= CAPACITY_P99_MS and s["achieved"] >= 0.95 * s["offered"]]
+    good = [s for s in steps if step_passed(s)]
     capacity = max((s["offered"] for s in good), default=0.0)
     failed = next((s for s in steps if s not in good), None)
     if failed is None:

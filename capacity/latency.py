@@ -108,6 +108,7 @@ def _ms(us: float) -> float:
 # ---------------------------------------------------------------------------------------------- one second
 
 
+_MAXIMA = frozenset({"lag_max_us", "generator_lag_max_us"})  # merged by max, the other counters add
 _COUNTERS = (
     "scheduled",
     "sent",
@@ -116,6 +117,8 @@ _COUNTERS = (
     "shed",
     "late",
     "lag_max_us",
+    "generator_late",
+    "generator_lag_max_us",
     "corrected_sum_us",
     "raw_sum_us",
 )
@@ -142,6 +145,10 @@ class Second:
     shed: int = 0
     late: int = 0
     lag_max_us: int = 0  # largest (actual - intended) send time, us
+    # the generator's own share of lateness: sent (or never sent) more than the threshold after the slot
+    # could first have gone out, max(intended, the user's previous answer); a slow server adds none
+    generator_late: int = 0
+    generator_lag_max_us: int = 0
     corrected_sum_us: int = 0  # exact sums, for means without walking the histogram
     raw_sum_us: int = 0
     corrected: HdrHistogram | None = field(default=None, repr=False)
@@ -170,7 +177,7 @@ class Second:
         other.fold()
         for name in _COUNTERS:
             mine, theirs = getattr(self, name), getattr(other, name)
-            setattr(self, name, max(mine, theirs) if name == "lag_max_us" else mine + theirs)
+            setattr(self, name, max(mine, theirs) if name in _MAXIMA else mine + theirs)
         if other.corrected is not None and other.raw is not None:
             if self.corrected is None or self.raw is None:
                 self.corrected, self.raw = new_histogram(), new_histogram()
@@ -203,6 +210,7 @@ class Second:
             "errors": self.errors,
             "shed": self.shed,
             "late": self.late,
+            "generator_late": self.generator_late,
             "corrected": summarize(self.corrected, self.corrected_sum_us),
             "raw": summarize(self.raw, self.raw_sum_us),
         }
@@ -241,14 +249,21 @@ class LatencyRecorder:
             second = self._seconds[index] = Second()
         return second
 
-    def owed(self, intended_ns: int) -> None:
-        """A slot that came due but was never sent (the test stopped while the user was behind)."""
-        self._second(intended_ns).scheduled += 1
+    def owed(self, intended_ns: int, generator_fault: bool) -> None:
+        """A slot that came due but was never sent (the test stopped while the user was behind).
+        ``generator_fault``: its user was free to send it (no answer outstanding), so the generator, not
+        the server, held it back; it then counts as generator-late."""
+        second = self._second(intended_ns)
+        second.scheduled += 1
+        if generator_fault:
+            second.generator_late += 1
 
-    def sent(self, intended_ns: int, sent_ns: int, kind: str) -> None:
+    def sent(self, intended_ns: int, sent_ns: int, kind: str, ready_ns: int | None = None) -> None:
         """A request of ``kind`` (limit, market, cancel, book) for slot ``intended_ns``, sent at ``sent_ns``.
 
         Counts the slot as scheduled and sent, and as late if it left more than the threshold after it.
+        ``ready_ns``: when its user got the previous answer (None: it had none outstanding). The delay past
+        ``max(intended, ready)`` is the generator's own; beyond the threshold it counts as generator-late.
         """
         second = self._seconds.get(intended_ns // _NS_PER_S) or self._second(intended_ns)
         second.scheduled += 1
@@ -258,6 +273,11 @@ class LatencyRecorder:
             second.late += 1
         if lag_ns > 0 and lag_ns // 1000 > second.lag_max_us:
             second.lag_max_us = lag_ns // 1000
+        own_ns = lag_ns if ready_ns is None or ready_ns <= intended_ns else sent_ns - ready_ns
+        if own_ns > self.late_threshold_ns:
+            second.generator_late += 1
+        if own_ns > 0 and own_ns // 1000 > second.generator_lag_max_us:
+            second.generator_lag_max_us = own_ns // 1000
         self.requests_by_kind[kind] += 1
 
     def record(self, intended_ns: int, sent_ns: int, done_ns: int) -> None:

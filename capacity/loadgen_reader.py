@@ -69,6 +69,8 @@ class LoadgenResult:
     corrected: Latency
     raw: Latency
     lag_max_ms: float | None = None
+    generator_lag_max_ms: float | None = None
+    engine: str = "locust"
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     requests_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -116,6 +118,8 @@ def read_loadgen(results_dir: Path) -> LoadgenResult:
             corrected=latency_from(totals.get("corrected")),
             raw=latency_from(totals.get("raw")),
             lag_max_ms=_opt_float(totals.get("lag_max_ms")),
+            generator_lag_max_ms=_opt_float(totals.get("generator_lag_max_ms")),
+            engine=str(data.get("engine", "locust")),
             errors_by_kind={str(k): int(v) for k, v in (data.get("errors_by_kind") or {}).items()},
             requests_by_kind={str(k): int(v) for k, v in (data.get("requests_by_kind") or {}).items()},
         )
@@ -159,6 +163,7 @@ def _counts(data: Mapping[str, Any]) -> Counts:
         errors=int(data.get("errors") or 0),
         shed=int(data.get("shed") or 0),
         late=int(data.get("late") or 0),
+        generator_late=int(data.get("generator_late") or 0),
     )
 
 

@@ -47,6 +47,8 @@ def totals(recorder: LatencyRecorder) -> dict[str, Any]:
         "shed": total.shed,
         "late": total.late,
         "lag_max_ms": round(total.lag_max_us / 1000, 3),
+        "generator_late": total.generator_late,
+        "generator_lag_max_ms": round(total.generator_lag_max_us / 1000, 3),
         "corrected": summarize(total.corrected, total.corrected_sum_us),
         "raw": summarize(total.raw, total.raw_sum_us),
     }
@@ -60,11 +62,16 @@ def loadgen_document(
     started_at: float,
     workers: int,
     elapsed_s: float,
+    engine: str,
+    generator: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The whole ``loadgen.json``: scenario, per-second series (by intended send time) and totals."""
+    """The whole ``loadgen.json``: scenario, per-second series (by intended send time) and totals.
+    ``engine``: ``locust`` or ``native``; ``generator``: what the engine reports of itself."""
     length = series_length(scenario, recorder, elapsed_s)
     return {
         "format": FORMAT,
+        "engine": engine,
+        "generator": generator or {},
         "scenario": scenario.to_dict(),
         "target": target,
         "started_at": round(started_at, 3),

@@ -217,6 +217,7 @@ class Collector:
             started_at=self.run.started_at,
             workers=max(len(self.workers), 1),
             elapsed_s=self.elapsed_s(),
+            engine="locust",
         )
         write_final(self.results_dir, doc, self.recorder)
         self.written_final = True
@@ -315,6 +316,8 @@ class Trader(FastHttpUser):
         self.state: RunState | None = None
         self.pacer: UserPacer | None = None
         self.flow: OrderFlow | None = None
+        self.answered_ns: int | None = None  # when the last answer came: a due slot could go from then
+        self.waiting = False  # a request is out and unanswered
 
     def on_start(self) -> None:
         run = _Process.run
@@ -359,8 +362,11 @@ class Trader(FastHttpUser):
         intended_ns = round(self.pacer.take() * 1e9)
         request = self.flow.next_request()
         sent_ns = run.now_ns()
-        run.recorder.sent(intended_ns, sent_ns, request.kind)
+        run.recorder.sent(intended_ns, sent_ns, request.kind, self.answered_ns)
+        self.waiting = True
         self._send(request, intended_ns, sent_ns)
+        self.waiting = False
+        self.answered_ns = run.now_ns()
 
     def _send(self, request: OrderRequest, intended_ns: int, sent_ns: int) -> None:
         run = self.state
@@ -402,7 +408,7 @@ class Trader(FastHttpUser):
         if self.pacer is not None and self.state is not None:
             until_s = min(self.state.now_s(), self.state.scenario.total_duration_s)
             for slot_s in self.pacer.owed(until_s):
-                self.state.recorder.owed(round(slot_s * 1e9))
+                self.state.recorder.owed(round(slot_s * 1e9), generator_fault=not self.waiting)
 
 
 # ---------------------------------------------------------------------------------------------- events

@@ -124,7 +124,8 @@ def summary_table(run: Run) -> Table:
     table.add_row(
         "requests",
         f"{s.counts.sent:,} sent, {s.counts.ok:,} ok, {s.counts.errors:,} errors "
-        f"({_num(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late",
+        f"({_num(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late "
+        f"({s.counts.generator_late:,} by the generator)",
     )
     for label, lat in (("latency corrected", s.corrected), ("latency raw", s.raw)):
         table.add_row(
@@ -144,7 +145,8 @@ def summary_table(run: Run) -> Table:
     table.add_row(
         "generator CPU",
         f"mean {_num(s.generator_cpu_percent_mean, '{:.0f}')} %, "
-        f"max {_num(s.generator_cpu_percent_max, '{:.0f}')} % of {s.generator_cores:g} core(s)",
+        f"max {_num(s.generator_cpu_percent_max, '{:.0f}')} % of {s.generator_cores:g} core(s) "
+        f"({run.loadgen.engine} engine, {run.loadgen.workers} process(es))",
     )
     slo = s.slo
     verdict = Text(slo.verdict, style="bold green" if slo.passed else "bold red")

@@ -99,6 +99,7 @@ class Counts:
     errors: int = 0
     shed: int = 0
     late: int = 0
+    generator_late: int = 0  # late through the generator's own delay (docs/run-format.md)
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,8 @@ class LoadgenInfo:
     lag_max_ms: float | None = None
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     requests_by_kind: dict[str, int] = field(default_factory=dict)
+    engine: str = "locust"  # native | locust (runs from before the native engine were Locust's)
+    generator_lag_max_ms: float | None = None  # the generator's own largest send delay
 
 
 @dataclass(frozen=True)

@@ -10,9 +10,10 @@ The orchestration, in order:
    terminal's Ctrl-C reaches only capacity), pinned to the server CPUs, unless a target URL is given,
    and wait for ``/health``;
 4. sample the server (psutil) and the exchange's own ``/api/metrics`` every second;
-5. run Locust (``capacity/locustfile.py``) headless as a subprocess in its own session, pinned to the
-   generator CPUs, writing into ``loadgen/`` (``docs/loadgen-results.md``);
-6. stop Locust, then the exchange — on completion, on Ctrl-C (the run is kept and marked
+5. run the load generator as a subprocess in its own session, pinned to the generator CPUs, writing into
+   ``loadgen/`` (``docs/loadgen-results.md``): the native engine (``capacity.native_generator``, the
+   default) or Locust headless (``capacity/locustfile.py``, ``--engine locust``);
+6. stop the generator, then the exchange — on completion, on Ctrl-C (the run is kept and marked
    ``interrupted``), on ``cancel``, or when something breaks (``failed``);
 7. join the generator's seconds with the samples, summarise, and write ``run.json``
    (``capacity.results``, ``docs/run-format.md``).
@@ -70,9 +71,11 @@ from capacity.series import build_series
 from capacity.summary import summarize
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+ENGINES = ("native", "locust")  # load generator engines; the first is the default (docs/engines.md)
+GENERATOR_LOGS = {"native": "generator.log", "locust": "locust.log"}  # in loadgen/
 DEFAULT_OUTPUT_DIR = Path("reports/runs")
-# The scenario's LoadTestShape ends the test (Locust ignores --run-time with a shape); if Locust is still
-# running this long after the schedule and its start-up allowance, it is stopped and the run fails.
+# Both engines end the test when the schedule ends; a generator still running this long after the schedule
+# and its start-up allowance is stopped and the run fails.
 OVERRUN_S = 15
 JOURNAL_SYNC_MODES = ("full", "normal", "off")
 # The embedded exchange's /api/metrics window: short, so its per-second view is per-second.
@@ -94,7 +97,8 @@ class RunOptions:
     scenario_source: str | None = None  # the file the scenario came from, for the record
     target: str | None = None  # loopback URL of an exchange to test instead of the embedded one
     server_pid: int | None = None  # with target: its pid, so psutil can sample it
-    workers: int = 1  # Locust processes (> 1 runs --processes N: a master and N workers)
+    engine: str = ENGINES[0]  # native | locust
+    workers: int = 1  # generator processes (Locust: > 1 runs --processes N, a master and N workers)
     pin: bool = True
     server_cpus: tuple[int, ...] | None = None
     generator_cpus: tuple[int, ...] | None = None
@@ -102,8 +106,8 @@ class RunOptions:
     journal_sync: str | None = None  # embedded only: full | normal | off (None: the exchange's default)
     journal: bool = True  # embedded only: False runs without durability (JOURNAL_PATH=none)
     exchange_env: Mapping[str, str] = field(default_factory=dict)  # extra env for the embedded exchange
-    start_timeout_s: float = 30.0  # exchange up and Locust started
-    stop_timeout_s: float = 30.0  # Locust and exchange to stop after being asked
+    start_timeout_s: float = 30.0  # exchange up and the generator started
+    stop_timeout_s: float = 30.0  # generator and exchange to stop after being asked
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,46 @@ def run_dir_for(output_dir: Path, name: str, now: datetime | None = None) -> Pat
     raise RunSetupError(f"cannot create a run directory in {output_dir}")
 
 
+def native_command(
+    scenario_file: Path,
+    host: str,
+    results_dir: Path,
+    processes: int = 1,
+    overrides: Overrides | None = None,
+    cpus: Sequence[int] | None = None,
+) -> list[str]:
+    """The command line of the native generator (``capacity.native_generator``)."""
+    command = [
+        sys.executable,
+        "-m",
+        "capacity.native_generator",
+        "--scenario",
+        str(scenario_file),
+        "--host",
+        host,
+        "--results-dir",
+        str(results_dir),
+        "--processes",
+        str(processes),
+    ]
+    if cpus:
+        command += ["--cpus", ",".join(map(str, cpus))]
+    return command + _override_flags(overrides)
+
+
+def _override_flags(overrides: Overrides | None) -> list[str]:
+    flags: list[str] = []
+    overrides = overrides or Overrides()
+    for flag, value in (
+        ("--duration-override", overrides.duration_s),
+        ("--rate-override", overrides.orders_per_second),
+        ("--users-override", overrides.concurrent_users),
+    ):
+        if value is not None:
+            flags += [flag, _plain(value)]
+    return flags
+
+
 def locust_command(
     scenario_file: Path,
     host: str,
@@ -280,15 +324,7 @@ def locust_command(
         command += ["--processes", str(workers), "--master-bind-host", "127.0.0.1"]
         if master_port is not None:
             command += ["--master-bind-port", str(master_port), "--master-port", str(master_port)]
-    overrides = overrides or Overrides()
-    for flag, value in (
-        ("--duration-override", overrides.duration_s),
-        ("--rate-override", overrides.orders_per_second),
-        ("--users-override", overrides.concurrent_users),
-    ):
-        if value is not None:
-            command += [flag, _plain(value)]
-    return command
+    return command + _override_flags(overrides)
 
 
 class _Interrupted(Exception):
@@ -309,6 +345,8 @@ class _Orchestrator:
         self.progress = progress
         self.cancel = cancel or threading.Event()
         self.hurry = threading.Event()  # Ctrl-C while stopping: stop hard instead of waiting
+        if options.engine not in ENGINES:
+            raise RunSetupError(f"--engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
         if options.workers < 1:
             raise RunSetupError(f"--workers must be at least 1, got {options.workers}")
         if options.journal_sync is not None and options.journal_sync not in JOURNAL_SYNC_MODES:
@@ -321,7 +359,7 @@ class _Orchestrator:
                 raise RunSetupError("--server-pid goes with --target (the embedded exchange's pid is known)")
             if not psutil.pid_exists(options.server_pid):
                 raise RunSetupError(f"--server-pid {options.server_pid}: no such process")
-        if not LOCUSTFILE.is_file():
+        if options.engine == "locust" and not LOCUSTFILE.is_file():
             raise RunSetupError(f"the load generator is missing: {LOCUSTFILE} does not exist")
         wanted = options.run_dir
         if wanted is not None and wanted.exists() and (not wanted.is_dir() or any(wanted.iterdir())):
@@ -370,7 +408,7 @@ class _Orchestrator:
             with _interrupts_as(self.cancel):
                 self._start_exchange()
                 self._start_sampling()
-                self._start_locust()
+                self._start_generator()
                 self._watch()
         except _Interrupted:
             self.status = "interrupted"
@@ -435,25 +473,36 @@ class _Orchestrator:
             self.sampler = ProcessSampler(None).start()
         self.poller = MetricsPoller(self.url).start()
 
-    def _start_locust(self) -> None:
-        master_port = _free_port() if self.options.workers > 1 else None
-        self.command = locust_command(
-            self.scenario_file,
-            self.url,
-            self.loadgen_dir,
-            self.options.workers,
-            self.options.overrides,
-            master_port,
-        )
+    def _start_generator(self) -> None:
         cpus = self.placement.generator_cpus
-        self._say("starting", "starting Locust" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
-        self.locust_log = (self.loadgen_dir / "locust.log").open("wb")
+        if self.options.engine == "native":
+            self.command = native_command(
+                self.scenario_file,
+                self.url,
+                self.loadgen_dir,
+                self.options.workers,
+                self.options.overrides,
+                cpus,
+            )
+        else:
+            master_port = _free_port() if self.options.workers > 1 else None
+            self.command = locust_command(
+                self.scenario_file,
+                self.url,
+                self.loadgen_dir,
+                self.options.workers,
+                self.options.overrides,
+                master_port,
+            )
+        name = self._generator_name()
+        self._say("starting", f"starting {name}" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
+        self.locust_log = (self.loadgen_dir / GENERATOR_LOGS[self.options.engine]).open("wb")
         self.locust = subprocess.Popen(
             self.command,
             stdout=self.locust_log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            start_new_session=True,  # Ctrl-C reaches us; we stop Locust first, then the exchange
+            start_new_session=True,  # Ctrl-C reaches us; we stop the generator first, then the exchange
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         if cpus:
@@ -465,6 +514,9 @@ class _Orchestrator:
         with suppress(psutil.Error):  # exited at once: _watch reports it
             self.sampler.watch_generator(self.locust.pid)
 
+    def _generator_name(self) -> str:
+        return "the native load generator" if self.options.engine == "native" else "Locust"
+
     def _watch(self) -> None:
         assert self.locust is not None
         limit_s = self.duration_s + self.options.start_timeout_s + OVERRUN_S
@@ -473,7 +525,9 @@ class _Orchestrator:
             self.locust_exit = self.locust.poll()
             if self.locust_exit is not None:
                 if self.locust_exit != 0:
-                    raise _RunBroke(f"Locust exited with code {self.locust_exit}: {self._locust_tail()}")
+                    raise _RunBroke(
+                        f"{self._generator_name()} exited with code {self.locust_exit}: {self._locust_tail()}"
+                    )
                 return
             if self.exchange is not None and self.exchange.process is not None:
                 code = self.exchange.process.poll()
@@ -483,7 +537,7 @@ class _Orchestrator:
                     )
             if time.monotonic() > deadline:
                 raise _RunBroke(
-                    f"Locust was still running {limit_s:.0f} s after it was started, for a "
+                    f"{self._generator_name()} was still running {limit_s:.0f} s after it was started, for a "
                     f"{self.duration_s:.0f} s schedule; stopped it"
                 )
             self._report()
@@ -520,10 +574,10 @@ class _Orchestrator:
     # -- stopping --
 
     def _shutdown(self) -> None:
-        """Stop Locust (it writes its results on stop), then sampling, then the exchange. A Ctrl-C here
-        (see ``_sigint_hurries``) kills what is still running instead of waiting for it."""
+        """Stop the generator (it writes its results on stop), then sampling, then the exchange. A Ctrl-C
+        here (see ``_sigint_hurries``) kills what is still running instead of waiting for it."""
         if self.locust is not None and self.locust.poll() is None:
-            self._say("stopping", "stopping Locust")
+            self._say("stopping", f"stopping {self._generator_name()}")
             self.locust_exit = _stop_process_group(self.locust, self.options.stop_timeout_s, self.hurry)
         elif self.locust is not None:
             self.locust_exit = self.locust.returncode
@@ -585,11 +639,13 @@ class _Orchestrator:
             finished_utc=finished.isoformat(timespec="seconds"),
             wall_time_s=(finished - self.started).total_seconds(),
             loadgen=LoadgenInfo(
+                engine=self.options.engine,
                 workers=self.options.workers,
                 command=tuple(self.command),
                 exit_code=self.locust_exit,
                 started_at=loadgen.started_at if loadgen else None,
                 lag_max_ms=loadgen.lag_max_ms if loadgen else None,
+                generator_lag_max_ms=loadgen.generator_lag_max_ms if loadgen else None,
                 errors_by_kind=loadgen.errors_by_kind if loadgen else {},
                 requests_by_kind=loadgen.requests_by_kind if loadgen else {},
             ),
@@ -611,14 +667,15 @@ class _Orchestrator:
             "scenario": "scenario.yaml",
             "loadgen": f"loadgen/{LOADGEN_FILE}",
             **{key: f"loadgen/{name}" for key, name in HLOG_FILES.items()},
-            "locust_log": "loadgen/locust.log",
+            "locust_log": f"loadgen/{GENERATOR_LOGS['locust']}",
+            "generator_log": f"loadgen/{GENERATOR_LOGS['native']}",
             "exchange_log": "exchange.log",
         }
         return {key: rel for key, rel in candidates.items() if (self.path / rel).is_file()}
 
     def _locust_tail(self) -> str:
         self.locust_log.flush()
-        return _tail(self.loadgen_dir / "locust.log")
+        return _tail(self.loadgen_dir / GENERATOR_LOGS[self.options.engine])
 
     def _exchange_tail(self) -> str:
         assert self.exchange is not None
@@ -646,7 +703,8 @@ def _interrupts_as(cancel: threading.Event) -> Iterator[None]:
 def _stop_process_group(
     process: subprocess.Popen[bytes], timeout_s: float, hurry: threading.Event
 ) -> int | None:
-    """Stop Locust the way it stops gracefully in a headless shape run: SIGINT to its master (Locust
+    """Stop the generator with SIGINT (the native one then stops its processes and writes its results);
+    for Locust that is the way it stops gracefully in a headless shape run: SIGINT to its master (Locust
     installs its SIGTERM handler only after a shape test has ended, so SIGTERM would kill it before it
     writes its results; on SIGINT it stops the users, stops its workers and fires ``quitting``, where the
     locustfile writes ``loadgen.json``). Then wait, and SIGKILL the whole session if it hangs or if

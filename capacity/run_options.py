@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import click
 
-from capacity.run import JOURNAL_SYNC_MODES, RunOptions, parse_cpus
+from capacity.run import ENGINES, JOURNAL_SYNC_MODES, RunOptions, parse_cpus
 from capacity.scenario import parse_duration
 
 N = TypeVar("N", int, float)
@@ -72,6 +72,13 @@ def cpu_list(text: str | None, flag: str) -> tuple[int, ...] | None:
     return parsed(text, flag, parse_cpus)
 
 
+def engine_name(text: str) -> str:
+    """One of ``ENGINES``."""
+    if text not in ENGINES:
+        raise BadInput(f"--engine {text!r}: expected one of {', '.join(ENGINES)}")
+    return text
+
+
 def journal_sync_mode(text: str | None) -> str | None:
     """One of ``JOURNAL_SYNC_MODES``, or None (the exchange's own default)."""
     if text is not None and text not in JOURNAL_SYNC_MODES:
@@ -87,9 +94,26 @@ def journal_sync_mode(text: str | None) -> str | None:
 RUN_SETTINGS: tuple[Callable[[F], F], ...] = (
     click.option("--target", metavar="URL", help="Test this exchange, not the embedded one (loopback only)."),
     click.option("--server-pid", metavar="PID", help="With --target: its pid, to sample CPU and RSS."),
-    click.option("--workers", metavar="N", default="1", show_default=True, help="Locust processes."),
+    click.option(
+        "--engine",
+        metavar="ENGINE",
+        default=ENGINES[0],
+        show_default=True,
+        help="Load generator: native (fast) or locust (docs/engines.md).",
+    ),
+    click.option(
+        "--processes",
+        "--workers",
+        "workers",
+        metavar="N",
+        default="1",
+        show_default=True,
+        help="Load generator processes (one per generator core).",
+    ),
     click.option("--server-cpus", metavar="CPUS", help="CPUs for the embedded exchange, e.g. 1 or 2-3."),
-    click.option("--generator-cpus", metavar="CPUS", help="CPUs for Locust (and this process), e.g. 0."),
+    click.option(
+        "--generator-cpus", metavar="CPUS", help="CPUs for the generator (and this process), e.g. 0."
+    ),
     click.option("--no-pin", is_flag=True, help="Do not pin server and generator to separate CPUs."),
     click.option(
         "--journal-sync", metavar="MODE", help="Embedded exchange: SQLite sync full, normal or off."
@@ -114,7 +138,8 @@ def run_options(values: Mapping[str, Any], **fields: Any) -> RunOptions:
     return RunOptions(
         target=values["target"],
         server_pid=positive_number(values["server_pid"], "--server-pid", int),
-        workers=positive_number(values["workers"], "--workers", int) or 1,
+        engine=engine_name(values["engine"]),
+        workers=positive_number(values["workers"], "--processes", int) or 1,
         pin=not values["no_pin"],
         server_cpus=cpu_list(values["server_cpus"], "--server-cpus"),
         generator_cpus=cpu_list(values["generator_cpus"], "--generator-cpus"),

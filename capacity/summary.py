@@ -11,18 +11,18 @@ Rules (documented in ``docs/run-format.md``):
   run (the generator waits a second for in-flight responses) count against the server. In an
   interrupted run, requests in flight at the interruption are left out: errors / (ok + errors).
 - **SLO**: corrected p99 <= ``slo.p99_ms`` and error rate <= ``slo.error_rate``.
-- **Generator-bound** when any of: the generator's CPU was >= 90 % of the cores it could use for a
-  sustained part of the steady window (at least a quarter of its seconds, and at least 2 when there are
-  2); more than 1 % of the requests it sent were late; or, for a completed run, more than 1 % of the
-  scheduled requests were never sent. The cores it could use are the CPUs it was pinned to, capped by its
-  process count (one Python process cannot use more than one core). When it fell behind without being
-  saturated while other processes were busy on the machine, the advice says so: it was starved of CPU.
+- **Generator-bound**, from the generator's own evidence only, when either: its CPU was >= 90 % of the
+  cores it could use for a sustained part of the steady window (at least a quarter of its seconds, and
+  at least 2 when there are 2); or more than 1 % of the scheduled requests went out late (or never)
+  through its own delay. The cores it could use are the CPUs it was pinned to, capped by its process
+  count (one Python process cannot use more than one core). When it fell behind without being saturated
+  while other processes were busy on the machine, the advice says so: it was starved of CPU.
 
-  Each user sends on its own schedule and waits for its response, so a request is also late when the
-  previous response of the same user took longer than the user's interval between sends
-  (``users / rate``). When the server's own response times explain the lateness — raw p99 at least that
-  interval — lateness is the server's latency, already in the corrected figures, not a generator limit:
-  the run is not marked generator-bound for it, and ``notes`` says so with the figures.
+  Each user has one request in flight, so a slot that comes due while its user waits for an answer goes
+  out when the answer comes: late, but through the server's latency (already in the corrected figures),
+  not the generator's. The generator records its own delay apart (past the later of the slot and the
+  previous answer: ``generator_late``); lateness of the other kind, and slots never sent because their
+  users still waited at the end, are a note, never a generator limit.
 """
 
 from __future__ import annotations
@@ -40,10 +40,13 @@ SUSTAINED_SHARE = 0.25  # share of steady seconds that makes saturation "sustain
 LATE_LIMIT = 0.01  # late share of sent requests above which the generator fell behind
 UNSENT_LIMIT = 0.01  # unsent share of scheduled requests above which the generator fell behind
 BUSY_MACHINE_PERCENT = 10.0  # other processes' mean CPU (percent of one core) worth a warning
-ADVICE = "the load generator, not the server, limited this run: add workers (--workers N) or a second machine"
+ADVICE = (
+    "the load generator, not the server, limited this run: add generator processes (--processes N) or a "
+    "second machine"
+)
 ADVICE_BUSY = (
     "the load generator, not the server, limited this run: other processes on this machine took the CPU it "
-    "needed - rerun on a quiet machine (or add workers with --workers N, or a second machine)"
+    "needed - rerun on a quiet machine (or add generator processes with --processes N, or a second machine)"
 )
 
 
@@ -58,12 +61,6 @@ def steady_window(scenario: Scenario, seconds: Sequence[int]) -> tuple[int, int]
     if end - start < 1:
         return min(seconds), max(seconds) + 1
     return start, end
-
-
-def user_interval_ms(scenario: Scenario) -> float:
-    """The shortest time between two sends of one user (ms): users / rate of the busiest step. Users
-    ramp with the rate, so the ramp does not change it."""
-    return min(1000.0 * step.concurrent_users / step.orders_per_second for step in scenario.steps)
 
 
 def summarize(
@@ -85,7 +82,7 @@ def summarize(
     generator_cpu = [s.generator_cpu_percent for s in steady if s.generator_cpu_percent is not None]
     saturated = sum(1 for v in generator_cpu if v >= SATURATION * generator_cores * 100)
     limits, notes = generator_limits(
-        scenario, generator_cpu, saturated, len(steady), generator_cores, totals, raw, completed
+        generator_cpu, saturated, len(steady), generator_cores, totals, completed
     )
     other = _mean([s.other_cpu_percent for s in steady if s.other_cpu_percent is not None])
     busy = other is not None and other > BUSY_MACHINE_PERCENT
@@ -164,17 +161,15 @@ def slo_verdict(scenario: Scenario, corrected: Latency, error_rate: float | None
 
 
 def generator_limits(
-    scenario: Scenario,
     generator_cpu: Sequence[float],
     saturated_seconds: int,
     steady_seconds: int,
     generator_cores: float,
     totals: Counts,
-    raw: Latency,
     completed: bool = True,
 ) -> tuple[list[str], list[str]]:
     """``(limits, notes)``: plain-English reasons the generator limited the run (empty if it did not),
-    and observations that look like a generator limit but are the server's latency."""
+    from its own evidence only, and observations that look like a generator limit but are the server's."""
     limits: list[str] = []
     notes: list[str] = []
     needed = max(min(2, steady_seconds), math.ceil(SUSTAINED_SHARE * steady_seconds))
@@ -184,26 +179,24 @@ def generator_limits(
             f"it could use for {saturated_seconds} of {steady_seconds} steady seconds "
             f"(max {max(generator_cpu):.0f} % of one core)"
         )
-    behind = []
-    if totals.sent and totals.late / totals.sent > LATE_LIMIT:
-        late = totals.late / totals.sent
-        behind.append(f"{late:.1%} of the requests were sent late, behind their schedule")
-    if completed and totals.scheduled and (totals.scheduled - totals.sent) / totals.scheduled > UNSENT_LIMIT:
-        unsent = (totals.scheduled - totals.sent) / totals.scheduled
-        behind.append(
-            f"{totals.sent:,} of {totals.scheduled:,} scheduled requests were sent ({unsent:.1%} never sent)"
+    if totals.scheduled and totals.generator_late / totals.scheduled > LATE_LIMIT:
+        share = totals.generator_late / totals.scheduled
+        limits.append(
+            f"{share:.1%} of the scheduled requests went out late, or never, through the generator's own "
+            "delay: the load generator fell behind its schedule"
         )
-    if behind:
-        interval = user_interval_ms(scenario)
-        if raw.p99_ms is not None and raw.p99_ms >= interval:
-            notes.append(
-                f"{' and '.join(behind)}: the server's responses held the users back (raw p99 "
-                f"{_ms(raw.p99_ms)} ms >= {_ms(interval)} ms between one user's sends), so this is server "
-                "latency, counted in the corrected figures, not a generator limit; if the server is not "
-                "saturated, more users (--users N) offer the rate more faithfully"
-            )
-        else:
-            limits.extend(f"{text}: the load generator fell behind its schedule" for text in behind)
+    held = []
+    if totals.sent and totals.late / totals.sent > LATE_LIMIT:
+        held.append(f"{totals.late / totals.sent:.1%} of the requests were sent late")
+    if completed and totals.scheduled and (totals.scheduled - totals.sent) / totals.scheduled > UNSENT_LIMIT:
+        unsent = totals.scheduled - totals.sent
+        held.append(f"{unsent:,} of {totals.scheduled:,} scheduled requests were never sent")
+    if held and len(limits) == 0:
+        notes.append(
+            f"{' and '.join(held)} because the server's answers held their users back (one request in "
+            "flight per user): this is server latency, counted in the corrected figures, not a generator "
+            "limit"
+        )
     return limits, notes
 
 

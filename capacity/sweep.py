@@ -58,8 +58,8 @@ from capacity.sweep_results import (
 
 DEFAULT_OUTPUT_DIR = Path("reports/sweeps")
 GENERATOR_ADVICE = (
-    "the load generator limited the ladder, not the server: run it again with more Locust processes "
-    "(--workers N, up to the generator's CPUs) or from a second machine"
+    "the load generator limited the ladder, not the server: run it again with more generator processes "
+    "(--processes N, up to the generator's CPUs) or from a second machine"
 )
 
 Spacing = Literal["geometric", "linear"]
@@ -459,7 +459,7 @@ class _SweepRunner:
             return None
         return (
             f"generator-bound tiers ({', '.join(bound)}) measure the load generator, not the server: "
-            "add Locust processes (--workers N) or a second machine to measure them"
+            "add generator processes (--processes N) or a second machine to measure them"
         )
 
     def _update(self, entry: TierEntry) -> None:

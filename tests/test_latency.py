@@ -176,7 +176,7 @@ def test_errors_owed_and_buckets_by_intended_second() -> None:
     recorder = LatencyRecorder()
     recorder.sent(int(1.2 * NS), int(2.5 * NS), "cancel")  # sent in second 2, counted in second 1
     recorder.error(int(1.2 * NS), "http_503")
-    recorder.owed(int(3.7 * NS))
+    recorder.owed(int(3.7 * NS), generator_fault=True)
     assert recorder.seconds[1].sent == 1 and recorder.seconds[1].shed == 1 and recorder.seconds[1].errors == 1
     assert recorder.seconds[3].scheduled == 1 and recorder.seconds[3].sent == 0
     assert recorder.errors_summary() == {"http_503": 1, "http_400": 0, "connection": 0, "timeout": 0}

@@ -45,6 +45,8 @@ PROGRESS_KEYS = {
 }
 LOADGEN_KEYS = {
     "format",
+    "engine",
+    "generator",
     "scenario",
     "target",
     "started_at",
@@ -130,7 +132,13 @@ def test_document_shape_from_a_recorder(tmp_path: Path) -> None:
     """The builder alone: an idle run still reports every second of the schedule, with null latencies."""
     scenario = load_scenario(write_scenario(tmp_path / "x.yaml", 10, 1, "3s"))
     doc = loadgen_document(
-        scenario, LatencyRecorder(), target="http://x", started_at=1.0, workers=1, elapsed_s=3.5
+        scenario,
+        LatencyRecorder(),
+        target="http://x",
+        started_at=1.0,
+        workers=1,
+        elapsed_s=3.5,
+        engine="native",
     )
     assert set(doc) == LOADGEN_KEYS and len(doc["seconds"]) == 3
     assert doc["seconds"][0]["offered_rate"] == 10.0 and doc["totals"]["corrected"] == summarize_hist(None)

@@ -153,7 +153,7 @@ def test_generator_bound_tier_is_greyed_with_its_reason_and_advice(sample: Repor
     )
     assert "Generator-bound — not a server limit" in burst
     assert "load generator&#39;s CPU was at or above 90%" in burst  # the run's own limit, escaped
-    assert "add workers (--workers N)" in burst
+    assert "add generator processes (--processes N)" in burst
     matrix = section(html, "matrix")
     row = re.search(r'<tr class="generator-bound">.*?</tr>', matrix, re.S)
     assert row and "burst" in row.group(0) and "generator-bound: not a server limit" in row.group(0)

@@ -33,7 +33,7 @@ def test_all_shipped_files_are_ok() -> None:
     lines = result.stdout.splitlines()
     assert len(lines) == len(SHIPPED)
     assert all(line.startswith("ok  ") for line in lines)
-    assert any("quick.yaml (6 tiers, " in line for line in lines)
+    assert any("quick.yaml (7 tiers, " in line for line in lines)
     assert any(line.endswith("gauntlet.yaml (3 stages, peak 12000/s, 4m30s)") for line in lines)
 
 

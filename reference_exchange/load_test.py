@@ -11,9 +11,9 @@ module only reads those files: progress while it runs, the summary once it has e
   running one has come to the end of its schedule (it is writing its results) waits up to
   ``FINISHING_WAIT_S`` for it, so a script that sleeps "duration + a few seconds" between POSTs (the
   seed's gauntlet) is not refused for capacity's start-up and wind-down.
-- Cancel (DELETE, and server shutdown): SIGINT to capacity, which stops Locust, keeps what was measured and
-  writes ``run.json`` marked interrupted; after a grace period everything left (capacity and Locust, which
-  runs in a session of its own) is killed.
+- Cancel (DELETE, and server shutdown): SIGINT to capacity, which stops its load generator, keeps what was
+  measured and writes ``run.json`` marked interrupted; after a grace period everything left (capacity and
+  the generator, which runs in a session of its own) is killed.
 - CPU placement is capacity's (``capacity run --target``): the generator goes to the lower half of the CPUs
   (CPU 0 of 2), the exchange, which capacity did not start, is not re-pinned. If this exchange was started
   pinned (``taskset -c 1 reference-exchange``), the child first widens its own affinity, which it inherits
@@ -56,7 +56,7 @@ log = logging.getLogger("reference_exchange.load_test")
 STATES = ("queued", "running", "completed", "failed", "cancelled")
 FINISHED = frozenset({"completed", "failed", "cancelled"})
 FINISHING_WAIT_S = 20.0  # a POST waits this long for a load test that is past its schedule
-CANCEL_GRACE_S = 20.0  # after SIGINT, before SIGKILL (capacity gives Locust up to 30 s, rarely needs 2)
+CANCEL_GRACE_S = 20.0  # after SIGINT, before SIGKILL (capacity gives its generator 30 s, rarely needs 2)
 SHUTDOWN_GRACE_S = 10.0  # the same when the exchange itself is stopping
 WATCHDOG_MARGIN_S = 180.0  # capacity run is stopped if it outlives its schedule by this much
 KEEP_FINISHED = 20  # finished load tests listed by GET /demo/load-test (their directories stay on disk)
@@ -636,7 +636,7 @@ class LoadTests:
             return None
         if process.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGINT)  # capacity's own group; Locust is stopped by capacity
+                os.killpg(process.pid, signal.SIGINT)  # capacity's own group; it stops its generator
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(process.wait()), grace_s)
         if process.returncode is None:

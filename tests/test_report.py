@@ -269,6 +269,7 @@ def test_the_recorded_fixture_reads_as_three_tiers(recorded: ReportPaths) -> Non
     report = json.loads(recorded.json.read_text())
     assert [r["tier"] for r in report["matrix"]] == ["light", "minimum", "medium"]
     assert report["environment"]["CPU placement"].startswith("server on CPU")
+    assert report["environment"]["Load generator"].endswith("(docs/engines.md)")
 
 
 def test_fit_json_options_are_used(tmp_path: Path) -> None:

@@ -568,6 +568,15 @@ class ReportView:
         }
 
 
+def _engines(source: ReportSource) -> str:
+    """The engine(s) and process counts the tiers were measured with, e.g. ``native, 1 process``."""
+    seen = dict.fromkeys(
+        f"{t.run.loadgen.engine}, {t.run.loadgen.workers} process{'es' if t.run.loadgen.workers > 1 else ''}"
+        for t in source.tiers
+    )
+    return "; ".join(seen) + " (docs/engines.md)"
+
+
 def environment_rows(source: ReportSource) -> tuple[EnvironmentRow, ...]:
     """The seed's "System Specifications", as the first tier's run recorded them."""
     env = source.environment
@@ -592,6 +601,7 @@ def environment_rows(source: ReportSource) -> tuple[EnvironmentRow, ...]:
         ("Versions", packages or MISSING),
         ("Git revision", revision),
         ("CPU placement", placement),
+        ("Load generator", _engines(source)),
         ("Host", env.hostname),
         ("Load average at start (1 min)", number(env.load_average_1m)),
         ("Target", f"{source.tiers[0].run.target.url} ({_target(source)})"),

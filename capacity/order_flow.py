@@ -22,7 +22,6 @@ from capacity.scenario import Mix
 
 ORDERS_PATH = "/api/orders"
 MAX_LOTS = 10  # order sizes are 1..MAX_LOTS lots
-LOTS = range(1, MAX_LOTS + 1)
 LIMIT_NAME = f"{ORDERS_PATH} [limit]"  # the request's name in Locust's statistics
 BOOK_DEPTH = 10
 MID_BAND = (Decimal("0.5"), Decimal("2"))  # the mid stays within this factor of the reference price
@@ -77,6 +76,8 @@ class Market:
     mids: dict[str, int] = field(default_factory=dict)
     _price_texts: dict[str, dict[int, str]] = field(default_factory=dict, repr=False, compare=False)
     _quantity_texts: dict[str, list[str]] = field(default_factory=dict, repr=False, compare=False)
+    _bands: dict[str, tuple[int, int]] = field(default_factory=dict, repr=False, compare=False)
+    _ticks_of: dict[str, dict[Any, int]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_symbols_response(cls, payload: Mapping[str, Any]) -> Market:
@@ -105,9 +106,23 @@ class Market:
         return texts[lots]
 
     def _set_mid(self, symbol: str, ticks: int) -> None:
-        reference = self.instruments[symbol].reference_ticks
-        low, high = (int(reference * factor) for factor in MID_BAND)
-        self.mids[symbol] = min(max(ticks, low, 1), high)
+        band = self._bands.get(symbol)
+        if band is None:
+            reference = self.instruments[symbol].reference_ticks
+            low, high = (int(reference * factor) for factor in MID_BAND)
+            band = self._bands[symbol] = (max(low, 1), high)
+        self.mids[symbol] = min(max(ticks, band[0]), band[1])
+
+    def ticks(self, symbol: str, price: str | float) -> int:
+        """``Instrument.to_ticks(price)`` of ``symbol``, computed once per price and then reused (Decimal
+        arithmetic costs microseconds on every trade and book answer)."""
+        known = self._ticks_of.setdefault(symbol, {})
+        ticks = known.get(price)
+        if ticks is None:
+            if len(known) >= PRICE_CACHE_SIZE:
+                known.clear()
+            ticks = known[price] = self.instruments[symbol].to_ticks(price)
+        return ticks
 
     def on_trades(self, symbol: str, trades: Iterable[Mapping[str, Any]]) -> None:
         """The last trade price becomes the mid."""
@@ -115,16 +130,15 @@ class Market:
         for trade in trades:
             last = trade
         if last is not None and symbol in self.instruments:
-            self._set_mid(symbol, self.instruments[symbol].to_ticks(last["price"]))
+            self._set_mid(symbol, self.ticks(symbol, last["price"]))
 
     def on_book(self, symbol: str, book: Mapping[str, Any]) -> None:
         """Mid of the best bid and ask; with one side only, that side's best price."""
         if symbol not in self.instruments:
             return
-        instrument = self.instruments[symbol]
         bids, asks = book.get("bids") or [], book.get("asks") or []
-        best_bid = instrument.to_ticks(bids[0][0]) if bids else None
-        best_ask = instrument.to_ticks(asks[0][0]) if asks else None
+        best_bid = self.ticks(symbol, bids[0][0]) if bids else None
+        best_ask = self.ticks(symbol, asks[0][0]) if asks else None
         if best_bid is not None and best_ask is not None:
             self._set_mid(symbol, (best_bid + best_ask) // 2)
         elif best_bid is not None or best_ask is not None:
@@ -175,9 +189,10 @@ class OrderFlow:
         self._sequence = 0
         # cumulative thresholds over 0..100 for one uniform draw
         self._thresholds = (mix.limit, mix.limit + mix.market, mix.limit + mix.market + mix.cancel)
-        # rng.choice(range(1, n + 1)) draws exactly what rng.randint(1, n) does (1 + _randbelow(n)), with
-        # two fewer Python calls: this is on every order's path
-        self._offsets = range(1, mix.price_offset_ticks + 1)
+        # Every draw is one rng.random() scaled (uniform to within 2**-53): random.choice and randint cost
+        # four Python calls each, and this runs for every request a generator sends
+        self._max_offset = mix.price_offset_ticks
+        self._marketable = mix.marketable_percent
 
     def next_request(self) -> OrderRequest:
         draw = self.rng.random() * 100
@@ -193,18 +208,17 @@ class OrderFlow:
         self._sequence += 1
         return f"{self.id_prefix}-{self._sequence}"
 
-    def _side(self) -> str:
-        return "buy" if self.rng.random() < 0.5 else "sell"
-
-    def _lots(self) -> int:
-        return self.rng.choice(LOTS)
+    def _symbol(self) -> str:
+        symbols = self.symbols
+        return symbols[int(self.rng.random() * len(symbols))]
 
     def limit_order(self) -> OrderRequest:
-        rng, market = self.rng, self.market  # locals: this runs once per order
-        symbol = rng.choice(self.symbols)
-        side = self._side()
-        marketable = rng.random() * 100 < self.mix.marketable_percent
-        offset = rng.choice(self._offsets)
+        random, market = self.rng.random, self.market  # locals: this runs once per order
+        symbols = self.symbols
+        symbol = symbols[int(random() * len(symbols))]
+        side = "buy" if random() < 0.5 else "sell"
+        marketable = random() * 100 < self._marketable
+        offset = 1 + int(random() * self._max_offset)
         # passive: a buy below mid, a sell above; marketable: the other way, through the spread
         below = (side == "buy") != marketable
         ticks = max(market.mids[symbol] + (-offset if below else offset), 1)
@@ -213,19 +227,20 @@ class OrderFlow:
             "side": side,
             "type": "limit",
             "price": market.price_text(symbol, ticks),
-            "quantity": market.quantity_text(symbol, self._lots()),
+            "quantity": market.quantity_text(symbol, 1 + int(random() * MAX_LOTS)),
             "time_in_force": "gtc",
             "client_order_id": self._client_order_id(),
         }
         return OrderRequest("limit", "POST", ORDERS_PATH, LIMIT_NAME, symbol, body, marketable)
 
     def market_order(self) -> OrderRequest:
-        symbol = self.rng.choice(self.symbols)
+        random = self.rng.random
+        symbol = self._symbol()
         body = {
             "symbol": symbol,
-            "side": self._side(),
+            "side": "buy" if random() < 0.5 else "sell",
             "type": "market",
-            "quantity": self.market.quantity_text(symbol, self._lots()),
+            "quantity": self.market.quantity_text(symbol, 1 + int(random() * MAX_LOTS)),
             "client_order_id": self._client_order_id(),
         }
         return OrderRequest("market", "POST", ORDERS_PATH, f"{ORDERS_PATH} [market]", symbol, body)
@@ -234,7 +249,7 @@ class OrderFlow:
         if not self.resting:
             return None
         # a random one of the remembered orders, so cancels hit both fresh and old resting orders
-        index = self.rng.randrange(len(self.resting))
+        index = int(self.rng.random() * len(self.resting))
         order_id, symbol = self.resting[index]
         del self.resting[index]
         return OrderRequest(
@@ -242,7 +257,7 @@ class OrderFlow:
         )
 
     def book_read(self) -> OrderRequest:
-        symbol = self.rng.choice(self.symbols)
+        symbol = self._symbol()
         path = f"/api/orderbook/{symbol}?depth={BOOK_DEPTH}"
         return OrderRequest("book", "GET", path, "/api/orderbook/{symbol} [book]", symbol)
 

@@ -348,7 +348,7 @@ class _Orchestrator:
         if options.engine not in ENGINES:
             raise RunSetupError(f"--engine {options.engine!r}: expected one of {', '.join(ENGINES)}")
         if options.workers < 1:
-            raise RunSetupError(f"--workers must be at least 1, got {options.workers}")
+            raise RunSetupError(f"--processes must be at least 1, got {options.workers}")
         if options.journal_sync is not None and options.journal_sync not in JOURNAL_SYNC_MODES:
             raise RunSetupError(f"--journal-sync must be one of {', '.join(JOURNAL_SYNC_MODES)}")
         self.target_url = check_target(options.target) if options.target else None

@@ -326,7 +326,7 @@ def check_run_options(options: RunOptions) -> None:
     """Raise SweepSetupError now for run settings every tier would refuse (before a directory exists)."""
     try:
         if options.workers < 1:
-            raise RunSetupError(f"--workers must be at least 1, got {options.workers}")
+            raise RunSetupError(f"--processes must be at least 1, got {options.workers}")
         if options.target:
             check_target(options.target)
         plan_placement(options)
@@ -489,7 +489,7 @@ def settings_of(options: RunOptions) -> dict[str, Any]:
 
 def options_from_settings(settings: dict[str, Any]) -> RunOptions:
     """``RunOptions`` back from ``settings_of``; unknown keys (from a newer capacity) are ignored."""
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = {"engine": "locust"}  # a sweep from before the native engine ran Locust
     for name in _SETTINGS:
         if name in settings:
             value = settings[name]

@@ -85,7 +85,7 @@ def test_non_loopback_targets_are_refused(tiny: Path, target: str, tmp_path: Pat
         (["--rate", "lots"], "--rate 'lots': expected a number > 0"),
         (["--rate", "-5"], "--rate '-5': expected a number > 0"),
         (["--users", "2.5"], "--users '2.5': expected an integer > 0"),
-        (["--workers", "0"], "--workers '0': expected a number > 0"),
+        (["--workers", "0"], "--processes '0': expected a number > 0"),
         (["--server-cpus", "x"], "--server-cpus: not a CPU list"),
         (["--server-cpus", "64"], "--server-cpus: CPU 64 is not available"),
         (["--journal-sync", "sometimes"], "--journal-sync 'sometimes': expected one of full, normal, off"),
@@ -166,7 +166,7 @@ def test_a_short_real_run(tiny: Path, tmp_path: Path) -> None:
     assert s.other_cpu_percent_mean is not None
     if len(os.sched_getaffinity(0)) >= 2:
         assert run.environment.pinned and run.environment.server_cpus != run.environment.generator_cpus
-    for name in ("scenario", "loadgen", "corrected_hlog", "raw_hlog", "locust_log", "exchange_log"):
+    for name in ("scenario", "loadgen", "corrected_hlog", "raw_hlog", "generator_log", "exchange_log"):
         assert (run_dir / run.files[name]).is_file(), name
     assert load_scenario_text((run_dir / "scenario.yaml").read_text()).to_dict() == run.scenario
 

@@ -57,9 +57,9 @@ LOADGEN_KEYS = {
     "errors_by_kind",
     "requests_by_kind",
 }
-COUNTS = ("scheduled", "sent", "ok", "errors", "shed", "late")
+COUNTS = ("scheduled", "sent", "ok", "errors", "shed", "late", "generator_late")
 SECOND_KEYS = {"t", "offered_rate", *COUNTS, "corrected", "raw"}
-TOTAL_KEYS = {*COUNTS, "lag_max_ms", "corrected", "raw"}
+TOTAL_KEYS = {*COUNTS, "lag_max_ms", "generator_lag_max_ms", "corrected", "raw"}
 LATENCY_KEYS = {"count", "p50", "p90", "p99", "p999", "max", "mean"}
 
 

@@ -24,7 +24,9 @@ from capacity.sweep import (
     SweepUpdate,
     ladder_rates,
     ladder_sweep,
+    options_from_settings,
     resume_sweep,
+    settings_of,
     start_sweep,
     stop_decision,
     sweep_from_record,
@@ -199,7 +201,7 @@ def test_a_generator_bound_tier_stops_at_once_and_is_never_a_server_limit() -> N
     stop = stop_decision([entry("a", 100, 100), entry("b", 2000, 900, generator_bound=True)])
     assert stop is not None and stop.kind == "generator_bound"
     assert "the load generator limited tier b (2,000/s offered), not the server" in stop.reason
-    assert stop.advice == GENERATOR_ADVICE and "--workers" in stop.advice
+    assert stop.advice == GENERATOR_ADVICE and "--processes" in stop.advice
     # a generator-bound shortfall does not count towards "saturated twice in a row"
     assert stop_decision([entry("a", 200, 150), entry("b", 400, 150)]) is not None
     bound = replace(entry("a", 200, 150), generator_bound=True)
@@ -343,7 +345,7 @@ def test_nothing_to_resume(out: Path) -> None:
 def test_bad_run_settings_are_refused_before_anything_is_created(out: Path) -> None:
     with pytest.raises(SweepSetupError, match="non-loopback"):
         start_sweep(small_sweep(1), RunOptions(target="http://10.1.2.3:80"), output_dir=out, run=FakeServer())
-    with pytest.raises(SweepSetupError, match="--workers must be at least 1"):
+    with pytest.raises(SweepSetupError, match="--processes must be at least 1"):
         start_sweep(small_sweep(1), RunOptions(workers=0), output_dir=out, run=FakeServer())
     assert not out.exists()
 
@@ -450,3 +452,12 @@ def test_a_lost_failed_run_is_tolerated(tmp_path: Path) -> None:
     result = read_sweep(path)
     assert list(result.runs) == ["light", "minimum"]
     assert matrix_rows(result)[2].offered is None
+
+
+def test_a_resumed_sweep_keeps_its_engine() -> None:
+    native = RunOptions(engine="native", workers=2)
+    assert options_from_settings(settings_of(native)).engine == "native"
+    assert options_from_settings(settings_of(RunOptions(engine="locust"))).engine == "locust"
+    # a sweep recorded before the native engine existed ran Locust, and resumes with it
+    old = {k: v for k, v in settings_of(native).items() if k != "engine"}
+    assert options_from_settings(old).engine == "locust"

@@ -45,7 +45,9 @@ TICK_S = 0.1  # how often users join or leave, and timeouts are looked for
 REQUEST_TIMEOUT_S = 30.0  # an answer this late is an error of kind "timeout" (Locust's network_timeout)
 CONNECT_TIMEOUT_S = 10.0
 CONNECT_BATCH = 200  # connections opened at once (the server's listen backlog is often 128 or more)
-GRANULARITY_NS = 100_000  # the send timer is re-armed only when it would be this much off
+# The send timer wakes the loop at most once per this long and is re-armed only when it would be this much
+# off: every wake-up and every arm is a system call, and sends due within it go out together
+GRANULARITY_NS = 100_000
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython's default is 700)
 LEARNS = frozenset({"limit", "market", "book"})  # kinds whose answer the flow reads
 
@@ -285,15 +287,15 @@ class NativeEngine:
         self._arm(now)
 
     def _arm(self, now: int) -> None:
-        """Make sure the timer wakes the loop for the earliest slot on the heap. Re-armed only when that
-        slot is earlier than the armed wake-up allows, or the wake-up has passed: each arm is a system
-        call, and a wake-up a little early only finds nothing due yet."""
+        """Make sure the timer wakes the loop for the earliest slot on the heap (not sooner than the
+        granularity after its last wake-up). A wake-up already armed for no later than that is kept: while
+        the loop is busy with answers, the armed instant may have passed without its wake-up having run."""
         if not self.heap:
             return
         timer = self._timer
         assert timer is not None
-        at = self.heap[0][0] + self.start_ns
-        if timer.armed_ns > at + GRANULARITY_NS or timer.armed_ns <= now + self.start_ns:
+        at = max(self.heap[0][0] + self.start_ns, timer.fired_ns + GRANULARITY_NS)
+        if not timer.covers(at, GRANULARITY_NS):
             timer.arm(at)
 
     def protocol_error(self, user: _User, error: ProtocolError) -> None:

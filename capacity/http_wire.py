@@ -68,10 +68,12 @@ def split_response(buf: bytes) -> tuple[int, bytes, bytes] | None:
             return None
         # the usual spelling first, without copying the head; parse_head handles every other
         at = buf.find(b"\r\nContent-Length: ", 0, end)
-        if at > 0 and buf.startswith(b"HTTP/1.") and buf[9:12].isdigit():
+        try:
+            if at < 0 or not buf.startswith(b"HTTP/1."):
+                raise ValueError
             status = int(buf[9:12])
             length = int(buf[at + 18 : buf.find(b"\r\n", at + 18)])
-        else:
+        except ValueError:
             status, length = parse_head(buf, end)
         stop = end + 4 + length
         if len(buf) < stop:

@@ -16,12 +16,16 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import psutil
 import uvloop
 
-from benchmarks._bare_server import SYMBOLS
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _bare_server import SYMBOLS
+
 from capacity.exchange_process import READY_PREFIX, EmbeddedExchange
 
 
@@ -92,7 +96,7 @@ class CannedServer(EmbeddedExchange):
 
     def start(self) -> CannedServer:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks._canned_server"],
+            [sys.executable, __file__],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass
 class Figure:
-    """One measured figure against its goal: ``value <op> goal`` passes (op is ">=", "<=" or "<")."""
+    """One measured figure against its goal: ``value <op> goal`` passes (op is ">=", "<=" or "<"; with
+    ``upper``, ``goal <= value <= upper``)."""
 
     name: str
     value: float | None
@@ -32,6 +33,7 @@ class Figure:
     op: str = ">="
     note: str = ""
     extra: dict = field(default_factory=dict)
+    upper: float | None = None
 
     @property
     def passed(self) -> bool | None:
@@ -39,12 +41,22 @@ class Figure:
             return None
         if self.value is None:
             return False
+        if self.upper is not None:
+            return self.goal <= self.value <= self.upper
         return {">=": self.value >= self.goal, "<=": self.value <= self.goal, "<": self.value < self.goal}[
             self.op
         ]
 
+    @property
+    def goal_text(self) -> str | None:
+        if self.goal is None:
+            return None
+        if self.upper is not None:
+            return f"{self.goal:g}-{self.upper:g}"
+        return f"{self.op} {self.goal:g}"
+
     def as_dict(self) -> dict:
-        goal = None if self.goal is None else f"{self.op} {self.goal:g}"
+        goal = self.goal_text
         return {**asdict(self), "goal": goal, "goal_value": self.goal, "pass": self.passed}
 
 
@@ -172,7 +184,7 @@ def format_value(value: float | None) -> str:
 def print_figures(figures: list[Figure]) -> None:
     for f in figures:
         verdict = {True: "PASS", False: "MISS", None: "-"}[f.passed]
-        goal = "-" if f.goal is None else f"{f.op} {format_value(f.goal)}"
+        goal = "-" if f.goal is None else f.goal_text or "-"
         print(
             f"  {f.name:<48} {format_value(f.value):>12} {f.unit:<10} goal {goal:<12} {verdict}"
             + (f"  ({f.note})" if f.note else "")

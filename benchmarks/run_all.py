@@ -31,6 +31,7 @@ BENCHMARKS = (
     "report_render",
     "http_efficiency",
     "generator_efficiency",
+    "native_engine",
 )
 
 
@@ -90,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, doc in docs.items():
         load = doc["load"]
         print(f"{name}: load average {load['loadavg_1m_mean']}, other CPU {load['other_cpu_pct']} %")
-        keep = {"name", "value", "unit", "goal", "op", "note"}
+        keep = {"name", "value", "unit", "goal", "op", "note", "upper"}
         print_figures(
             [
                 Figure(**{k: v for k, v in f.items() if k in keep} | {"goal": f["goal_value"]})

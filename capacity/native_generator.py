@@ -161,7 +161,7 @@ async def _child_main(config: EngineConfig, conn: multiprocessing.connection.Con
     loop = asyncio.get_running_loop()
     recorder = LatencyRecorder(config.late_threshold_ms)
     engine = NativeEngine(config, recorder)
-    cpu0 = time.process_time()
+    cpu0 = time.process_time()  # reset at t = 0: the figure is the CPU of sending, not of connecting
     try:
         connected = await engine.connect_initial()
     except TargetError as error:
@@ -196,6 +196,7 @@ async def _child_main(config: EngineConfig, conn: multiprocessing.connection.Con
     delay_s = (start_ns - time.monotonic_ns()) / 1e9
     if delay_s > 0:
         await asyncio.sleep(delay_s)
+    cpu0 = time.process_time()
     await engine.run(start_ns, on_tick)
     loop.remove_reader(conn.fileno())
     conn.send(("final", recorder.take_delta(), _stats(engine, cpu0)))
@@ -237,6 +238,7 @@ class Coordinator:
         self.stop_requested = False
         self.hurry = False
         self.started_at = 0.0
+        self.collect_cpu_s = 0.0
 
     def request_stop(self, _signum: int = 0, _frame: object = None) -> None:
         if self.stop_requested:
@@ -269,7 +271,9 @@ class Coordinator:
             self.started_at = time.time() + START_DELAY_S
             for p in self.processes:
                 p.conn.send(("start", self.started_at))
+            cpu0 = time.process_time()
             self._collect()
+            self.collect_cpu_s = time.process_time() - cpu0
         finally:
             for p in self.processes:
                 p.process.join(timeout=2)
@@ -372,8 +376,11 @@ class Coordinator:
             print(f"capacity native generator: cannot write progress.json: {error}", file=sys.stderr)
 
     def generator_stats(self) -> dict[str, Any]:
+        """What the generator reports of itself in loadgen.json: CPU seconds of its processes from t = 0
+        (``cpu_s``) and of this coordinating process (``coordinator_cpu_s``), connection trouble, notes."""
         return {
             "cpu_s": round(sum(p.stats.get("cpu_s", 0.0) for p in self.processes), 3),
+            "coordinator_cpu_s": round(self.collect_cpu_s, 3),
             "connect_failures": sum(p.stats.get("connect_failures", 0) for p in self.processes),
             "last_connect_error": next(
                 (p.stats["last_connect_error"] for p in self.processes if p.stats.get("last_connect_error")),

@@ -340,6 +340,27 @@ def test_an_unusable_run_is_inconclusive_not_a_failure(
     assert strict.exit_code == 3
 
 
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"status": "failed"}, "broken: the run failed: the exchange stopped"),
+        ({"errors": 1.0}, "broken: the exchange answered none of"),
+    ],
+)
+def test_a_broken_server_is_a_regression_not_inconclusive(
+    tmp_path: Path, baseline_file: Path, changes: dict[str, object], reason: str
+) -> None:
+    """A server that failed the run, or hung and answered nothing, fails the gate (issue 14)."""
+    broken = two_tiers(tmp_path, "broken", **changes)
+    junit_path = tmp_path / "j.xml"
+    result = run_cli("gate", "-b", baseline_file, broken, "--junit", junit_path)
+    assert result.exit_code == 1, result.output
+    assert reason in result.output
+    failures = [c.find("failure") for c in ET.parse(junit_path).iter("testcase")]
+    messages = [f.attrib.get("message", "") + (f.text or "") for f in failures if f is not None]
+    assert len(messages) == 2 and all(reason in m for m in messages)
+
+
 def test_a_missing_tier_is_inconclusive(tmp_path: Path, baseline_file: Path) -> None:
     one = write_sweep_dir(tmp_path / "one", {"smoke-200": make_run(rate=200, cpu_ms=0.55, seed=2)})
     result = run_cli("gate", "-b", baseline_file, one)

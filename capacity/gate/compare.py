@@ -11,9 +11,12 @@ enough to matter; otherwise it is **not significant**, never a misleading "3 % s
   direction; otherwise **not significant**.
 - **Absolute checks** against the run's own scenario SLO (P99, error rate): **fail** when more than
   ``max_violating_share`` of the steady seconds break the limit, else **pass**.
+- **fail** (a broken tier): the run under test failed (the exchange did not come up, died, or was not the
+  API) or the exchange answered no request successfully (hung, or only errors). A server that does not
+  work is the worst regression there is.
 - **inconclusive**: the tier cannot be compared - the run (or the baseline's tier) is unusable
-  (interrupted, failed, generator-bound, too few steady seconds, nothing answered), is missing, or a
-  metric could not be measured on one side. Never a regression.
+  (interrupted, generator-bound, too few steady seconds), is missing, or a metric could not be measured
+  on one side. Never a regression.
 
 The gate's status: ``regression`` when any check is worse or failed, else ``inconclusive`` when a tier
 could not be compared (or nothing could), else ``pass``.
@@ -189,7 +192,11 @@ def gate(
 def compare_tier(
     base: TierData, cur: TierData, thresholds: Thresholds, cpu_changed: bool = False
 ) -> TierOutcome:
-    """Every metric and SLO check of one tier (all inconclusive when either side is unusable)."""
+    """Every metric and SLO check of one tier (all inconclusive when either side is unusable; one failed
+    check when the run under test is broken)."""
+    if cur.broken:
+        why = "; ".join(cur.broken)
+        return TierOutcome(base.name, (Check(base.name, "tier", "Tier works", "fail", f"broken: {why}"),))
     problems = [f"baseline: {p}" for p in base.problems] + [f"run: {p}" for p in cur.problems]
     for side, tier in (("baseline", base), ("run", cur)):
         if not tier.problems and tier.steady_seconds < thresholds.min_steady_seconds:

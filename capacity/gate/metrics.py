@@ -117,8 +117,10 @@ class TierData:
     """One tier reduced to what the gate needs, for a baseline or for the run under test.
 
     ``problems`` says why the tier cannot be compared at all (run not completed, generator-bound, too few
-    steady seconds...); empty when it can. ``slo`` holds the scenario's limits and the run's whole-run
-    figures (``p99_limit_ms``, ``error_rate_limit``, ``p99_ms``, ``error_rate``).
+    steady seconds...); empty when it can. ``broken`` says why the server under test failed the tier (the
+    run failed, or nothing was answered successfully): a regression, never "inconclusive". ``slo`` holds
+    the scenario's limits and the run's whole-run figures (``p99_limit_ms``, ``error_rate_limit``,
+    ``p99_ms``, ``error_rate``).
     """
 
     name: str
@@ -132,6 +134,7 @@ class TierData:
     summary: dict[str, Any] = field(default_factory=dict)
     other_cpu_percent_mean: float | None = None
     runs: int = 1
+    broken: tuple[str, ...] = ()
 
     @property
     def usable(self) -> bool:
@@ -141,14 +144,26 @@ class TierData:
 # ---------------------------------------------------------------------------------------------- reduction
 
 
-def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
-    """Why ``run`` cannot be compared with a baseline (empty when it can): anything but a completed run,
-    a generator-bound run (the generator, not the server, set the figures), too few steady seconds, a run
-    in which nothing succeeded (the exchange answered nothing: a broken set-up, not a measurement)."""
+def broken_reasons(run: Run) -> list[str]:
+    """Why the server under test failed ``run`` (empty when it did not): the run failed (the exchange did
+    not come up or answer its health check, died, or was not the API), or it answered no request
+    successfully (hung, or only errors)."""
+    if run.status == "failed":
+        return [f"the run failed: {run.problem or 'see its run.json'}"]
     s = run.summary
-    reasons = []
-    if run.status != "completed":
-        reasons.append(f"run {run.status}" + (f": {run.problem}" if run.problem else ""))
+    if run.status == "completed" and s.counts.sent > 0 and s.counts.ok == 0:
+        return [f"the exchange answered none of {s.counts.sent:,} requests successfully"]
+    return []
+
+
+def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
+    """Why ``run`` cannot be compared with a baseline (empty when it can): an interrupted run, a
+    generator-bound run (the generator, not the server, set the figures), too few steady seconds. A broken
+    run (``broken_reasons``) cannot be compared either, and counts as a regression."""
+    s = run.summary
+    reasons = broken_reasons(run)
+    if run.status == "interrupted":
+        reasons.append("run interrupted" + (f": {run.problem}" if run.problem else ""))
     if s.generator_bound:
         why = "; ".join(s.limits) or "see the run's summary"
         reasons.append(f"generator-bound ({why})")
@@ -157,8 +172,6 @@ def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
         reasons.append(
             f"only {steady} steady second(s), fewer than the {min_steady_seconds} a comparison needs"
         )
-    if s.counts.sent > 0 and s.counts.ok == 0:
-        reasons.append("the exchange answered no request successfully")
     return reasons
 
 
@@ -170,6 +183,7 @@ def tier_data(run: Run, name: str, min_steady_seconds: int) -> TierData:
         name=name,
         status=run.status,
         problems=tuple(unusable_reasons(run, min_steady_seconds)),
+        broken=tuple(broken_reasons(run)),
         offered_rate=s.offered_rate,
         steady_seconds=len(steady),
         slo={

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from capacity.jsonfile import read_json_file
-from capacity.results import Counts, Latency
+from capacity.results import Counts, Latency, Stall
 
 FORMAT = "capacity-loadgen/1"
 PROGRESS_FILE = "progress.json"
@@ -71,6 +71,7 @@ class LoadgenResult:
     lag_max_ms: float | None = None
     generator_lag_max_ms: float | None = None
     engine: str = "locust"
+    stalls: tuple[Stall, ...] = ()
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     requests_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -120,6 +121,10 @@ def read_loadgen(results_dir: Path) -> LoadgenResult:
             lag_max_ms=_opt_float(totals.get("lag_max_ms")),
             generator_lag_max_ms=_opt_float(totals.get("generator_lag_max_ms")),
             engine=str(data.get("engine", "locust")),
+            stalls=tuple(
+                Stall(float(s["start_s"]), float(s["duration_s"]))
+                for s in (data.get("generator") or {}).get("stalls") or ()
+            ),
             errors_by_kind={str(k): int(v) for k, v in (data.get("errors_by_kind") or {}).items()},
             requests_by_kind={str(k): int(v) for k, v in (data.get("requests_by_kind") or {}).items()},
         )

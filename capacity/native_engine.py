@@ -48,6 +48,9 @@ CONNECT_BATCH = 200  # connections opened at once (the server's listen backlog i
 # The send timer wakes the loop at most once per this long and is re-armed only when it would be this much
 # off: every wake-up and every arm is a system call, and sends due within it go out together
 GRANULARITY_NS = 100_000
+# The server answering nothing for this long while requests were outstanding is a stall (recorded with its
+# start and length: the server's, never the generator's)
+STALL_NS = 200_000_000
 GC_YOUNG_THRESHOLD = 20_000  # allocations between young collections (CPython's default is 700)
 LEARNS = frozenset({"limit", "market", "book"})  # kinds whose answer the flow reads
 
@@ -142,6 +145,8 @@ class NativeEngine:
         self.connect_failures = 0
         self.last_connect_error = ""
         self.requests_sent = 0
+        self.last_answer_ns = 0  # since t = 0; any answer, error or lost connection
+        self.stalls: list[tuple[int, int]] = []  # (start, length) in ns since t = 0
         self._timer: SendTimer | None = None
         self._done: asyncio.Future[None] | None = None
         self._joining: set[int] = set()  # user numbers connecting to join
@@ -253,6 +258,7 @@ class NativeEngine:
             self.protocol_error(user, ProtocolError(f"an answer (status {status}) to no request"))
             return
         now = time.monotonic_ns() - self.start_ns
+        self._answer_at(now, user.sent_ns)
         user.request = None
         self.in_flight -= 1
         # a cancel that finds its order already filled (409) or gone (404) was answered correctly
@@ -268,6 +274,13 @@ class NativeEngine:
         else:
             self.recorder.error(user.intended_ns, f"http_{status}")
         self._next(user, now)
+
+    def _answer_at(self, now: int, sent_ns: int) -> None:
+        """Note an answer: if nothing was answered for STALL_NS while this request was out, a stall."""
+        since = max(self.last_answer_ns, sent_ns)
+        if now - since >= STALL_NS:
+            self.stalls.append((since, now - since))
+        self.last_answer_ns = now
 
     def _next(self, user: _User, now: int) -> None:
         """After an answer (or a failure): send at once if the next slot is overdue, else wait for it."""
@@ -318,8 +331,10 @@ class NativeEngine:
         self.in_flight -= 1
         if self.stopping:
             return
+        now = self.now_ns()
+        self._answer_at(now, user.sent_ns)
         self.recorder.error(user.intended_ns, "connection")
-        self._next(user, self.now_ns())
+        self._next(user, now)
 
     # -- connections --
 
@@ -414,7 +429,13 @@ class NativeEngine:
     def _count_owed(self) -> None:
         """Slots that came due and were never sent. A user waiting for an answer was held by the server; an
         idle one, by the generator."""
-        until_s = min(self.now_ns(), self.end_ns) / 1e9
+        now = self.now_ns()
+        waiting = [u.sent_ns for u in self.users.values() if u.request is not None]
+        if waiting:  # still unanswered at the end: a stall that had not ended
+            since = max(self.last_answer_ns, min(waiting))
+            if now - since >= STALL_NS:
+                self.stalls.append((since, now - since))
+        until_s = min(now, self.end_ns) / 1e9
         for user in self.users.values():
             if not user.active:
                 continue

@@ -209,10 +209,23 @@ def _stats(engine: NativeEngine, cpu0: float) -> dict[str, Any]:
         "connect_failures": engine.connect_failures,
         "last_connect_error": engine.last_connect_error or None,
         "last_protocol_error": engine.last_protocol_error or None,
+        "stalls": engine.stalls,
     }
 
 
 # ---------------------------------------------------------------------------------------------- coordinator
+
+
+def merge_intervals(intervals: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``(start, length)`` intervals with overlapping ones merged, sorted: each process sees a server stall
+    on its own connections."""
+    merged: list[list[int]] = []
+    for start, length in sorted(intervals):
+        if merged and start <= merged[-1][0] + merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], start + length - merged[-1][0])
+        else:
+            merged.append([start, length])
+    return [(start, length) for start, length in merged]
 
 
 @dataclass
@@ -394,6 +407,12 @@ class Coordinator:
                 ),
                 None,
             ),
+            "stalls": [
+                {"start_s": round(start / 1e9, 3), "duration_s": round(length / 1e9, 3)}
+                for start, length in merge_intervals(
+                    [tuple(s) for p in self.processes for s in p.stats.get("stalls", [])]
+                )
+            ],
             "notes": self.notes,
         }
 

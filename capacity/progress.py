@@ -164,6 +164,13 @@ def summary_table(run: Run) -> Table:
     if s.advice:
         bound.append(f"\n{s.advice}", style="yellow")
     table.add_row("generator-bound", bound)
+    if s.stalls:
+        longest = max(s.stalls, key=lambda stall: stall.duration_s)
+        table.add_row(
+            "server stalls",
+            f"{len(s.stalls)}: the server answered nothing while asked, {_seconds(longest.duration_s)} from "
+            f"t = {longest.start_s:.1f} s the longest (in the corrected latency; not the generator)",
+        )
     if run.problem:
         table.add_row("problem", Text(run.problem, style="red"))
     for note in (*s.notes, *run.notes):
@@ -173,6 +180,10 @@ def summary_table(run: Run) -> Table:
 
 def _num(value: float | int | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
 def _mib(value: int | None) -> float | None:

@@ -103,6 +103,14 @@ class Counts:
 
 
 @dataclass(frozen=True)
+class Stall:
+    """A time the server answered nothing while requests were outstanding (seconds since t = 0)."""
+
+    start_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class SloVerdict:
     """The run against the scenario's SLO: corrected p99 (ms) and error rate (0-1), each with its limit."""
 
@@ -160,6 +168,7 @@ class Summary:
     # Fields added within capacity-run/1 have defaults, so files written before them still read.
     other_cpu_percent_mean: float | None = None
     exchange_trades_per_sec_mean: float | None = None  # the exchange's trades/s over the steady window
+    stalls: tuple[Stall, ...] = ()  # the server answered nothing while asked (native engine only)
 
 
 @dataclass(frozen=True)

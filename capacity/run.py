@@ -620,6 +620,7 @@ class _Orchestrator:
             loadgen.raw if loadgen else Latency(0),
             self._generator_cores(),
             completed=self.status == "completed",
+            stalls=loadgen.stalls if loadgen else (),
         )
         finished = datetime.now(UTC)
         run = Run(

@@ -31,7 +31,7 @@ import math
 import statistics
 from collections.abc import Sequence
 
-from capacity.results import Counts, Latency, Second, SloVerdict, Summary
+from capacity.results import Counts, Latency, Second, SloVerdict, Stall, Summary
 from capacity.scenario import Scenario
 
 EDGE_S = 1  # seconds dropped at both ends of the steady window
@@ -71,8 +71,10 @@ def summarize(
     raw: Latency,
     generator_cores: float,
     completed: bool = True,
+    stalls: Sequence[Stall] = (),
 ) -> Summary:
-    """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use."""
+    """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use; ``stalls``:
+    times the server answered nothing while asked, as the generator saw them."""
     start, end = steady_window(scenario, [s.t for s in series])
     steady = [s for s in series if start <= s.t < end]
     offered = _mean([s.offered_rate for s in steady]) or 0.0
@@ -128,6 +130,7 @@ def summarize(
         other_cpu_percent_mean=other,
         exchange_orders_per_sec_mean=_mean(exchange_rate),
         exchange_trades_per_sec_mean=_mean(trades),
+        stalls=tuple(stalls),
         exchange_resting_orders_max=max(resting, default=None),
         slo=slo_verdict(scenario, corrected, error_rate),
         generator_bound=bool(limits),

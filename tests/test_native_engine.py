@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +24,10 @@ from typing import Any
 import pytest
 from hdrh.log import HistogramLogReader
 
+from capacity.exchange_process import EmbeddedExchange
 from capacity.http_wire import ProtocolError, encode_request, split_response
+from capacity.run import RunOptions, run_scenario
+from capacity.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = {
@@ -354,3 +358,44 @@ def test_ctrl_c_stops_the_load_and_keeps_the_data(stub: StubExchange, tmp_path: 
         totals["sent"] - totals["ok"]
     )
     assert (out / "corrected.hlog").exists()
+
+
+# ---------------------------------------------------------------------------------------------- a real stall
+
+
+@pytest.mark.timeout(90)
+def test_a_sigstop_stall_of_the_exchange_is_the_servers_with_its_duration(tmp_path: Path) -> None:
+    """Issue 14: a server stall is classified server-side, with how long it lasted; never the generator's."""
+    file = scenario(tmp_path / "s.yaml", 400, 40, "6s")
+    out = tmp_path / "runs"
+    with EmbeddedExchange(env={"JOURNAL_PATH": "none", "OVERLOAD_MAX_LAG": "30s"}) as exchange:
+        stopper = threading.Thread(target=_stall, args=(out, exchange.pid, 1.5), daemon=True)
+        stopper.start()
+        result = run_scenario(
+            load_scenario(file),
+            RunOptions(output_dir=out, target=exchange.url, server_pid=exchange.pid, pin=False),
+        )
+        stopper.join(30)
+    summary = result.run.summary
+    assert result.run.status == "completed", result.run.problem
+    assert result.run.loadgen.engine == "native"
+    assert not summary.generator_bound, summary.limits
+    assert summary.counts.late > 100 and summary.counts.generator_late <= 0.1 * summary.counts.late
+    (stall,) = [s for s in summary.stalls if s.duration_s >= 1.0]
+    assert 1.3 <= stall.duration_s <= 3.0 and 1.0 <= stall.start_s <= 4.0
+    assert summary.corrected.max_ms is not None and summary.corrected.max_ms >= 1300
+
+
+def _stall(out: Path, pid: int, seconds: float) -> None:
+    """Once the run has been going for 1.5 s, freeze the exchange for ``seconds`` (SIGSTOP, SIGCONT)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        progress = list(out.glob("*/loadgen/progress.json"))
+        if progress and json.loads(progress[0].read_text()).get("elapsed_s", 0) >= 1.5:
+            break
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(seconds)
+    finally:
+        os.kill(pid, signal.SIGCONT)

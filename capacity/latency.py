@@ -232,6 +232,9 @@ class LatencyRecorder:
         self._seconds: dict[int, Second] = {}
         self.errors_by_kind: Counter[str] = Counter()
         self.requests_by_kind: Counter[str] = Counter()
+        # successful answers by the second they *arrived* (the seconds above are by intended send time):
+        # the work done per wall-clock second, which is what a saturated server's throughput is
+        self.completed: Counter[int] = Counter()
 
     @property
     def seconds(self) -> dict[int, Second]:
@@ -285,6 +288,7 @@ class LatencyRecorder:
         second = self._seconds.get(intended_ns // _NS_PER_S) or self._second(intended_ns)
         second.pending_corrected_ns.append(done_ns - intended_ns)
         second.pending_raw_ns.append(done_ns - sent_ns)
+        self.completed[done_ns // _NS_PER_S] += 1
 
     def error(self, intended_ns: int, kind: str) -> None:
         """A failed request; ``kind`` is ``http_<status>``, ``connection`` or ``timeout``."""
@@ -302,10 +306,12 @@ class LatencyRecorder:
             "seconds": [[index, second.to_wire()] for index, second in sorted(self.seconds.items())],
             "errors_by_kind": dict(self.errors_by_kind),
             "requests_by_kind": dict(self.requests_by_kind),
+            "completed": [[index, count] for index, count in sorted(self.completed.items())],
         }
         self._seconds = {}
         self.errors_by_kind = Counter()
         self.requests_by_kind = Counter()
+        self.completed = Counter()
         return delta
 
     def add_delta(self, delta: Mapping[str, Any]) -> None:
@@ -314,6 +320,7 @@ class LatencyRecorder:
             self._merge_second(int(index), Second.from_wire(wire))
         self.errors_by_kind.update(delta.get("errors_by_kind", {}))
         self.requests_by_kind.update(delta.get("requests_by_kind", {}))
+        self.completed.update({int(index): int(count) for index, count in delta.get("completed", ())})
 
     def merge(self, other: LatencyRecorder) -> None:
         """Merge another recorder in this process (no encoding)."""
@@ -321,6 +328,7 @@ class LatencyRecorder:
             self._merge_second(index, second)
         self.errors_by_kind.update(other.errors_by_kind)
         self.requests_by_kind.update(other.requests_by_kind)
+        self.completed.update(other.completed)
 
     def _merge_second(self, index: int, second: Second) -> None:
         mine = self._seconds.get(index)
@@ -332,8 +340,8 @@ class LatencyRecorder:
 
     @property
     def last_second(self) -> int:
-        """Index of the last second holding anything, -1 if none."""
-        return max(self.seconds, default=-1)
+        """Index of the last second holding anything (by intended send or by completion), -1 if none."""
+        return max(max(self.seconds, default=-1), max(self.completed, default=-1))
 
     def combined(self, indices: Iterable[int] | None = None) -> Second:
         """One Second holding the sum of the given seconds (default: all of them)."""

@@ -55,6 +55,7 @@ class LoadgenSecond:
     counts: Counts
     corrected: Latency
     raw: Latency
+    completed: int | None = None  # successful answers that arrived in this wall-clock second (None: old)
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,7 @@ def _second(entry: Mapping[str, Any]) -> LoadgenSecond:
         counts=_counts(entry),
         corrected=latency_from(entry.get("corrected")),
         raw=latency_from(entry.get("raw")),
+        completed=None if entry.get("completed") is None else int(entry["completed"]),
     )
 
 

@@ -34,7 +34,12 @@ def series_length(scenario: Scenario, recorder: LatencyRecorder, elapsed_s: floa
 
 def second_entry(scenario: Scenario, recorder: LatencyRecorder, t: int) -> dict[str, Any]:
     second = recorder.seconds.get(t) or Second()
-    return {"t": t, "offered_rate": offered_in_second(scenario, t), **second.summary()}
+    return {
+        "t": t,
+        "offered_rate": offered_in_second(scenario, t),
+        "completed": recorder.completed.get(t, 0),
+        **second.summary(),
+    }
 
 
 def totals(recorder: LatencyRecorder) -> dict[str, Any]:
@@ -115,7 +120,7 @@ def progress_document(
         "errors_total": total.errors,
         "late_total": total.late,
         "offered_rate": round(offered, 3),
-        "achieved_rate": round(recent.ok / span, 3) if span else 0.0,
+        "achieved_rate": round(sum(recorder.completed.get(t, 0) for t in window) / span, 3) if span else 0.0,
         "p99_corrected_ms": summarize(recent.corrected)["p99"],
         "p99_raw_ms": summarize(recent.raw)["p99"],
         "users": users,

@@ -37,7 +37,9 @@ def build_series(
                 t=entry.t,
                 offered_rate=entry.offered_rate,
                 sent_rate=counts.sent / interval_s,
-                achieved_rate=counts.ok / interval_s,
+                # work done: answers by the second they arrived (a saturated server's late answers are
+                # its throughput then, not the second they were scheduled in); older files: by schedule
+                achieved_rate=(counts.ok if entry.completed is None else entry.completed) / interval_s,
                 errors_per_s=counts.errors / interval_s,
                 shed_per_s=counts.shed / interval_s,
                 late_per_s=counts.late / interval_s,

@@ -209,3 +209,18 @@ def test_hlog_is_readable_by_hdrhistogram(tmp_path: Path) -> None:
     assert counts == [h.get_total_count() if h is not None else 0 for h in histograms]
     assert sum(counts) == 3000
     assert reader.get_start_time_sec() == 1_795_600_000.5
+
+
+def test_work_done_is_counted_by_the_second_answers_arrive() -> None:
+    """A saturated server answers late: its throughput is what it answered each wall-clock second, not what
+    was scheduled then (issue 14). Scheduled in second 0, answered across seconds 0-2."""
+    recorder = LatencyRecorder()
+    for i in range(30):
+        intended = i * (NS // 30)
+        recorder.sent(intended, intended, "limit")
+        recorder.record(intended, intended, i * (NS // 10))  # answered at 0.0, 0.1 ... 2.9 s
+    assert recorder.seconds[0].ok == 30 and set(recorder.seconds) == {0}
+    assert dict(recorder.completed) == {0: 10, 1: 10, 2: 10}
+    merged = LatencyRecorder()
+    merged.add_delta(recorder.take_delta())
+    assert dict(merged.completed) == {0: 10, 1: 10, 2: 10} and merged.last_second == 2

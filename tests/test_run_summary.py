@@ -245,6 +245,21 @@ def test_series_joins_samples_by_time() -> None:
     assert series[2].exchange_orders_per_sec == 81.0  # nothing after its end: the last read inside it
 
 
+def test_achieved_is_the_work_done_each_wall_clock_second() -> None:
+    """A saturated tier: every second scheduled 100 and the server answered 60 per second, late. By
+    schedule second the early seconds would show 100 answered and the last ones 0; by arrival, 60 each,
+    which is what its CPU of that second paid for (issue 14)."""
+    ok = [100, 100, 100, 0, 0]
+    seconds = [
+        LoadgenSecond(t, 100.0, Counts(100, 100, n, 0, 0, 0), LAT, RAW, completed=60)
+        for t, n in enumerate(ok)
+    ]
+    assert [s.achieved_rate for s in build_series(seconds, 0.0)] == [60.0] * 5
+    # a results file from before completions were counted: by schedule second, as it was
+    older = [LoadgenSecond(t, 100.0, Counts(100, 100, n, 0, 0, 0), LAT, RAW) for t, n in enumerate(ok)]
+    assert [s.achieved_rate for s in build_series(older, 0.0)] == [100.0, 100.0, 100.0, 0.0, 0.0]
+
+
 def test_series_without_samples_has_nulls() -> None:
     series = build_series([LoadgenSecond(0, 10.0, Counts(), Latency(0), Latency(0))], 0.0)
     assert series[0].server_cpu_percent is None and series[0].exchange_orders_per_sec is None

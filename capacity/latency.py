@@ -121,6 +121,7 @@ _COUNTERS = (
     "generator_lag_max_us",
     "corrected_sum_us",
     "raw_sum_us",
+    "failed_sum_us",
 )
 
 
@@ -132,6 +133,10 @@ class Second:
     intended time); ``ok`` and ``errors`` are completed requests (``shed`` = errors that were HTTP 503).
     ``sent - ok - errors`` were still in flight when the test stopped. Histograms hold ok responses only and
     are created on first use, so an idle second costs almost nothing.
+
+    ``failed`` holds what the requests that did not succeed waited, from their intended time: an error's
+    until its answer, and one unanswered or never sent until the test stopped (a lower bound). With
+    ``corrected`` it makes the latency of *all outcomes*: what everything that was asked for waited.
 
     ``LatencyRecorder.record`` only appends the two durations to the pending lists; ``fold`` (called by
     every method that reads or moves the second, and by ``LatencyRecorder.seconds``) counts them into
@@ -151,14 +156,24 @@ class Second:
     generator_lag_max_us: int = 0
     corrected_sum_us: int = 0  # exact sums, for means without walking the histogram
     raw_sum_us: int = 0
+    failed_sum_us: int = 0
     corrected: HdrHistogram | None = field(default=None, repr=False)
     raw: HdrHistogram | None = field(default=None, repr=False)
+    failed: HdrHistogram | None = field(default=None, repr=False)
+    pending_failed_ns: list[int] = field(default_factory=list, repr=False)
     # ok responses not yet folded in: (completion - intended) and (completion - sent), ns
     pending_corrected_ns: list[int] = field(default_factory=list, repr=False)
     pending_raw_ns: list[int] = field(default_factory=list, repr=False)
 
     def fold(self) -> None:
         """Count the pending responses into ``ok``, the exact sums and the histograms (in us)."""
+        if self.pending_failed_ns:
+            if self.failed is None:
+                self.failed = new_histogram()
+            failed = to_us_array(self.pending_failed_ns)
+            record_values(self.failed, failed)
+            self.failed_sum_us += int(failed.sum())
+            self.pending_failed_ns = []
         if not self.pending_corrected_ns:
             return
         if self.corrected is None or self.raw is None:
@@ -183,6 +198,10 @@ class Second:
                 self.corrected, self.raw = new_histogram(), new_histogram()
             self.corrected.add(other.corrected)
             self.raw.add(other.raw)
+        if other.failed is not None:
+            if self.failed is None:
+                self.failed = new_histogram()
+            self.failed.add(other.failed)
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data for Locust's master/worker messages: counters plus encoded histograms (or None)."""
@@ -190,6 +209,7 @@ class Second:
         wire: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
         wire["corrected"] = None if self.corrected is None else self.corrected.encode()
         wire["raw"] = None if self.raw is None else self.raw.encode()
+        wire["failed"] = None if self.failed is None else self.failed.encode()
         return wire
 
     @classmethod
@@ -198,7 +218,20 @@ class Second:
         if wire.get("corrected") is not None and wire.get("raw") is not None:
             second.corrected = HdrHistogram.decode(wire["corrected"])
             second.raw = HdrHistogram.decode(wire["raw"])
+        if wire.get("failed") is not None:
+            second.failed = HdrHistogram.decode(wire["failed"])
         return second
+
+    def all_outcomes(self) -> dict[str, Any]:
+        """The latency summary of everything asked for: successes (corrected) and failures' waits."""
+        self.fold()
+        if self.failed is None:
+            return summarize(self.corrected, self.corrected_sum_us)
+        merged = new_histogram()
+        merged.add(self.failed)
+        if self.corrected is not None:
+            merged.add(self.corrected)
+        return summarize(merged, self.corrected_sum_us + self.failed_sum_us)
 
     def summary(self) -> dict[str, Any]:
         """Counters of this second as in loadgen.json (latency in ms), without ``t``/``offered_rate``."""
@@ -290,13 +323,21 @@ class LatencyRecorder:
         second.pending_raw_ns.append(done_ns - sent_ns)
         self.completed[done_ns // _NS_PER_S] += 1
 
-    def error(self, intended_ns: int, kind: str) -> None:
-        """A failed request; ``kind`` is ``http_<status>``, ``connection`` or ``timeout``."""
+    def error(self, intended_ns: int, kind: str, done_ns: int | None = None) -> None:
+        """A failed request; ``kind`` is ``http_<status>``, ``connection``, ``timeout`` or ``protocol``;
+        ``done_ns``: when it failed (its wait from the intended time counts in all outcomes)."""
         second = self._second(intended_ns)
         second.errors += 1
         if kind == "http_503":
             second.shed += 1
         self.errors_by_kind[kind] += 1
+        if done_ns is not None:
+            second.pending_failed_ns.append(done_ns - intended_ns)
+
+    def unanswered(self, intended_ns: int, at_ns: int) -> None:
+        """A request still unanswered (or a slot never sent) when the test stopped at ``at_ns``: its wait so
+        far counts in all outcomes, as a lower bound. Counters are the caller's (``sent``, ``owed``)."""
+        self._second(intended_ns).pending_failed_ns.append(max(at_ns - intended_ns, 0))
 
     # -- moving data between processes --
 
@@ -340,8 +381,9 @@ class LatencyRecorder:
 
     @property
     def last_second(self) -> int:
-        """Index of the last second holding anything (by intended send or by completion), -1 if none."""
-        return max(max(self.seconds, default=-1), max(self.completed, default=-1))
+        """Index of the last second holding anything, -1 if none (by intended send time: answers arriving
+        after the schedule's last second, while the generator drains, add no second of their own)."""
+        return max(self.seconds, default=-1)
 
     def combined(self, indices: Iterable[int] | None = None) -> Second:
         """One Second holding the sum of the given seconds (default: all of them)."""

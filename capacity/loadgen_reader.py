@@ -73,6 +73,7 @@ class LoadgenResult:
     generator_lag_max_ms: float | None = None
     engine: str = "locust"
     stalls: tuple[Stall, ...] = ()
+    all_outcomes: Latency | None = None  # successes and failures' waits (None: an older file)
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     requests_by_kind: dict[str, int] = field(default_factory=dict)
 
@@ -119,6 +120,7 @@ def read_loadgen(results_dir: Path) -> LoadgenResult:
             totals=_counts(totals),
             corrected=latency_from(totals.get("corrected")),
             raw=latency_from(totals.get("raw")),
+            all_outcomes=latency_from(totals["all_outcomes"]) if "all_outcomes" in totals else None,
             lag_max_ms=_opt_float(totals.get("lag_max_ms")),
             generator_lag_max_ms=_opt_float(totals.get("generator_lag_max_ms")),
             engine=str(data.get("engine", "locust")),

@@ -56,6 +56,7 @@ def totals(recorder: LatencyRecorder) -> dict[str, Any]:
         "generator_lag_max_ms": round(total.generator_lag_max_us / 1000, 3),
         "corrected": summarize(total.corrected, total.corrected_sum_us),
         "raw": summarize(total.raw, total.raw_sum_us),
+        "all_outcomes": total.all_outcomes(),
     }
 
 

@@ -393,7 +393,7 @@ class Trader(FastHttpUser):
             else:
                 response.failure(f"{_error_kind(status, error)}: {error or status}")
         if not ok:
-            run.recorder.error(intended_ns, _error_kind(status, error))
+            run.recorder.error(intended_ns, _error_kind(status, error), done_ns)
             return
         run.recorder.record(intended_ns, sent_ns, done_ns)
         if content:
@@ -407,8 +407,11 @@ class Trader(FastHttpUser):
         # Slots that came due while this user was behind and were never sent are counted, not dropped.
         if self.pacer is not None and self.state is not None:
             until_s = min(self.state.now_s(), self.state.scenario.total_duration_s)
+            now_ns = self.state.now_ns()
             for slot_s in self.pacer.owed(until_s):
-                self.state.recorder.owed(round(slot_s * 1e9), generator_fault=not self.waiting)
+                slot = round(slot_s * 1e9)
+                self.state.recorder.owed(slot, generator_fault=not self.waiting)
+                self.state.recorder.unanswered(slot, now_ns)
 
 
 # ---------------------------------------------------------------------------------------------- events

@@ -272,7 +272,7 @@ class NativeEngine:
                 if isinstance(payload, dict):
                     user.flow.on_response(request, status, payload)
         else:
-            self.recorder.error(user.intended_ns, f"http_{status}")
+            self.recorder.error(user.intended_ns, f"http_{status}", now)
         self._next(user, now)
 
     def _answer_at(self, now: int, sent_ns: int) -> None:
@@ -314,13 +314,14 @@ class NativeEngine:
     def protocol_error(self, user: _User, error: ProtocolError) -> None:
         """An answer this generator cannot frame: an error of kind ``protocol``; the connection is closed."""
         self.last_protocol_error = str(error)
+        now = self.now_ns()
         if user.request is not None:
             user.request = None
             self.in_flight -= 1
-            self.recorder.error(user.intended_ns, "protocol")
+            self.recorder.error(user.intended_ns, "protocol", now)
         if user.transport is not None:
             user.transport.abort()
-        self._next(user, self.now_ns())
+        self._next(user, now)
 
     def lost(self, user: _User) -> None:
         """The connection closed: its request in flight (if any) failed."""
@@ -333,7 +334,7 @@ class NativeEngine:
             return
         now = self.now_ns()
         self._answer_at(now, user.sent_ns)
-        self.recorder.error(user.intended_ns, "connection")
+        self.recorder.error(user.intended_ns, "connection", now)
         self._next(user, now)
 
     # -- connections --
@@ -362,7 +363,7 @@ class NativeEngine:
         elif user.pacer.next_s is not None:
             intended = round(user.pacer.take() * 1e9)
             self.recorder.sent(intended, now, user.flow.next_request().kind, now)
-            self.recorder.error(intended, "connection")
+            self.recorder.error(intended, "connection", now)
             self._schedule(user)
         self.pump()
 
@@ -421,14 +422,14 @@ class NativeEngine:
             if user.request is not None and now - user.sent_ns > limit:
                 user.request = None
                 self.in_flight -= 1
-                self.recorder.error(user.intended_ns, "timeout")
+                self.recorder.error(user.intended_ns, "timeout", now)
                 if user.transport is not None:
                     user.transport.abort()
                 self._next(user, now)
 
     def _count_owed(self) -> None:
         """Slots that came due and were never sent. A user waiting for an answer was held by the server; an
-        idle one, by the generator."""
+        idle one, by the generator. Unanswered requests and unsent slots wait until now, in all outcomes."""
         now = self.now_ns()
         waiting = [u.sent_ns for u in self.users.values() if u.request is not None]
         if waiting:  # still unanswered at the end: a stall that had not ended
@@ -437,7 +438,11 @@ class NativeEngine:
                 self.stalls.append((since, now - since))
         until_s = min(now, self.end_ns) / 1e9
         for user in self.users.values():
+            if user.request is not None:
+                self.recorder.unanswered(user.intended_ns, now)
             if not user.active:
                 continue
             for slot_s in user.pacer.owed(until_s):
-                self.recorder.owed(round(slot_s * 1e9), generator_fault=user.request is None)
+                slot = round(slot_s * 1e9)
+                self.recorder.owed(slot, generator_fault=user.request is None)
+                self.recorder.unanswered(slot, now)

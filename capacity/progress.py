@@ -127,7 +127,10 @@ def summary_table(run: Run) -> Table:
         f"({_num(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late "
         f"({s.counts.generator_late:,} by the generator)",
     )
-    for label, lat in (("latency corrected", s.corrected), ("latency raw", s.raw)):
+    latencies = [("latency corrected", s.corrected), ("latency raw", s.raw)]
+    if s.all_outcomes is not None:
+        latencies.insert(0, ("latency all outcomes", s.all_outcomes))
+    for label, lat in latencies:
         table.add_row(
             label,
             f"p50 {_num(lat.p50_ms, '{:.2f}')}  p99 {_num(lat.p99_ms, '{:.2f}')}  "

@@ -169,6 +169,9 @@ class Summary:
     other_cpu_percent_mean: float | None = None
     exchange_trades_per_sec_mean: float | None = None  # the exchange's trades/s over the steady window
     stalls: tuple[Stall, ...] = ()  # the server answered nothing while asked (native engine only)
+    # every request asked for: successes (corrected) and what errors, timeouts, unanswered and unsent
+    # requests waited (until the answer, or the end: a lower bound); the SLO verdict's P99 when present
+    all_outcomes: Latency | None = None
 
 
 @dataclass(frozen=True)

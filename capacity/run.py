@@ -621,6 +621,7 @@ class _Orchestrator:
             self._generator_cores(),
             completed=self.status == "completed",
             stalls=loadgen.stalls if loadgen else (),
+            all_outcomes=loadgen.all_outcomes if loadgen else None,
         )
         finished = datetime.now(UTC)
         run = Run(

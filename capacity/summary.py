@@ -10,7 +10,10 @@ Rules (documented in ``docs/run-format.md``):
 - **Error rate** = (sent - ok) / sent: failed requests *and* requests never answered by the end of the
   run (the generator waits a second for in-flight responses) count against the server. In an
   interrupted run, requests in flight at the interruption are left out: errors / (ok + errors).
-- **SLO**: corrected p99 <= ``slo.p99_ms`` and error rate <= ``slo.error_rate``.
+- **SLO**: p99 <= ``slo.p99_ms`` and error rate <= ``slo.error_rate``. The p99 is that of all outcomes
+  where the generator measured it (successes from their intended send time, and errors, timeouts and
+  requests unanswered or unsent at the end with what they waited), else the corrected p99 of successes:
+  a server that fails requests fast, or never answers them, cannot pass on the latency of the rest.
 - **Generator-bound**, from the generator's own evidence only, when either: its CPU was >= 90 % of the
   cores it could use for a sustained part of the steady window (at least a quarter of its seconds, and
   at least 2 when there are 2); or more than 1 % of the scheduled requests went out late (or never)
@@ -72,6 +75,7 @@ def summarize(
     generator_cores: float,
     completed: bool = True,
     stalls: Sequence[Stall] = (),
+    all_outcomes: Latency | None = None,
 ) -> Summary:
     """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use; ``stalls``:
     times the server answered nothing while asked, as the generator saw them."""
@@ -131,8 +135,9 @@ def summarize(
         exchange_orders_per_sec_mean=_mean(exchange_rate),
         exchange_trades_per_sec_mean=_mean(trades),
         stalls=tuple(stalls),
+        all_outcomes=all_outcomes,
         exchange_resting_orders_max=max(resting, default=None),
-        slo=slo_verdict(scenario, corrected, error_rate),
+        slo=slo_verdict(scenario, *_slo_latency(corrected, all_outcomes), error_rate),
         generator_bound=bool(limits),
         limits=tuple(limits),
         advice=advice,
@@ -140,15 +145,23 @@ def summarize(
     )
 
 
-def slo_verdict(scenario: Scenario, corrected: Latency, error_rate: float | None) -> SloVerdict:
-    """PASS when corrected p99 and the error rate are both within the scenario's SLO."""
+def _slo_latency(corrected: Latency, all_outcomes: Latency | None) -> tuple[Latency, str]:
+    """The latency the SLO holds the run to, and its name: all outcomes where measured."""
+    if all_outcomes is not None and all_outcomes.count:
+        return all_outcomes, "p99 of all outcomes"
+    return corrected, "corrected p99"
+
+
+def slo_verdict(scenario: Scenario, latency: Latency, what: str, error_rate: float | None) -> SloVerdict:
+    """PASS when the p99 of ``latency`` (named ``what``: all outcomes, or corrected successes) and the
+    error rate are both within the scenario's SLO."""
     slo = scenario.slo
     reasons = []
-    p99 = corrected.p99_ms if corrected.count else None
+    p99 = latency.p99_ms if latency.count else None
     if p99 is None:
         reasons.append("no latency was measured (no successful requests)")
     elif p99 > slo.p99_ms:
-        reasons.append(f"corrected p99 {_ms(p99)} ms is above the SLO's {slo.p99_ms:g} ms")
+        reasons.append(f"{what} {_ms(p99)} ms is above the SLO's {slo.p99_ms:g} ms")
     if error_rate is None:
         reasons.append("no requests were sent")
     elif error_rate > slo.error_rate:

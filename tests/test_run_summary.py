@@ -203,6 +203,12 @@ def test_slo_verdict(flat: Scenario) -> None:
     assert not failed.passed and failed.verdict == "FAIL"
     assert failed.reasons == ("corrected p99 60 ms is above the SLO's 50 ms",)
 
+    # held to all outcomes where the generator measured them: fast successes, failures that waited
+    everything = Latency(100_000, 10.0, 40.0, 900.0, 2000.0, 3000.0, 30.0)
+    held = summarize(flat, series, TOTALS, LAT, RAW, 1.0, all_outcomes=everything)
+    assert held.all_outcomes == everything and not held.slo.passed and held.slo.p99_ms == 900.0
+    assert held.slo.reasons == ("p99 of all outcomes 900 ms is above the SLO's 50 ms",)
+
     errors = Counts(scheduled=1000, sent=1000, ok=980, errors=15, shed=15)
     verdict = summarize(flat, series, errors, LAT, RAW, 1.0)
     assert verdict.error_rate == pytest.approx(0.02)  # 15 errors + 5 never answered

@@ -110,9 +110,11 @@ async def serve() -> None:
 class BareServer(EmbeddedExchange):
     """``with BareServer(cpus=[1]) as bare: bare.url`` — this module's app in a pinned subprocess."""
 
+    script = __file__  # a server module that prints the ready line and serves until SIGTERM
+
     def start(self) -> BareServer:
         self.process = subprocess.Popen(
-            [sys.executable, __file__],
+            [sys.executable, self.script],
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

@@ -14,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import orjson
-import psutil
 import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _bare_server import SYMBOLS
+from _bare_server import SYMBOLS, BareServer
 
-from capacity.exchange_process import READY_PREFIX, EmbeddedExchange
+from capacity.exchange_process import READY_PREFIX
 
 
 def _answer(status: str, body: bytes) -> bytes:
@@ -91,23 +89,10 @@ async def serve() -> None:
     server.close()
 
 
-class CannedServer(EmbeddedExchange):
+class CannedServer(BareServer):
     """``with CannedServer(cpus=[1]) as sink: sink.url`` — this module's server in a pinned subprocess."""
 
-    def start(self) -> CannedServer:
-        self.process = subprocess.Popen(
-            [sys.executable, __file__],
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            start_new_session=True,
-        )
-        if self.cpus:
-            psutil.Process(self.process.pid).cpu_affinity(self.cpus)
-        self.url = self._read_url()
-        self._wait_healthy()
-        return self
+    script = __file__
 
 
 if __name__ == "__main__":

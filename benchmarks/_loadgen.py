@@ -25,38 +25,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import os
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
 
+from capacity.http_wire import ProtocolError, parse_head
+from capacity.send_timer import SendTimer
+
 SHED_STATUSES = frozenset({429, 503})
 LOST = 0  # status key for a request whose connection closed before it was answered
 GENERATOR_LIMIT_PCT = 85.0  # a generator this busy may have delayed sends: its figures bound the server
-
-
-class ProtocolError(Exception):
-    """The server answered something this generator does not parse (it needs HTTP/1.x + Content-Length)."""
-
-
-def parse_head(buf: bytes, end: int) -> tuple[int, int]:
-    """Status and body length of the response whose header block ends at ``end`` (the blank line)."""
-    if not buf.startswith(b"HTTP/1.") or len(buf) < 12 or not buf[9:12].isdigit():
-        raise ProtocolError(f"not an HTTP/1.x status line: {bytes(buf[:40])!r}")
-    status = int(buf[9:12])
-    head = buf[:end].lower()
-    at = head.find(b"\r\ncontent-length:")
-    if at >= 0:
-        line_end = head.find(b"\r\n", at + 2)
-        return status, int(head[at + 17 : line_end if line_end >= 0 else end])
-    if status in (204, 304):
-        return status, 0
-    raise ProtocolError(f"status {status} without Content-Length (chunked bodies are not supported)")
 
 
 def encode_posts(url: str, path: str, bodies: list[bytes]) -> list[bytes]:
@@ -137,41 +118,6 @@ class Result:
             "generator_cpu_pct": self.generator_cpu_pct,
             "generator_limited": self.generator_limited,
         }
-
-
-class _TimerFd:
-    """An absolute CLOCK_MONOTONIC wake-up (``time.monotonic_ns``) with sub-millisecond resolution."""
-
-    _CLOCK_MONOTONIC, _TFD_NONBLOCK, _TFD_CLOEXEC, _TFD_TIMER_ABSTIME = 1, 0o4000, 0o2000000, 1
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if not hasattr(libc, "timerfd_create"):
-            raise OSError("the open-loop generator needs Linux timerfd (sub-millisecond send times)")
-        self._settime = libc.timerfd_settime
-        self.fd = libc.timerfd_create(self._CLOCK_MONOTONIC, self._TFD_NONBLOCK | self._TFD_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "timerfd_create failed")
-        self._spec = (ctypes.c_long * 4)()  # struct itimerspec: interval {sec, nsec}, value {sec, nsec}
-        self._callback, self._loop = callback, loop
-        self.armed_ns = 0
-        loop.add_reader(self.fd, self._fire)
-
-    def arm(self, at_ns: int) -> None:
-        self._spec[2], self._spec[3] = divmod(at_ns, 1_000_000_000)
-        self._settime(self.fd, self._TFD_TIMER_ABSTIME, self._spec, None)
-        self.armed_ns = at_ns
-
-    def _fire(self) -> None:
-        try:
-            os.read(self.fd, 8)
-        except BlockingIOError:  # re-armed after it expired: the old expiry no longer counts
-            return
-        self._callback()
-
-    def close(self) -> None:
-        self._loop.remove_reader(self.fd)
-        os.close(self.fd)
 
 
 class _Connection(asyncio.Protocol):
@@ -257,7 +203,7 @@ class _Run:
             for _ in range(self.n_connections)
         ]
         self.idle = [protocol for _, protocol in made]
-        timer = _TimerFd(loop, self.pump) if self.rate else None
+        timer = SendTimer(loop, self.pump) if self.rate else None
         self.timer = timer
         cpu0 = time.process_time()
         self.start_ns = time.monotonic_ns()

@@ -200,7 +200,8 @@ def cost_figure(url: str, workdir: Path, seconds: float, rounds: int, details: d
     def show(label: str, run: dict) -> None:
         share = f", {run['cpu_pct']} % of its {run['elapsed_s']} s" if "cpu_pct" in run else ""
         print(
-            f"  flat out, {label}: {run['requests_per_cpu_s']:,} requests per CPU-s ({run['cpu_s']} CPU-s{share})",
+            f"  flat out, {label}: {run['requests_per_cpu_s']:,} requests per CPU-s"
+            f" ({run['cpu_s']} CPU-s{share})",
             flush=True,
         )
 
@@ -269,6 +270,10 @@ def p99_figures(workdir: Path, rates: list[int], seconds: float, details: dict) 
     return figures
 
 
+def joined(rates: tuple[int, ...]) -> str:
+    return ",".join(map(str, rates))
+
+
 def rate_list(p: argparse.ArgumentParser, option: str, text: str) -> list[int]:
     """Comma-separated requests/s (an empty list is allowed: that part is not measured)."""
     try:
@@ -285,12 +290,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seconds", type=float, default=None, help="seconds per measurement (default 8, quick 5)")
     p.add_argument(
         "--rates",
-        help=f"the ladder, requests/s (default {','.join(map(str, LADDER))}; quick {','.join(map(str, QUICK_LADDER))})",
+        help=f"the ladder, requests/s (default {joined(LADDER)}; quick {joined(QUICK_LADDER)})",
     )
     p.add_argument(
         "--p99-rates",
-        help=f"wrk2 cross-check rates, '' for none (default {','.join(map(str, P99_RATES))};"
-        f" quick {','.join(map(str, QUICK_P99_RATES))})",
+        help=f"wrk2 rates, '' for none (default {joined(P99_RATES)}; quick {joined(QUICK_P99_RATES)})",
     )
     p.add_argument("--rounds", type=int, default=None, help="wrk / native alternations (default 2, quick 1)")
     args = p.parse_args(argv)

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from capacity.scenario import Mix
 
@@ -24,10 +24,20 @@ ORDERS_PATH = "/api/orders"
 MAX_LOTS = 10  # order sizes are 1..MAX_LOTS lots
 LIMIT_NAME = f"{ORDERS_PATH} [limit]"  # the request's name in Locust's statistics
 BOOK_DEPTH = 10
+K = TypeVar("K")
+V = TypeVar("V")
 MID_BAND = (Decimal("0.5"), Decimal("2"))  # the mid stays within this factor of the reference price
 # Price strings per symbol kept for reuse (Decimal formatting costs microseconds on every order); the mid
 # wanders little, so a few thousand ticks cover a run. Past this many the cache starts afresh.
 PRICE_CACHE_SIZE = 20_000
+
+
+def _remember(table: dict[K, V], key: K, compute: Callable[[K], V]) -> V:
+    """``compute(key)``, kept in ``table`` (a per-symbol cache of PRICE_CACHE_SIZE entries at most)."""
+    if len(table) >= PRICE_CACHE_SIZE:
+        table.clear()
+    value = table[key] = compute(key)
+    return value
 
 
 def _plain(value: Decimal) -> str:
@@ -91,11 +101,7 @@ class Market:
         """``Instrument.price(ticks)`` of ``symbol``, formatted once and then reused."""
         texts = self._price_texts.setdefault(symbol, {})
         text = texts.get(ticks)
-        if text is None:
-            if len(texts) >= PRICE_CACHE_SIZE:
-                texts.clear()
-            text = texts[ticks] = self.instruments[symbol].price(ticks)
-        return text
+        return _remember(texts, ticks, self.instruments[symbol].price) if text is None else text
 
     def quantity_text(self, symbol: str, lots: int) -> str:
         """``Instrument.quantity(lots)`` of ``symbol`` for 1..MAX_LOTS lots, formatted once per symbol."""
@@ -118,11 +124,7 @@ class Market:
         arithmetic costs microseconds on every trade and book answer)."""
         known = self._ticks_of.setdefault(symbol, {})
         ticks = known.get(price)
-        if ticks is None:
-            if len(known) >= PRICE_CACHE_SIZE:
-                known.clear()
-            ticks = known[price] = self.instruments[symbol].to_ticks(price)
-        return ticks
+        return _remember(known, price, self.instruments[symbol].to_ticks) if ticks is None else ticks
 
     def on_trades(self, symbol: str, trades: Iterable[Mapping[str, Any]]) -> None:
         """The last trade price becomes the mid."""

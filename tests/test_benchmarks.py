@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -53,6 +55,46 @@ def test_quick_json(script: str, extra: list[str], tmp_path: Path) -> None:
         assert figure["value"] is None or figure["value"] >= 0
     assert {"loadavg_1m_mean", "other_cpu_pct"} <= doc["load"].keys()
     assert "MISS" in done.stdout or "PASS" in done.stdout
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="generator on CPU 0, the sink on CPU 1")
+def test_native_engine_smoke(tmp_path: Path) -> None:
+    # One ladder step at a low rate and one wrk / native round, 1 s each; the wrk2 cross-check (10 s a run)
+    # is left out. Where wrk is not installed the benchmark must skip its ratio, saying so.
+    out = tmp_path / "figures.json"
+    extra = ["--seconds", "1", "--rates", "2000", "--p99-rates", "", "--rounds", "1"]
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "native_engine.py"), "--quick", "--json", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == "native_engine" and doc["quick"] is True
+    names = [figure["name"] for figure in doc["figures"]]
+    assert names[0].startswith("native, 1 core")
+    (step,) = doc["details"]["ladder"]
+    assert step["offered"] == 2000 and step["sent"] > 0 and step["cpu_s"] > 0
+    if shutil.which("wrk"):
+        assert "requests per generator CPU-s: native / wrk" in names
+        (round_,) = doc["details"]["cost"]["rounds"]
+        assert round_["wrk"]["requests"] > 0 and round_["native_seed_mix"]["sent"] > 0
+    else:
+        assert "wrk is not installed" in done.stdout
+    assert not any("wrk2" in name for name in names)
+    assert "MISS" in done.stdout or "PASS" in done.stdout
+
+
+def test_native_engine_rejects_bad_rates() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "native_engine.py"), "--rates", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode != 0
+    assert "--rates" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_http_efficiency_rejects_bad_rates() -> None:

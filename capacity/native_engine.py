@@ -88,6 +88,7 @@ class _User(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.connecting = False
         self.active = True  # False once the schedule has fewer users than its number: it leaves when idle
+        self.held_at_end = False  # its last slot came due while it waited for an answer past the end
         self.buf = b""
         self.request: OrderRequest | None = None  # in flight
         self.intended_ns = 0
@@ -235,7 +236,12 @@ class NativeEngine:
 
     def _send(self, user: _User, now: int, ready_ns: int | None) -> None:
         """Send ``user``'s due slot (``ready_ns``: when its previous answer came, if it was due before).
-        Without a live connection the user connects first and sends once connected."""
+        Without a live connection the user connects first and sends once connected. Past the schedule's
+        end nothing is sent: a slot still owed then is counted at the end, the server's when its user was
+        held by an answer (``ready_ns``), else the generator's."""
+        if now >= self.end_ns:
+            user.held_at_end = ready_ns is not None
+            return
         transport = user.transport
         if transport is None or transport.is_closing():
             if not user.connecting:
@@ -444,5 +450,5 @@ class NativeEngine:
                 continue
             for slot_s in user.pacer.owed(until_s):
                 slot = round(slot_s * 1e9)
-                self.recorder.owed(slot, generator_fault=user.request is None)
+                self.recorder.owed(slot, generator_fault=user.request is None and not user.held_at_end)
                 self.recorder.unanswered(slot, now)

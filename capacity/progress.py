@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from capacity.results import Run
+from capacity.verdict_text import duration_text, limit_of, limit_sentence
 
 
 @dataclass(frozen=True)
@@ -161,18 +162,16 @@ def summary_table(run: Run) -> Table:
     for reason in slo.reasons:
         verdict.append(f"\n{reason}", style="default")
     table.add_row("SLO", verdict)
-    bound = Text("yes" if s.generator_bound else "no", style="bold yellow" if s.generator_bound else "")
-    for limit in s.limits:
-        bound.append(f"\n- {limit}", style="default")
-    if s.advice:
-        bound.append(f"\n{s.advice}", style="yellow")
-    table.add_row("generator-bound", bound)
+    limit = limit_of(s)
+    style = {"none": "green", "server": "bold red", "unreachable": "bold red"}.get(limit.kind, "bold yellow")
+    table.add_row("limit", Text(limit_sentence(limit), style=style))
     if s.stalls:
         longest = max(s.stalls, key=lambda stall: stall.duration_s)
         table.add_row(
             "server stalls",
-            f"{len(s.stalls)}: the server answered nothing while asked, {_seconds(longest.duration_s)} from "
-            f"t = {longest.start_s:.1f} s the longest (in the corrected latency; not the generator)",
+            f"{len(s.stalls)}: the server answered nothing while asked, "
+            f"{duration_text(longest.duration_s)} from t = {longest.start_s:.1f} s the longest "
+            "(in the corrected latency; not the generator)",
         )
     if run.problem:
         table.add_row("problem", Text(run.problem, style="red"))
@@ -183,10 +182,6 @@ def summary_table(run: Run) -> Table:
 
 def _num(value: float | int | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
 
 
 def _mib(value: int | None) -> float | None:

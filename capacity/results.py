@@ -110,6 +110,48 @@ class Stall:
     duration_s: float
 
 
+LimitKind = Literal["none", "server", "generator", "unreachable", "disturbed"]
+
+ReasonCode = Literal[
+    "no_answer",  # measured: requests sent, none answered successfully
+    "other_cpu",  # measured: other processes' mean CPU (% of a core); limit: the threshold
+    "generator_cpu",  # measured: saturated steady seconds; of: steady seconds; limit: share of its cores
+    "generator_late",  # measured: share of scheduled requests late through the generator; limit
+    "fell_behind",  # measured: achieved / offered; limit: the kept-up ratio
+    "slo_p99",  # measured: P99 (ms) the SLO holds the tier to; limit: the SLO's
+    "slo_errors",  # measured: error rate; limit: the SLO's
+    "stall",  # measured: seconds the server answered nothing; at: seconds since the start
+    "held_late",  # measured: share of sent requests the server's answers held late
+    "never_sent",  # measured: requests never sent because their users waited for answers; of: scheduled
+]
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One piece of evidence: what was measured against which limit (units depend on ``code``)."""
+
+    code: ReasonCode
+    measured: float
+    limit: float | None = None
+    of: float | None = None  # the whole the measurement is part of (steady seconds, scheduled requests)
+    at: float | None = None  # when it happened, seconds since the start
+
+
+@dataclass(frozen=True)
+class TierLimit:
+    """The one limit of a tier (decided by ``capacity.verdicts``), the evidence that decided it, and
+    evidence that did not (``asides``)."""
+
+    kind: LimitKind
+    reasons: tuple[Reason, ...] = ()
+    asides: tuple[Reason, ...] = ()
+
+    @property
+    def server_figures(self) -> bool:
+        """True when the tier's figures describe the server (it is fitted and compared)."""
+        return self.kind in ("none", "server")
+
+
 @dataclass(frozen=True)
 class SloVerdict:
     """The run against the scenario's SLO: corrected p99 (ms) and error rate (0-1), each with its limit."""
@@ -172,6 +214,7 @@ class Summary:
     # every request asked for: successes (corrected) and what errors, timeouts, unanswered and unsent
     # requests waited (until the answer, or the end: a lower bound); the SLO verdict's P99 when present
     all_outcomes: Latency | None = None
+    limit: TierLimit | None = None  # what limited the tier (capacity.verdicts); None in older files
 
 
 @dataclass(frozen=True)

@@ -622,6 +622,7 @@ class _Orchestrator:
             completed=self.status == "completed",
             stalls=loadgen.stalls if loadgen else (),
             all_outcomes=loadgen.all_outcomes if loadgen else None,
+            server_cores=self._server_cores(),
         )
         finished = datetime.now(UTC)
         run = Run(
@@ -659,6 +660,11 @@ class _Orchestrator:
         write_run(self.path, run)
         self._say("finished", f"{self.status}: {self.path}")
         return RunResult(self.path, run)
+
+    def _server_cores(self) -> float | None:
+        """Cores the server could use: the CPUs it ran on (None when nobody knows, e.g. a remote target)."""
+        cpus = self.environment.server_cpus or self.placement.server_cpus
+        return float(len(cpus)) if cpus else None
 
     def _generator_cores(self) -> float:
         cpus = self.placement.generator_cpus or tuple(self.environment.available_cpus)

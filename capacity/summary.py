@@ -14,18 +14,9 @@ Rules (documented in ``docs/run-format.md``):
   where the generator measured it (successes from their intended send time, and errors, timeouts and
   requests unanswered or unsent at the end with what they waited), else the corrected p99 of successes:
   a server that fails requests fast, or never answers them, cannot pass on the latency of the rest.
-- **Generator-bound**, from the generator's own evidence only, when either: its CPU was >= 90 % of the
-  cores it could use for a sustained part of the steady window (at least a quarter of its seconds, and
-  at least 2 when there are 2); or more than 1 % of the scheduled requests went out late (or never)
-  through its own delay. The cores it could use are the CPUs it was pinned to, capped by its process
-  count (one Python process cannot use more than one core). When it fell behind without being saturated
-  while other processes were busy on the machine, the advice says so: it was starved of CPU.
-
-  Each user has one request in flight, so a slot that comes due while its user waits for an answer goes
-  out when the answer comes: late, but through the server's latency (already in the corrected figures),
-  not the generator's. The generator records its own delay apart (past the later of the slot and the
-  previous answer: ``generator_late``); lateness of the other kind, and slots never sent because their
-  users still waited at the end, are a note, never a generator limit.
+- **Limit**: each run gets exactly one, decided by ``capacity.verdicts`` (the rules and thresholds are
+  there): unreachable, disturbed, generator, server, or none. ``generator_bound``, ``limits`` and
+  ``advice`` are that decision as earlier readers knew it.
 """
 
 from __future__ import annotations
@@ -36,21 +27,10 @@ from collections.abc import Sequence
 
 from capacity.results import Counts, Latency, Second, SloVerdict, Stall, Summary
 from capacity.scenario import Scenario
+from capacity.verdict_text import advice, aside_lines, reason_text
+from capacity.verdicts import GENERATOR_SATURATION, GeneratorEvidence, TierEvidence, classify
 
 EDGE_S = 1  # seconds dropped at both ends of the steady window
-SATURATION = 0.90  # generator CPU share of its cores that counts as saturated
-SUSTAINED_SHARE = 0.25  # share of steady seconds that makes saturation "sustained"
-LATE_LIMIT = 0.01  # late share of sent requests above which the generator fell behind
-UNSENT_LIMIT = 0.01  # unsent share of scheduled requests above which the generator fell behind
-BUSY_MACHINE_PERCENT = 10.0  # other processes' mean CPU (percent of one core) worth a warning
-ADVICE = (
-    "the load generator, not the server, limited this run: add generator processes (--processes N) or a "
-    "second machine"
-)
-ADVICE_BUSY = (
-    "the load generator, not the server, limited this run: other processes on this machine took the CPU it "
-    "needed - rerun on a quiet machine (or add generator processes with --processes N, or a second machine)"
-)
 
 
 def steady_window(scenario: Scenario, seconds: Sequence[int]) -> tuple[int, int]:
@@ -76,9 +56,11 @@ def summarize(
     completed: bool = True,
     stalls: Sequence[Stall] = (),
     all_outcomes: Latency | None = None,
+    server_cores: float | None = None,
 ) -> Summary:
     """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use; ``stalls``:
-    times the server answered nothing while asked, as the generator saw them."""
+    times the server answered nothing while asked, as the generator saw them; ``server_cores``: the
+    cores the server could use (None: unknown)."""
     start, end = steady_window(scenario, [s.t for s in series])
     steady = [s for s in series if start <= s.t < end]
     offered = _mean([s.offered_rate for s in steady]) or 0.0
@@ -86,21 +68,8 @@ def summarize(
     sent = totals.sent
     server_cpu = [s.server_cpu_percent for s in steady if s.server_cpu_percent is not None]
     generator_cpu = [s.generator_cpu_percent for s in steady if s.generator_cpu_percent is not None]
-    saturated = sum(1 for v in generator_cpu if v >= SATURATION * generator_cores * 100)
-    limits, notes = generator_limits(
-        generator_cpu, saturated, len(steady), generator_cores, totals, completed
-    )
+    saturated = sum(1 for v in generator_cpu if v >= GENERATOR_SATURATION * generator_cores * 100)
     other = _mean([s.other_cpu_percent for s in steady if s.other_cpu_percent is not None])
-    busy = other is not None and other > BUSY_MACHINE_PERCENT
-    cpu_bound = bool(limits) and limits[0].startswith(_CPU_LIMIT_START)
-    advice = None
-    if limits:
-        advice = ADVICE_BUSY if busy and not cpu_bound else ADVICE
-    if busy:
-        notes.append(
-            f"other processes on this machine used {other:.0f} % of a core on average during the steady "
-            "window: they competed with the server and the generator, so these figures may be disturbed"
-        )
     rss = [s.server_rss_bytes for s in series if s.server_rss_bytes is not None]
     exchange_rate = [s.exchange_orders_per_sec for s in steady if s.exchange_orders_per_sec is not None]
     trades = [s.exchange_trades_per_sec for s in steady if s.exchange_trades_per_sec is not None]
@@ -110,6 +79,35 @@ def summarize(
     else:  # requests in flight when the run was cut short are neither failures nor successes
         answered = totals.ok + totals.errors
         error_rate = totals.errors / answered if answered else None
+    slo_latency, slo_name = _slo_latency(corrected, all_outcomes)
+    limit = classify(
+        TierEvidence(
+            offered_rate=offered,
+            achieved_rate=achieved,
+            sent=sent,
+            ok=totals.ok,
+            scheduled=totals.scheduled,
+            late=totals.late,
+            slo_p99_ms=slo_latency.p99_ms if slo_latency.count else None,
+            raw_p99_ms=raw.p99_ms if raw.count else None,
+            p99_limit_ms=scenario.slo.p99_ms,
+            error_rate=error_rate,
+            error_rate_limit=scenario.slo.error_rate,
+            server_cpu_percent=_mean(server_cpu),
+            server_cores=server_cores,
+            other_cpu_percent=other,
+            generator=GeneratorEvidence(
+                saturated_seconds=saturated,
+                steady_seconds=len(steady),
+                cores=generator_cores,
+                scheduled=totals.scheduled,
+                late_own=totals.generator_late,
+            ),
+            stalls=stalls,
+            completed=completed,
+        )
+    )
+    generator_bound = limit.kind == "generator"
     return Summary(
         steady_start_s=start,
         steady_end_s=end,
@@ -137,11 +135,12 @@ def summarize(
         stalls=tuple(stalls),
         all_outcomes=all_outcomes,
         exchange_resting_orders_max=max(resting, default=None),
-        slo=slo_verdict(scenario, *_slo_latency(corrected, all_outcomes), error_rate),
-        generator_bound=bool(limits),
-        limits=tuple(limits),
-        advice=advice,
-        notes=tuple(notes),
+        slo=slo_verdict(scenario, slo_latency, slo_name, error_rate),
+        generator_bound=generator_bound,
+        limits=tuple(reason_text(r) for r in limit.reasons) if generator_bound else (),
+        advice=advice(limit),
+        notes=tuple(aside_lines(limit)),
+        limit=limit,
     )
 
 
@@ -174,49 +173,6 @@ def slo_verdict(scenario: Scenario, latency: Latency, what: str, error_rate: flo
         passed=not reasons,
         reasons=tuple(reasons),
     )
-
-
-def generator_limits(
-    generator_cpu: Sequence[float],
-    saturated_seconds: int,
-    steady_seconds: int,
-    generator_cores: float,
-    totals: Counts,
-    completed: bool = True,
-) -> tuple[list[str], list[str]]:
-    """``(limits, notes)``: plain-English reasons the generator limited the run (empty if it did not),
-    from its own evidence only, and observations that look like a generator limit but are the server's."""
-    limits: list[str] = []
-    notes: list[str] = []
-    needed = max(min(2, steady_seconds), math.ceil(SUSTAINED_SHARE * steady_seconds))
-    if steady_seconds > 0 and saturated_seconds >= needed:
-        limits.append(
-            f"{_CPU_LIMIT_START} at or above {SATURATION:.0%} of the {generator_cores:g} core(s) "
-            f"it could use for {saturated_seconds} of {steady_seconds} steady seconds "
-            f"(max {max(generator_cpu):.0f} % of one core)"
-        )
-    if totals.scheduled and totals.generator_late / totals.scheduled > LATE_LIMIT:
-        share = totals.generator_late / totals.scheduled
-        limits.append(
-            f"{share:.1%} of the scheduled requests went out late, or never, through the generator's own "
-            "delay: the load generator fell behind its schedule"
-        )
-    held = []
-    if totals.sent and totals.late / totals.sent > LATE_LIMIT:
-        held.append(f"{totals.late / totals.sent:.1%} of the requests were sent late")
-    if completed and totals.scheduled and (totals.scheduled - totals.sent) / totals.scheduled > UNSENT_LIMIT:
-        unsent = totals.scheduled - totals.sent
-        held.append(f"{unsent:,} of {totals.scheduled:,} scheduled requests were never sent")
-    if held and len(limits) == 0:
-        notes.append(
-            f"{' and '.join(held)} because the server's answers held their users back (one request in "
-            "flight per user): this is server latency, counted in the corrected figures, not a generator "
-            "limit"
-        )
-    return limits, notes
-
-
-_CPU_LIMIT_START = "the load generator's CPU was"
 
 
 def _ms(value: float) -> str:

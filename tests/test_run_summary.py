@@ -22,7 +22,8 @@ from capacity.run import (
 from capacity.sampler import ExchangeSample, ProcessSample
 from capacity.scenario import Scenario, load_scenario_text
 from capacity.series import build_series
-from capacity.summary import ADVICE, ADVICE_BUSY, steady_window, summarize
+from capacity.summary import steady_window, summarize
+from capacity.verdict_text import advice
 
 # 1000 users at 5000/s: one user sends every 200 ms.
 RAMPED = """\
@@ -114,6 +115,7 @@ def test_rates_are_over_the_steady_window_only(ramped: Scenario) -> None:
     assert summary.exchange_resting_orders_max == 190
     assert summary.corrected == LAT and summary.raw == RAW  # whole-run merged figures, untouched
     assert not summary.generator_bound and summary.limits == () and summary.advice is None
+    assert summary.limit is not None and summary.limit.kind == "none"
 
 
 def test_generator_bound_on_sustained_cpu(flat: Scenario) -> None:
@@ -121,8 +123,10 @@ def test_generator_bound_on_sustained_cpu(flat: Scenario) -> None:
     summary = summarize(flat, busy, TOTALS, LAT, RAW, generator_cores=1.0)
     assert summary.generator_bound
     assert summary.generator_saturated_seconds == 9
-    assert "CPU was at or above 90% of the 1 core(s)" in summary.limits[0]
-    assert summary.advice == ADVICE
+    assert summary.limit is not None and summary.limit.kind == "generator"
+    assert [(r.code, r.measured, r.of) for r in summary.limit.reasons] == [("generator_cpu", 9, 18)]
+    assert "CPU was at or above 90% of the cores it could use for 9 of 18" in summary.limits[0]
+    assert summary.advice == advice(summary.limit) and "--processes" in summary.advice
     # The same CPU with two cores to use is not saturated.
     assert not summarize(flat, busy, TOTALS, LAT, RAW, generator_cores=2.0).generator_bound
 
@@ -144,10 +148,9 @@ def test_generator_bound_on_its_own_late_share(flat: Scenario) -> None:
     assert summary.generator_bound
     assert summary.late_share == pytest.approx(0.015)
     assert summary.limits == (
-        "1.5% of the scheduled requests went out late, or never, through the generator's own delay: "
-        "the load generator fell behind its schedule",
+        "1.5% of the scheduled requests went out late, or never, through the generator's own delay",
     )
-    assert summary.advice == ADVICE
+    assert summary.advice is not None and "--processes" in summary.advice
     # 1 % exactly is within bounds
     ok = Counts(scheduled=100_000, sent=100_000, ok=100_000, late=1_000, generator_late=1_000)
     assert not summarize(flat, series, ok, LAT, RAW, generator_cores=1.0).generator_bound
@@ -159,11 +162,11 @@ def test_lateness_the_server_caused_is_never_a_generator_limit(flat: Scenario) -
     totals = Counts(scheduled=100_000, sent=97_000, ok=97_000, late=40_000, generator_late=200)
     summary = summarize(flat, series, totals, LAT, RAW, generator_cores=1.0)
     assert not summary.generator_bound and summary.limits == () and summary.advice is None
-    assert len(summary.notes) == 1
+    assert len(summary.notes) == 2
     assert summary.notes[0].startswith(
-        "41.2% of the requests were sent late and 3,000 of 100,000 scheduled requests were never sent "
-        "because the server's answers held their users back"
+        "41.2% of the requests went out late because the server's answers held their users back"
     )
+    assert summary.notes[1].startswith("3,000 of 100,000 scheduled requests were never sent")
     # ...unless the generator's CPU was saturated too: then it is generator-bound anyway
     hot = [sec(t, 5000, 5000, gen_cpu=97.0) for t in range(20)]
     assert summarize(flat, hot, totals, LAT, RAW, generator_cores=1.0).generator_bound
@@ -176,20 +179,22 @@ def test_slots_the_generator_never_sent_count_as_its_own_lateness(flat: Scenario
     assert summary.generator_bound and "3.0% of the scheduled requests" in summary.limits[0]
 
 
-def test_a_busy_machine_is_noted(flat: Scenario) -> None:
+def test_a_disturbed_machine_makes_a_disturbed_tier(flat: Scenario) -> None:
     quiet = [replace(sec(t, 5000, 5000), other_cpu_percent=2.0) for t in range(20)]
     summary = summarize(flat, quiet, TOTALS, LAT, RAW, 1.0)
     assert summary.other_cpu_percent_mean == pytest.approx(2.0) and summary.notes == ()
+    assert summary.limit is not None and summary.limit.kind == "none"
     busy = [replace(sec(t, 5000, 5000), other_cpu_percent=60.0) for t in range(20)]
     summary = summarize(flat, busy, TOTALS, LAT, RAW, 1.0)
-    assert "other processes on this machine used 60 % of a core" in summary.notes[0]
+    assert summary.limit is not None and summary.limit.kind == "disturbed"
+    assert [(r.code, r.measured) for r in summary.limit.reasons] == [("other_cpu", 60.0)]
     assert not summary.generator_bound
-    # Starved rather than saturated: the generator fell behind with little CPU of its own.
+    # A generator that fell behind on a disturbed machine was starved: the tier is disturbed, not
+    # generator-bound, and the advice is to measure again on a quiet machine.
     late = Counts(scheduled=100_000, sent=100_000, ok=100_000, late=1_400, generator_late=1_400)
     starved = summarize(flat, busy, late, LAT, RAW, 1.0)
-    assert starved.generator_bound and starved.advice == ADVICE_BUSY
-    hot = [replace(sec(t, 5000, 5000, gen_cpu=98.0), other_cpu_percent=60.0) for t in range(20)]
-    assert summarize(flat, hot, late, LAT, RAW, 1.0).advice == ADVICE
+    assert starved.limit is not None and starved.limit.kind == "disturbed"
+    assert starved.advice is not None and "quiet machine" in starved.advice
 
 
 def test_slo_verdict(flat: Scenario) -> None:

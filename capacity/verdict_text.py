@@ -106,6 +106,8 @@ def limit_of(summary: Summary) -> TierLimit:
     """The summary's limit; for files written before limits were recorded, what their flags imply."""
     if summary.limit is not None:
         return summary.limit
+    if summary.counts.sent > 0 and summary.counts.ok == 0:
+        return TierLimit("unreachable", (Reason("no_answer", summary.counts.sent),))
     if summary.generator_bound:
         return TierLimit("generator")
     return TierLimit("none" if summary.slo.passed else "server")

@@ -38,11 +38,13 @@ from capacity.results import (
     Latency,
     LoadgenInfo,
     Overrides,
+    Reason,
     Run,
     Second,
     SloVerdict,
     Summary,
     Target,
+    TierLimit,
     write_run,
 )
 from capacity.sweep_results import SweepRecord, TierEntry, entry_for_run, read_sweep, write_sweep
@@ -65,6 +67,7 @@ def make_run(
     seed: int = 0,
     status: str = "completed",
     generator_bound: bool = False,
+    limit: TierLimit | None = None,
     seconds: int = SECONDS,
     name: str = "ci_smoke",
     cpu_model: str = "Intel(R) Xeon(R) Processor",
@@ -134,6 +137,7 @@ def make_run(
         slo=SloVerdict(250.0, 0.01, p99_ms, errors, errors <= 0.01),
         generator_bound=generator_bound,
         limits=("5.0% of the requests were sent late",) if generator_bound else (),
+        limit=limit,
     )
     return Run(
         status=status,  # type: ignore[arg-type]
@@ -320,7 +324,11 @@ def test_errors_in_every_second_fail(tmp_path: Path, baseline_file: Path) -> Non
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [
-        ({"generator_bound": True, "cpu_ms": 0.9}, "generator-bound"),
+        ({"generator_bound": True, "cpu_ms": 0.9}, "the load generator, not the server"),
+        (
+            {"limit": TierLimit("disturbed", (Reason("other_cpu", 60.0, 25.0),)), "cpu_ms": 0.9},
+            "other processes used 60 % of a core",
+        ),
         ({"status": "interrupted", "cpu_ms": 0.9}, "run interrupted"),
         ({"seconds": 5, "cpu_ms": 0.9}, "steady second"),
     ],
@@ -344,7 +352,7 @@ def test_an_unusable_run_is_inconclusive_not_a_failure(
     ("changes", "reason"),
     [
         ({"status": "failed"}, "broken: the run failed: the exchange stopped"),
-        ({"errors": 1.0}, "broken: the exchange answered none of"),
+        ({"errors": 1.0}, "broken: the server did not answer"),
     ],
 )
 def test_a_broken_server_is_a_regression_not_inconclusive(
@@ -492,7 +500,8 @@ def test_baseline_update_refuses_an_unusable_run(tmp_path: Path) -> None:
     bound = two_tiers(tmp_path, "bound", generator_bound=True)
     target = tmp_path / "b.json"
     result = run_cli("baseline", "update", bound, "-o", target)
-    assert result.exit_code == 2 and "generator-bound" in result.output and not target.exists()
+    assert result.exit_code == 2 and "the load generator, not the server" in result.output
+    assert not target.exists()
     forced = run_cli("baseline", "update", bound, "-o", target, "--allow-unusable")
     assert forced.exit_code == 0 and target.exists()
 
@@ -502,7 +511,7 @@ def test_pooling_leaves_out_unusable_runs(tmp_path: Path) -> None:
     bad = from_sweep(read_sweep(two_tiers(tmp_path, "b", generator_bound=True)), 6)
     both = pooled([good, bad])
     assert all(t.usable and t.runs == 1 for t in both.tiers)
-    assert len(both.notes) == 2 and "generator-bound" in both.notes[0]
+    assert len(both.notes) == 2 and "the load generator, not the server" in both.notes[0]
 
 
 @pytest.mark.parametrize(

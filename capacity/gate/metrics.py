@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from capacity.results import Run, Second, run_to_dict
+from capacity.verdict_text import limit_of, limit_sentence
 
 Direction = Literal["lower", "higher"]
 
@@ -146,27 +147,27 @@ class TierData:
 
 def broken_reasons(run: Run) -> list[str]:
     """Why the server under test failed ``run`` (empty when it did not): the run failed (the exchange did
-    not come up or answer its health check, died, or was not the API), or it answered no request
-    successfully (hung, or only errors)."""
+    not come up or answer its health check, died, or was not the API), or its tier was unreachable (no
+    request answered successfully: hung, or only errors)."""
     if run.status == "failed":
         return [f"the run failed: {run.problem or 'see its run.json'}"]
-    s = run.summary
-    if run.status == "completed" and s.counts.sent > 0 and s.counts.ok == 0:
-        return [f"the exchange answered none of {s.counts.sent:,} requests successfully"]
+    limit = limit_of(run.summary)
+    if run.status == "completed" and limit.kind == "unreachable":
+        return [limit_sentence(limit)]
     return []
 
 
 def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
-    """Why ``run`` cannot be compared with a baseline (empty when it can): an interrupted run, a
-    generator-bound run (the generator, not the server, set the figures), too few steady seconds. A broken
-    run (``broken_reasons``) cannot be compared either, and counts as a regression."""
-    s = run.summary
+    """Why ``run`` cannot be compared with a baseline (empty when it can): an interrupted run, a tier
+    limited by the generator or disturbed by other processes (its figures are not the server's), too few
+    steady seconds. A broken run (``broken_reasons``) cannot be compared either, and counts as a
+    regression."""
     reasons = broken_reasons(run)
     if run.status == "interrupted":
         reasons.append("run interrupted" + (f": {run.problem}" if run.problem else ""))
-    if s.generator_bound:
-        why = "; ".join(s.limits) or "see the run's summary"
-        reasons.append(f"generator-bound ({why})")
+    limit = limit_of(run.summary)
+    if limit.kind in ("generator", "disturbed"):
+        reasons.append(limit_sentence(limit))
     steady = len(run.steady_series())
     if steady < min_steady_seconds:
         reasons.append(

@@ -24,6 +24,7 @@ from capacity.fit import CapacityModel, Projection, TierMeasurement, fit_sweep
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
 from capacity.results import Run
 from capacity.sweep_results import SweepResult
+from capacity.verdict_text import limit_of
 
 FIT_FILE = "fit.json"
 NAN = float("nan")
@@ -60,8 +61,9 @@ def tier_measurement(run: Run, name: str | None = None) -> TierMeasurement:
         error_rate=s.error_rate or 0.0,
         shed_rate=s.shed_rate or 0.0,
         concurrency=int(load.get("concurrent_users", 1)),
-        generator_bound=s.generator_bound,
+        generator_bound=limit_of(s).kind == "generator",
         slo_p99_ms=s.slo.p99_limit_ms,
+        disturbed=limit_of(s).kind == "disturbed",
     )
 
 

@@ -308,6 +308,21 @@ def test_generator_bound_tier_is_excluded_and_does_not_move_the_fit() -> None:
     assert [t.name for t in polluted.tiers if t.generator_bound] == ["r5000"]
 
 
+def test_a_disturbed_tier_is_excluded_and_does_not_move_the_fit() -> None:
+    tiers = sweep()
+    rng = np.random.default_rng(98)
+    # Other processes took the server's CPU: the tier fell behind at a CPU cost that is not the server's.
+    noisy = make_tier(5000, rng, achieved=2500, p99_ms=400.0, disturbed=True)
+    noisy = TierMeasurement(**{**noisy.__dict__, "server_cpu_percent": noisy.server_cpu_percent * 3})
+    clean = fit_sweep(tiers, available_cores=1.0, memory_bytes=32 * GIB)
+    polluted = fit_sweep([*tiers, noisy], available_cores=1.0, memory_bytes=32 * GIB)
+
+    assert polluted.excluded["r5000"].startswith("disturbed: other processes")
+    for part in ("service_demand", "memory", "latency", "throughput", "usl", "breaking_points"):
+        assert getattr(polluted, part).to_dict() == getattr(clean, part).to_dict(), part
+    assert [t.name for t in polluted.tiers if t.disturbed] == ["r5000"]
+
+
 def test_recommended_max_is_the_lowest_breaking_point_less_the_buffer() -> None:
     model = fit_sweep(sweep(rate_noise=0.0), available_cores=1.0, latency_limit_ms=15.0)
     bp = model.breaking_points

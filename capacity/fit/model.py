@@ -19,12 +19,15 @@ from capacity.fit.projection import Projection, project
 from capacity.fit.service_demand import RATE, ServiceDemandFit, fit_service_demand
 from capacity.fit.summary import TierSummary, summarise
 from capacity.fit.throughput import DEFAULT_ERROR_THRESHOLD, DEFAULT_TOLERANCE, ThroughputFit, fit_throughput
-from capacity.fit.tiers import TierMeasurement, split_generator_bound
+from capacity.fit.tiers import TierMeasurement, split_left_out
 from capacity.fit.usl import UslFit, fit_usl
 
 FORMAT = "capacity-fit/1"
 
 GENERATOR_BOUND = "generator-bound: the load generator saturated, so the tier says nothing about the server"
+DISTURBED = (
+    "disturbed: other processes on the machine took CPU during the tier, so its figures are not the server's"
+)
 
 
 @dataclass(frozen=True)
@@ -99,11 +102,11 @@ def fit_sweep(
     """
     if not available_cores > 0:
         raise ValueError(f"available_cores must be positive, got {available_cores}")
-    server, generator_bound = split_generator_bound(tiers)
+    server, left_out = split_left_out(tiers)
     summaries = tuple(
         summarise(t, seed=seed + i) for i, t in enumerate(sorted(tiers, key=lambda t: t.offered_rate))
     )
-    server_summaries = [s for s in summaries if not s.generator_bound]
+    server_summaries = [s for s in summaries if not (s.generator_bound or s.disturbed)]
 
     service_demand = fit_service_demand(server, available_cores=available_cores, seed=seed)
     memory = fit_memory(server, memory_bytes=memory_bytes, seed=seed)
@@ -114,7 +117,7 @@ def fit_sweep(
         memory_bytes=memory_bytes,
         safety_buffer=safety_buffer,
         tiers=summaries,
-        excluded={t.name: GENERATOR_BOUND for t in generator_bound},
+        excluded={t.name: GENERATOR_BOUND if t.generator_bound else DISTURBED for t in left_out},
         service_demand=service_demand,
         memory=memory,
         latency=latency,

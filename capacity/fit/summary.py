@@ -40,6 +40,7 @@ class TierSummary(ToDict):
     generator_bound: bool
     slo_p99_ms: float | None
     meets_slo: bool | None
+    disturbed: bool = False
 
     @property
     def achieved(self) -> float:
@@ -54,6 +55,8 @@ def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
     note = f"mean of {seconds} per-second samples"
     if tier.generator_bound:
         note += "; generator-bound: the load generator saturated, not the server"
+    if tier.disturbed:
+        note += "; disturbed: other processes took CPU during the tier"
     p99 = finite_or_none(tier.p99_ms)
     cpu = _mean(tier.server_cpu_percent)
     rss = _mean(tier.rss_bytes)
@@ -75,4 +78,5 @@ def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
         generator_bound=bool(tier.generator_bound),
         slo_p99_ms=finite_or_none(tier.slo_p99_ms),
         meets_slo=None if tier.slo_p99_ms is None or p99 is None else p99 <= tier.slo_p99_ms,
+        disturbed=tier.disturbed,
     )

@@ -33,7 +33,8 @@ class TierMeasurement:
     ``shed_rate`` as fractions (0-1) of requests sent; ``concurrency`` in simulated users.
     ``offered_rate`` is ``math.inf`` for a closed-loop tier (each user sends as soon as its last answer is
     back). ``generator_bound`` marks a tier whose load generator saturated: its numbers say nothing about the
-    server, so every fit leaves it out. ``slo_p99_ms`` is the tier scenario's P99 objective, if it has one.
+    server, so every fit leaves it out, as it does a ``disturbed`` tier (other processes on the machine took
+    CPU during it). ``slo_p99_ms`` is the tier scenario's P99 objective, if it has one.
     """
 
     name: str
@@ -51,6 +52,12 @@ class TierMeasurement:
     concurrency: int = 1
     generator_bound: bool = False
     slo_p99_ms: float | None = None
+    disturbed: bool = False
+
+    @property
+    def left_out(self) -> bool:
+        """True when the tier's figures are not the server's (generator-bound or disturbed): never fitted."""
+        return self.generator_bound or self.disturbed
 
     def __post_init__(self) -> None:
         # Accept lists or arrays; store float arrays so the fits never see ints or nested shapes.
@@ -76,12 +83,12 @@ def falls_behind(offered_rate: float, achieved_rate: float, tolerance: float) ->
     return offered_rate > 0 and achieved_rate < offered_rate * (1 - tolerance)
 
 
-def split_generator_bound(
+def split_left_out(
     tiers: Sequence[TierMeasurement],
 ) -> tuple[list[TierMeasurement], list[TierMeasurement]]:
-    """(server tiers sorted by offered rate, generator-bound tiers). Only the first kind is fitted."""
-    server = sorted((t for t in tiers if not t.generator_bound), key=lambda t: t.offered_rate)
-    return server, [t for t in tiers if t.generator_bound]
+    """(server tiers sorted by offered rate, tiers left out). Only the first kind is fitted."""
+    server = sorted((t for t in tiers if not t.left_out), key=lambda t: t.offered_rate)
+    return server, [t for t in tiers if t.left_out]
 
 
 def stacked(tiers: Sequence[TierMeasurement], *columns: str) -> tuple[NDArray[np.float64], NDArray[np.int_]]:

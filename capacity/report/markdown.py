@@ -65,9 +65,7 @@ def _render(view: ReportView, note_limit: int) -> str:
         [c.header for c in columns],
         [
             [
-                f"~~{row.tier}~~ ⊘"
-                if row.generator_bound and c.key == "tier"
-                else _short(c.text(row), note_limit)
+                f"~~{row.tier}~~ ⊘" if row.left_out and c.key == "tier" else _short(c.text(row), note_limit)
                 for c in columns
             ]
             for row in view.matrix
@@ -76,16 +74,14 @@ def _render(view: ReportView, note_limit: int) -> str:
     )
     out += [
         "",
-        "⊘ generator-bound: the load generator, not the server, limited the tier (left out of the fits).",
+        "⊘ generator-bound or disturbed: the tier's figures are not the server's (left out of the fits).",
         "",
     ]
     out += ["### Tier verdicts", ""]
     for tier in view.tiers:
-        flag = " — generator-bound, not a server limit" if tier.generator_bound else ""
         why = f": {_short('; '.join(tier.reasons), note_limit)}" if tier.reasons else ""
-        out.append(f"- **{tier.name}**: {tier.verdict}{flag}{why}")
-        if tier.generator_bound and tier.advice:
-            out.append(f"  - {_short(tier.advice, note_limit)}")
+        out.append(f"- **{tier.name}**: {tier.verdict}{why}")
+        out.append(f"  - limit: {_short(tier.limit_sentence, note_limit)}")
     out += ["", "### Breaking points", ""]
     out += _estimates(view.breaking_points, note_limit)
     out += ["", "### Resource efficiency", ""]

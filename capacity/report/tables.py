@@ -27,13 +27,14 @@ from capacity.report.units import (
 )
 from capacity.sweep_results import MatrixRow as SweepRow
 from capacity.sweep_results import matrix_rows
+from capacity.verdict_text import LABELS, limit_of, limit_sentence
+from capacity.verdicts import kept_up
 
 MB = 1e6
 SECONDS_PER_DAY = 86_400
 #: The seed's hardware profile, the machine its numbers claim: projections carry the model there.
 SEED_CORES = 16
 SEED_MEMORY_BYTES = 32 * 2**30
-KEPT_UP = 0.95  # achieved / offered at or above this: the server kept up with the offered rate
 
 
 # ---------------------------------------------------------------------------------------------- matrix
@@ -48,23 +49,34 @@ class MatrixRow:
     anchor: str
     status: str  # the sweep's tier status: done, failed, interrupted, skipped, pending
     ran: bool
-    offered: float | None  # orders/s, mean over the steady window
-    achieved: float | None  # orders/s
+    offered: float | None  # requests/s (orders, cancels and book reads), mean over the steady window
+    achieved: float | None  # requests/s answered successfully
+    orders: float | None  # orders/s the exchange accepted, when it reports them
     trades: float | None  # trades/s, when the exchange reports it
     users: int | None
     cpu_cores: float | None  # mean over the steady window
     rss_mb: float | None  # largest RSS of the run
-    p99_ms: float | None  # corrected
+    p99_all_ms: float | None  # all outcomes: what the SLO holds the tier to
+    p99_ms: float | None  # corrected, successes only
     p99_raw_ms: float | None
     slo_p99_ms: float | None
     error_rate: float | None  # 0-1
     verdict: str  # PASS / FAIL; "" when the tier did not run
-    generator_bound: bool
+    limit: str  # the tier's one limit (capacity.verdicts), "" when it did not run
     notes: tuple[str, ...]
 
     @property
     def passed(self) -> bool:
         return self.verdict == "PASS"
+
+    @property
+    def generator_bound(self) -> bool:
+        return self.limit == "generator"
+
+    @property
+    def left_out(self) -> bool:
+        """Its figures are not the server's (generator-bound or disturbed): greyed, never fitted."""
+        return self.limit in ("generator", "disturbed")
 
 
 @dataclass(frozen=True)
@@ -98,20 +110,20 @@ def _text(key: str, name: str, value: Callable[[MatrixRow], Any], text: Callable
 
 MATRIX_COLUMNS: tuple[Column, ...] = (
     _text("tier", "Load level", lambda r: r.tier, lambda r: r.tier),
-    _numeric("offered_orders_per_s", "Offered", "orders/s", "offered"),
-    _numeric("achieved_orders_per_s", "Achieved", "orders/s", "achieved"),
+    _numeric("offered_requests_per_s", "Offered", "requests/s", "offered"),
+    _numeric("achieved_requests_per_s", "Achieved", "requests/s", "achieved"),
+    _numeric("orders_per_s", "Orders", "orders/s", "orders", optional=True),
     _numeric("trades_per_s", "Trades", "trades/s", "trades", optional=True),
     _numeric("users", "Users", "", "users"),  # the header is the unit
     _numeric("cpu_cores", "CPU", "cores", "cpu_cores"),
     _numeric("rss_mb", "Memory", "MB RSS", "rss_mb"),
+    _numeric("p99_all_outcomes_ms", "P99 all outcomes", "ms", "p99_all_ms", optional=True),
     _numeric("p99_corrected_ms", "P99 corrected", "ms", "p99_ms"),
     _numeric("p99_raw_ms", "P99 raw", "ms", "p99_raw_ms"),
     _numeric("slo_p99_ms", "SLO P99", "ms", "slo_p99_ms"),
     Column("error_rate", "Errors", "%", lambda r: r.error_rate, lambda r: _percent_number(r.error_rate)),
     _text("slo_verdict", "SLO", lambda r: r.verdict, lambda r: r.verdict),
-    _text(
-        "generator_bound", "Generator-bound", lambda r: r.generator_bound, lambda r: _yes(r.generator_bound)
-    ),
+    _text("limit", "Limit", lambda r: r.limit, lambda r: LABELS.get(r.limit, "")),
     _text("notes", "Notes", lambda r: "; ".join(r.notes), lambda r: "; ".join(r.notes)),
 )
 
@@ -124,10 +136,6 @@ def visible_columns(rows: Sequence[MatrixRow]) -> tuple[Column, ...]:
 def matrix_record(row: MatrixRow) -> dict[str, Any]:
     """The row as plain values keyed like ``MATRIX_COLUMNS`` (CSV, JSON)."""
     return {c.key: c.value(row) for c in MATRIX_COLUMNS}
-
-
-def _yes(flag: bool) -> str:
-    return "yes" if flag else "no"
 
 
 def _percent_number(fraction: float | None) -> str:
@@ -144,11 +152,9 @@ def matrix_row(base: SweepRow, tier: TierRun | None, saturated: bool) -> MatrixR
     """The matrix row of one tier from the sweep's own row, its run (None: it never ran), and whether the
     fit found the server saturated there."""
     if tier is None:
-        return MatrixRow(
-            base.level, anchor(base.level), base.status, False, *[None] * 10, "", False, base.notes
-        )
+        return MatrixRow(base.level, anchor(base.level), base.status, False, *[None] * 12, "", "", base.notes)
     run, s = tier.run, tier.run.summary
-    notes = ["generator-bound: not a server limit" if n == "generator-bound" else n for n in base.notes]
+    notes = [n for n in base.notes if n != "generator-bound"]  # the Limit column says it
     if not s.slo.passed:
         notes.append("SLO fail")
     if saturated:
@@ -161,16 +167,18 @@ def matrix_row(base: SweepRow, tier: TierRun | None, saturated: bool) -> MatrixR
         ran=True,
         offered=base.offered,
         achieved=base.achieved,
+        orders=s.exchange_orders_per_sec_mean,
         trades=base.trades_per_s,
         users=users if isinstance(users, int) else None,
         cpu_cores=base.server_cores,
         rss_mb=base.rss_mb,
+        p99_all_ms=s.all_outcomes.p99_ms if s.all_outcomes and s.all_outcomes.count else None,
         p99_ms=base.p99_corrected_ms,
         p99_raw_ms=base.p99_raw_ms,
         slo_p99_ms=s.slo.p99_limit_ms,
         error_rate=s.error_rate,
         verdict=s.slo.verdict,
-        generator_bound=s.generator_bound,
+        limit=limit_of(s).kind,
         notes=tuple(notes),
     )
 
@@ -189,10 +197,10 @@ class SummaryTable:
 
 def summary_table(rows: Sequence[MatrixRow], server_cores: float) -> SummaryTable:
     """Minimum (lowest load), average (the tier named so, else the middle one), maximum (the highest
-    achieved rate within its SLO) over the tiers that were not generator-bound. Never averages across
-    tiers: each column is one measured tier."""
+    achieved rate within its SLO) over the tiers whose figures are the server's (neither generator-bound
+    nor disturbed). Never averages across tiers: each column is one measured tier."""
     ran = [r for r in rows if r.ran]
-    server = [r for r in ran if not r.generator_bound]
+    server = [r for r in ran if not r.left_out]
     pool = sorted(server or ran, key=lambda r: r.offered or 0.0)
     within = [r for r in pool if r.passed]
     peak = max(within or pool, key=lambda r: r.achieved or 0.0)
@@ -205,29 +213,45 @@ def summary_table(rows: Sequence[MatrixRow], server_cores: float) -> SummaryTabl
     by_name = {r.tier: r for r in pool}
     columns = [(" / ".join(names), by_name[tier]) for tier, names in picked.items()]
     metrics: list[tuple[str, Callable[[MatrixRow], str]]] = [
-        ("Orders/s achieved (offered)", lambda r: f"{number(r.achieved)} ({number(r.offered)})"),
+        ("Requests/s achieved (offered)", lambda r: f"{number(r.achieved)} ({number(r.offered)})"),
+        ("Orders/s", lambda r: number(r.orders)),
         ("Trades/s", lambda r: number(r.trades)),
         ("Concurrent users", lambda r: number(r.users)),
         (
-            "Latency P99 corrected (SLO)",
-            lambda r: f"{number(r.p99_ms, 'ms')} (< {number(r.slo_p99_ms, 'ms')})",
+            "Latency P99 all outcomes (SLO)",
+            lambda r: f"{number(r.p99_all_ms, 'ms')} (< {number(r.slo_p99_ms, 'ms')})",
+        ),
+        (
+            "Latency P99 corrected, successes",
+            lambda r: number(r.p99_ms, "ms"),
         ),
         ("CPU (cores, share of budget)", lambda r: _cpu_text(r.cpu_cores, server_cores)),
         ("Memory (RSS)", lambda r: number(r.rss_mb, "MB")),
         (
             "Daily volume at this rate",
-            lambda r: number(r.achieved and r.achieved * SECONDS_PER_DAY, "orders/day"),
+            lambda r: number(r.orders and r.orders * SECONDS_PER_DAY, "orders/day"),
         ),
         ("SLO verdict", lambda r: r.verdict),
     ]
-    if all(r.trades is None for r in rows):
-        metrics = [m for m in metrics if m[0] != "Trades/s"]
-    excluded = [r.tier for r in ran if r.generator_bound]
-    note = "Each column is one measured tier, never an average of tiers."
+    for label, attr in (
+        ("Trades/s", "trades"),
+        ("Orders/s", "orders"),
+        ("Latency P99 all outcomes", "p99_all_ms"),
+    ):
+        if all(getattr(r, attr) is None for r in rows):
+            metrics = [m for m in metrics if not m[0].startswith(label)]
+    excluded = [r.tier for r in ran if r.left_out]
+    note = (
+        "Each column is one measured tier, never an average of tiers. Requests/s count every request the "
+        "scenario's mix sends (orders, cancels, book reads); orders/s only the orders the exchange accepted."
+    )
     if excluded and server:
-        note += f" Generator-bound tiers left out: {', '.join(excluded)}."
+        note += f" Tiers left out (generator-bound or disturbed): {', '.join(excluded)}."
     elif not server:
-        note += " Every tier was generator-bound: these are generator limits, not server capacity."
+        note += (
+            " No tier measured the server alone (generator-bound or disturbed): these are not server "
+            "capacity."
+        )
     return SummaryTable(
         columns=tuple(f"{role} — {row.tier}" for role, row in columns),
         rows=tuple((label, tuple(text(row) for _, row in columns)) for label, text in metrics),
@@ -271,11 +295,18 @@ class TierView:
     problem: str | None
     verdict: str
     reasons: tuple[str, ...]
-    generator_bound: bool
-    limits: tuple[str, ...]
-    advice: str | None
+    limit: str  # the tier's one limit (capacity.verdicts)
+    limit_sentence: str
     notes: tuple[str, ...]
     rows: tuple[TargetRow, ...]
+
+    @property
+    def generator_bound(self) -> bool:
+        return self.limit == "generator"
+
+    @property
+    def left_out(self) -> bool:
+        return self.limit in ("generator", "disturbed")
 
 
 def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = ()) -> TierView:
@@ -284,20 +315,22 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
     load = run.scenario.get("load", {})
     target_rate = run.overrides.orders_per_second or load.get("orders_per_second")
     ratio = s.achieved_ratio
-    kept_up = "" if ratio is None else ("PASS" if ratio >= KEPT_UP else "FAIL")
+    kept = "" if ratio is None else ("PASS" if kept_up(s.offered_rate, s.achieved_rate) else "FAIL")
+    limit = limit_of(s)
     slo = s.slo
     ramp = load.get("ramp_up")
     duration = run.overrides.duration_s or load.get("duration")
     rows = (
         TargetRow(
-            "Orders/s",
-            number(target_rate, "orders/s"),
-            f"{number(s.achieved_rate, 'orders/s')} ({percent(ratio)} of offered)",
-            kept_up,
+            "Requests/s",
+            number(target_rate, "requests/s"),
+            f"{number(s.achieved_rate, 'requests/s')} ({percent(ratio)} of offered)",
+            kept,
         ),
+        TargetRow("Orders/s accepted", "", number(s.exchange_orders_per_sec_mean, "orders/s")),
         TargetRow("Users", number(row.users, "users"), number(row.users, "users")),
         TargetRow(
-            "P99 corrected",
+            "P99 all outcomes" if s.all_outcomes and s.all_outcomes.count else "P99 corrected",
             f"≤ {number(slo.p99_limit_ms, 'ms')}",
             number(slo.p99_ms, "ms"),
             "PASS" if slo.p99_ms is not None and slo.p99_ms <= slo.p99_limit_ms else "FAIL",
@@ -308,6 +341,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
             percent(slo.error_rate),
             "PASS" if slo.error_rate is not None and slo.error_rate <= slo.error_rate_limit else "FAIL",
         ),
+        TargetRow("P99 corrected (successes)", "", number(s.corrected.p99_ms, "ms")),
         TargetRow(
             "P50 / P99.9 / max corrected",
             "",
@@ -328,7 +362,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
             "Generator CPU mean / max",
             f"< 90 % of {cores_text(s.generator_cores)}",
             f"{number(s.generator_cpu_percent_mean)} / {number(s.generator_cpu_percent_max, '% of a core')}",
-            "FAIL" if s.generator_bound else "PASS",
+            "FAIL" if limit.kind == "generator" else "PASS",
         ),
         TargetRow(
             "Duration",
@@ -348,9 +382,8 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
         problem=run.problem,
         verdict=slo.verdict,
         reasons=slo.reasons,
-        generator_bound=s.generator_bound,
-        limits=s.limits,
-        advice=s.advice,
+        limit=limit.kind,
+        limit_sentence=limit_sentence(limit),
         notes=tuple(n for n in (*s.notes, *run.notes) if n not in shown),
         rows=rows,
     )

@@ -196,3 +196,25 @@ def test_statuses_split_into_ok_shed_and_errors() -> None:
     assert (result.ok, result.shed, result.errors) == (50, 50, 50)
     assert result.statuses == {201: 50, 503: 50, 400: 50}
     assert result.latency_us.get_total_count() == 50  # only successes carry a latency
+
+
+def test_demo_reruns_counts_the_other_runs_each_interval_covers(tmp_path: Path) -> None:
+    """Re-fitting sweeps on disk (no load): every run's recommended maximum and interval, and coverage."""
+    from capacity.report.sample import write_sample_sweep
+
+    sweeps = [write_sample_sweep(tmp_path / f"s{seed}", duration_s=10, seed=seed) for seed in (1, 2, 3)]
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "demo_reruns.py"), "--json", str(out), "--from", *map(str, sweeps)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    runs = doc["details"]["runs"]
+    assert [r["sweep"] for r in runs] == ["s1", "s2", "s3"]
+    assert all(r["value"] is not None and 0 <= r["covers"] <= 2 for r in runs)
+    mean = next(f for f in doc["figures"] if f["name"].startswith("other runs covered"))
+    assert mean["value"] == pytest.approx(sum(r["covers"] for r in runs) / 3)
+    assert mean["unit"] == "of 2"

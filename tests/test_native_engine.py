@@ -28,6 +28,7 @@ from capacity.exchange_process import EmbeddedExchange
 from capacity.http_wire import ProtocolError, encode_request, split_response
 from capacity.run import RunOptions, run_scenario
 from capacity.scenario import load_scenario
+from capacity.verdict_text import limit_sentence
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = {
@@ -383,6 +384,10 @@ def test_a_sigstop_stall_of_the_exchange_is_the_servers_with_its_duration(tmp_pa
     assert summary.counts.late > 100 and summary.counts.generator_late <= 0.1 * summary.counts.late
     (stall,) = [s for s in summary.stalls if s.duration_s >= 1.0]
     assert 1.3 <= stall.duration_s <= 3.0 and 1.0 <= stall.start_s <= 4.0
+    # The tier's one limit is the server's, and says how long it stalled.
+    assert summary.limit is not None and summary.limit.kind == "server", summary.limit
+    assert any(r.code == "stall" and r.measured == stall.duration_s for r in summary.limit.reasons)
+    print(limit_sentence(summary.limit))  # the verdict as printed, for the closing note (pytest -s)
     assert summary.corrected.max_ms is not None and summary.corrected.max_ms >= 1300
 
 

@@ -162,9 +162,12 @@ def summary_table(run: Run) -> Table:
     for reason in slo.reasons:
         verdict.append(f"\n{reason}", style="default")
     table.add_row("SLO", verdict)
-    limit = limit_of(s)
-    style = {"none": "green", "server": "bold red", "unreachable": "bold red"}.get(limit.kind, "bold yellow")
-    table.add_row("limit", Text(limit_sentence(limit), style=style))
+    if run.status != "failed":  # a failed run's problem says what went wrong; it measured no limit
+        limit = limit_of(s)
+        style = {"none": "green", "server": "bold red", "unreachable": "bold red"}.get(
+            limit.kind, "bold yellow"
+        )
+        table.add_row("limit", Text(limit_sentence(limit), style=style))
     if s.stalls:
         longest = max(s.stalls, key=lambda stall: stall.duration_s)
         table.add_row(

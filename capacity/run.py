@@ -620,6 +620,7 @@ class _Orchestrator:
             loadgen.raw if loadgen else Latency(0),
             self._generator_cores(),
             completed=self.status == "completed",
+            failed=self.status == "failed",
             stalls=loadgen.stalls if loadgen else (),
             all_outcomes=loadgen.all_outcomes if loadgen else None,
             server_cores=self._server_cores(),

@@ -57,10 +57,12 @@ def summarize(
     stalls: Sequence[Stall] = (),
     all_outcomes: Latency | None = None,
     server_cores: float | None = None,
+    failed: bool = False,
 ) -> Summary:
     """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use; ``stalls``:
     times the server answered nothing while asked, as the generator saw them; ``server_cores``: the
-    cores the server could use (None: unknown)."""
+    cores the server could use (None: unknown); ``failed``: the run failed (its problem says why), so no
+    limit is judged from what little it measured."""
     start, end = steady_window(scenario, [s.t for s in series])
     steady = [s for s in series if start <= s.t < end]
     offered = _mean([s.offered_rate for s in steady]) or 0.0
@@ -80,34 +82,38 @@ def summarize(
         answered = totals.ok + totals.errors
         error_rate = totals.errors / answered if answered else None
     slo_latency, slo_name = _slo_latency(corrected, all_outcomes)
-    limit = classify(
-        TierEvidence(
-            offered_rate=offered,
-            achieved_rate=achieved,
-            sent=sent,
-            ok=totals.ok,
-            scheduled=totals.scheduled,
-            late=totals.late,
-            slo_p99_ms=slo_latency.p99_ms if slo_latency.count else None,
-            raw_p99_ms=raw.p99_ms if raw.count else None,
-            p99_limit_ms=scenario.slo.p99_ms,
-            error_rate=error_rate,
-            error_rate_limit=scenario.slo.error_rate,
-            server_cpu_percent=_mean(server_cpu),
-            server_cores=server_cores,
-            other_cpu_percent=other,
-            generator=GeneratorEvidence(
-                saturated_seconds=saturated,
-                steady_seconds=len(steady),
-                cores=generator_cores,
+    limit = (
+        None
+        if failed
+        else classify(
+            TierEvidence(
+                offered_rate=offered,
+                achieved_rate=achieved,
+                sent=sent,
+                ok=totals.ok,
                 scheduled=totals.scheduled,
-                late_own=totals.generator_late,
-            ),
-            stalls=stalls,
-            completed=completed,
+                late=totals.late,
+                slo_p99_ms=slo_latency.p99_ms if slo_latency.count else None,
+                raw_p99_ms=raw.p99_ms if raw.count else None,
+                p99_limit_ms=scenario.slo.p99_ms,
+                error_rate=error_rate,
+                error_rate_limit=scenario.slo.error_rate,
+                server_cpu_percent=_mean(server_cpu),
+                server_cores=server_cores,
+                other_cpu_percent=other,
+                generator=GeneratorEvidence(
+                    saturated_seconds=saturated,
+                    steady_seconds=len(steady),
+                    cores=generator_cores,
+                    scheduled=totals.scheduled,
+                    late_own=totals.generator_late,
+                ),
+                stalls=stalls,
+                completed=completed,
+            )
         )
     )
-    generator_bound = limit.kind == "generator"
+    generator_bound = limit is not None and limit.kind == "generator"
     return Summary(
         steady_start_s=start,
         steady_end_s=end,
@@ -137,9 +143,9 @@ def summarize(
         exchange_resting_orders_max=max(resting, default=None),
         slo=slo_verdict(scenario, slo_latency, slo_name, error_rate),
         generator_bound=generator_bound,
-        limits=tuple(reason_text(r) for r in limit.reasons) if generator_bound else (),
-        advice=advice(limit),
-        notes=tuple(aside_lines(limit)),
+        limits=tuple(reason_text(r) for r in limit.reasons) if limit and generator_bound else (),
+        advice=advice(limit) if limit else None,
+        notes=tuple(aside_lines(limit)) if limit else (),
         limit=limit,
     )
 

@@ -81,7 +81,8 @@ def _render(view: ReportView, note_limit: int) -> str:
     for tier in view.tiers:
         why = f": {_short('; '.join(tier.reasons), note_limit)}" if tier.reasons else ""
         out.append(f"- **{tier.name}**: {tier.verdict}{why}")
-        out.append(f"  - limit: {_short(tier.limit_sentence, note_limit)}")
+        if tier.limit_sentence:
+            out.append(f"  - limit: {_short(tier.limit_sentence, note_limit)}")
     out += ["", "### Breaking points", ""]
     out += _estimates(view.breaking_points, note_limit)
     out += ["", "### Resource efficiency", ""]

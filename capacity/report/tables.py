@@ -178,7 +178,7 @@ def matrix_row(base: SweepRow, tier: TierRun | None, saturated: bool) -> MatrixR
         slo_p99_ms=s.slo.p99_limit_ms,
         error_rate=s.error_rate,
         verdict=s.slo.verdict,
-        limit=limit_of(s).kind,
+        limit="" if run.status == "failed" else limit_of(s).kind,
         notes=tuple(notes),
     )
 
@@ -316,7 +316,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
     target_rate = run.overrides.orders_per_second or load.get("orders_per_second")
     ratio = s.achieved_ratio
     kept = "" if ratio is None else ("PASS" if kept_up(s.offered_rate, s.achieved_rate) else "FAIL")
-    limit = limit_of(s)
+    limit = None if run.status == "failed" else limit_of(s)  # a failed run's problem says it all
     slo = s.slo
     ramp = load.get("ramp_up")
     duration = run.overrides.duration_s or load.get("duration")
@@ -362,7 +362,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
             "Generator CPU mean / max",
             f"< 90 % of {cores_text(s.generator_cores)}",
             f"{number(s.generator_cpu_percent_mean)} / {number(s.generator_cpu_percent_max, '% of a core')}",
-            "FAIL" if limit.kind == "generator" else "PASS",
+            "FAIL" if s.generator_bound else "PASS",
         ),
         TargetRow(
             "Duration",
@@ -382,8 +382,8 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
         problem=run.problem,
         verdict=slo.verdict,
         reasons=slo.reasons,
-        limit=limit.kind,
-        limit_sentence=limit_sentence(limit),
+        limit=limit.kind if limit else "",
+        limit_sentence=limit_sentence(limit) if limit else "",
         notes=tuple(n for n in (*s.notes, *run.notes) if n not in shown),
         rows=rows,
     )

@@ -18,6 +18,7 @@ import click
 
 import capacity
 from capacity.scenario import ScenarioError, load_document
+from capacity.signals import stop_on_hangup_and_terminate
 
 EXIT_INVALID = 2
 _PLUGIN_PREFIX = "cli_"
@@ -54,6 +55,7 @@ class _CapacityGroup(click.Group):
 @click.version_option(package_name="capacity")
 def main() -> None:
     """Measured capacity planning for trading systems."""
+    stop_on_hangup_and_terminate()
 
 
 @main.command()

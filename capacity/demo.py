@@ -36,6 +36,7 @@ from capacity.cli_sweep import (
 from capacity.fit_inputs import NothingToFit, fit_directory
 from capacity.run import RunOptions, plan_placement
 from capacity.scenario import ScenarioError, format_duration, load_sweep
+from capacity.signals import stop_on_hangup_and_terminate
 from capacity.sweep import DEFAULT_OUTPUT_DIR, SweepSetupError, start_sweep
 from capacity.sweep_results import SweepResult
 
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sweep", type=Path, default=QUICK, help="sweep file (default: the quick sweep)")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR, help="where sweeps go")
     args = parser.parse_args(argv)
+    stop_on_hangup_and_terminate()
     console = output_console()
     started = time.monotonic()
     try:

@@ -192,9 +192,17 @@ def test_cancel_keeps_what_was_measured(tmp_path: Path) -> None:
 
 @needs_locustfile
 @pytest.mark.timeout(90)
-def test_ctrl_c_in_a_terminal_stops_the_run_in_order_and_keeps_the_data(tiny: Path, tmp_path: Path) -> None:
-    """A terminal's Ctrl-C signals its whole foreground process group. Only capacity must get it: it stops
-    Locust, then the exchange (which runs in its own session), so no request meets a closing server."""
+@pytest.mark.parametrize(
+    ("signum", "to_group"),
+    [(signal.SIGINT, True), (signal.SIGHUP, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c", "terminal-closed", "kill"],
+)
+def test_a_signal_stops_the_run_in_order_and_keeps_the_data(
+    tiny: Path, tmp_path: Path, signum: signal.Signals, to_group: bool
+) -> None:
+    """A terminal's Ctrl-C, and its hang-up when it closes, signal its whole foreground process group; a kill
+    signals capacity alone. Only capacity must get them: it stops the generator, then the exchange (which
+    runs in its own session), so no request meets a closing server and no child is left running."""
     out = tmp_path / "runs"
     command = [str(CAPACITY), "run", str(tiny), "--duration", "40s", "--quiet", "--output-dir", str(out)]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
@@ -209,14 +217,16 @@ def test_ctrl_c_in_a_terminal_stops_the_run_in_order_and_keeps_the_data(tiny: Pa
                 exchange = child
         assert exchange is not None and list(out.glob("*/loadgen/progress.json")), "the run never got going"
         assert os.getpgid(exchange.pid) != os.getpgid(capacity.pid)  # out of the terminal's reach
+        children = psutil.Process(capacity.pid).children(recursive=True)
         time.sleep(2)
-        os.killpg(capacity.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        (os.killpg if to_group else os.kill)(capacity.pid, signum)
         _, stderr = capacity.communicate(timeout=60)
     finally:
         if capacity.poll() is None:
             os.killpg(capacity.pid, signal.SIGKILL)
     assert capacity.returncode == 130, stderr.decode()
     assert not exchange.is_running()  # capacity stopped it
+    assert [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE] == []
     (run_dir,) = out.iterdir()
     run = read_run(run_dir)
     assert run.status == "interrupted" and run.loadgen.exit_code == 0

@@ -1,9 +1,10 @@
 """``capacity run SCENARIO``: run one scenario against the embedded exchange (or a loopback --target),
 show live progress, print the summary and the run directory.
 
-Exit codes: 0 the run completed (whatever the SLO verdict: the gate decides builds), 1 the run broke
-(the exchange died, Locust failed), 2 bad input (nothing ran), 130 interrupted with Ctrl-C (what was
-measured is kept in the run directory).
+Exit codes (as k6 fails a threshold): 0 the run completed within its SLO, 1 the SLO failed or the run broke
+(the exchange died or never answered, the generator failed), 2 bad input (nothing ran), 3 inconclusive (the
+load generator, or other processes on the machine, limited the run: its figures are not the server's),
+130 interrupted by Ctrl-C, a closed terminal or SIGTERM (what was measured is kept in the run directory).
 """
 
 from __future__ import annotations
@@ -19,10 +20,12 @@ from capacity.results import Overrides, Run
 from capacity.run import DEFAULT_OUTPUT_DIR, RunOptions, RunResult, RunSetupError, run_scenario
 from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
 from capacity.scenario import Scenario, ScenarioError, load_scenario
+from capacity.verdict_text import limit_of
 
 EXIT_OK = 0
-EXIT_BROKE = 1
+EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INCONCLUSIVE = 3
 EXIT_INTERRUPTED = 130
 
 
@@ -83,7 +86,18 @@ def command(
         click.echo("capacity run: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
     _report(result, quiet)
-    sys.exit({"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(result.run.status, EXIT_BROKE))
+    sys.exit(exit_code(result.run))
+
+
+def exit_code(run: Run) -> int:
+    """The run's exit code (see the module docstring)."""
+    if run.status == "interrupted":
+        return EXIT_INTERRUPTED
+    if run.status != "completed":
+        return EXIT_FAILED
+    if limit_of(run.summary).kind in ("generator", "disturbed"):
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK if run.summary.slo.passed else EXIT_FAILED
 
 
 def _run(scenario: Scenario, options: RunOptions, quiet: bool) -> RunResult:
@@ -98,7 +112,7 @@ def _report(result: RunResult, quiet: bool) -> None:
     if quiet:
         s = run.summary
         click.echo(
-            f"{run.status} {s.slo.verdict}{' generator-bound' if s.generator_bound else ''} "
+            f"{run.status} {s.slo.verdict} limit {limit_of(s).kind} "
             f"offered {s.offered_rate:.0f}/s achieved {s.achieved_rate:.0f}/s "
             f"p99 {_ms(s.corrected.p99_ms)} (raw {_ms(s.raw.p99_ms)}) {result.path}"
         )

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import psutil
@@ -17,8 +18,9 @@ from click.testing import CliRunner, Result
 from support import invoke_capacity
 
 from capacity import cli
+from capacity.cli_run import exit_code
 from capacity.environment import collect_environment, cpu_model
-from capacity.results import read_run
+from capacity.results import TierLimit, read_run
 from capacity.run import LOCUSTFILE, RunOptions, RunSetupError, run_scenario
 from capacity.scenario import load_scenario_text
 
@@ -169,6 +171,15 @@ def test_a_short_real_run(tiny: Path, tmp_path: Path) -> None:
     for name in ("scenario", "loadgen", "corrected_hlog", "raw_hlog", "generator_log", "exchange_log"):
         assert (run_dir / run.files[name]).is_file(), name
     assert load_scenario_text((run_dir / "scenario.yaml").read_text()).to_dict() == run.scenario
+    # The exit code follows the verdicts, as k6's thresholds do: 1 for a failed SLO, 3 when the figures are
+    # not the server's.
+    assert exit_code(run) == 0
+    failed = replace(run, summary=replace(s, slo=replace(s.slo, passed=False)))
+    assert exit_code(failed) == 1
+    for kind in ("generator", "disturbed"):
+        assert exit_code(replace(run, summary=replace(s, limit=TierLimit(kind)))) == 3
+    assert exit_code(replace(run, status="failed")) == 1
+    assert exit_code(replace(run, status="interrupted")) == 130
 
 
 @needs_locustfile

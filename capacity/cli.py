@@ -51,7 +51,7 @@ class _CapacityGroup(click.Group):
         return super().get_command(ctx, cmd_name) or _load_plugin(cmd_name)
 
 
-@click.group(cls=_CapacityGroup)
+@click.group(cls=_CapacityGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="capacity")
 def main() -> None:
     """Measured capacity planning for trading systems."""

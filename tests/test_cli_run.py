@@ -105,6 +105,8 @@ def test_help_lists_the_command() -> None:
     assert result.exit_code == 0
     for flag in ("--duration", "--rate", "--users", "--target", "--workers", "--no-pin", "--journal-sync"):
         assert flag in result.output
+    short = CliRunner().invoke(cli.main, ["-h"])  # -h works on the group as on every subcommand
+    assert short.exit_code == 0 and "run" in short.output and "sweep" in short.output
 
 
 # ---------------------------------------------------------------------------------------------- environment

@@ -108,6 +108,9 @@ class SystemCpu:
         return used
 
 
+TICK_DIGITS = 2  # decimals of a CPU time in seconds that are measured (the kernel counts 10 ms ticks)
+
+
 class ProcessSampler:
     """Samples the server's CPU and RSS and the generator's CPU every ``interval_s`` seconds, and the CPU
     everything else on the machine used (busy CPU of the machine minus server, generator and this
@@ -177,7 +180,9 @@ class ProcessSampler:
         generator_s = generator.take() if generator else None
         other = None
         if server_s is not None:
-            other = _percent(max(system - own - server_s - (generator_s or 0.0), 0.0), wall)
+            # CPU times count clock ticks (10 ms): a difference below one is float noise, not work
+            rest = round(system - own - server_s - (generator_s or 0.0), TICK_DIGITS)
+            other = _percent(max(rest, 0.0), wall)
         server_cpu = _percent(server_s, wall)
         generator_cpu = _percent(generator_s, wall)
         rss = None

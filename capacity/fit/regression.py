@@ -200,3 +200,9 @@ def mean_interval(samples: NDArray[np.float64], *, seed: int) -> tuple[float, fl
         rng=np.random.default_rng(seed),
     ).confidence_interval
     return mean, float(ci.low), float(ci.high)
+
+
+def resample_indices(groups: NDArray[np.int_], *, n_resamples: int, seed: int) -> NDArray[np.int_]:
+    """(n_resamples, n) row indices of the bootstrap ``fit_linear`` uses, for fits that are not linear
+    (the CPU power law): the same resampling, so every interval in a model is computed the same way."""
+    return _stratified_indices(groups, n_resamples, np.random.default_rng(seed))

@@ -19,11 +19,19 @@ the Politis-White (2004) optimal block length for the circular block bootstrap, 
 lag-1 autocorrelation ``rho`` is measured on the data: the residuals of the fit (or a mean's
 deviations), pooled over the tiers (each tier's own deviations from its mean, so a tier the line misses
 does not look autocorrelated), with the Marriott-Pope small-sample bias correction ``+ (1 + 3 rho) / n``.
-``n`` is the tier's seconds, so each tier has its own block length. With ``rho <= 0`` the blocks are one
-second long and the method is the plain stratified bootstrap. Caveats: the method and block lengths are
-stated in every figure's note (``Resampling.note()``); the AR(1) rule is a stand-in for the real
-dependence; and a rerun on another day can still differ by more (another machine state), which only
-repeats of the sweep measure.
+``n`` is the tier's seconds, so each tier has its own block length.
+
+That length minimises the error of the variance estimate, not the miss rate of the interval: a block of b
+seconds still cuts the dependence at its edges, and for an AR(1) the bootstrap variance of a mean is only
+the share ``1 + 2 sum_{k<b} (1 - k/b) rho^k`` of the long-run variance ``(1 + rho) / (1 - rho)`` (both in
+units of one second's variance). So every replicate's distance from the point estimate is widened by
+``1 / sqrt(share)`` (averaged over the tiers, weighted by seconds): about x1.2 for 9-second blocks at
+rho = 0.7. On simulated AR(1) seconds with phi = 0.7 this brings the 95 % interval of a slope from about
+83 % coverage to about 90 % (tests/test_fit_intervals.py). With ``rho <= 0`` the blocks are one second
+long, nothing is widened, and the method is the plain stratified bootstrap. Caveats: the method and block
+lengths are stated in every figure's note (``Resampling.note()``); the AR(1) rule is a stand-in for the
+real dependence (at rho = 0.9 and 60-second tiers the interval still covers only about 80 %); and a rerun
+on another day can still differ by more (another machine state), which only repeats of the sweep measure.
 
 Too few seconds, no interval: with one steady second in a tier every replicate resamples that same second,
 and with a handful in all the replicates' percentiles are far too narrow. Below ``MIN_SECONDS_PER_TIER`` in
@@ -42,7 +50,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.fit.estimate import CONFIDENCE, DASH, Basis, Estimate, fmt
+from capacity.fit.estimate import CONFIDENCE, DASH, TIMES, Basis, Estimate, fmt
 
 #: Bootstrap replicates per interval; 2000 keeps 95 % percentile limits stable to about ±1 % of their width.
 N_RESAMPLES = 2000
@@ -76,14 +84,32 @@ class Resampling:
     block_seconds: tuple[int, ...]
     autocorrelation: float
 
+    @property
+    def widening(self) -> float:
+        """Factor on each replicate's distance from the point estimate that restores the long-run variance
+        blocks of these lengths miss (see the module docstring); 1 without autocorrelation."""
+        if not self.seconds_per_tier:
+            return 1.0
+        shares = [variance_share(b, self.autocorrelation) for b in self.block_seconds]
+        return float(np.sqrt(1.0 / np.average(shares, weights=self.seconds_per_tier)))
+
+    def widen(
+        self, point: NDArray[np.float64] | float, replicates: NDArray[np.float64]
+    ) -> NDArray[np.float64]:
+        """``replicates`` moved away from ``point`` by ``widening``."""
+        return point + (replicates - point) * self.widening
+
     def note(self) -> str:
         """The method, as every figure with this interval states it."""
         rho = f"lag-1 autocorrelation of the seconds {self.autocorrelation:.2f}"
-        if max(self.block_seconds, default=1) <= 1:
+        if self.autocorrelation <= 0:
             return f"95 % CI: bootstrap over seconds within each tier ({rho}, so blocks of 1 s)"
         low, high = min(self.block_seconds), max(self.block_seconds)
         blocks = f"{low} s" if low == high else f"{low}{DASH}{high} s"
-        return f"95 % CI: block bootstrap over seconds within each tier, blocks of {blocks} ({rho})"
+        return (
+            f"95 % CI: block bootstrap over seconds within each tier, blocks of {blocks}, widened "
+            f"{TIMES}{self.widening:.2f} for the dependence beyond a block ({rho})"
+        )
 
 
 def interval_shortfall(
@@ -145,6 +171,13 @@ def block_length(n_seconds: int, rho: float) -> int:
         return 1
     b = (1.5 * n_seconds) ** (1 / 3) * (2 * rho / (1 - rho**2)) ** (2 / 3)
     return int(np.clip(round(b), 1, max(n_seconds // 2, 1)))
+
+
+def variance_share(block: int, rho: float) -> float:
+    """Share of an AR(1)'s long-run variance of a mean that a block bootstrap with blocks of ``block``
+    seconds reproduces (Bartlett weights up to the block length)."""
+    k = np.arange(1, block)
+    return float((1 + 2 * np.sum((1 - k / block) * rho**k)) * (1 - rho) / (1 + rho))
 
 
 def resampling_for(residuals: NDArray[np.float64], groups: NDArray[np.int_]) -> Resampling:
@@ -241,7 +274,7 @@ def fit_linear(
             xb, yb = design[rows], y[rows]  # (chunk, n, k), (chunk, n)
             xtx, xty = np.einsum("bni,bnj->bij", xb, xb), np.einsum("bni,bn->bi", xb, yb)
             chunks.append(np.linalg.solve(xtx, xty[..., None])[..., 0])
-        betas = np.concatenate(chunks)
+        betas = resampling.widen(beta, np.concatenate(chunks))
 
     return LinearFit(
         coef=_unstandardise(beta, mean, std),
@@ -317,7 +350,7 @@ def mean_fit(samples: NDArray[np.float64], *, seed: int, n_resamples: int = N_RE
     if np.all(samples == samples[0]):
         return MeanFit(mean, mean, mean, resampling, None)
     rows = _stratified_indices(one_tier, n_resamples, np.random.default_rng(seed), resampling.block_seconds)
-    low, high = percentile_interval(samples[rows].mean(axis=1))
+    low, high = percentile_interval(resampling.widen(mean, samples[rows].mean(axis=1)))
     return MeanFit(mean, low, high, resampling, None)
 
 

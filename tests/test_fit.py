@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from capacity.fit import Estimate, TierMeasurement, fit_sweep
-from capacity.fit.estimate import DASH
+from capacity.fit.estimate import DASH, TIMES
 from capacity.fit.latency import fit_latency
 from capacity.fit.memory import fit_memory
 from capacity.fit.regression import interval_shortfall
@@ -102,7 +102,8 @@ def test_service_demand_recovers_cpu_per_order_and_idle_cost() -> None:
     assert fit.cpu_seconds_per_order.value == pytest.approx(DEMAND, rel=0.02)
     assert_contains(fit.cpu_seconds_per_order, DEMAND)
     assert_contains(fit.idle_cores, IDLE_CORES)
-    assert fit.orders_per_core.value == pytest.approx(1 / DEMAND, rel=0.02)
+    # the rate at which one core is busy, idle cost included
+    assert fit.orders_per_core.value == pytest.approx((1 - IDLE_CORES) / DEMAND, rel=0.02)
     assert fit.cores_per_1k_orders.value == pytest.approx(1000 * DEMAND, rel=0.02)
 
 
@@ -115,12 +116,21 @@ def test_service_demand_interval_covers_the_truth_about_95_percent_of_the_time()
     assert 0.85 <= np.mean(covered) <= 1.0
 
 
-def test_cpu_saturation_is_extrapolated_beyond_the_measured_rates() -> None:
-    fit = fit_service_demand(sweep(), available_cores=1.0)
-    truth = (1.0 - IDLE_CORES) / DEMAND  # ~1,089 orders/s, above the 700 measured
+def test_cpu_saturation_is_extrapolated_a_little_beyond_the_measured_rates() -> None:
+    fit = fit_service_demand(sweep((200, 350, 500, 650, 800)), available_cores=1.0)
+    truth = (1.0 - IDLE_CORES) / DEMAND  # ~1,089 orders/s, 1.36 x the 800 measured
+    assert fit.shape == "linear"
     assert fit.saturation_rate.value == pytest.approx(truth, rel=0.03)
     assert fit.saturation_rate.basis == "extrapolated"
     assert_contains(fit.saturation_rate, truth)
+
+
+def test_cpu_saturation_far_beyond_the_data_is_not_reached_with_the_highest_tier_as_floor() -> None:
+    """Issue 14: 1,089 orders/s is 1.56 x the 700 measured, past the 1.5 x a fit is carried."""
+    fit = fit_service_demand(sweep(), available_cores=1.0)
+    assert fit.saturation_rate.basis == "not_reached" and fit.saturation_rate.value is None
+    assert fit.saturation_rate.low == pytest.approx(700, rel=0.02)
+    assert f"1.6 {TIMES} the highest tier" in fit.saturation_rate.note
 
 
 def test_cpu_saturation_when_idle_already_exceeds_the_cores() -> None:
@@ -371,7 +381,8 @@ def test_only_generator_bound_or_empty_tiers() -> None:
 def test_intervals_are_not_made_up_from_too_few_seconds() -> None:
     """One steady second per tier (3-second tiers): a bootstrap would resample that one second every time
     and print a zero-width "95 % CI". The value stays; the interval is None and says why."""
-    model = fit_sweep(sweep(rates=(100, 300, 500), seconds=1), available_cores=1.0, memory_bytes=GIB)
+    # half a core: the CPU limit (~530/s) lies within reach of the 500/s tier, so it has a value
+    model = fit_sweep(sweep(rates=(100, 300, 500), seconds=1), available_cores=0.5, memory_bytes=GIB)
     demand = model.service_demand
     for estimate in (demand.cpu_seconds_per_order, demand.orders_per_core, demand.saturation_rate):
         assert estimate.value is not None and (estimate.low, estimate.high) == (None, None)
@@ -407,7 +418,8 @@ def test_projection_is_labelled_and_lists_its_assumptions() -> None:
     assert projection.basis == "projection"
     figures = (projection.cpu_bound_rate, projection.max_throughput, projection.recommended_max)
     assert all(e.known and e.basis == "projection" for e in figures)
-    assert projection.max_throughput.value == pytest.approx((16 - IDLE_CORES) / DEMAND, rel=0.03)
+    # one process per core, each with its own idle cost
+    assert projection.max_throughput.value == pytest.approx(16 * (1 - IDLE_CORES) / DEMAND, rel=0.03)
     assert projection.recommended_max.value == pytest.approx(0.8 * projection.max_throughput.value)
     assert any("linearly" in a for a in projection.assumptions)
     # A small machine runs out of memory first.

@@ -3,13 +3,16 @@
 Four limits, each an ``Estimate`` in orders/s: CPU saturation (service demand reaches the available cores),
 memory exhaustion (a projection for the given RAM), latency (P99 crosses its limit, or the knee), and
 throughput saturation (measured: the first tier that fell behind). The recommended maximum is the lowest
-of those with a value, times ``1 - safety_buffer``; it inherits that limit's basis and interval, so a
-recommendation that rests on an extrapolation says so. A limit known only as an upper bound (breached at
-the lowest tier) still binds: then no recommendation can be made from this sweep, and the result says why.
+of those with a value, times ``1 - safety_buffer``; it inherits that limit's basis and interval. A limit
+that was extrapolated never becomes the recommendation by itself: the recommendation is then also capped at
+the highest rate the server was measured to sustain, and says so. A limit known only as an upper bound
+(breached at the lowest tier) still binds: then no recommendation can be made from this sweep, and the
+result says why.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from capacity.fit.estimate import TIMES, Estimate, ToDict, fmt
@@ -51,9 +54,16 @@ class BreakingPoints(ToDict):
 
 
 def breaking_points(
-    *, cpu: Estimate, memory: Estimate, latency: Estimate, throughput: Estimate, safety_buffer: float
+    *,
+    cpu: Estimate,
+    memory: Estimate,
+    latency: Estimate,
+    throughput: Estimate,
+    sustained: Estimate,
+    safety_buffer: float,
 ) -> BreakingPoints:
-    """Combine the four limits into the recommended maximum (see the module docstring)."""
+    """Combine the four limits into the recommended maximum (see the module docstring); ``sustained`` is the
+    highest rate the server was measured to keep up with (the cap on an extrapolated limit)."""
     if not 0 <= safety_buffer < 1:
         raise ValueError(f"safety_buffer must be in [0, 1), got {safety_buffer}")
     limits = {"cpu": cpu, "memory": memory, "latency": latency, "throughput": throughput}
@@ -61,8 +71,9 @@ def breaking_points(
     buffer = f"{safety_buffer:.0%} safety buffer"
 
     # Upper bounds only (a limit already breached at the lowest tier) and values both cap the rate.
-    caps = {name: est.value if est.known else est.high for name, est in limits.items()}
-    caps = {name: cap for name, cap in caps.items() if cap is not None}
+    caps = {
+        name: cap for name, est in limits.items() if (cap := est.value if est.known else est.high) is not None
+    }
     if not caps:
         floors = [est.low for est in limits.values() if est.basis == "not_reached" and est.low is not None]
         note = f"no limit reached in or near the measured range; {buffer}"
@@ -77,7 +88,25 @@ def breaking_points(
     if limit.known:
         note = f"{binding} limit {fmt(limit.value)} {RATE} less a {buffer} ({limit.basis})"
         recommended = limit.scaled(keep, note=note)
+        if limit.basis == "extrapolated":
+            recommended = _measured_cap(recommended, sustained)
     else:
         note = f"{binding} limit breached below the measured range ({limit.note}); {buffer}"
         recommended = Estimate(None, RATE, None, keep * caps[binding], "insufficient_data", note)
     return BreakingPoints(**limits, recommended_max=recommended, binding=binding, safety_buffer=safety_buffer)
+
+
+def _measured_cap(recommended: Estimate, sustained: Estimate) -> Estimate:
+    """An extrapolated recommendation, capped at the highest rate measured healthy: past that rate only a
+    fitted curve speaks for the server. With no such rate the recommendation has no value."""
+    if not sustained.known:
+        note = f"{recommended.note}, but no tier was measured healthy to vouch for it"
+        return Estimate(None, RATE, None, recommended.value, "insufficient_data", note)
+    assert recommended.value is not None and sustained.value is not None
+    if sustained.value >= recommended.value:
+        return recommended
+    note = (
+        f"{recommended.note}: capped at {fmt(sustained.value)} {RATE}, the highest rate measured healthy, "
+        "since an extrapolated limit is not evidence by itself"
+    )
+    return dataclasses.replace(sustained, note=note)

@@ -40,6 +40,10 @@ DASH = "\u2013"
 #: Confidence level of every interval in this package.
 CONFIDENCE = 0.95
 
+#: How far past the highest measured rate a fitted curve may be carried (0.5: up to 1.5 times that rate). A
+#: limit the curve puts further out is "not reached", with the highest measured rate as its floor.
+MAX_EXTRAPOLATION = 0.5
+
 #: How ``text()`` marks a value whose interval could not be computed (``no_interval`` has the details).
 NO_INTERVAL = "no 95 % CI: too few seconds"
 

@@ -128,6 +128,7 @@ def fit_sweep(
             memory=memory.exhaustion_rate,
             latency=latency.limit,
             throughput=throughput.saturation,
+            sustained=throughput.last_sustained,
             safety_buffer=safety_buffer,
         ),
     )

@@ -55,25 +55,26 @@ def project(
 ) -> Projection:
     """Project ``model`` to a machine with ``cores`` CPU cores and ``memory_bytes`` of RAM.
 
-    CPU: linear per core, ``(cores - idle) / CPU-seconds per order``, derated by the USL when the sweep
-    fitted one. Memory: the rate at which RSS would reach ``memory_bytes``. Latency is not projected.
+    CPU: linear per core, ``cores`` times the rate at which one server process fills one core (its idle
+    cost included), derated by the USL when the sweep fitted one. Memory: the rate at which RSS would reach
+    ``memory_bytes``. Latency is not projected.
     """
     buffer = model.safety_buffer if safety_buffer is None else safety_buffer
     demand, usl = model.service_demand, model.usl
     per_core = demand.orders_per_core
     linear = _projected(
         Estimate.of(demand.rate_at_cores(cores), RATE, no_interval=per_core.no_interval),
-        f"{fmt(per_core.value)} {RATE} per core {TIMES} "
-        f"({cores_text(cores)} - {fmt(demand.idle_cores.value)} idle)",
+        f"{fmt(per_core.value)} {RATE} per core {TIMES} {cores_text(cores)}",
     )
     assumptions = [
         "same CPU model, clock and software as the measured machine; CPU per order independent of core count",
-        "the server spreads over every core (e.g. one process per core); a single Python process does not",
+        "one server process per core, each with its own idle cost; a single Python process uses one core",
         "latency is not projected: queueing on another machine differs, measure it there",
     ]
 
-    if usl.fitted and per_core.known:
-        efficiency = 1 / (1 + usl.sigma.value * (cores - 1) + usl.kappa.value * cores * (cores - 1))
+    sigma, kappa = usl.sigma.value, usl.kappa.value
+    if usl.fitted and per_core.known and sigma is not None and kappa is not None:
+        efficiency = 1 / (1 + sigma * (cores - 1) + kappa * cores * (cores - 1))
         note = (
             f"{fmt(per_core.value)} {RATE} per core {TIMES} {cores_text(cores)} {TIMES} USL efficiency "
             f"{efficiency:.0%} (interval from service demand only)"
@@ -93,7 +94,7 @@ def project(
         assumptions.append("RSS grows with rate as in this sweep; all of the memory is the server's")
 
     cpu = usl_rate if usl_rate.known else linear
-    limit = min((e for e in (cpu, memory) if e.known), key=lambda e: e.value, default=None)
+    limit = min((e for e in (cpu, memory) if e.value is not None), key=lambda e: e.value or 0.0, default=None)
     if limit is None:
         max_rate = recommended = Estimate.insufficient(
             RATE, "neither a CPU nor a memory model could be fitted"

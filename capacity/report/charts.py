@@ -256,7 +256,8 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
     if measured is not None:
         grid = np.linspace(measured[0], measured[1], 40)
         fits = [model.cores_needed(float(r), 1.0) for r in grid]
-        _band(cpu_ax, grid, fits, f"fit: cores = idle + CPU-s/order {TIMES} rate")
+        shape = "rate" if model.service_demand.shape == "linear" else "rate^exponent (power law)"
+        _band(cpu_ax, grid, fits, f"fit: cores = idle + scale {TIMES} {shape}")
     else:
         _no_fit(cpu_ax, model.service_demand.cpu_seconds_per_order.note)
     if model.memory.rate_range is not None:
@@ -275,7 +276,7 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
     span = max(high - low, 0.2 * high)
     mem_ax.set_ylim(max(0.0, (low + high - span) / 2), (low + high + span) / 2)
     for ax, label in ((cpu_ax, "server CPU (cores)"), (mem_ax, "server RSS (MB)")):
-        ax.set_xlim(left=0)  # linear: the fits are straight lines, and should look straight
+        ax.set_xlim(left=0)  # linear axes: a straight fit should look straight, a curve curved
         ax.set_xlabel("achieved rate (orders/s)")
         ax.set_ylabel(label)
         if ax.get_legend_handles_labels()[0]:

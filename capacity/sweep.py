@@ -55,6 +55,7 @@ from capacity.sweep_results import (
     read_sweep,
     write_sweep,
 )
+from capacity.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE
 
 DEFAULT_OUTPUT_DIR = Path("reports/sweeps")
 GENERATOR_ADVICE = (
@@ -153,8 +154,8 @@ class StopRule:
     """When a ladder stops: ``consecutive`` tiers in a row that the server could not keep up with —
     achieved below ``achieved_ratio`` of offered, or errors or shed above ``error_rate`` of requests sent."""
 
-    achieved_ratio: float = 0.9
-    error_rate: float = 0.05
+    achieved_ratio: float = 1 - KEPT_UP_TOLERANCE
+    error_rate: float = SATURATION_ERROR_SHARE
     consecutive: int = 2
 
 

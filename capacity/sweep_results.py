@@ -28,6 +28,7 @@ from capacity.results import (
     dataclass_from_json,
     read_run,
 )
+from capacity.verdicts import SATURATION_ERROR_SHARE, kept_up
 
 FORMAT = "capacity-sweep/1"
 FORMAT_NAME, _, _FORMAT_VERSION = FORMAT.partition("/")
@@ -309,12 +310,6 @@ class MatrixRow:
     notes: tuple[str, ...]
 
 
-#: A tier whose achieved rate is below this share of the offered rate is flagged as falling behind.
-BEHIND_RATIO = 0.9
-#: Error or shed share above which a tier is flagged.
-ERROR_FLAG = 0.05
-
-
 def matrix_rows(result: SweepResult) -> list[MatrixRow]:
     """The scalability matrix: one row per tier, in sweep order, ran or not."""
     return [_matrix_row(entry, result.runs.get(entry.name)) for entry in result.record.tiers]
@@ -352,10 +347,10 @@ def _notes(entry: TierEntry, run: Run | None) -> tuple[str, ...]:
     s = run.summary
     if s.generator_bound:
         notes.append("generator-bound")
-    elif s.achieved_ratio is not None and s.offered_rate > 0 and s.achieved_ratio < BEHIND_RATIO:
+    elif s.achieved_ratio is not None and not kept_up(s.offered_rate, s.achieved_rate):
         notes.append(f"achieved {s.achieved_ratio:.0%} of offered")
-    if s.error_rate is not None and s.error_rate > ERROR_FLAG:
+    if s.error_rate is not None and s.error_rate > SATURATION_ERROR_SHARE:
         notes.append(f"errors {s.error_rate:.1%}")
-    if s.shed_rate is not None and s.shed_rate > ERROR_FLAG:
+    if s.shed_rate is not None and s.shed_rate > SATURATION_ERROR_SHARE:
         notes.append(f"shed {s.shed_rate:.1%}")
     return tuple(notes)

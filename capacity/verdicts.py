@@ -40,6 +40,9 @@ HELD_LATE_LIMIT = 0.01
 DISTURBED_OTHER_CPU_PERCENT = 25.0
 #: The server kept up when it delivered at least ``1 - KEPT_UP_TOLERANCE`` of the offered rate.
 KEPT_UP_TOLERANCE = 0.05
+#: Errors or shed requests above this share of those sent mean the server did not keep up (the seed's
+#: scenarios' error SLO): where a sweep stops, which tier saturated, what the matrix flags.
+SATURATION_ERROR_SHARE = 0.01
 #: Server CPU, as a share of its cores, at which it has no spare capacity.
 SERVER_SATURATION = 0.90
 #: A stall (no answer while requests were outstanding) this long or longer is a server limit; shorter ones
@@ -81,10 +84,10 @@ class TierEvidence:
     completed: bool = True  # the run reached its end (an interrupted one owes nothing unsent)
 
 
-def kept_up(offered_rate: float, achieved_rate: float) -> bool:
-    """True when the server delivered at least ``1 - KEPT_UP_TOLERANCE`` of the offered rate (an idle
-    tier always does; a closed-loop tier, offered ``inf``, never does)."""
-    return not (offered_rate > 0 and achieved_rate < offered_rate * (1 - KEPT_UP_TOLERANCE))
+def kept_up(offered_rate: float, achieved_rate: float, tolerance: float = KEPT_UP_TOLERANCE) -> bool:
+    """True when the server delivered at least ``1 - tolerance`` of the offered rate (an idle tier always
+    does; a closed-loop tier, offered ``inf``, never does)."""
+    return not (offered_rate > 0 and achieved_rate < offered_rate * (1 - tolerance))
 
 
 def generator_reasons(g: GeneratorEvidence) -> tuple[Reason, ...]:

@@ -18,9 +18,10 @@ from capacity.fit.memory import MemoryFit, fit_memory
 from capacity.fit.projection import Projection, project
 from capacity.fit.service_demand import RATE, ServiceDemandFit, fit_service_demand
 from capacity.fit.summary import TierSummary, summarise
-from capacity.fit.throughput import DEFAULT_ERROR_THRESHOLD, DEFAULT_TOLERANCE, ThroughputFit, fit_throughput
+from capacity.fit.throughput import ThroughputFit, fit_throughput
 from capacity.fit.tiers import TierMeasurement, split_left_out
 from capacity.fit.usl import UslFit, fit_usl
+from capacity.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE
 
 FORMAT = "capacity-fit/1"
 
@@ -88,8 +89,8 @@ def fit_sweep(
     safety_buffer: float = DEFAULT_SAFETY_BUFFER,
     slo_p99_ms: Sequence[float] = (),
     latency_limit_ms: float | None = None,
-    tolerance: float = DEFAULT_TOLERANCE,
-    error_threshold: float = DEFAULT_ERROR_THRESHOLD,
+    tolerance: float = KEPT_UP_TOLERANCE,
+    error_threshold: float = SATURATION_ERROR_SHARE,
     seed: int = 0,
 ) -> CapacityModel:
     """Fit a sweep's tiers into a ``CapacityModel``.

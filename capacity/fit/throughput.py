@@ -1,9 +1,9 @@
 """Throughput saturation: the first tier at which the server stopped keeping up — measured, not modelled.
 
-A tier is *saturated* when its mean achieved rate falls short of the offered rate by more than ``tolerance``
-(default 5 %), or its error or shed rate exceeds ``error_threshold`` (default 1 %, the seed scenarios' error
-SLO). Tiers are walked in order of offered rate; generator-bound tiers were removed before this point, since a
-generator that cannot send is not a server that cannot serve.
+A tier is *saturated* when its mean achieved rate falls short of the offered rate by more than ``tolerance``,
+or its error or shed rate exceeds ``error_threshold`` (defaults: ``capacity.verdicts``, the thresholds a
+run's own verdict uses). Tiers are walked in order of offered rate; generator-bound tiers were removed before
+this point, since a generator that cannot send is not a server that cannot serve.
 """
 
 from __future__ import annotations
@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from capacity.fit.estimate import Estimate, ToDict, fmt
 from capacity.fit.service_demand import RATE
 from capacity.fit.summary import TierSummary
-from capacity.fit.tiers import DEFAULT_TOLERANCE, falls_behind
-
-DEFAULT_ERROR_THRESHOLD = 0.01
+from capacity.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE, kept_up
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,7 @@ class ThroughputFit(ToDict):
 
 def saturation_reason(tier: TierSummary, tolerance: float, error_threshold: float) -> str | None:
     """Why ``tier`` counts as saturated, in words, or None if the server kept up."""
-    if falls_behind(tier.offered_rate, tier.achieved, tolerance):
+    if not kept_up(tier.offered_rate, tier.achieved, tolerance):
         return (
             f"achieved {tier.achieved / tier.offered_rate:.0%} of the offered {fmt(tier.offered_rate)} {RATE}"
         )
@@ -56,8 +54,8 @@ def saturation_reason(tier: TierSummary, tolerance: float, error_threshold: floa
 def fit_throughput(
     tiers: Sequence[TierSummary],
     *,
-    tolerance: float = DEFAULT_TOLERANCE,
-    error_threshold: float = DEFAULT_ERROR_THRESHOLD,
+    tolerance: float = KEPT_UP_TOLERANCE,
+    error_threshold: float = SATURATION_ERROR_SHARE,
 ) -> ThroughputFit:
     """Find the first saturated tier among server tiers sorted by offered rate."""
     tiers = [t for t in tiers if t.achieved_rate.known]

@@ -71,18 +71,6 @@ class TierMeasurement:
         return float(finite.mean()) if finite.size else float("nan")
 
 
-#: A tier whose achieved rate is more than this fraction below its offered rate was paced by the server.
-DEFAULT_TOLERANCE = 0.05
-
-
-def falls_behind(offered_rate: float, achieved_rate: float, tolerance: float) -> bool:
-    """True when the server delivered less than ``1 - tolerance`` of the offered rate, i.e. it set the pace.
-
-    A closed-loop tier (offered ``inf``) always does; an idle tier (offered 0) never does.
-    """
-    return offered_rate > 0 and achieved_rate < offered_rate * (1 - tolerance)
-
-
 def split_left_out(
     tiers: Sequence[TierMeasurement],
 ) -> tuple[list[TierMeasurement], list[TierMeasurement]]:

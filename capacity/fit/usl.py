@@ -26,7 +26,8 @@ from numpy.typing import NDArray
 from capacity.fit.estimate import CONFIDENCE, Estimate, ToDict, fmt, range_basis
 from capacity.fit.regression import percentile_interval
 from capacity.fit.service_demand import RATE
-from capacity.fit.tiers import DEFAULT_TOLERANCE, TierMeasurement, falls_behind
+from capacity.fit.tiers import TierMeasurement
+from capacity.verdicts import KEPT_UP_TOLERANCE, kept_up
 
 MIN_LEVELS = 4
 N_DRAWS = 4000
@@ -81,13 +82,13 @@ class UslFit(ToDict):
 
 
 def fit_usl(
-    tiers: Sequence[TierMeasurement], *, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0
+    tiers: Sequence[TierMeasurement], *, tolerance: float = KEPT_UP_TOLERANCE, seed: int = 0
 ) -> UslFit:
     """Fit the USL to per-second achieved rates against concurrency, over the server-paced ``tiers``.
 
     ``tolerance``: a tier is server-paced when it achieved less than ``1 - tolerance`` of its offered rate.
     """
-    paced = [t for t in tiers if falls_behind(t.offered_rate, t.mean_achieved, tolerance)]
+    paced = [t for t in tiers if not kept_up(t.offered_rate, t.mean_achieved, tolerance)]
     if len({t.concurrency for t in paced}) < MIN_LEVELS:
         return _insufficient(_too_few_levels(tiers, paced))
     n = np.concatenate([np.full(t.achieved_rate.size, float(t.concurrency)) for t in paced])

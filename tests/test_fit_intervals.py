@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from capacity.fit.estimate import Estimate
+from capacity.fit.latency import fit_latency, monotone_fit
 from capacity.fit.regression import (
     Resampling,
     block_length,
@@ -18,6 +20,7 @@ from capacity.fit.regression import (
     resample_indices,
     resampling_for,
 )
+from capacity.fit.summary import TierSummary
 
 PHI = 0.7  # lag-1 autocorrelation of CPU per order within a demo run measured 0.6-0.7
 RATES = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
@@ -146,3 +149,82 @@ def test_too_few_seconds_counts_blocks_when_seconds_are_autocorrelated() -> None
     assert interval_shortfall([20, 20, 20], 2, block_seconds=[5, 5, 5]) is None
     # The same rule for a mean: 12 seconds in blocks of 4 are 3 pieces of evidence, not 12.
     assert interval_shortfall([12], 1) is None and interval_shortfall([12], 1, block_seconds=[4]) is not None
+
+
+# ---------------------------------------------------------------------------------------- monotone latency
+
+
+def tier(rate: float, p99_ms: float, slo_p99_ms: float | None = None) -> TierSummary:
+    """A tier that kept up with ``rate`` and measured ``p99_ms``."""
+    return TierSummary(
+        name=f"r{rate:g}",
+        offered_rate=rate,
+        achieved_rate=Estimate(rate, "orders/s"),
+        cpu_cores=None,
+        rss_mb=None,
+        resting_orders=None,
+        p50_ms=p99_ms / 3,
+        p99_ms=p99_ms,
+        p999_ms=2 * p99_ms,
+        error_rate=0.0,
+        shed_rate=0.0,
+        concurrency=10,
+        generator_bound=False,
+        slo_p99_ms=slo_p99_ms,
+        meets_slo=None if slo_p99_ms is None else p99_ms <= slo_p99_ms,
+    )
+
+
+def test_noise_in_a_low_tier_no_longer_places_the_crossing_below_a_tier_within_the_slo() -> None:
+    """The demo that read "P99 > 5 ms from ≈ 102 orders/s" although 500/s measured 4.0 ms: a noisy 250/s
+    tier used to place the crossing between 100 and 250/s."""
+    tiers = [tier(10, 2.0), tier(100, 3.0), tier(250, 6.5), tier(500, 4.0), tier(1500, 9.0), tier(3000, 40.0)]
+    crossing = fit_latency(tiers, slo_p99_ms=[5.0]).crossing(5.0)
+    assert crossing is not None and crossing.value is not None
+    assert 500 <= crossing.value <= 1500
+    assert (crossing.low, crossing.high) == (500, 1500)
+    assert crossing.value == pytest.approx(700)  # from 4 ms measured at 500/s to 9 ms at 1,500/s
+    assert "'r500' (measured 4 ms, within the SLO" in crossing.note
+
+
+def test_the_latency_fit_is_monotone_and_pools_a_noisy_tier() -> None:
+    fit = fit_latency([tier(100, 3.0), tier(250, 6.5), tier(500, 4.0), tier(1500, 9.0)])
+    assert fit.fitted_p99_ms == pytest.approx((3.0, 5.25, 5.25, 9.0))
+    assert list(monotone_fit(np.array([1.0, 2.0, 3.0]))) == [1.0, 2.0, 3.0]  # already monotone: unchanged
+
+
+def test_knee_and_crossings_never_sit_below_a_tier_that_measured_under_them() -> None:
+    """Noisy hockey sticks (flat, then rising from a random corner): on every one the fit is monotone, the
+    knee is not below a tier whose P99 measured at or under the fit at the knee, and no SLO crossing is below
+    a tier that measured within that SLO."""
+    rates = np.array([50.0, 100, 200, 400, 700, 1000, 1500, 2000, 3000])
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        corner = rng.choice(rates[2:-2])
+        p99 = (4 + np.maximum(rates - corner, 0) / 50) * rng.lognormal(0, 0.3, rates.size)
+        slos = (5.0, 10.0, 30.0)
+        fit = fit_latency([tier(r, p) for r, p in zip(rates, p99, strict=True)], slo_p99_ms=slos)
+        fitted = np.array(fit.fitted_p99_ms)
+        assert np.all(np.diff(fitted) >= 0)
+        if fit.knee_tier is not None:
+            k = int(np.flatnonzero(rates == fit.knee.value)[0])
+            assert np.all(p99[k + 1 :] > fitted[k]), (seed, fit.knee)
+        for slo in slos:
+            crossing = fit.crossing(slo)
+            assert crossing is not None
+            within = rates[p99 <= slo]
+            bound = crossing.value if crossing.value is not None else crossing.low
+            if within.size and crossing.basis != "insufficient_data":
+                assert bound is not None and bound >= within.max(), (seed, slo, crossing)
+
+
+def test_an_extrapolated_crossing_keeps_its_limit() -> None:
+    rising = [tier(100, 2.0), tier(200, 3.0), tier(300, 4.0), tier(400, 5.0)]
+    near = fit_latency(rising, slo_p99_ms=[5.5]).crossing(5.5)
+    assert near is not None and near.basis == "extrapolated" and near.value == pytest.approx(450)
+    far = fit_latency(rising, slo_p99_ms=[50.0]).crossing(50.0)
+    assert far is not None and far.basis == "not_reached" and far.low == 400  # 4,900/s: past 1.5x the data
+    # The top tier measured within the SLO although a lower one did not: the crossing is at least the top.
+    dipped = [tier(100, 2.0), tier(200, 6.0), tier(300, 3.0), tier(400, 4.5)]
+    top = fit_latency(dipped, slo_p99_ms=[5.0]).crossing(5.0)
+    assert top is not None and top.value is None and top.low == 400

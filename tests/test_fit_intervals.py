@@ -20,7 +20,8 @@ from capacity.fit.regression import (
     resample_indices,
     resampling_for,
 )
-from capacity.fit.summary import TierSummary
+from capacity.fit.summary import TierSummary, summarise
+from capacity.fit.tiers import TierMeasurement
 
 PHI = 0.7  # lag-1 autocorrelation of CPU per order within a demo run measured 0.6-0.7
 RATES = np.array([100.0, 200.0, 300.0, 400.0, 500.0])
@@ -149,6 +150,21 @@ def test_too_few_seconds_counts_blocks_when_seconds_are_autocorrelated() -> None
     assert interval_shortfall([20, 20, 20], 2, block_seconds=[5, 5, 5]) is None
     # The same rule for a mean: 12 seconds in blocks of 4 are 3 pieces of evidence, not 12.
     assert interval_shortfall([12], 1) is None and interval_shortfall([12], 1, block_seconds=[4]) is not None
+
+
+def test_a_tiers_achieved_rate_states_its_block_bootstrap_or_why_it_has_no_interval() -> None:
+    def measured(seconds: int) -> TierMeasurement:
+        rate = 1000 + 20 * ar1(np.random.default_rng(seconds), seconds, 0.8)
+        nan = np.full(seconds, np.nan)
+        return TierMeasurement("r1000", 1000, rate, nan, nan, nan, 1.0, 5.0, 9.0)
+
+    long = summarise(measured(180), seed=0).achieved_rate
+    assert long.low is not None and long.high is not None and long.low < 1000 < long.high
+    assert "mean of 180 per-second samples; 95 % CI: block bootstrap over seconds, blocks of" in long.note
+    # 15 seconds this autocorrelated are about two independent blocks: no interval, and the reason says so.
+    short = summarise(measured(15), seed=0).achieved_rate
+    assert short.low is None and short.no_interval is not None
+    assert "independent blocks" in short.no_interval and "≥ 5 blocks in all" in short.no_interval
 
 
 # ---------------------------------------------------------------------------------------- monotone latency

@@ -102,12 +102,13 @@ class Resampling:
     def note(self) -> str:
         """The method, as every figure with this interval states it."""
         rho = f"lag-1 autocorrelation of the seconds {self.autocorrelation:.2f}"
+        where = " within each tier" if len(self.seconds_per_tier) > 1 else ""
         if self.autocorrelation <= 0:
-            return f"95 % CI: bootstrap over seconds within each tier ({rho}, so blocks of 1 s)"
+            return f"95 % CI: bootstrap over seconds{where} ({rho}, so blocks of 1 s)"
         low, high = min(self.block_seconds), max(self.block_seconds)
         blocks = f"{low} s" if low == high else f"{low}{DASH}{high} s"
         return (
-            f"95 % CI: block bootstrap over seconds within each tier, blocks of {blocks}, widened "
+            f"95 % CI: block bootstrap over seconds{where}, blocks of {blocks}, widened "
             f"{TIMES}{self.widening:.2f} for the dependence beyond a block ({rho})"
         )
 

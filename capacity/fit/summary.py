@@ -1,7 +1,9 @@
 """Per-tier summaries: the measured row of the Scalability Matrix for each tier, before any model.
 
-Means are over the tier's per-second samples; the achieved rate carries a bootstrap interval. Percentiles are
-the tier totals from merged histograms as given (never averaged from per-second percentiles).
+Means are over the tier's per-second samples; the achieved rate carries a block-bootstrap interval over its
+seconds (``regression.mean_fit``: blocks as long as the seconds' own autocorrelation asks, and no interval
+from too few independent blocks), and its note says so. Percentiles are the tier totals from merged
+histograms as given (never averaged from per-second percentiles).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from capacity.fit.estimate import Estimate, ToDict, finite_or_none
-from capacity.fit.regression import interval_shortfall, mean_interval
+from capacity.fit.regression import mean_fit
 from capacity.fit.tiers import TierMeasurement
 
 
@@ -50,9 +52,9 @@ class TierSummary(ToDict):
 
 def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
     """Summarise one tier; ``seed`` makes the bootstrap interval of the achieved rate reproducible."""
-    mean, low, high = mean_interval(tier.achieved_rate, seed=seed)
+    achieved = mean_fit(tier.achieved_rate, seed=seed)
     seconds = int(np.isfinite(tier.achieved_rate).sum())
-    note = f"mean of {seconds} per-second samples"
+    note = "; ".join(filter(None, (f"mean of {seconds} per-second samples", achieved.interval_note())))
     if tier.generator_bound:
         note += "; generator-bound: the load generator saturated, not the server"
     if tier.disturbed:
@@ -64,7 +66,13 @@ def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
         name=tier.name,
         offered_rate=float(tier.offered_rate),
         achieved_rate=Estimate(
-            mean, "orders/s", low, high, "measured", note, no_interval=interval_shortfall([seconds], 1)
+            achieved.mean,
+            "orders/s",
+            achieved.low,
+            achieved.high,
+            "measured",
+            note,
+            no_interval=achieved.no_interval,
         ),
         cpu_cores=None if cpu is None else cpu / 100.0,
         rss_mb=None if rss is None else rss / 1e6,

@@ -5,8 +5,16 @@
 ``lambda`` is the throughput of one user alone (orders/s), ``sigma`` contention (serialised work, 0-1),
 ``kappa`` coherency (cross-talk that makes throughput *fall* past a peak). The peak is at
 ``N* = sqrt((1 - sigma) / kappa)``. Fitted with ``scipy.optimize.curve_fit`` (bounded: lambda, kappa >= 0,
-0 <= sigma <= 1) on per-second samples; parameter intervals come from the fit's covariance (t quantiles), and
-intervals of N* and X(N*) from seeded draws of the parameters from that covariance.
+0 <= sigma <= 1) on per-second samples.
+
+Intervals: the same block bootstrap over seconds as every other fit (``regression``: circular blocks within
+each tier, as long as the residuals' lag-1 autocorrelation asks, widened for the dependence beyond a block),
+applied to the fit linearised at its optimum. Within a tier the concurrency is fixed, so a replicate only
+reshuffles residuals, and one Gauss-Newton step from the optimum, ``(J'J)^-1 J' e*`` with ``J`` the
+Jacobian of X(N) in the parameters and ``e*`` the resampled residuals, gives that replicate's parameters
+without refitting (2,000 refits would take seconds). Draws are clipped to the model's bounds; percentiles
+of the draws give the parameters' intervals and, through the formulas, those of N*, X(N*) and X(N). The
+fit's covariance assumed independent seconds, which within a run they are not.
 
 It needs at least ``MIN_LEVELS`` distinct concurrency levels (three parameters always fit three points), and
 it only uses tiers where the *server* set the pace: closed-loop tiers, or open-model tiers whose achieved rate
@@ -23,21 +31,26 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from capacity.fit.estimate import CONFIDENCE, Estimate, ToDict, fmt, range_basis
-from capacity.fit.regression import percentile_interval
+from capacity.fit.estimate import Estimate, ToDict, fmt, range_basis
+from capacity.fit.regression import (
+    N_RESAMPLES,
+    interval_shortfall,
+    percentile_interval,
+    resample_indices,
+    resampling_for,
+)
 from capacity.fit.service_demand import RATE
 from capacity.fit.tiers import TierMeasurement
 from capacity.verdicts import KEPT_UP_TOLERANCE, kept_up
 
 MIN_LEVELS = 4
-N_DRAWS = 4000
 
 CAVEAT = "fitted on tiers where the server, not the offered rate, set the throughput"
 
 
-def usl(n: NDArray[np.float64], lam: float, sigma: float, kappa: float) -> NDArray[np.float64]:
-    """USL throughput (orders/s) at concurrency ``n``."""
-    return lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))
+def usl(n: NDArray[np.float64] | float, lam: float, sigma: float, kappa: float) -> NDArray[np.float64]:
+    """USL throughput (orders/s) at concurrency ``n`` (a 0-d array for a single ``n``)."""
+    return np.asarray(lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1)), dtype=float)
 
 
 @dataclass(frozen=True)
@@ -53,6 +66,8 @@ class UslFit(ToDict):
     r_squared: float | None = None
     fitted_over: str = ""
     caveat: str = CAVEAT
+    interval_method: str = ""  # how the intervals were computed (Resampling.note), "" without intervals
+    no_interval: str | None = None  # why there are no intervals (too few independent blocks of seconds)
     _draws: NDArray[np.float64] | None = field(default=None, repr=False)
 
     @property
@@ -62,12 +77,14 @@ class UslFit(ToDict):
 
     def throughput(self, n: float) -> Estimate:
         """Fitted throughput at concurrency ``n`` (interpolated within the measured levels)."""
-        if self._draws is None:
+        lam, sigma, kappa = self.lam.value, self.sigma.value, self.kappa.value
+        if self._draws is None or lam is None or sigma is None or kappa is None:
             return Estimate.insufficient(RATE, self.lam.note)
-        value = usl(np.float64(n), self.lam.value, self.sigma.value, self.kappa.value)
+        value = float(usl(n, lam, sigma, kappa))
         low, high = percentile_interval(usl(np.float64(n), *self._draws.T))
         basis = range_basis(n, min(self.levels), max(self.levels))
-        return Estimate(value, RATE, low, high, basis, f"USL at N = {fmt(n)} ({basis})")
+        note = _with(f"USL at N = {fmt(n)} ({basis})", self.interval_method)
+        return Estimate(value, RATE, low, high, basis, note, no_interval=self.no_interval)
 
     def formulas(self) -> list[str]:
         """Plain-English formula with the fitted numbers."""
@@ -93,15 +110,16 @@ def fit_usl(
         return _insufficient(_too_few_levels(tiers, paced))
     n = np.concatenate([np.full(t.achieved_rate.size, float(t.concurrency)) for t in paced])
     x = np.concatenate([t.achieved_rate for t in paced])
+    tier = np.concatenate([np.full(t.achieved_rate.size, i) for i, t in enumerate(paced)])
     keep = np.isfinite(x) & (n > 0)
-    n, x = n[keep], x[keep]
+    n, x, tier = n[keep], x[keep], tier[keep]
     levels = tuple(sorted({int(v) for v in n}))
     if len(levels) < MIN_LEVELS:
         return _insufficient(
             f"not enough concurrency levels with samples: {len(levels)}, need ≥ {MIN_LEVELS}"
         )
 
-    import scipy.optimize  # ~1 s of import: only when a fit runs, never for `capacity --help` or `run`
+    import scipy.optimize  # type: ignore[import-untyped]  # ~1 s of import: only when a fit runs
 
     lowest = n == levels[0]
     p0 = (max(float(x[lowest].mean()) / levels[0], 1e-9), 0.01, 1e-4)
@@ -114,13 +132,12 @@ def fit_usl(
     if not np.all(np.isfinite(pcov)):
         return _insufficient("USL fit converged but its parameters are not identifiable from these levels")
 
-    draws = np.random.default_rng(seed).multivariate_normal(popt, pcov, size=N_DRAWS, check_valid="ignore")
-    draws = np.clip(draws, [0, 0, 0], [np.inf, 1, np.inf])  # keep draws inside the model's bounds
     residual = x - usl(n, *popt)
+    draws, no_interval, method = _bootstrap(n, residual, tier, popt, seed)
     total = float(np.sum((x - x.mean()) ** 2))
     where = f"fitted over {len(levels)} concurrency levels ({x.size} s)"
-    lam, sigma, kappa = _parameters(popt, pcov, x.size)
-    peak_n, peak_x = _peak(popt, draws, levels)
+    lam, sigma, kappa = _parameters(popt, draws, method, no_interval)
+    peak_n, peak_x = _peak(popt, draws, levels, method, no_interval)
     return UslFit(
         lam=lam,
         sigma=sigma,
@@ -130,33 +147,77 @@ def fit_usl(
         levels=levels,
         fitted_over=where,
         r_squared=1 - float(residual @ residual) / total if total > 0 else None,
+        interval_method=method,
+        no_interval=no_interval,
         _draws=draws,
     )
 
 
-def _parameters(
-    popt: NDArray[np.float64], pcov: NDArray[np.float64], n_samples: int
-) -> tuple[Estimate, Estimate, Estimate]:
-    """Parameter estimates with t intervals from the covariance, clipped at the model's bounds."""
-    import scipy.stats  # see fit_usl
+def _bootstrap(
+    n: NDArray[np.float64],
+    residual: NDArray[np.float64],
+    tier: NDArray[np.int_],
+    popt: NDArray[np.float64],
+    seed: int,
+) -> tuple[NDArray[np.float64], str | None, str]:
+    """(draws of the parameters, why there are none, the method's note): the linearised block bootstrap of
+    the module docstring. Without enough independent blocks the draws are empty."""
+    resampling = resampling_for(residual, tier)
+    shortfall = interval_shortfall(list(resampling.seconds_per_tier), popt.size, resampling.block_seconds)
+    if shortfall is not None:
+        return np.empty((0, popt.size)), shortfall, ""
+    jacobian = _jacobian(n, popt)
+    scale = np.linalg.norm(jacobian, axis=0)
+    scale[scale == 0] = 1.0
+    # Columns scaled to unit length: lambda (~1e3) and kappa (~1e-4) in one pseudo-inverse stay well posed.
+    step = np.linalg.pinv(jacobian / scale) / scale[:, None]  # (3, n): residuals -> parameter change
+    rows = resample_indices(tier, resampling, n_resamples=N_RESAMPLES, seed=seed)
+    draws = resampling.widen(popt, popt + residual[rows] @ step.T)
+    draws = np.clip(draws, [0, 0, 0], [np.inf, 1, np.inf])  # keep draws inside the model's bounds
+    return draws, None, resampling.note()
 
-    half = scipy.stats.t.ppf((1 + CONFIDENCE) / 2, max(n_samples - 3, 1)) * np.sqrt(np.diag(pcov))
-    low = np.maximum(popt - half, 0.0)
-    high = np.minimum(popt + half, [np.inf, 1.0, np.inf])
+
+def _jacobian(n: NDArray[np.float64], popt: NDArray[np.float64]) -> NDArray[np.float64]:
+    """(len(n), 3) derivatives of X(N) in lambda, sigma and kappa at ``popt``."""
+    lam, sigma, kappa = popt
+    d = 1 + sigma * (n - 1) + kappa * n * (n - 1)
+    return np.column_stack([n / d, -lam * n * (n - 1) / d**2, -lam * n * n * (n - 1) / d**2])
+
+
+def _with(note: str, method: str) -> str:
+    """``note``, then the interval's method when there is one."""
+    return f"{note}; {method}" if method else note
+
+
+def _parameters(
+    popt: NDArray[np.float64], draws: NDArray[np.float64], method: str, no_interval: str | None
+) -> tuple[Estimate, Estimate, Estimate]:
+    """Parameter estimates with percentile intervals of the (bound-clipped) bootstrap draws."""
     specs = (
         (f"{RATE} per user", "throughput of one user alone"),
         ("", "contention: the serialised fraction of the work"),
         ("", "coherency: cross-talk that makes throughput fall past the peak"),
     )
     lam, sigma, kappa = (
-        Estimate(value, unit, lo, hi, "measured", note)
-        for value, lo, hi, (unit, note) in zip(popt, low, high, specs, strict=True)
+        Estimate(
+            value,
+            unit,
+            *percentile_interval(draws[:, i]),
+            "measured",
+            _with(note, method),
+            no_interval=no_interval,
+        )
+        for i, (value, (unit, note)) in enumerate(zip(popt, specs, strict=True))
     )
     return lam, sigma, kappa
 
 
 def _peak(
-    popt: NDArray[np.float64], draws: NDArray[np.float64], levels: tuple[int, ...]
+    popt: NDArray[np.float64],
+    draws: NDArray[np.float64],
+    levels: tuple[int, ...],
+    method: str,
+    no_interval: str | None,
 ) -> tuple[Estimate, Estimate]:
     """N* = sqrt((1 - sigma) / kappa) and X(N*), or not_reached when there is no coherency penalty."""
     _, sigma, kappa = popt
@@ -169,10 +230,11 @@ def _peak(
         x_draws = np.where(np.isinf(n_draws), draws[:, 0] / draws[:, 1], usl(n_draws, *draws.T))
     n_star = float(np.sqrt((1 - sigma) / kappa))
     basis = range_basis(n_star, levels[0], levels[-1])
-    note = f"peak of the fitted curve ({basis}; measured N {levels[0]}-{levels[-1]})"
+    note = _with(f"peak of the fitted curve ({basis}; measured N {levels[0]}-{levels[-1]})", method)
+    x_star = float(usl(np.float64(n_star), *popt))
     return (
-        Estimate(n_star, "users", *percentile_interval(n_draws), basis, note),
-        Estimate(float(usl(np.float64(n_star), *popt)), RATE, *percentile_interval(x_draws), basis, note),
+        Estimate(n_star, "users", *percentile_interval(n_draws), basis, note, no_interval=no_interval),
+        Estimate(x_star, RATE, *percentile_interval(x_draws), basis, note, no_interval=no_interval),
     )
 
 

@@ -273,4 +273,8 @@ def test_an_extrapolated_crossing_keeps_its_limit() -> None:
     # The top tier measured within the SLO although a lower one did not: the crossing is at least the top.
     dipped = [tier(100, 2.0), tier(200, 6.0), tier(300, 3.0), tier(400, 4.5)]
     top = fit_latency(dipped, slo_p99_ms=[5.0]).crossing(5.0)
-    assert top is not None and top.value is None and top.low == 400
+    assert top is not None and top.value is None and top.low == 400 and "not rising" in top.note
+    pooled = [tier(100, 2.0), tier(200, 8.0), tier(300, 3.0), tier(400, 4.5)]  # fit: 2, 5.17, 5.17, 5.17
+    over = fit_latency(pooled, slo_p99_ms=[5.0]).crossing(5.0)
+    assert over is not None and over.value is None and over.low == 400
+    assert "although the monotone fit of P99 is above it there" in over.note

@@ -24,7 +24,8 @@ the tier before it (for a convex curve this errs low, i.e. on the safe side). Gu
 placed below a tier that *measured* P99 within the threshold; that tier is direct evidence the SLO held
 there, so the crossing moves up to lie above the last such tier. Every tier measured over it: only an upper
 bound (the lowest tier). Never exceeded: the trend of the fit's last two tiers is extrapolated, but no
-further than ``MAX_EXTRAPOLATION`` beyond the highest measured rate; past that, or if P99 is not rising,
+further than ``estimate.MAX_EXTRAPOLATION`` beyond the highest measured rate; past that, if P99 is not
+rising, or if the top tier measured within the SLO but the fit (pooling a lower tier) is over it there,
 the crossing is "not_reached".
 """
 
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from capacity.fit.estimate import DASH, Estimate, ToDict, fmt
+from capacity.fit.estimate import DASH, MAX_EXTRAPOLATION, Estimate, ToDict, fmt
 from capacity.fit.service_demand import RATE
 from capacity.fit.summary import TierSummary
 
@@ -44,9 +45,6 @@ MIN_KNEE_TIERS = 4
 
 #: Smallest Kneedle gap (in scaled units) that counts as a knee rather than noise on a straight line.
 MIN_PROMINENCE = 0.1
-
-#: Extrapolate an SLO crossing at most this fraction beyond the highest measured rate (0.5 = 50 %).
-MAX_EXTRAPOLATION = 0.5
 
 
 @dataclass(frozen=True)
@@ -189,7 +187,11 @@ def _extrapolated_crossing(
         if np.all(y <= slo)
         else f"P99 ≤ {fmt(slo)} ms at the top tier '{names[-1]}' ({fmt(y[-1])} ms), up to {fmt(top)} {RATE}"
     )
-    if x.size < 2 or x[-1] <= x[-2] or fitted[-1] <= fitted[-2] or fitted[-1] >= slo:
+    if fitted[-1] > slo:
+        # The fit pooled the top tier with a lower one that measured over the SLO: no trend to follow.
+        note = f"{stays}, although the monotone fit of P99 is above it there"
+        return Estimate.not_reached(RATE, note, at_least=top)
+    if x.size < 2 or x[-1] <= x[-2] or fitted[-1] <= fitted[-2]:
         return Estimate.not_reached(RATE, f"{stays}; P99 is not rising at the top", at_least=top)
     rate = x[-1] + (slo - fitted[-1]) * (x[-1] - x[-2]) / (fitted[-1] - fitted[-2])
     if rate > top * (1 + MAX_EXTRAPOLATION):

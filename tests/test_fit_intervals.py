@@ -195,6 +195,8 @@ def test_usl_intervals_cover_the_truth_on_autocorrelated_seconds() -> None:
             covered[name].append(estimate.low is not None and estimate.low <= truth <= (estimate.high or 0))
     assert all(np.mean(v) >= 0.8 for v in covered.values()), {k: np.mean(v) for k, v in covered.items()}
     assert "block bootstrap over seconds within each tier" in fit.peak_throughput.note
+    recorded = fit.to_dict()["resampling"]  # structured, in fit.json: seconds and block length per tier, rho
+    assert recorded["seconds_per_tier"] == [30] * len(levels) and max(recorded["block_seconds"]) > 1
 
 
 # ---------------------------------------------------------------------------------------- monotone latency

@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 from capacity.fit.estimate import Estimate, ToDict, fmt, range_basis
 from capacity.fit.regression import (
     N_RESAMPLES,
+    Resampling,
     interval_shortfall,
     percentile_interval,
     resample_indices,
@@ -66,7 +67,7 @@ class UslFit(ToDict):
     r_squared: float | None = None
     fitted_over: str = ""
     caveat: str = CAVEAT
-    interval_method: str = ""  # how the intervals were computed (Resampling.note), "" without intervals
+    resampling: Resampling | None = None  # the blocks the bootstrap drew seconds in (None: not fitted)
     no_interval: str | None = None  # why there are no intervals (too few independent blocks of seconds)
     _draws: NDArray[np.float64] | None = field(default=None, repr=False)
 
@@ -83,7 +84,7 @@ class UslFit(ToDict):
         value = float(usl(n, lam, sigma, kappa))
         low, high = percentile_interval(usl(np.float64(n), *self._draws.T))
         basis = range_basis(n, min(self.levels), max(self.levels))
-        note = _with(f"USL at N = {fmt(n)} ({basis})", self.interval_method)
+        note = _with(f"USL at N = {fmt(n)} ({basis})", _method(self.resampling, self.no_interval))
         return Estimate(value, RATE, low, high, basis, note, no_interval=self.no_interval)
 
     def formulas(self) -> list[str]:
@@ -133,7 +134,9 @@ def fit_usl(
         return _insufficient("USL fit converged but its parameters are not identifiable from these levels")
 
     residual = x - usl(n, *popt)
-    draws, no_interval, method = _bootstrap(n, residual, tier, popt, seed)
+    resampling = resampling_for(residual, tier)
+    draws, no_interval = _bootstrap(n, residual, tier, popt, resampling, seed)
+    method = _method(resampling, no_interval)
     total = float(np.sum((x - x.mean()) ** 2))
     where = f"fitted over {len(levels)} concurrency levels ({x.size} s)"
     lam, sigma, kappa = _parameters(popt, draws, method, no_interval)
@@ -147,7 +150,7 @@ def fit_usl(
         levels=levels,
         fitted_over=where,
         r_squared=1 - float(residual @ residual) / total if total > 0 else None,
-        interval_method=method,
+        resampling=resampling,
         no_interval=no_interval,
         _draws=draws,
     )
@@ -158,14 +161,14 @@ def _bootstrap(
     residual: NDArray[np.float64],
     tier: NDArray[np.int_],
     popt: NDArray[np.float64],
+    resampling: Resampling,
     seed: int,
-) -> tuple[NDArray[np.float64], str | None, str]:
-    """(draws of the parameters, why there are none, the method's note): the linearised block bootstrap of
-    the module docstring. Without enough independent blocks the draws are empty."""
-    resampling = resampling_for(residual, tier)
+) -> tuple[NDArray[np.float64], str | None]:
+    """(draws of the parameters, why there are none): the linearised block bootstrap of the module
+    docstring. Without enough independent blocks the draws are empty."""
     shortfall = interval_shortfall(list(resampling.seconds_per_tier), popt.size, resampling.block_seconds)
     if shortfall is not None:
-        return np.empty((0, popt.size)), shortfall, ""
+        return np.empty((0, popt.size)), shortfall
     jacobian = _jacobian(n, popt)
     scale = np.linalg.norm(jacobian, axis=0)
     scale[scale == 0] = 1.0
@@ -174,7 +177,7 @@ def _bootstrap(
     rows = resample_indices(tier, resampling, n_resamples=N_RESAMPLES, seed=seed)
     draws = resampling.widen(popt, popt + residual[rows] @ step.T)
     draws = np.clip(draws, [0, 0, 0], [np.inf, 1, np.inf])  # keep draws inside the model's bounds
-    return draws, None, resampling.note()
+    return draws, None
 
 
 def _jacobian(n: NDArray[np.float64], popt: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -182,6 +185,11 @@ def _jacobian(n: NDArray[np.float64], popt: NDArray[np.float64]) -> NDArray[np.f
     lam, sigma, kappa = popt
     d = 1 + sigma * (n - 1) + kappa * n * (n - 1)
     return np.column_stack([n / d, -lam * n * (n - 1) / d**2, -lam * n * n * (n - 1) / d**2])
+
+
+def _method(resampling: Resampling | None, no_interval: str | None) -> str:
+    """How the intervals were computed, or "" when there are none."""
+    return "" if resampling is None or no_interval else resampling.note()
 
 
 def _with(note: str, method: str) -> str:

@@ -3,6 +3,7 @@ show live progress and, at the end, the scalability matrix.
 
     capacity sweep scenarios/sweeps/quick.yaml
     capacity sweep scenarios/average.yaml --from 500 --to 20000 --steps 12 --tier-duration 20s
+    capacity sweep scenarios/sweeps/quick.yaml --repeat 3     # all tiers, three times over, interleaved
     capacity sweep --resume reports/sweeps/20261125T120000-quick
 
 Exit codes: 0 the sweep completed (or a ladder stopped early on purpose), 1 a tier broke, 2 bad input
@@ -37,7 +38,7 @@ from capacity.sweep import (
     resume_sweep,
     start_sweep,
 )
-from capacity.sweep_results import MatrixRow, SweepFormatError, SweepResult, TierEntry, matrix_rows
+from capacity.sweep_results import MatrixRow, SweepFormatError, SweepResult, matrix_rows
 
 EXIT_OK = 0
 EXIT_BROKE = 1
@@ -63,6 +64,12 @@ LADDER_PARAMS = ("start", "stop", "steps", "spacing", "tier_duration")
 @click.option("--tier-duration", metavar="DURATION", help="Ladder: length of each tier (default 30s).")
 @click.option("--cooldown", metavar="DURATION", help="Idle time between tiers (default: the sweep file's).")
 @click.option(
+    "--repeat",
+    metavar="N",
+    help="Run all the tiers N times, interleaved (every tier, then every tier again), so the report can "
+    "show the spread between repeats (default 1).",
+)
+@click.option(
     "--stop-early/--no-stop-early",
     default=None,
     help="Stop once two tiers in a row fall behind, or a tier is generator-bound (default: ladders only).",
@@ -82,7 +89,8 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
     over SWEEP (a scenario YAML) with --from/--to, then print the scalability matrix.
 
     Every tier is a `capacity run` (same options below) with its run directory under the sweep's
-    tiers/. Ctrl-C keeps the finished tiers; --resume DIR continues from the first unfinished one.
+    tiers/. With --repeat N all the tiers run N times, interleaved (a ladder repeats the tiers its first
+    pass ran). Ctrl-C keeps the finished tiers; --resume DIR continues from the first unfinished one.
     """
     try:
         if resume is not None:
@@ -91,6 +99,7 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
         else:
             sweep, ladder = _sweep_to_run(ctx, sweep_file, values)
             options = run_options(values)
+            repeats = positive_number(values["repeat"], "--repeat", int) or 1
             result = _with_progress(
                 values["quiet"],
                 lambda show: start_sweep(
@@ -99,6 +108,7 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
                     output_dir=Path(values["output_dir"]),
                     ladder=ladder,
                     stop_early=values["stop_early"],
+                    repeats=repeats,
                     source=str(sweep_file),
                     progress=show,
                 ),
@@ -192,10 +202,10 @@ class SweepLive(LiveProgress):
             self(update.run)
         elif update.event in ("tier", "cooldown"):
             if update.event == "tier":
-                self.header = f"tier {update.index} of {update.total}: {update.tier}"
+                self.header = f"{_repeat_text(update)}tier {update.index} of {update.total}: {update.tier}"
             self(ProgressUpdate(update.event, update.message, update.tier, 0.0))
         elif update.event == "tier_done" and update.entry is not None:
-            self.console.print(tier_line(update.entry, update.total))
+            self.console.print(tier_line(update))
 
 
 def _with_progress(
@@ -206,18 +216,27 @@ def _with_progress(
 
         def lines(update: SweepUpdate) -> None:
             if update.event == "tier_done" and update.entry is not None:
-                console.print(tier_line(update.entry, update.total))
+                console.print(tier_line(update))
 
         return work(lines)
-    with SweepLive() as live:
+    live = SweepLive()
+    with live:
         return work(live.sweep)
 
 
-def tier_line(entry: TierEntry, total: int) -> Text:
-    """One line for a finished tier: ``done  02/06 light  50/s offered, 50/s achieved, SLO PASS``."""
+def _repeat_text(update: SweepUpdate) -> str:
+    """``repeat 2/3, `` when the sweep repeats its tiers, else nothing."""
+    return f"repeat {update.repeat}/{update.repeats}, " if update.repeats > 1 else ""
+
+
+def tier_line(update: SweepUpdate) -> Text:
+    """One line for a finished tier (a ``tier_done`` update): ``done  02/06 light  50/s offered, 50/s
+    achieved, SLO PASS``, with ``repeat 2/3, `` before the tier's number when the sweep repeats."""
+    entry = update.entry
+    assert entry is not None, "tier_line is for tier_done updates"
     style = {"done": "green", "interrupted": "yellow"}.get(entry.status, "red")
     line = Text(f"{entry.status:<11}", style=style)
-    line.append(f" {entry.index:02d}/{total:02d} {entry.name}")
+    line.append(f" {_repeat_text(update)}{update.index:02d}/{update.total:02d} {update.tier}")
     if entry.offered is not None and entry.achieved is not None:
         line.append(f"  {entry.offered:,.0f}/s offered, {entry.achieved:,.0f}/s achieved")
     if entry.slo_passed is not None:

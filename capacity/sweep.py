@@ -5,11 +5,17 @@ generated **ladder** of rates over one scenario (``Ladder``: geometric or linear
 once the server is clearly saturated — and stops, saying so, when the load generator rather than the
 server limited a tier (``stop_decision``).
 
+``repeats`` (``capacity sweep --repeat N``) runs the whole sweep N times, interleaved: every tier in order,
+then every tier again, so slow drift of the machine (other load, thermal state, journal growth) falls on
+every tier alike rather than on the last ones. A ladder decides where to stop in its first repeat only; the
+later repeats run exactly the tiers the first one ran, so every repeat covers the same rates.
+
 Layout (``docs/sweep-format.md``)::
 
     reports/sweeps/<UTC yyyymmddTHHMMSS>-<sweep name>/
         sweep.json                      # capacity-sweep/1, rewritten after every tier
         tiers/01-idle/run.json ...      # one capacity run directory per tier
+        tiers/08-idle-repeat2/ ...      # with --repeat N: the tiers again, in the same order
 
 ``start_sweep`` creates the directory and runs the tiers; ``resume_sweep`` continues an interrupted or
 failed sweep from its first unfinished tier with the same run settings. Both take the run function as a
@@ -53,6 +59,7 @@ from capacity.sweep_results import (
     TierEntry,
     entry_for_run,
     read_sweep,
+    repeat_name,
     write_sweep,
 )
 from capacity.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE
@@ -220,19 +227,25 @@ def stop_decision(done: Sequence[TierEntry], rule: StopRule = StopRule()) -> Sto
 # ---------------------------------------------------------------------------------------------- progress
 
 
+EventKind = Literal["tier", "run", "tier_done", "cooldown", "finished"]
+
+
 @dataclass(frozen=True)
 class SweepUpdate:
     """What a sweep reports as it goes: ``event`` is ``tier`` (a tier starts), ``run`` (the tier's run
     progress, in ``run``), ``tier_done`` (``entry`` holds its outcome), ``cooldown`` or ``finished``.
-    ``index`` is the tier's 1-based index, ``total`` the number of tiers."""
+    ``index`` is the tier's 1-based position in the sweep, ``total`` the number of tiers; ``repeat`` is
+    the 1-based repeat running, of ``repeats`` (``--repeat N``)."""
 
-    event: Literal["tier", "run", "tier_done", "cooldown", "finished"]
+    event: EventKind
     index: int
     total: int
     tier: str
     message: str
     run: ProgressUpdate | None = None
     entry: TierEntry | None = None
+    repeat: int = 1
+    repeats: int = 1
 
 
 SweepProgress = Callable[[SweepUpdate], None]
@@ -248,19 +261,24 @@ def start_sweep(
     output_dir: Path = DEFAULT_OUTPUT_DIR,
     ladder: Ladder | None = None,
     stop_early: bool | None = None,
+    repeats: int = 1,
     source: str | None = None,
     progress: SweepProgress | None = None,
     run: RunFunction = run_scenario,
     sleep: Callable[[float], None] = time.sleep,
 ) -> SweepResult:
-    """Run every tier of ``sweep`` in order into a new ``output_dir/<time>-<name>/``.
+    """Run every tier of ``sweep`` in order into a new ``output_dir/<time>-<name>/``, ``repeats`` times
+    over, interleaved (all tiers, then all tiers again).
 
-    ``options`` apply to every tier; each tier runs in its own ``run_dir``, ``tiers/NN-<tier>``.
-    ``stop_early`` (default: for a ladder only) applies ``stop_decision`` after each tier and skips the
-    rest; a sweep file's tiers all run. Never raises for a tier that breaks or a Ctrl-C: the record says
-    what happened (``status`` ``failed`` / ``interrupted``) and ``resume_sweep`` continues. Raises
-    SweepSetupError before anything is created when the run settings cannot work.
+    ``options`` apply to every tier; each tier runs in its own ``run_dir``, ``tiers/NN-<tier>`` (NN the
+    entry's index, ``-repeatR`` added after repeat 1). ``stop_early`` (default: for a ladder only)
+    applies ``stop_decision`` after each tier of the first repeat and skips the rest, in every repeat; a
+    sweep file's tiers all run. Never raises for a tier that breaks or a Ctrl-C: the record says what
+    happened (``status`` ``failed`` / ``interrupted``) and ``resume_sweep`` continues. Raises
+    SweepSetupError before anything is created when the run settings or ``repeats`` cannot work.
     """
+    if repeats < 1:
+        raise SweepSetupError(f"--repeat must be at least 1, got {repeats}")
     check_run_options(options)
     directory = run_dir_for(Path(output_dir), sweep.name)
     placement = plan_placement(options)
@@ -273,11 +291,12 @@ def start_sweep(
         definition=sweep.to_dict(),
         started_utc=_now(),
         environment=collect_environment(placement.server_cpus, placement.generator_cpus, placement.pinned),
-        tiers=tuple(TierEntry(tier.name, i) for i, tier in enumerate(sweep.tiers, 1)),
+        tiers=interleaved_entries(sweep, repeats),
         ladder=ladder.to_dict() if ladder else None,
         settings=settings_of(options),
         stop_early=ladder is not None if stop_early is None else stop_early,
         notes=placement.notes,
+        repeats=repeats,
     )
     write_sweep(directory, record)
     return _SweepRunner(directory, record, sweep, options, {}, progress, run, sleep).run()
@@ -309,6 +328,15 @@ def resume_sweep(
     return runner.run()
 
 
+def interleaved_entries(sweep: Sweep, repeats: int) -> tuple[TierEntry, ...]:
+    """One pending entry per tier and repeat, in running order: repeat 1's tiers, then repeat 2's..."""
+    runs = [(repeat, tier.name) for repeat in range(1, repeats + 1) for tier in sweep.tiers]
+    return tuple(
+        TierEntry(repeat_name(name, repeat), index, repeat=repeat)
+        for index, (repeat, name) in enumerate(runs, 1)
+    )
+
+
 def first_unfinished(record: SweepRecord) -> TierEntry | None:
     """The first tier a resume would run, or None when the sweep completed or stopped on purpose."""
     if record.status in ("completed", "stopped"):
@@ -320,6 +348,10 @@ def describe_status(record: SweepRecord) -> str:
     """One line: how the sweep ended (or that it is running) and how many tiers are done."""
     done = sum(1 for e in record.tiers if e.status == "done")
     text = f"{record.status}, {done} of {len(record.tiers)} tiers done"
+    if record.repeats > 1:
+        tiers = len(record.tiers) // record.repeats
+        runs = f"{done} of {len(record.tiers)} tier runs done ({tiers} tiers, {record.repeats} repeats)"
+        text = f"{record.status}, {runs}"
     return f"{text}: {record.stop_reason}" if record.stop_reason else text
 
 
@@ -352,6 +384,7 @@ class _SweepRunner:
         self.directory = directory
         self.record = record
         self.tiers = {tier.name: tier for tier in sweep.tiers}
+        self.positions = {tier.name: i for i, tier in enumerate(sweep.tiers, 1)}
         self.cooldown_s = sweep.cooldown_s
         self.options = options
         self.runs = dict(runs)
@@ -362,42 +395,65 @@ class _SweepRunner:
 
     def run(self) -> SweepResult:
         status: SweepStatus = "completed"
-        stop: Stop | None = None
         first = first_unfinished(self.record)
-        todo = [e for e in self.record.tiers if first and e.index >= first.index and e.status != "done"]
+        todo = [e.index for e in self.record.tiers if first and e.index >= first.index]
+        ran = False
         try:
-            for position, entry in enumerate(todo):
-                if position and self.cooldown_s > 0:
+            for index in todo:
+                entry = self._entry(index)
+                if entry.status not in UNFINISHED:  # done, or skipped by a stop earlier in this loop
+                    continue
+                if ran and self.cooldown_s > 0:
                     self._cooldown(entry)
+                ran = True
                 entry = self._run_tier(entry)
                 if entry.status != "done":
                     status = "interrupted" if entry.status == "interrupted" else "failed"
                     break
-                stop = self._stop_decision()
+                stop = self._stop_decision(entry)
                 if stop is not None:
-                    status = "stopped"
-                    self._skip_after(entry)
-                    break
+                    self._stop_after(entry, stop)
         except KeyboardInterrupt:
             status = "interrupted"
             if self.current is not None:
                 self._update(self._cut_off(*self.current))
+        stopped = self.record.stop_reason is not None  # kept from the first repeat, also across a resume
         self.record = replace(
             self.record,
-            status=status,
+            status="stopped" if stopped and status == "completed" else status,
             finished_utc=_now(),
-            stop_reason=stop.reason if stop else None,
-            advice=stop.advice if stop else self._generator_advice(),
+            advice=self.record.advice if stopped else self._generator_advice(),
         )
         write_sweep(self.directory, self.record)
-        total = len(self.record.tiers)
-        self._say(SweepUpdate("finished", total, total, "", describe_status(self.record)))
+        total = len(self.tiers)
+        repeats = self.record.repeats
+        self._say(
+            SweepUpdate(
+                "finished", total, total, "", describe_status(self.record), repeat=repeats, repeats=repeats
+            )
+        )
         return SweepResult(self.directory, self.record, self.runs)
 
+    def _entry(self, index: int) -> TierEntry:
+        return next(e for e in self.record.tiers if e.index == index)
+
+    def _update_for(self, event: EventKind, about: TierEntry, message: str, **extra: Any) -> SweepUpdate:
+        """A progress update about a tier: its position among the sweep's tiers and its repeat."""
+        return SweepUpdate(
+            event,
+            self.positions[about.tier],
+            len(self.tiers),
+            about.tier,
+            message,
+            repeat=about.repeat,
+            repeats=self.record.repeats,
+            **extra,
+        )
+
     def _run_tier(self, entry: TierEntry) -> TierEntry:
-        tier = self.tiers[entry.name]
-        total = len(self.record.tiers)
-        self._say(SweepUpdate("tier", entry.index, total, entry.name, f"tier {entry.index} of {total}"))
+        tier = self.tiers[entry.tier]
+        position, total = self.positions[entry.tier], len(self.tiers)
+        self._say(self._update_for("tier", entry, f"tier {position} of {total}"))
         earlier = (*entry.attempts, entry.run_dir) if entry.run_dir else entry.attempts
         entry = replace(entry, attempts=earlier)
         place = self._free_place(entry)
@@ -406,7 +462,7 @@ class _SweepRunner:
 
         def forward(update: ProgressUpdate) -> None:
             if update.phase != "finished":  # "tier_done" follows instead, with the tier's outcome
-                self._say(SweepUpdate("run", entry.index, total, entry.name, update.message, run=update))
+                self._say(self._update_for("run", entry, update.message, run=update))
 
         try:
             result = self.run_function(tier.scenario, options, progress=forward)
@@ -418,12 +474,15 @@ class _SweepRunner:
             self.runs[entry.name] = result.run
         self._update(done)
         self.current = None
-        self._say(SweepUpdate("tier_done", entry.index, total, entry.name, done.status, entry=done))
+        self._say(self._update_for("tier_done", entry, done.status, entry=done))
         return done
 
     def _free_place(self, entry: TierEntry) -> str:
-        """``tiers/NN-name`` for the tier's run, or ``-2``, ``-3``... when an earlier attempt holds it."""
-        base = f"{TIERS_DIR}/{entry.index:02d}-{entry.name}"
+        """``tiers/NN-name`` for the tier's run (``tiers/NN-name-repeatR`` after the first repeat), or
+        ``-2``, ``-3``... added when an earlier attempt holds it."""
+        base = f"{TIERS_DIR}/{entry.index:02d}-{entry.tier}"
+        if entry.repeat > 1:
+            base += f"-repeat{entry.repeat}"
         for attempt in range(1, 1000):
             place = base if attempt == 1 else f"{base}-{attempt}"
             if not (self.directory / place).exists():
@@ -439,20 +498,27 @@ class _SweepRunner:
         return replace(entry, status="interrupted", problem=problem, run_dir=kept)
 
     def _cooldown(self, before: TierEntry) -> None:
-        total = len(self.record.tiers)
-        message = f"cooling down {self.cooldown_s:g} s before tier {before.index} of {total}"
-        self._say(SweepUpdate("cooldown", before.index, total, before.name, message))
+        position, total = self.positions[before.tier], len(self.tiers)
+        message = f"cooling down {self.cooldown_s:g} s before tier {position} of {total}"
+        self._say(self._update_for("cooldown", before, message))
         self.sleep(self.cooldown_s)
 
-    def _stop_decision(self) -> Stop | None:
-        if not self.record.stop_early:
+    def _stop_decision(self, last: TierEntry) -> Stop | None:
+        """The stop rule, in the first repeat only: later repeats run what the first one ran."""
+        if not self.record.stop_early or last.repeat != 1:
             return None
-        return stop_decision([e for e in self.record.tiers if e.status == "done"])
+        return stop_decision([e for e in self.record.tiers if e.status == "done" and e.repeat == 1])
 
-    def _skip_after(self, last: TierEntry) -> None:
-        for entry in self.record.tiers:
-            if entry.index > last.index and entry.status == "pending":
-                self.record = self.record.with_tier(replace(entry, status="skipped"))
+    def _stop_after(self, last: TierEntry, stop: Stop) -> None:
+        """Record ``stop`` and skip the first repeat's tiers after ``last``, and those tiers in every
+        later repeat."""
+        skipped = {e.tier for e in self.record.tiers if e.repeat == 1 and e.index > last.index}
+        tiers = tuple(
+            replace(e, status="skipped") if e.tier in skipped and e.status == "pending" else e
+            for e in self.record.tiers
+        )
+        self.record = replace(self.record, tiers=tiers, stop_reason=stop.reason, advice=stop.advice)
+        write_sweep(self.directory, self.record)
 
     def _generator_advice(self) -> str | None:
         bound = [e.name for e in self.record.tiers if e.generator_bound and e.status == "done"]

@@ -56,7 +56,12 @@ class TierEntry:
     directory; ``run_dir`` is relative to the sweep directory (``None`` until the tier ran). ``offered`` and
     ``achieved`` are the run summary's steady-window rates (requests/s); ``error_rate`` and ``shed_rate``
     fractions 0-1. ``attempts`` lists earlier run directories of this tier (failed or interrupted, then
-    run again by ``--resume``)."""
+    run again by ``--resume``).
+
+    A sweep run with ``--repeat N`` has one entry per tier and repeat, in the order they run (every tier
+    of repeat 1, then every tier of repeat 2, ...). ``repeat`` is 1-based; ``name`` is unique in the sweep:
+    the tier's own name in repeat 1, ``<tier>#<repeat>`` after it (``repeat_name``); ``tier`` gives the
+    tier's own name back."""
 
     name: str
     index: int
@@ -70,6 +75,23 @@ class TierEntry:
     slo_passed: bool | None = None
     problem: str | None = None
     attempts: tuple[str, ...] = ()
+    repeat: int = 1
+
+    @property
+    def tier(self) -> str:
+        """The tier's own name (the sweep definition's), without the repeat suffix."""
+        return self.name.removesuffix(repeat_suffix(self.repeat))
+
+
+def repeat_suffix(repeat: int) -> str:
+    """What ``repeat`` adds to a tier's name: nothing in repeat 1, ``#2`` in repeat 2 (tier names in sweep
+    files never hold ``#``, so the name stays unique)."""
+    return "" if repeat == 1 else f"#{repeat}"
+
+
+def repeat_name(tier: str, repeat: int) -> str:
+    """The entry name of ``tier``'s run in ``repeat``: ``average``, ``average#2``, ``average#3``..."""
+    return tier + repeat_suffix(repeat)
 
 
 @dataclass(frozen=True)
@@ -80,7 +102,8 @@ class SweepRecord:
     the generated ladder's parameters (``None`` for a sweep file), ``settings`` the ``capacity run``
     options every tier used, so ``--resume`` runs the rest the same way. ``status``: ``running`` (or the
     process died), ``completed`` (every tier ran), ``stopped`` (stopped early on purpose: ``stop_reason``),
-    ``interrupted`` (Ctrl-C) or ``failed`` (a tier broke).
+    ``interrupted`` (Ctrl-C) or ``failed`` (a tier broke). ``repeats`` is how many times every tier runs
+    (``--repeat N``, interleaved; 1 in sweeps from before it existed).
     """
 
     name: str
@@ -100,6 +123,7 @@ class SweepRecord:
     advice: str | None = None
     resumed_utc: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    repeats: int = 1
     format: str = FORMAT
 
     def tier(self, name: str) -> TierEntry:
@@ -174,7 +198,14 @@ def sweep_from_dict(data: Any, source: str = "<sweep>") -> SweepRecord:
         raise SweepFormatError(f"{source}: not a capacity sweep (expected a JSON object)")
     _check_format(data.get("format"), source)
     record = dataclass_from_json(SweepRecord, data, source, error=SweepFormatError)
+    if record.repeats < 1:
+        raise SweepFormatError(f'{source}: field "repeats": expected 1 or more, got {record.repeats}')
     for entry in record.tiers:
+        if not 1 <= entry.repeat <= record.repeats:
+            raise SweepFormatError(
+                f'{source}: tier "{entry.name}": repeat {entry.repeat} is not one of the '
+                f"sweep's {record.repeats} repeat(s)"
+            )
         for rel in (entry.run_dir, *entry.attempts):
             if rel is not None and not _is_inside(rel):
                 raise SweepFormatError(

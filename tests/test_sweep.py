@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from capacity.cli_sweep import tier_line
 from capacity.progress import ProgressUpdate
 from capacity.results import Run, read_run, write_run
 from capacity.run import RunOptions, RunResult
@@ -22,6 +23,7 @@ from capacity.sweep import (
     Ladder,
     SweepSetupError,
     SweepUpdate,
+    describe_status,
     ladder_rates,
     ladder_sweep,
     options_from_settings,
@@ -461,3 +463,110 @@ def test_a_resumed_sweep_keeps_its_engine() -> None:
     # a sweep recorded before the native engine existed ran Locust, and resumes with it
     old = {k: v for k, v in settings_of(native).items() if k != "engine"}
     assert options_from_settings(old).engine == "locust"
+
+
+# ---------------------------------------------------------------------------------------------- repeats
+
+
+def test_repeats_interleave_the_tiers_and_carry_the_repeat_in_records_and_directories(out: Path) -> None:
+    server = FakeServer()
+    result = start_sweep(small_sweep(3), RunOptions(), output_dir=out, repeats=3, run=server, sleep=no_sleep)
+    # t1 t2 t3, t1 t2 t3, t1 t2 t3: not t1 three times, then t2...
+    assert [s.load.orders_per_second for s in server.calls] == [10, 20, 30] * 3
+    record = read_sweep_record(result.path)
+    assert record.repeats == 3 and record.status == "completed"
+    assert [(e.index, e.name, e.tier, e.repeat) for e in record.tiers[2:5]] == [
+        (3, "t3", "t3", 1),
+        (4, "t1#2", "t1", 2),
+        (5, "t2#2", "t2", 2),
+    ]
+    assert [e.run_dir for e in record.tiers[2:5]] == [
+        "tiers/03-t3",
+        "tiers/04-t1-repeat2",
+        "tiers/05-t2-repeat2",
+    ]
+    assert list(read_sweep(result.path).runs) == [e.name for e in record.tiers]
+    assert "completed, 9 of 9 tier runs done (3 tiers, 3 repeats)" in describe_status(record)
+
+
+def test_a_single_repeat_sweep_is_written_as_before(out: Path) -> None:
+    result = start_sweep(small_sweep(2), RunOptions(), output_dir=out, run=FakeServer(), sleep=no_sleep)
+    data = json.loads((result.path / "sweep.json").read_text())
+    assert data["format"] == "capacity-sweep/1" and data["repeats"] == 1
+    assert [(t["name"], t["repeat"], t["run_dir"]) for t in data["tiers"]] == [
+        ("t1", 1, "tiers/01-t1"),
+        ("t2", 1, "tiers/02-t2"),
+    ]
+
+
+def test_a_sweep_from_before_repeats_reads_as_one_repeat() -> None:
+    data = json.loads((FIXTURE / "sweep.json").read_text())
+    assert "repeats" not in data and "repeat" not in data["tiers"][0]  # written before --repeat existed
+    record = read_sweep(FIXTURE).record
+    assert record.repeats == 1
+    assert [(e.name, e.tier, e.repeat) for e in record.tiers] == [
+        ("light", "light", 1),
+        ("minimum", "minimum", 1),
+        ("medium", "medium", 1),
+    ]
+
+
+def test_a_repeat_outside_the_sweeps_repeats_is_refused(tmp_path: Path) -> None:
+    path = copy_fixture(tmp_path)
+    rewrite(path, lambda d: d["tiers"][1].update(repeat=2))
+    with pytest.raises(SweepFormatError, match="repeat 2 is not one of the sweep's 1 repeat"):
+        read_sweep(path)
+
+
+def test_progress_says_which_repeat_is_running(out: Path) -> None:
+    updates: list[SweepUpdate] = []
+    start_sweep(
+        small_sweep(2), RunOptions(), output_dir=out, repeats=2, run=FakeServer(), progress=updates.append
+    )
+    started = [(u.repeat, u.repeats, u.index, u.total, u.tier) for u in updates if u.event == "tier"]
+    assert started == [(1, 2, 1, 2, "t1"), (1, 2, 2, 2, "t2"), (2, 2, 1, 2, "t1"), (2, 2, 2, 2, "t2")]
+    done = [u for u in updates if u.event == "tier_done"]
+    assert (
+        " ".join(tier_line(done[3]).plain.split())
+        == "done repeat 2/2, 02/02 t2 20/s offered, 20/s achieved, SLO PASS"
+    )
+    assert " ".join(tier_line(done[0]).plain.split()).startswith("done repeat 1/2, 01/02 t1 ")
+
+
+def test_resume_continues_a_repeated_sweep_mid_repeat(out: Path) -> None:
+    first = FakeServer(interrupt_at=5)  # t1 t2 t3, t1#2, then Ctrl-C during t2#2
+    result = start_sweep(small_sweep(3), RunOptions(), output_dir=out, repeats=2, run=first, sleep=no_sleep)
+    assert result.record.status == "interrupted"
+    assert statuses(result.path) == ["done"] * 4 + ["interrupted", "pending"]
+    second = FakeServer()
+    resumed = resume_sweep(result.path, run=second, sleep=no_sleep)
+    assert [s.load.orders_per_second for s in second.calls] == [20, 30]  # t2 and t3 of repeat 2
+    assert resumed.record.status == "completed" and resumed.record.repeats == 2
+    assert [(e.name, e.run_dir) for e in resumed.record.tiers[4:]] == [
+        ("t2#2", "tiers/05-t2-repeat2"),
+        ("t3#2", "tiers/06-t3-repeat2"),
+    ]
+
+
+def test_a_stopped_ladder_repeats_only_the_tiers_its_first_pass_ran(out: Path) -> None:
+    sweep, spec = ladder(200, 6400, 6)  # 200, 400, 800, 1600, 3200, 6400: stops after 3200
+    server = FakeServer(capacity=1000, interrupt_at=7)  # Ctrl-C in the second repeat's second tier
+    result = start_sweep(
+        sweep, RunOptions(), output_dir=out, ladder=spec, repeats=2, run=server, sleep=no_sleep
+    )
+    assert [s.load.orders_per_second for s in server.calls] == [200, 400, 800, 1600, 3200, 200, 400]
+    assert result.record.status == "interrupted" and "saturated" in (result.record.stop_reason or "")
+    again = FakeServer(capacity=1000)
+    resumed = resume_sweep(result.path, run=again, sleep=no_sleep)
+    # the second repeat runs the same five rates, saturated or not, and never the skipped 6400/s
+    assert [s.load.orders_per_second for s in again.calls] == [400, 800, 1600, 3200]
+    record = resumed.record
+    assert record.status == "stopped" and "the server is saturated" in (record.stop_reason or "")
+    assert statuses(result.path) == ["done"] * 5 + ["skipped"] + ["done"] * 5 + ["skipped"]
+    assert [e.name for e in record.tiers if e.status == "skipped"] == ["rate-6400", "rate-6400#2"]
+
+
+def test_repeats_below_one_are_refused(out: Path) -> None:
+    with pytest.raises(SweepSetupError, match="--repeat must be at least 1, got 0"):
+        start_sweep(small_sweep(1), RunOptions(), output_dir=out, repeats=0, run=FakeServer())
+    assert not out.exists()

@@ -69,6 +69,12 @@ def error_line(result: Result) -> str:
             "not a duration",
         ),
         (["{tiny}", "--cooldown", "-3"], "--cooldown '-3': not a duration"),
+        (["{tiny}", "--repeat", "0"], "--repeat '0': expected a number > 0"),
+        (["{tiny}", "--repeat", "two"], "--repeat 'two': expected an integer > 0"),
+        (
+            ["--resume", "{fixture}", "--repeat", "2"],
+            "runs the rest with the sweep's own settings; drop --repeat",
+        ),
         (["{tiny}", "--workers", "0"], "--processes '0': expected a number > 0"),
         (["{tiny}", "--target", "http://10.0.0.1:8080"], "refusing a non-loopback host"),
         (["{tiny}", "--server-cpus", "99"], "--server-cpus: CPU 99 is not available"),

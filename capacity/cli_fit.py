@@ -1,5 +1,6 @@
 """``capacity fit DIR``: fit a sweep's (or one run's) scaling models, write ``DIR/fit.json`` and print the
-fitted formulas in plain English; projections to another machine are printed apart and labelled so.
+fitted formulas in plain English; projections to another machine are printed apart and labelled so. A
+sweep run with ``--repeat N`` also gets the spread between its repeats, beside the pooled figures.
 
 Exit codes: 0 fitted, 2 bad input (not a sweep or run directory, no completed tier, bad option).
 """
@@ -16,6 +17,7 @@ from rich.text import Text
 from capacity.cli_sweep import output_console
 from capacity.fit.estimate import fmt
 from capacity.fit_inputs import FitOutcome, NothingToFit, fit_directory, parse_size
+from capacity.repeat_spread import RepeatSpread
 from capacity.run_options import BadInput, parsed, positive_number
 from capacity.sweep_results import SweepFormatError, read_sweep
 
@@ -80,6 +82,8 @@ def print_fit(outcome: FitOutcome, console: Console) -> None:
     for line in model.formulas():
         console.print(f"  {line}", highlight=False)
     console.print(Text(f"Recommended maximum: {model.recommended_max.text()}", style="bold green"))
+    if outcome.repeats is not None:
+        print_spread(outcome.repeats, console)
     if outcome.projection is not None:
         console.print(
             Text("Projection (not measured: the model carried to another machine)", style="bold yellow")
@@ -87,6 +91,24 @@ def print_fit(outcome: FitOutcome, console: Console) -> None:
         for line in outcome.projection.formulas():
             console.print(f"  PROJECTION: {line}", highlight=False)
     console.print(f"fit written to {outcome.path}", soft_wrap=True)
+
+
+def print_spread(spread: RepeatSpread, console: Console) -> None:
+    """Each figure of a repeated sweep: the pooled value with its within-run interval, then the spread
+    between repeats and every repeat's value."""
+    console.print(
+        Text(
+            f"Spread between {spread.count} repeats (the model fitted on each repeat alone; the figures "
+            f"above pool all {spread.count}, and their intervals are within-run)",
+            style="bold",
+        )
+    )
+    for figure in spread.figures:
+        console.print(
+            f"  {figure.label}: pooled {figure.pooled.text()}; between repeats {figure.spread_text()} "
+            f"(each: {figure.each_text()})",
+            highlight=False,
+        )
 
 
 def _buffer(text: str) -> float:

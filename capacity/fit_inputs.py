@@ -7,6 +7,10 @@ out, as the run's summary does); tier percentiles are the run's merged, coordina
 histograms; ``generator_bound`` is the run's own verdict; the P99 objective is the scenario's SLO.
 Only tiers whose run completed are fitted; the others are listed in the inputs with the reason.
 
+A sweep run with ``--repeat N`` is fitted on all repeats pooled, each run of a tier a separate
+``TierMeasurement`` (named as its sweep entry, ``average#2``, so its per-second series stay whole), and once
+per repeat; the per-repeat figures give the spread between repeats (``capacity.repeat_spread``).
+
 Units: rates in requests/s, CPU in percent of one core, memory in bytes, latency in ms.
 """
 
@@ -20,8 +24,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from capacity.fit import CapacityModel, Projection, TierMeasurement, fit_sweep
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
+from capacity.repeat_spread import RepeatSpread, repeat_spread
 from capacity.results import Run
 from capacity.sweep_results import SweepResult
 from capacity.verdict_text import limit_of
@@ -50,14 +57,14 @@ def tier_measurement(run: Run, name: str | None = None) -> TierMeasurement:
     return TierMeasurement(
         name=name or str(run.scenario.get("name", "run")),
         offered_rate=s.offered_rate,
-        achieved_rate=[x.achieved_rate for x in steady],
-        server_cpu_percent=[_nan(x.server_cpu_percent) for x in steady],
-        rss_bytes=[_nan(x.server_rss_bytes) for x in steady],
-        resting_orders=[_nan(x.exchange_resting_orders) for x in steady],
+        achieved_rate=np.array([x.achieved_rate for x in steady], dtype=float),
+        server_cpu_percent=np.array([_nan(x.server_cpu_percent) for x in steady]),
+        rss_bytes=np.array([_nan(x.server_rss_bytes) for x in steady]),
+        resting_orders=np.array([_nan(x.exchange_resting_orders) for x in steady]),
         p50_ms=_nan(s.corrected.p50_ms),
         p99_ms=_nan(s.corrected.p99_ms),
         p999_ms=_nan(s.corrected.p999_ms),
-        p99_ms_per_second=[_nan(x.corrected_p99_ms) for x in steady],
+        p99_ms_per_second=np.array([_nan(x.corrected_p99_ms) for x in steady]),
         error_rate=s.error_rate or 0.0,
         shed_rate=s.shed_rate or 0.0,
         concurrency=int(load.get("concurrent_users", 1)),
@@ -101,12 +108,14 @@ def parse_size(text: str) -> int:
 class FitOutcome:
     """A fitted sweep: the model, the projection (if asked for), the inputs used (what ``fit.json``
     records: tiers fitted and left out, the CPU budget and RAM and where they came from, the safety buffer,
-    the projection asked for), and where it was written (None: not written)."""
+    the projection asked for), where it was written (None: not written), and for a sweep run with
+    ``--repeat N`` (N >= 2) the spread between its repeats (else None)."""
 
     model: CapacityModel
     projection: Projection | None
     inputs: dict[str, Any]
     path: Path | None = None
+    repeats: RepeatSpread | None = None
 
 
 def fit_result(
@@ -123,18 +132,27 @@ def fit_result(
     ``cores`` defaults to ``server_cores`` (the CPUs the server was pinned to), ``memory_bytes`` to the
     machine's RAM, ``safety_buffer`` is a share 0-1. A projection to ``project_cores`` (and
     ``project_memory_bytes``, default ``memory_bytes``) is added when asked for. A sweep with no completed
-    tier gives a model whose every figure says there is not enough data.
+    tier gives a model whose every figure says there is not enough data. A repeated sweep is fitted pooled
+    (the model) and per repeat (the spread), with the same options.
     """
     pairs = result.tier_runs("done")
     measured = server_cores(result) or (1.0, "no run recorded its CPUs")
     available = cores or measured[0]
     memory = memory_bytes or memory_total(result)
-    model = fit_sweep(
-        [tier_measurement(run, entry.name) for entry, run in pairs],
-        available_cores=available,
-        memory_bytes=memory,
-        safety_buffer=safety_buffer,
-    )
+    tiers = [(entry.repeat, tier_measurement(run, entry.name)) for entry, run in pairs]
+
+    def fit(measurements: list[TierMeasurement]) -> CapacityModel:
+        return fit_sweep(
+            measurements, available_cores=available, memory_bytes=memory, safety_buffer=safety_buffer
+        )
+
+    model = fit([tier for _, tier in tiers])
+    spread = None
+    if result.record.repeats > 1:
+        per_repeat = [
+            fit([tier for r, tier in tiers if r == repeat]) for repeat in range(1, result.record.repeats + 1)
+        ]
+        spread = repeat_spread(model, per_repeat)
     projection = None
     if project_cores:
         projection = model.project(cores=project_cores, memory_bytes=project_memory_bytes or memory)
@@ -151,7 +169,7 @@ def fit_result(
         "project_cores": project_cores,
         "project_memory_bytes": project_memory_bytes if project_cores else None,
     }
-    return FitOutcome(model, projection, inputs)
+    return FitOutcome(model, projection, inputs, repeats=spread)
 
 
 def fit_directory(result: SweepResult, **options: Any) -> FitOutcome:
@@ -166,10 +184,11 @@ def fit_directory(result: SweepResult, **options: Any) -> FitOutcome:
         **outcome.model.to_dict(),
         "inputs": inputs,
         "projection": projection.to_dict() if projection else None,
+        "repeats": outcome.repeats.to_dict() if outcome.repeats else None,
     }
     path = result.path / FIT_FILE
     path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    return FitOutcome(outcome.model, projection, inputs, path)
+    return FitOutcome(outcome.model, projection, inputs, path, outcome.repeats)
 
 
 def _statuses(result: SweepResult) -> str:

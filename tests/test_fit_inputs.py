@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import pytest
 from click.testing import Result
 from support import invoke_capacity
 
-from capacity.fit.estimate import TIMES
+from capacity.fit import fit_sweep
+from capacity.fit.estimate import DASH, TIMES, fmt
 from capacity.fit_inputs import (
     NothingToFit,
     fit_directory,
@@ -21,8 +23,18 @@ from capacity.fit_inputs import (
     server_cores,
     tier_measurement,
 )
+from capacity.report import render_report
+from capacity.report.sample import SEED_TIERS, write_sample_run, write_sample_sweep
 from capacity.report.source import load_source
-from capacity.sweep_results import read_sweep
+from capacity.results import write_run
+from capacity.sweep_results import (
+    TierEntry,
+    entry_for_run,
+    read_sweep,
+    read_sweep_record,
+    repeat_name,
+    write_sweep,
+)
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sweep-small"
 
@@ -180,3 +192,137 @@ def test_capacity_fit_bad_input_exits_2(tmp_path: Path, args: list[str], message
     assert result.stdout == "" and result.stderr.startswith("capacity fit: error: ")
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (FIXTURE / "fit.json").exists()
+
+
+# ---------------------------------------------------------------------------------------------- repeats
+
+#: Six of the sample server's tiers, from 200/s to past saturation (the generator-bound one left out).
+REPEATED_TIERS = tuple(t for t in SEED_TIERS if t.name != "burst")[2:]
+#: Repeat 2 runs on a machine whose server needs 30 % more CPU per second than in repeat 1 (drift).
+DRIFT = (1.0, 1.3)
+
+
+def write_repeated_sweep(directory: Path, cpu_factors: tuple[float, ...] = DRIFT) -> Path:
+    """The sample sweep run with ``--repeat len(cpu_factors)``: repeat R's server CPU, second by second,
+    times ``cpu_factors[R - 1]``; laid out as ``capacity sweep`` does (entries ``idle``, ``idle#2``...)."""
+    write_sample_sweep(directory, REPEATED_TIERS, duration_s=12)
+    record = read_sweep_record(directory)
+    rng = np.random.default_rng(7)
+    entries = list(record.tiers)
+    for repeat, factor in enumerate(cpu_factors[1:], start=2):
+        for tier in REPEATED_TIERS:
+            index = len(entries) + 1
+            rel = f"tiers/{index:02d}-{tier.name}-repeat{repeat}"
+            run = write_sample_run(directory / rel, tier, duration_s=12, rng=rng)
+            series = tuple(
+                replace(
+                    x,
+                    server_cpu_percent=None
+                    if x.server_cpu_percent is None
+                    else x.server_cpu_percent * factor,
+                )
+                for x in run.series
+            )
+            run = replace(run, series=series)
+            write_run(directory / rel, run)
+            entries.append(
+                entry_for_run(TierEntry(repeat_name(tier.name, repeat), index, repeat=repeat), run, rel)
+            )
+    write_sweep(directory, replace(record, tiers=tuple(entries), repeats=len(cpu_factors)))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def repeated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_repeated_sweep(tmp_path_factory.mktemp("repeated") / "sweep")
+
+
+def test_a_repeated_sweep_is_fitted_pooled_and_once_per_repeat(repeated: Path, tmp_path: Path) -> None:
+    outcome = fit_result(read_sweep(repeated))
+    names = sorted(t.name for t in outcome.model.tiers)
+    assert len(names) == 2 * len(REPEATED_TIERS) and "average" in names and "average#2" in names
+    spread = outcome.repeats
+    assert spread is not None and spread.count == 2
+    assert [f.key for f in spread.figures] == ["recommended_max", "cpu", "throughput"]
+
+    # repeat 1 fitted alone is exactly the sweep that never repeated
+    alone = fit_result(read_sweep(write_sample_sweep(tmp_path / "once", REPEATED_TIERS, duration_s=12))).model
+    cpu = spread.figures[1]
+    assert cpu.per_repeat[0] == alone.breaking_points.cpu
+    assert spread.figures[0].per_repeat[0] == alone.recommended_max
+
+    # 30 % more CPU per second: repeat 2 saturates the core at a lower rate, by about 1/1.3
+    first, second = (e.value for e in cpu.per_repeat)
+    assert first is not None and second is not None
+    assert second / first == pytest.approx(1 / 1.3, rel=0.08)
+    assert (cpu.low, cpu.high, cpu.values) == (second, first, 2)
+    assert cpu.pooled == outcome.model.breaking_points.cpu
+    assert cpu.pooled.value is not None and second < cpu.pooled.value < first
+    # the within-run interval of the pooled fit cannot see that drift; the spread does
+    assert cpu.pooled.low is not None and cpu.pooled.high is not None
+    assert cpu.high - cpu.low > cpu.pooled.high - cpu.pooled.low and cpu.within_ci is False
+    assert cpu.spread_text() == f"{fmt(second)}{DASH}{fmt(first)} orders/s"
+    assert cpu.each_text() == f"{fmt(first)}; {fmt(second)}"
+
+
+def test_a_single_repeat_sweep_fits_as_before(sweep_dir: Path) -> None:
+    result = read_sweep(sweep_dir)
+    outcome = fit_result(result)
+    assert outcome.repeats is None
+    measurements = [tier_measurement(run, entry.name) for entry, run in result.tier_runs("done")]
+    cores = outcome.inputs["available_cores"]
+    direct = fit_sweep(measurements, available_cores=cores, memory_bytes=outcome.inputs["memory_bytes"])
+    assert outcome.model.to_dict() == direct.to_dict()
+    fit_directory(result)
+    assert json.loads((sweep_dir / "fit.json").read_text())["repeats"] is None
+
+
+def test_capacity_fit_writes_and_prints_the_spread_between_repeats(repeated: Path, tmp_path: Path) -> None:
+    path = tmp_path / "sweep"
+    shutil.copytree(repeated, path)
+    result = fit(path)
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "Spread between 2 repeats (the model fitted on each repeat alone" in out
+    assert "CPU saturation: pooled " in out and "; between repeats " in out
+    data = json.loads((path / "fit.json").read_text())["repeats"]
+    assert data["count"] == 2 and "not a confidence interval" in data["method"]
+    cpu = data["figures"][1]
+    assert cpu["key"] == "cpu" and cpu["within_ci"] is False and cpu["values"] == 2
+    assert [e["value"] for e in cpu["per_repeat"]] == pytest.approx([cpu["high"], cpu["low"]])
+    assert cpu["pooled"]["low"] is not None  # the within-run interval, beside the spread
+
+
+def test_the_report_shows_the_spread_beside_the_within_run_interval(repeated: Path, tmp_path: Path) -> None:
+    paths = render_report(repeated, tmp_path / "report")
+    markdown = paths.markdown.read_text()
+    section = markdown[markdown.index("### Spread between repeats (2 repeats)") :]
+    assert (
+        "| Figure | Pooled | Within-run interval | Spread between 2 repeats | Each repeat | Reading |"
+        in section
+    )
+    assert "| CPU saturation |" in section and "95 % CI" in section
+    assert "plan with the spread" in section
+    assert (
+        "block bootstrap over the seconds within each tier" in section
+        and "not a confidence interval" in section
+    )
+    html = paths.html.read_text()
+    assert 'href="#repeats"' in html and '<section id="repeats">' in html
+    report = json.loads(paths.json.read_text())
+    assert (
+        report["repeats"]["count"] == 2
+        and report["repeats"]["spread"]["figures"][0]["key"] == "recommended_max"
+    )
+    assert [r["label"] for r in report["repeats"]["rows"]] == [
+        "Recommended maximum",
+        "CPU saturation",
+        "Throughput saturation",
+    ]
+
+
+def test_a_report_without_repeats_has_no_spread_section(sweep_dir: Path, tmp_path: Path) -> None:
+    paths = render_report(sweep_dir, tmp_path / "report")
+    assert "Spread between repeats" not in paths.markdown.read_text()
+    assert 'id="repeats"' not in paths.html.read_text()
+    assert json.loads(paths.json.read_text())["repeats"] is None

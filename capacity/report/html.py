@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 import jinja2
 
 from capacity.report.charts import Chart
+from capacity.report.repeats import RepeatsView
 from capacity.report.tables import ReportView
 
 TEMPLATE = "report.html.j2"
@@ -23,8 +24,15 @@ def _environment() -> jinja2.Environment:
 
 
 def render_html(
-    view: ReportView, charts: Sequence[Chart], tier_charts: Mapping[str, Chart], generated: str
+    view: ReportView,
+    charts: Sequence[Chart],
+    tier_charts: Mapping[str, Chart],
+    generated: str,
+    repeats: RepeatsView | None = None,
 ) -> str:
-    """The complete page: no external CSS, scripts, fonts or images."""
+    """The complete page: no external CSS, scripts, fonts or images. ``repeats``: the spread between
+    repeats of a sweep run with ``--repeat N``."""
     template = _environment().get_template(TEMPLATE)
-    return template.render(view=view, charts=charts, tier_charts=tier_charts, generated=generated)
+    return template.render(
+        view=view, charts=charts, tier_charts=tier_charts, generated=generated, repeats=repeats
+    )

@@ -1,13 +1,15 @@
 """The Markdown report: what fits in a pull-request comment (< 65,536 characters).
 
-Headline, capacity summary, scalability matrix, per-tier verdicts and breaking points, from the same
-``ReportView`` as the HTML. Notes are cut before the matrix is, and the matrix never is.
+Headline, capacity summary, scalability matrix, per-tier verdicts and breaking points (and, for a sweep run
+with ``--repeat N``, the spread between repeats), from the same ``ReportView`` as the HTML. Notes are cut
+before the matrix is, and the matrix never is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from capacity.report.repeats import RepeatsView
 from capacity.report.tables import EstimateRow, ReportView
 
 LIMIT = 65_000  # GitHub's comment limit is 65,536 characters; keep a margin
@@ -43,16 +45,35 @@ def _estimates(rows: Sequence[EstimateRow], note_limit: int) -> list[str]:
     )
 
 
-def render_markdown(view: ReportView, note_limit: int = NOTE_LIMIT) -> str:
+def render_markdown(
+    view: ReportView, note_limit: int = NOTE_LIMIT, repeats: RepeatsView | None = None
+) -> str:
     """The Markdown report; notes are shortened until it fits ``LIMIT`` characters."""
     while True:
-        text = _render(view, note_limit)
+        text = _render(view, note_limit, repeats)
         if len(text) <= LIMIT or note_limit <= 40:
             return text[:LIMIT]
         note_limit //= 2
 
 
-def _render(view: ReportView, note_limit: int) -> str:
+def _repeats(repeats: RepeatsView) -> list[str]:
+    """The spread between repeats beside the pooled figures, then what each range means."""
+    n = repeats.count
+    header = (
+        "Figure",
+        "Pooled",
+        "Within-run interval",
+        f"Spread between {n} repeats",
+        "Each repeat",
+        "Reading",
+    )
+    body = [(r.label, r.pooled, r.within_run, r.spread, r.each, r.reading) for r in repeats.rows]
+    out = [f"### Spread between repeats ({n} repeats)", "", repeats.meaning[0], ""]
+    out += _table(header, body, (False, True, False, False, False, False))
+    return [*out, "", *(f"- {m}" for m in repeats.meaning[1:]), ""]
+
+
+def _render(view: ReportView, note_limit: int, repeats: RepeatsView | None = None) -> str:
     out = [f"## {view.title}", "", f"**{view.headline}**", ""]
     out += [f"> ⚠ {w}" for w in view.warnings]
     out += ["", f"_{view.fit_options}_", "", "### Capacity summary", ""]
@@ -85,6 +106,8 @@ def _render(view: ReportView, note_limit: int) -> str:
             out.append(f"  - limit: {_short(tier.limit_sentence, note_limit)}")
     out += ["", "### Breaking points", ""]
     out += _estimates(view.breaking_points, note_limit)
+    if repeats is not None:
+        out += ["", *_repeats(repeats)]
     out += ["", "### Resource efficiency", ""]
     out += _estimates(view.efficiency, note_limit)
     out += ["", "_Full report with charts, projections and formulas: `report/index.html`._", ""]

@@ -2,7 +2,8 @@
 ``matrix.csv`` out (in ``<source>/report/`` unless told otherwise).
 
 The source is read and fitted once (``capacity.report.source``), turned into tables once
-(``capacity.report.tables``), and every output lays out those same tables.
+(``capacity.report.tables``, and ``capacity.report.repeats`` for a sweep run with ``--repeat N``), and every
+output lays out those same tables.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 from capacity.report import charts
 from capacity.report.html import render_html
 from capacity.report.markdown import render_markdown
+from capacity.report.repeats import RepeatsView, repeats_view
 from capacity.report.source import ReportSource, load_source
 from capacity.report.spectrum import spectrum
 from capacity.report.tables import MATRIX_COLUMNS, ReportView, build_view, matrix_record
@@ -43,14 +45,16 @@ def render_report(source_dir: Path, output_dir: Path | None = None) -> ReportPat
     (default ``source_dir/report``). Raises ``ReportSourceError`` for a missing or unreadable source."""
     source = load_source(source_dir)
     view = build_view(source)
+    repeats = repeats_view(source.repeats)
     overview, per_tier = _charts(source, view)
     generated = datetime.now(UTC).isoformat(timespec="seconds")
     out = Path(output_dir) if output_dir is not None else Path(source_dir) / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
     paths = ReportPaths(out, out / "index.html", out / "report.md", out / "report.json", out / "matrix.csv")
-    _write(paths.html, render_html(view, overview, per_tier, generated))
-    _write(paths.markdown, render_markdown(view))
-    _write(paths.json, json.dumps(_json(source, view, overview, per_tier, generated), indent=2) + "\n")
+    _write(paths.html, render_html(view, overview, per_tier, generated, repeats))
+    _write(paths.markdown, render_markdown(view, repeats=repeats))
+    document = _json(source, view, repeats, overview, per_tier, generated)
+    _write(paths.json, json.dumps(document, indent=2) + "\n")
     _write(paths.csv, matrix_csv(view))
     return paths
 
@@ -81,6 +85,7 @@ def matrix_csv(view: ReportView) -> str:
 def _json(
     source: ReportSource,
     view: ReportView,
+    repeats: RepeatsView | None,
     overview: list[charts.Chart],
     per_tier: dict[str, charts.Chart],
     generated: str,
@@ -91,6 +96,10 @@ def _json(
         **view.to_dict(),
         "charts": [{"key": c.key, "title": c.title, "alt": c.alt} for c in [*overview, *per_tier.values()]],
         "model": source.model.to_dict(),
+        # The spread between repeats (--repeat N): the section's rows, and every repeat's estimates.
+        "repeats": None
+        if repeats is None or source.repeats is None
+        else {**repeats.to_dict(), "spread": source.repeats.to_dict()},
     }
 
 

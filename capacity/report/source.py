@@ -4,20 +4,22 @@
 ``capacity.sweep_results.read_sweep``, and fits the completed tiers with ``capacity fit``'s own
 ``capacity.fit_inputs.fit_result``, with the options ``fit.json`` records when the sweep has one (server
 cores, memory, safety buffer, the projection asked for), so the report's numbers and its chart bands come
-from one fitted object. Anything unreadable raises ``ReportSourceError`` with a one-line message.
+from one fitted object; for a sweep run with ``--repeat N`` that fit also gives the spread between repeats.
+Anything unreadable raises ``ReportSourceError`` with a one-line message.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from capacity.fit import CapacityModel
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
 from capacity.fit.model import FORMAT as FIT_FORMAT
 from capacity.fit_inputs import FIT_FILE, fit_result
 from capacity.jsonfile import read_json_file
+from capacity.repeat_spread import RepeatSpread
 from capacity.results import Environment, Run
 from capacity.sweep_results import SweepFormatError, SweepResult, TierEntry, read_sweep
 
@@ -57,7 +59,7 @@ class FitOptions:
 @dataclass(frozen=True)
 class ReportSource:
     """A sweep (or one run) ready to report: tiers with runs in sweep order, tiers that never ran, the
-    fitted model and how it was fitted."""
+    fitted model and how it was fitted, and the spread between repeats (None unless run with --repeat N)."""
 
     path: Path
     kind: str  # "sweep" or "run"
@@ -69,6 +71,7 @@ class ReportSource:
     model: CapacityModel
     options: FitOptions
     result: SweepResult
+    repeats: RepeatSpread | None = None
 
     @property
     def environment(self) -> Environment:
@@ -88,7 +91,7 @@ def load_source(path: str | Path) -> ReportSource:
     )
     if not tiers:
         raise ReportSourceError(f"{result.path}: no tier has run yet: nothing to report")
-    model, options = fit(result)
+    model, options, repeats = fit(result)
     record = result.record
     return ReportSource(
         path=result.path,
@@ -101,12 +104,14 @@ def load_source(path: str | Path) -> ReportSource:
         model=model,
         options=options,
         result=result,
+        repeats=repeats,
     )
 
 
-def fit(result: SweepResult) -> tuple[CapacityModel, FitOptions]:
-    """The sweep's model fitted as ``capacity fit`` did: with the options ``fit.json`` records, else with
-    its defaults (the CPUs the server was pinned to, the machine's RAM, a 20 % buffer)."""
+def fit(result: SweepResult) -> tuple[CapacityModel, FitOptions, RepeatSpread | None]:
+    """The sweep's model (and spread between repeats) fitted as ``capacity fit`` did: with the options
+    ``fit.json`` records, else with its defaults (the CPUs the server was pinned to, the machine's RAM, a
+    20 % buffer)."""
     recorded = _fit_inputs(result.path / FIT_FILE)
     buffer = recorded.get("safety_buffer")
     outcome = fit_result(
@@ -124,7 +129,7 @@ def fit(result: SweepResult) -> tuple[CapacityModel, FitOptions]:
         project_cores=_number(recorded.get("project_cores")),
         project_memory_bytes=_int(recorded.get("project_memory_bytes")),
     )
-    return outcome.model, options
+    return outcome.model, options, outcome.repeats
 
 
 def _fit_inputs(path: Path) -> dict[str, Any]:
@@ -142,7 +147,7 @@ def _number(value: Any) -> float | None:
     )
 
 
-def _is_share(value: Any) -> bool:
+def _is_share(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < 1
 
 

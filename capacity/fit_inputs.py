@@ -149,10 +149,10 @@ def fit_result(
     model = fit([tier for _, tier in tiers])
     spread = None
     if result.record.repeats > 1:
-        per_repeat = [
-            fit([tier for r, tier in tiers if r == repeat]) for repeat in range(1, result.record.repeats + 1)
-        ]
-        spread = repeat_spread(model, per_repeat)
+        complete = complete_repeats(result)
+        per_repeat = {repeat: fit([tier for r, tier in tiers if r == repeat]) for repeat in complete}
+        left_out = [r for r in range(1, result.record.repeats + 1) if r not in complete]
+        spread = repeat_spread(model, per_repeat, left_out)
     projection = None
     if project_cores:
         projection = model.project(cores=project_cores, memory_bytes=project_memory_bytes or memory)
@@ -170,6 +170,16 @@ def fit_result(
         "project_memory_bytes": project_memory_bytes if project_cores else None,
     }
     return FitOutcome(model, projection, inputs, repeats=spread)
+
+
+def complete_repeats(result: SweepResult) -> list[int]:
+    """The repeats whose every tier is done (or skipped, as a stopped ladder skips a tier in every repeat):
+    only those are compared, since a repeat cut short differs for want of tiers, not by drift."""
+    return [
+        repeat
+        for repeat in range(1, result.record.repeats + 1)
+        if all(e.status in ("done", "skipped") for e in result.record.tiers if e.repeat == repeat)
+    ]
 
 
 def fit_directory(result: SweepResult, **options: Any) -> FitOutcome:

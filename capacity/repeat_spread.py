@@ -6,11 +6,13 @@ figure down, assuming the machine stayed the same throughout; it cannot see drif
 model is fitted on all repeats pooled, and again on each repeat alone (repeat R: every tier's R-th run), and
 for each headline figure this module keeps the pooled estimate beside every repeat's own. The spread is the
 smallest to the largest per-repeat value: with N repeats it is what N reruns gave, not a confidence interval.
+Only complete repeats (every tier that ran in the sweep done) are compared: a repeat cut short would differ
+for want of tiers, not because the machine drifted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +71,12 @@ class RepeatFigure(ToDict):
 
 @dataclass(frozen=True)
 class RepeatSpread(ToDict):
-    """The spread between ``count`` repeats for each of ``SPREAD_FIGURES``."""
+    """The spread between ``count`` complete repeats (numbered ``repeats``) for each of ``SPREAD_FIGURES``;
+    ``left_out`` numbers the repeats that were not complete (pooled, but not compared)."""
 
     count: int
+    repeats: tuple[int, ...]
+    left_out: tuple[int, ...]
     figures: tuple[RepeatFigure, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,14 +87,16 @@ class RepeatSpread(ToDict):
         return {**data, "method": METHOD}
 
 
-def repeat_spread(pooled: CapacityModel, per_repeat: Sequence[CapacityModel]) -> RepeatSpread:
-    """The spread of ``SPREAD_FIGURES`` over ``per_repeat`` (one model per repeat, in repeat order) beside
-    the ``pooled`` model's figures."""
+def repeat_spread(
+    pooled: CapacityModel, per_repeat: Mapping[int, CapacityModel], left_out: Sequence[int] = ()
+) -> RepeatSpread:
+    """The spread of ``SPREAD_FIGURES`` over ``per_repeat`` (each complete repeat's model by its number, in
+    repeat order) beside the ``pooled`` model's figures; ``left_out``: the incomplete repeats."""
     figures = []
     for key, label, figure_of in SPREAD_FIGURES:
-        estimates = tuple(figure_of(model) for model in per_repeat)
+        estimates = tuple(figure_of(model) for model in per_repeat.values())
         values = [e.value for e in estimates if e.value is not None]
         low, high = (min(values), max(values)) if len(values) >= 2 else (None, None)
         main = figure_of(pooled)
         figures.append(RepeatFigure(key, label, main.unit, main, estimates, low, high, len(values)))
-    return RepeatSpread(len(per_repeat), tuple(figures))
+    return RepeatSpread(len(per_repeat), tuple(per_repeat), tuple(left_out), tuple(figures))

@@ -24,6 +24,7 @@ from capacity.fit_inputs import (
     tier_measurement,
 )
 from capacity.report import render_report
+from capacity.report.repeats import repeats_view
 from capacity.report.sample import SEED_TIERS, write_sample_run, write_sample_sweep
 from capacity.report.source import load_source
 from capacity.results import write_run
@@ -326,3 +327,19 @@ def test_a_report_without_repeats_has_no_spread_section(sweep_dir: Path, tmp_pat
     assert "Spread between repeats" not in paths.markdown.read_text()
     assert 'id="repeats"' not in paths.html.read_text()
     assert json.loads(paths.json.read_text())["repeats"] is None
+
+
+def test_a_repeat_cut_short_is_pooled_but_not_compared(tmp_path: Path) -> None:
+    path = write_repeated_sweep(tmp_path / "sweep", (1.0, 1.3, 1.1))
+    data = json.loads((path / "sweep.json").read_text())
+    data["status"] = "interrupted"
+    data["tiers"][-1].update(status="interrupted")  # the last tier of repeat 3
+    (path / "sweep.json").write_text(json.dumps(data))
+    outcome = fit_result(read_sweep(path))
+    spread = outcome.repeats
+    assert spread is not None and (spread.count, spread.repeats, spread.left_out) == (2, (1, 2), (3,))
+    assert all(len(f.per_repeat) == 2 for f in spread.figures)
+    assert len(outcome.model.tiers) == 3 * len(REPEATED_TIERS) - 1  # its finished tiers are pooled
+    view = repeats_view(spread)
+    assert view is not None and "Repeat 3 did not complete every tier" in view.meaning[0]
+    assert "The sweep runs every tier 3 times, interleaved" in view.meaning[0]

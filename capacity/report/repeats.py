@@ -55,7 +55,7 @@ def repeats_view(spread: RepeatSpread | None) -> RepeatsView | None:
     """The section for ``spread`` (a ``ReportSource``'s ``repeats``); None for a sweep without repeats."""
     if spread is None:
         return None
-    return RepeatsView(spread.count, tuple(_row(f) for f in spread.figures), meaning(spread.count))
+    return RepeatsView(spread.count, tuple(_row(f) for f in spread.figures), meaning(spread))
 
 
 def _row(figure: RepeatFigure) -> SpreadRow:
@@ -70,16 +70,27 @@ def _row(figure: RepeatFigure) -> SpreadRow:
     )
 
 
-def meaning(count: int) -> tuple[str, ...]:
+def meaning(spread: RepeatSpread) -> tuple[str, ...]:
     """What the section shows, for SREs who plan with it: how the repeats ran, then each range."""
+    count, total = spread.count, spread.count + len(spread.left_out)
+    ran = (
+        f"The sweep runs every tier {total} times, interleaved (all tiers in order, then all of them "
+        "again), so drift of the machine during the sweep falls on every tier alike."
+    )
+    if spread.left_out:
+        several = len(spread.left_out) > 1
+        ran += (
+            f" Repeat{'s' if several else ''} {', '.join(map(str, spread.left_out))} did not complete "
+            f"every tier: {'their' if several else 'its'} finished tiers count in the pooled fit, not in "
+            "the spread."
+        )
     return (
-        f"Every tier ran {count} times, interleaved (all tiers in order, then all of them again), so "
-        "drift of the machine during the sweep fell on every tier alike.",
-        f"Pooled and within-run interval: the model fitted on all {count} repeats together. Its 95 % CI "
-        "comes from a block bootstrap over the seconds within each tier ('between tiers': the measured "
-        "tiers on either side of a figure located on the tier grid). It says how precisely these runs pin "
-        "the figure down if the machine stayed the same throughout; it cannot see drift from one run to "
-        "the next.",
+        ran,
+        f"Pooled and within-run interval: the model fitted on the runs of all {total} repeats together. Its "
+        "95 % CI comes from a block bootstrap over the seconds within each tier ('between tiers': the "
+        "measured tiers on either side of a figure located on the tier grid). It says how precisely these "
+        "runs pin the figure down if the machine stayed the same throughout; it cannot see drift from one "
+        "run to the next.",
         f"Spread between {count} repeats: {METHOD}. Run-to-run drift (other load on the machine, thermal "
         f"state, the journal file growing) shows here. It is the range {count} reruns gave: a further "
         "rerun can land outside it.",

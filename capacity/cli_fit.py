@@ -99,10 +99,12 @@ def print_spread(spread: RepeatSpread, console: Console) -> None:
     console.print(
         Text(
             f"Spread between {spread.count} repeats (the model fitted on each repeat alone; the figures "
-            f"above pool all {spread.count}, and their intervals are within-run)",
+            "above pool every repeat's runs, and their intervals are within-run)",
             style="bold",
         )
     )
+    for repeat in spread.left_out:
+        console.print(f"  not compared: repeat {repeat} (not every tier completed; its runs are pooled)")
     for figure in spread.figures:
         console.print(
             f"  {figure.label}: pooled {figure.pooled.text()}; between repeats {figure.spread_text()} "

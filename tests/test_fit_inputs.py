@@ -343,3 +343,8 @@ def test_a_repeat_cut_short_is_pooled_but_not_compared(tmp_path: Path) -> None:
     view = repeats_view(spread)
     assert view is not None and "Repeat 3 did not complete every tier" in view.meaning[0]
     assert "The sweep runs every tier 3 times, interleaved" in view.meaning[0]
+    printed = fit(path)
+    assert printed.exit_code == 0, printed.output
+    assert "not compared: repeat 3 (not every tier completed; its runs are pooled)" in " ".join(
+        printed.stdout.split()
+    )

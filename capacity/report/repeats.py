@@ -86,7 +86,7 @@ def meaning(spread: RepeatSpread) -> tuple[str, ...]:
         )
     return (
         ran,
-        f"Pooled and within-run interval: the model fitted on the runs of all {total} repeats together. Its "
+        f"Pooled and within-run interval: the model fitted on the runs of the {total} repeats together. Its "
         "95 % CI comes from a block bootstrap over the seconds within each tier ('between tiers': the "
         "measured tiers on either side of a figure located on the tier grid). It says how precisely these "
         "runs pin the figure down if the machine stayed the same throughout; it cannot see drift from one "

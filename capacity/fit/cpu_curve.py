@@ -140,12 +140,12 @@ def fit_cpu_curves(
 
     def fitted(shape: Shape, n_parameters: int) -> CurveFit:
         shortfall = interval_shortfall(per_tier, n_parameters, blocks)
+        coef = _select(point, shape, centre, spread)[0]
         replicates = (
-            np.concatenate([_select(grid, shape, centre, spread) for grid in grids])
+            resampling.widen(coef, np.concatenate([_select(grid, shape, centre, spread) for grid in grids]))
             if shortfall is None
             else np.empty((0, 3))
         )
-        coef = _select(point, shape, centre, spread)[0]
         return CurveFit(shape, coef, replicates, _r_squared(coef, rate, cores), resampling, shortfall)
 
     return CpuCurves(linear=fitted("linear", 2), power=fitted("power", 3))

@@ -1,6 +1,7 @@
 """Do the recommended maximum's intervals cover what a rerun shows? ``make demo``'s sweep, run N times.
 
     python benchmarks/demo_reruns.py [--runs 5] [--sweep scenarios/sweeps/quick.yaml]
+    python benchmarks/demo_reruns.py --runs 5 --keep DIR      # keep the sweeps to re-fit later
     python benchmarks/demo_reruns.py --from DIR [DIR ...]     # re-fit sweeps already on disk
 
 Runs the demo's sweep ``--runs`` times in a row (each a full sweep against fresh embedded exchanges, as
@@ -51,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5, help="sweeps to run (default 5; at least 2)")
     p.add_argument("--sweep", type=Path, default=ROOT / "scenarios" / "sweeps" / "quick.yaml")
     p.add_argument("--from", dest="existing", type=Path, nargs="+", help="sweep directories to re-fit")
+    p.add_argument("--keep", type=Path, help="keep the sweeps under DIR")
     args = p.parse_args(argv)
     if args.existing is None and args.runs < 2:
         p.error("--runs must be at least 2: coverage compares runs with each other")
@@ -58,14 +60,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.existing:
             recommendations = [recommendation(d) for d in args.existing]
         else:
-            recommendations = run_sweeps(args.sweep, args.runs)
+            recommendations = run_sweeps(args.sweep, args.runs, args.keep)
     figures, details = coverage(recommendations)
     emit("demo_reruns", figures, args, load, details)
     return 0
 
 
-def run_sweeps(sweep_file: Path, runs: int) -> list[Recommendation]:
-    """``runs`` sweeps of ``sweep_file`` as ``make demo`` runs them, each fitted."""
+def run_sweeps(sweep_file: Path, runs: int, keep: Path | None) -> list[Recommendation]:
+    """``runs`` sweeps of ``sweep_file`` as ``make demo`` runs them, each fitted; kept under ``keep``."""
     from capacity.run import RunOptions
     from capacity.scenario import load_sweep
     from capacity.sweep import start_sweep
@@ -74,7 +76,8 @@ def run_sweeps(sweep_file: Path, runs: int) -> list[Recommendation]:
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
-            result = start_sweep(sweep, RunOptions(pin_self=True), output_dir=Path(tmp) / f"run{i + 1}")
+            output_dir = (keep or Path(tmp)) / f"run{i + 1}"
+            result = start_sweep(sweep, RunOptions(pin_self=True), output_dir=output_dir)
             out.append(recommendation(result.path))
             print(f"run {i + 1}/{runs}: {_text(out[-1])}", flush=True)
     return out

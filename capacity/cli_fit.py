@@ -45,7 +45,7 @@ def command(
     project_cores: str | None,
     project_memory: str | None,
 ) -> None:
-    """Fit SWEEP_OR_RUN_DIR's completed tiers: service demand (CPU per order), memory, P99 against load,
+    """Fit SWEEP_OR_RUN_DIR's completed tiers: service demand (CPU per request), memory, P99 against load,
     saturation, breaking points and the recommended maximum. Writes fit.json there; tiers that were
     generator-bound are listed and left out of every fit."""
     try:

@@ -87,7 +87,7 @@ def add_arguments(parser: Any) -> None:
         type=float,
         default=None,
         metavar="PER_S",
-        help="quick try: the scenario's orders/s (stages scaled to this peak)",
+        help="quick try: the scenario's requests/s (stages scaled to this peak)",
         include_in_web_ui=True,
     )
     parser.add_argument(

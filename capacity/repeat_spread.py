@@ -58,14 +58,14 @@ class RepeatFigure(ToDict):
         return pooled.low <= self.low and self.high <= pooled.high
 
     def spread_text(self) -> str:
-        """``2,560-3,400 orders/s`` (en dash), or why there is none (under two repeats gave a value)."""
+        """``2,560-3,400 requests/s`` (en dash), or why there is none (under two repeats gave a value)."""
         if self.low is None or self.high is None:
             return f"none: {self.values} of {len(self.per_repeat)} repeats gave a value"
         return f"{fmt(self.low)}{DASH}{fmt(self.high)} {self.unit}"
 
     def each_text(self) -> str:
         """Each repeat's value in repeat order, ``2,560; 3,400; 2,910``; what is known instead where a
-        repeat gave none (``not reached (≥ 2,400 orders/s)``)."""
+        repeat gave none (``not reached (≥ 2,400 requests/s)``)."""
         return "; ".join(fmt(e.value) if e.known else e.text() for e in self.per_repeat)
 
 

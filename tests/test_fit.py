@@ -99,12 +99,12 @@ def test_estimate_text_names_the_evidence() -> None:
 
 def test_service_demand_recovers_cpu_per_order_and_idle_cost() -> None:
     fit = fit_service_demand(sweep(), available_cores=1.0)
-    assert fit.cpu_seconds_per_order.value == pytest.approx(DEMAND, rel=0.02)
-    assert_contains(fit.cpu_seconds_per_order, DEMAND)
+    assert fit.cpu_seconds_per_request.value == pytest.approx(DEMAND, rel=0.02)
+    assert_contains(fit.cpu_seconds_per_request, DEMAND)
     assert_contains(fit.idle_cores, IDLE_CORES)
     # the rate at which one core is busy, idle cost included
-    assert fit.orders_per_core.value == pytest.approx((1 - IDLE_CORES) / DEMAND, rel=0.02)
-    assert fit.cores_per_1k_orders.value == pytest.approx(1000 * DEMAND, rel=0.02)
+    assert fit.requests_per_core.value == pytest.approx((1 - IDLE_CORES) / DEMAND, rel=0.02)
+    assert fit.cores_per_1k_requests.value == pytest.approx(1000 * DEMAND, rel=0.02)
 
 
 def test_service_demand_interval_covers_the_truth_about_95_percent_of_the_time() -> None:
@@ -112,7 +112,7 @@ def test_service_demand_interval_covers_the_truth_about_95_percent_of_the_time()
     covered = []
     for seed in range(40):
         fit = fit_service_demand(sweep(seed=100 + seed), available_cores=1.0, seed=seed)
-        covered.append(fit.cpu_seconds_per_order.low <= DEMAND <= fit.cpu_seconds_per_order.high)
+        covered.append(fit.cpu_seconds_per_request.low <= DEMAND <= fit.cpu_seconds_per_request.high)
     assert 0.85 <= np.mean(covered) <= 1.0
 
 
@@ -157,7 +157,7 @@ def test_memory_recovers_bytes_per_resting_order_base_and_rate_cost() -> None:
     assert_contains(fit.bytes_per_resting_order, BYTES_PER_RESTING)
     assert fit.base_mb.value == pytest.approx(BASE_RSS / 1e6, rel=0.05)
     assert fit.mb_per_10k_resting_orders.value == pytest.approx(6.0, rel=0.03)
-    assert_contains(fit.mb_per_1k_orders_per_s, BYTES_PER_RATE * 1000 / 1e6)
+    assert_contains(fit.mb_per_1k_requests_per_s, BYTES_PER_RATE * 1000 / 1e6)
 
 
 def test_memory_exhaustion_is_a_projection() -> None:
@@ -356,7 +356,7 @@ def test_recommended_max_when_a_limit_is_breached_below_the_measured_range() -> 
 def test_too_few_tiers_say_insufficient_data_instead_of_crashing() -> None:
     model = fit_sweep(sweep(rates=(100, 200)), available_cores=1.0, memory_bytes=32 * GIB)
     for estimate in (
-        model.service_demand.cpu_seconds_per_order,
+        model.service_demand.cpu_seconds_per_request,
         model.service_demand.saturation_rate,
         model.memory.bytes_per_resting_order,
         model.memory.exhaustion_rate,
@@ -384,7 +384,7 @@ def test_intervals_are_not_made_up_from_too_few_seconds() -> None:
     # half a core: the CPU limit (~530/s) lies within reach of the 500/s tier, so it has a value
     model = fit_sweep(sweep(rates=(100, 300, 500), seconds=1), available_cores=0.5, memory_bytes=GIB)
     demand = model.service_demand
-    for estimate in (demand.cpu_seconds_per_order, demand.orders_per_core, demand.saturation_rate):
+    for estimate in (demand.cpu_seconds_per_request, demand.requests_per_core, demand.saturation_rate):
         assert estimate.value is not None and (estimate.low, estimate.high) == (None, None)
         assert estimate.no_interval is not None and "1 in the smallest of 3 tiers" in estimate.no_interval
         assert "no 95 % CI: too few seconds" in estimate.text() and DASH not in estimate.text()
@@ -398,7 +398,7 @@ def test_intervals_are_not_made_up_from_too_few_seconds() -> None:
     assert (tier.low, tier.high) == (None, None) and tier.no_interval == (
         "no 95 % CI from 1 steady second: an interval needs ≥ 5 in all; measure longer tiers"
     )
-    assert json.loads(json.dumps(model.to_dict()))["service_demand"]["orders_per_core"]["low"] is None
+    assert json.loads(json.dumps(model.to_dict()))["service_demand"]["requests_per_core"]["low"] is None
 
 
 def test_intervals_need_three_seconds_a_tier_and_five_a_parameter() -> None:
@@ -407,7 +407,7 @@ def test_intervals_need_three_seconds_a_tier_and_five_a_parameter() -> None:
     assert "≥ 10 in all" in (interval_shortfall([3, 3, 3], 2) or "")
     assert interval_shortfall([5], 1) is None and interval_shortfall([4], 1) is not None
     enough = fit_sweep(sweep(rates=(100, 300, 500), seconds=5), available_cores=1.0)
-    slope = enough.service_demand.cpu_seconds_per_order
+    slope = enough.service_demand.cpu_seconds_per_request
     assert slope.no_interval is None and slope.low is not None and slope.high is not None
     assert slope.low < slope.value < slope.high
 
@@ -445,7 +445,7 @@ def test_model_is_json_ready_deterministic_and_states_its_formulas() -> None:
     assert text == json.dumps(b.to_dict(), allow_nan=False)
     assert "_fit" not in text and "_growth" not in text  # private fit state stays out of the file
     formulas = a.formulas()
-    assert any(f.startswith("CPU cores = 0.0") and "\u00d7 orders/s" in f for f in formulas)
+    assert any(f.startswith("CPU cores = 0.0") and "\u00d7 requests/s" in f for f in formulas)
     assert any("(projection" in f for f in formulas)
     assert a.to_dict()["formulas"] == formulas
 

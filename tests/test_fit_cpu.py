@@ -17,7 +17,7 @@ LAT = Latency(count=1, p50_ms=1.0, p99_ms=2.0, p999_ms=3.0, max_ms=3.0)
 
 
 def concave_tier(rate: float, rng: np.random.Generator, seconds: int = 60) -> TierMeasurement:
-    """A server that amortises fixed costs: cores = 0.05 + 0.0008 * rate^0.75 (CPU per order falls)."""
+    """A server that amortises fixed costs: cores = 0.05 + 0.0008 * rate^0.75 (CPU per request falls)."""
     achieved = rate + rng.normal(0, 0.02 * rate, seconds)
     cores = 0.05 + 0.0008 * achieved**0.75 + rng.normal(0, 0.01, seconds)
     return TierMeasurement(
@@ -50,7 +50,7 @@ def test_a_concave_cpu_curve_is_not_extrapolated_as_a_straight_line() -> None:
     assert fit.linear_r_squared is not None and fit.power_r_squared is not None
     assert fit.power_r_squared > fit.linear_r_squared
     text = " ".join(fit.formulas())
-    assert "power law" in text and "CPU per order falls as the rate rises" in text
+    assert "power law" in text and "CPU per request falls as the rate rises" in text
     assert (
         "block bootstrap" in fit.saturation_rate.note or "bootstrap over seconds" in fit.saturation_rate.note
     )
@@ -115,12 +115,12 @@ def test_one_ms_per_order_gives_a_thousand_per_core_with_saturated_tiers_include
     rates = (300, 600, 900, int(1000 * overload))
     rng = np.random.default_rng(5)
     fit = fit_service_demand([one_ms_tier(r, rng, by_completion=True) for r in rates], available_cores=1)
-    assert fit.orders_per_core.value == pytest.approx(1000, rel=0.05)
-    assert fit.cpu_seconds_per_order.value == pytest.approx(0.001, rel=0.05)
+    assert fit.requests_per_core.value == pytest.approx(1000, rel=0.05)
+    assert fit.cpu_seconds_per_request.value == pytest.approx(0.001, rel=0.05)
     # the same seconds grouped by schedule: the fit would be far off (what this test guards against)
     rng = np.random.default_rng(5)
     old = fit_service_demand([one_ms_tier(r, rng, by_completion=False) for r in rates], available_cores=1)
-    assert old.orders_per_core.value is None or abs(old.orders_per_core.value - 1000) > 100
+    assert old.requests_per_core.value is None or abs(old.requests_per_core.value - 1000) > 100
 
 
 def test_an_extrapolated_limit_is_not_the_recommended_maximum_by_itself() -> None:

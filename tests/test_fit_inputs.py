@@ -113,7 +113,7 @@ def test_fit_directory_writes_the_model_and_its_inputs(sweep_dir: Path) -> None:
     ]
     assert data["inputs"]["memory_bytes"] == read_sweep(sweep_dir).record.environment.memory_total_bytes
     assert data["projection"]["basis"] == "projection" and data["projection"]["cores"] == 16
-    assert data["service_demand"]["cpu_seconds_per_order"]["value"] > 0
+    assert data["service_demand"]["cpu_seconds_per_request"]["value"] > 0
     assert math.isfinite(data["available_cores"])
 
 
@@ -157,7 +157,7 @@ def test_capacity_fit_prints_formulas_and_labels_projections(sweep_dir: Path) ->
     assert result.exit_code == 0, result.output
     out = " ".join(result.stdout.split())  # rich wraps long lines
     assert "Capacity model of sweep-small: 3 tier(s), server budget 1 core(s) (given), memory 8 GiB" in out
-    assert "CPU cores = " in out and f"{TIMES} orders/s" in out
+    assert "CPU cores = " in out and f"{TIMES} requests/s" in out
     assert "Recommended maximum:" in out
     assert "Projection (not measured" in out and "PROJECTION: Max throughput at 16 cores" in out
     assert f"fit written to {sweep_dir / 'fit.json'}" in out
@@ -262,7 +262,7 @@ def test_a_repeated_sweep_is_fitted_pooled_and_once_per_repeat(repeated: Path, t
     # the within-run interval of the pooled fit cannot see that drift; the spread does
     assert cpu.pooled.low is not None and cpu.pooled.high is not None
     assert cpu.high - cpu.low > cpu.pooled.high - cpu.pooled.low and cpu.within_ci is False
-    assert cpu.spread_text() == f"{fmt(second)}{DASH}{fmt(first)} orders/s"
+    assert cpu.spread_text() == f"{fmt(second)}{DASH}{fmt(first)} requests/s"
     assert cpu.each_text() == f"{fmt(first)}; {fmt(second)}"
 
 
@@ -314,6 +314,12 @@ def test_the_report_shows_the_spread_beside_the_within_run_interval(repeated: Pa
     assert (
         report["repeats"]["count"] == 2
         and report["repeats"]["spread"]["figures"][0]["key"] == "recommended_max"
+    )
+    # the headline points at the spread, so nobody plans with the pooled figure alone
+    spread = report["repeats"]["spread"]["figures"][0]
+    assert (
+        f"Its 2 repeats, each fitted alone, gave {fmt(spread['low'])}{DASH}{fmt(spread['high'])}"
+        in (report["headline"])
     )
     assert [r["label"] for r in report["repeats"]["rows"]] == [
         "Recommended maximum",

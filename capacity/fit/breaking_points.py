@@ -1,6 +1,6 @@
 """Breaking points and the recommended maximum: the seed's Breaking Point Analysis, from fitted numbers.
 
-Four limits, each an ``Estimate`` in orders/s: CPU saturation (service demand reaches the available cores),
+Four limits, each an ``Estimate`` in requests/s: CPU saturation (service demand reaches the available cores),
 memory exhaustion (a projection for the given RAM), latency (P99 crosses its limit, or the knee), and
 throughput saturation (measured: the first tier that fell behind). The recommended maximum is the lowest
 of those with a value, times ``1 - safety_buffer``; it inherits that limit's basis and interval. A limit
@@ -23,7 +23,7 @@ DEFAULT_SAFETY_BUFFER = 0.2
 
 @dataclass(frozen=True)
 class BreakingPoints(ToDict):
-    """The four limits (orders/s), which one binds, and the recommended maximum rate."""
+    """The four limits (requests/s), which one binds, and the recommended maximum rate."""
 
     cpu: Estimate
     memory: Estimate

@@ -1,9 +1,10 @@
-"""CPU against rate: a straight line, or a power law when the data show CPU per order changing with rate.
+"""CPU against rate: a straight line, or a power law when the data show CPU per request changing with rate.
 
 Model: ``cores = idle + scale * rate ** exponent``. Exponent 1 is the straight line (a constant CPU cost per
-order). Below 1 the server amortises fixed costs as the rate rises (one journal commit or one event-loop
-wake-up serves many requests), so CPU per order falls; above 1 it rises (contention). A straight line through
-an amortising server's low tiers overstates its cost at high rates, and so understates where it saturates.
+request). Below 1 the server amortises fixed costs as the rate rises (one journal commit or one event-loop
+wake-up serves many requests), so CPU per request falls; above 1 it rises (contention). A straight line
+through an amortising server's low tiers overstates its cost at high rates, and so understates where it
+saturates.
 
 Fitting: for a fixed exponent the model is linear in ``idle`` and ``scale``, so every exponent of a grid is
 fitted exactly by least squares and the one with the least squared error wins. Each bootstrap replicate
@@ -12,7 +13,7 @@ power law's residuals are autocorrelated) refits everything, exponent included, 
 uncertainty of the shape as well as of the level.
 
 Choice: the power law is used when the 95 % interval of its exponent excludes 1, i.e. the data show that CPU
-per order changes with rate; otherwise the straight line. Without an interval (too few seconds) the line.
+per request changes with rate; otherwise the straight line. Without an interval (too few seconds) the line.
 """
 
 from __future__ import annotations

@@ -113,8 +113,8 @@ class Estimate:
         )
 
     def text(self) -> str:
-        """Short human form: ``885 orders/s (95 % CI 850-917, interpolated)`` with an en dash, or
-        ``885 orders/s (measured, no 95 % CI: too few seconds)`` when none could be computed."""
+        """Short human form: ``885 requests/s (95 % CI 850-917, interpolated)`` with an en dash, or
+        ``885 requests/s (measured, no 95 % CI: too few seconds)`` when none could be computed."""
         basis = self.basis.replace("_", " ")
         if self.value is None:
             bound = f" (≥ {fmt(self.low)} {self.unit})" if self.low is not None else ""

@@ -4,14 +4,14 @@ The seed's Memory Scaling Pattern, fitted instead of asserted.
 
 Two least-squares fits on per-second samples of the server tiers:
 
-1. *Efficiency*: ``RSS = base + b * resting orders + c * orders/s``. ``b`` is bytes per resting order (the
-   seed's "100 MB per 10,000 active orders"), ``c`` bytes per order/s of throughput (buffers, in-flight
+1. *Efficiency*: ``RSS = base + b * resting orders + c * requests/s``. ``b`` is bytes per resting order (the
+   seed's "100 MB per 10,000 active orders"), ``c`` bytes per request/s of throughput (buffers, in-flight
    requests, metrics windows: the seed's "2 GB per 1,000 orders/s"). Needs resting orders and rate not to
    move in lockstep across the sweep, otherwise their effects cannot be told apart, and we say so.
-2. *Growth*: ``RSS = base' + s * orders/s``, memory as the sweep actually grew it (resting orders included, at
-   this sweep's mix and tier duration). Solving it for a RAM size gives the memory-exhaustion rate, which is
-   always labelled a projection: nothing was run near that memory, and resting orders keep accumulating for as
-   long as a real day lasts, not a tier.
+2. *Growth*: ``RSS = base' + s * requests/s``, memory as the sweep actually grew it (resting orders included,
+   at this sweep's mix and tier duration). Solving it for a RAM size gives the memory-exhaustion rate, which
+   is always labelled a projection: nothing was run near that memory, and resting orders keep accumulating
+   for as long as a real day lasts, not a tier.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class MemoryFit(ToDict):
     base_mb: Estimate
     bytes_per_resting_order: Estimate
     mb_per_10k_resting_orders: Estimate
-    mb_per_1k_orders_per_s: Estimate
+    mb_per_1k_requests_per_s: Estimate
     exhaustion_rate: Estimate
     memory_bytes: int | None = None
     rate_range: tuple[float, float] | None = None
@@ -48,7 +48,7 @@ class MemoryFit(ToDict):
     _growth: LinearFit | None = field(default=None, repr=False)
 
     def rss_at(self, rate: float) -> Estimate:
-        """Projected RSS (MB) at ``rate`` orders/s from the growth fit (resting orders as in this sweep)."""
+        """Projected RSS (MB) at ``rate`` requests/s from the growth fit (resting orders as in this sweep)."""
         if self._growth is None:
             return Estimate.insufficient("MB", self.exhaustion_rate.note)
         note = f"RSS at {fmt(rate)} {RATE}, resting orders as in this sweep"
@@ -82,7 +82,7 @@ class MemoryFit(ToDict):
         if not self.bytes_per_resting_order.known:
             lines = [f"Memory per resting order: {self.bytes_per_resting_order.note}"]
         else:
-            per_order, per_rate = self.bytes_per_resting_order, self.mb_per_1k_orders_per_s
+            per_order, per_rate = self.bytes_per_resting_order, self.mb_per_1k_requests_per_s
             lines = [
                 f"RSS (MB) = {fmt(self.base_mb.value)} + {fmt(per_order.value)} bytes {TIMES} resting "
                 f"orders / 1e6 + {fmt(per_rate.value)} MB {TIMES} ({RATE} / 1000)",
@@ -127,7 +127,7 @@ _EFFICIENCY_UNITS = {
     "base_mb": "MB",
     "bytes_per_resting_order": "bytes/order",
     "mb_per_10k_resting_orders": "MB",
-    "mb_per_1k_orders_per_s": "MB",
+    "mb_per_1k_requests_per_s": "MB",
 }
 
 
@@ -153,7 +153,7 @@ def _efficiency(
         "mb_per_10k_resting_orders": fit.estimate(
             lambda c: c[..., 1] * 1e4 / MB, "MB", note="per 10k resting orders" + per_order
         ),
-        "mb_per_1k_orders_per_s": fit.estimate(
+        "mb_per_1k_requests_per_s": fit.estimate(
             lambda c: c[..., 2] * 1e3 / MB, "MB", note=f"per 1k {RATE}" + _significance(fit, 2)
         ),
     }

@@ -33,7 +33,7 @@ DISTURBED = (
 
 @dataclass(frozen=True)
 class CapacityModel(ToDict):
-    """The fitted capacity of one sweep. Rates in orders/s; see each part for its units."""
+    """The fitted capacity of one sweep. Rates in requests/s; see each part for its units."""
 
     available_cores: float
     memory_bytes: int | None
@@ -51,11 +51,11 @@ class CapacityModel(ToDict):
 
     @property
     def recommended_max(self) -> Estimate:
-        """Recommended maximum sustained rate (orders/s) on the measured machine."""
+        """Recommended maximum sustained rate (requests/s) on the measured machine."""
         return self.breaking_points.recommended_max
 
     def cores_needed(self, rate: float, target_utilisation: float = 0.7) -> Estimate:
-        """Cores to serve ``rate`` orders/s at ``target_utilisation`` CPU (from the service demand)."""
+        """Cores to serve ``rate`` requests/s at ``target_utilisation`` CPU (from the service demand)."""
         return self.service_demand.cores_needed(rate, target_utilisation)
 
     def project(self, *, cores: float, memory_bytes: int | None = None) -> Projection:
@@ -68,8 +68,8 @@ class CapacityModel(ToDict):
         for part in (self.service_demand, self.memory, self.latency, self.throughput, self.usl):
             lines += part.formulas()
         lines += self.breaking_points.formulas()
-        if self.service_demand.orders_per_core.known:
-            per_core = self.service_demand.orders_per_core
+        if self.service_demand.requests_per_core.known:
+            per_core = self.service_demand.requests_per_core
             lines.append(
                 f"Max throughput ≈ {fmt(per_core.value)} {RATE} per core {TIMES} cores "
                 "(projection: linear per core; see project() for the assumptions)"

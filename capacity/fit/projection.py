@@ -61,13 +61,14 @@ def project(
     """
     buffer = model.safety_buffer if safety_buffer is None else safety_buffer
     demand, usl = model.service_demand, model.usl
-    per_core = demand.orders_per_core
+    per_core = demand.requests_per_core
     linear = _projected(
         Estimate.of(demand.rate_at_cores(cores), RATE, no_interval=per_core.no_interval),
         f"{fmt(per_core.value)} {RATE} per core {TIMES} {cores_text(cores)}",
     )
     assumptions = [
-        "same CPU model, clock and software as the measured machine; CPU per order independent of core count",
+        "same CPU model, clock and software as the measured machine; CPU per request independent of core "
+        "count",
         "one server process per core, each with its own idle cost; a single Python process uses one core",
         "latency is not projected: queueing on another machine differs, measure it there",
     ]

@@ -1,6 +1,6 @@
 """Least squares with a seeded, tier-stratified block bootstrap: the engine under service demand and memory.
 
-Why a bootstrap and not the textbook t-interval: the figures people care about are *derived* (orders/s per
+Why a bootstrap and not the textbook t-interval: the figures people care about are *derived* (requests/s per
 core = 1 / slope, saturation rate = (cores - intercept) / slope), and percentiles of the derived value over
 bootstrap replicates give their interval directly, without a delta-method approximation.
 
@@ -8,7 +8,7 @@ Why stratified by tier: resampling seconds *within* each tier keeps every load l
 the design (which rates were offered) stays as it was in the experiment and only the noise is resampled.
 
 Why blocks: consecutive seconds of one tier are not independent (a GC pause, a group commit, a queue that
-builds up span several seconds; the lag-1 autocorrelation of CPU per order measured 0.6-0.7 within a demo
+builds up span several seconds; the lag-1 autocorrelation of CPU per request measured 0.6-0.7 within a demo
 run). Resampling single seconds then treats 60 seconds as 60 independent facts and gives an interval far
 narrower than the spread between two identical runs. So each replicate rebuilds every tier from *circular
 blocks* of consecutive seconds (Politis & Romano 1992), long enough to carry the dependence:

@@ -1,8 +1,8 @@
 """Service demand: server CPU against the rate, the measured version of the seed's "750 ops/s per core".
 
 Model, fitted on per-second samples of every server tier (``cpu_curve``): ``cores busy = idle + scale *
-rate ** exponent`` (cores = CPU percent / 100), a straight line (exponent 1, a constant CPU-seconds per order)
-unless the data show the cost per order changing with the rate. The intercept is the idle cost (background
+rate ** exponent`` (cores = CPU percent / 100), a straight line (exponent 1, constant CPU-seconds per request)
+unless the data show the cost per request changing with the rate. The intercept is the idle cost (background
 simulation, timers, the sampler itself). Everything else is arithmetic on the chosen curve, and its interval
 comes from the same bootstrap replicates.
 
@@ -26,7 +26,7 @@ from capacity.fit.tiers import TierMeasurement, stacked
 #: Fewer tiers than this cannot show whether CPU grows linearly with load.
 MIN_TIERS = 3
 
-RATE = "orders/s"
+RATE = "requests/s"
 
 
 def cores_text(cores: float) -> str:
@@ -44,10 +44,10 @@ class ServiceDemandFit(ToDict):
     """
 
     available_cores: float
-    cpu_seconds_per_order: Estimate
+    cpu_seconds_per_request: Estimate
     idle_cores: Estimate
-    orders_per_core: Estimate
-    cores_per_1k_orders: Estimate
+    requests_per_core: Estimate
+    cores_per_1k_requests: Estimate
     saturation_rate: Estimate
     rate_range: tuple[float, float] | None = None
     r_squared: float | None = None
@@ -61,9 +61,9 @@ class ServiceDemandFit(ToDict):
     _curve: CurveFit | None = field(default=None, repr=False)
 
     def cores_needed(self, rate: float, target_utilisation: float = 0.7) -> Estimate:
-        """Cores to serve ``rate`` orders/s with CPU at ``target_utilisation`` (0-1) of those cores."""
+        """Cores to serve ``rate`` requests/s with CPU at ``target_utilisation`` (0-1) of those cores."""
         if self._curve is None or self.rate_range is None:
-            return Estimate.insufficient("cores", self.cpu_seconds_per_order.note)
+            return Estimate.insufficient("cores", self.cpu_seconds_per_request.note)
         if not 0 < target_utilisation <= 1:
             raise ValueError(f"target_utilisation must be in (0, 1], got {target_utilisation}")
         basis = range_basis(rate, *self.rate_range)
@@ -71,8 +71,8 @@ class ServiceDemandFit(ToDict):
         return self._curve.estimate(lambda c: cores_at(c, rate) / target_utilisation, "cores", basis, note)
 
     def rate_at_cores(self, cores: float) -> tuple[float, float, float]:
-        """(value, low, high) orders/s of ``cores`` cores, each running one server process that saturates at
-        ``orders_per_core`` (linear per core: what a projection to more cores assumes)."""
+        """(value, low, high) requests/s of ``cores`` cores, each running one server process that saturates at
+        ``requests_per_core`` (linear per core: what a projection to more cores assumes)."""
         if self._curve is None:
             return float("nan"), float("nan"), float("nan")
         return self._curve.derive(lambda c: cores * rate_at(c, 1.0))
@@ -80,16 +80,16 @@ class ServiceDemandFit(ToDict):
     def formulas(self) -> list[str]:
         """Plain-English formulas with the fitted numbers."""
         if self._curve is None or self.exponent is None:
-            return [f"CPU per order: {self.cpu_seconds_per_order.note}"]
+            return [f"CPU per request: {self.cpu_seconds_per_request.note}"]
         idle, scale, exponent = self._curve.coef
         rate = RATE if self.shape == "linear" else f"({RATE})^{exponent:.2f}"
         line = f"{fmt(idle)} + {fmt(scale)} {TIMES} {rate}"
         return [
             f"CPU cores = {line} ({self._shape_reason()})",
-            f"CPU per order at {fmt(self.top_rate)} {RATE} (the highest tier) ≈ "
-            f"{self.cpu_seconds_per_order.text()}",
-            f"Throughput per core ≈ {self.orders_per_core.text()}; "
-            f"cores per 1k {RATE} ≈ {self.cores_per_1k_orders.text()}",
+            f"CPU per request at {fmt(self.top_rate)} {RATE} (the highest tier) ≈ "
+            f"{self.cpu_seconds_per_request.text()}",
+            f"Throughput per core ≈ {self.requests_per_core.text()}; "
+            f"cores per 1k {RATE} ≈ {self.cores_per_1k_requests.text()}",
             f"Cores needed = ({line}) / target utilisation (e.g. 0.7 for 70 % busy)",
             f"CPU saturation at {cores_text(self.available_cores)} ≈ {self.saturation_rate.text()}: "
             f"{self.saturation_rate.note}",
@@ -106,7 +106,7 @@ class ServiceDemandFit(ToDict):
         if self.shape == "linear":
             return f"straight line: a power law's {interval}, includes 1; {fits}"
         trend = "falls" if (exponent.value or 1.0) < 1 else "rises"
-        return f"power law: {interval}, so CPU per order {trend} as the rate rises; {fits}"
+        return f"power law: {interval}, so CPU per request {trend} as the rate rises; {fits}"
 
 
 def fit_service_demand(
@@ -134,22 +134,22 @@ def fit_service_demand(
     )
     return ServiceDemandFit(
         available_cores=available_cores,
-        cpu_seconds_per_order=curve.estimate(
+        cpu_seconds_per_request=curve.estimate(
             lambda c: c[..., 1] * c[..., 2] * np.power(top, c[..., 2] - 1),
             "CPU-s/order",
             "measured",
-            f"marginal CPU per order at {fmt(top)} {RATE}, the highest tier; {where}",
+            f"marginal CPU per request at {fmt(top)} {RATE}, the highest tier; {where}",
         ),
         idle_cores=curve.estimate(
             lambda c: c[..., 0], "cores", "measured", "CPU busy at zero load (intercept)"
         ),
-        orders_per_core=curve.estimate(
+        requests_per_core=curve.estimate(
             lambda c: rate_at(c, 1.0),
             f"{RATE} per core",
             range_basis(float(rate_at(curve.coef, 1.0)), *rate_range),
             "rate at which the fitted CPU reaches one core, idle cost included",
         ),
-        cores_per_1k_orders=curve.estimate(
+        cores_per_1k_requests=curve.estimate(
             lambda c: c[..., 1] * np.power(1000.0, c[..., 2]),
             "cores",
             "measured",
@@ -197,9 +197,9 @@ def _saturation(curve: CurveFit, cores: float, rate_range: tuple[float, float], 
 def _insufficient(available_cores: float, note: str) -> ServiceDemandFit:
     return ServiceDemandFit(
         available_cores=available_cores,
-        cpu_seconds_per_order=Estimate.insufficient("CPU-s/order", note),
+        cpu_seconds_per_request=Estimate.insufficient("CPU-s/order", note),
         idle_cores=Estimate.insufficient("cores", note),
-        orders_per_core=Estimate.insufficient(f"{RATE} per core", note),
-        cores_per_1k_orders=Estimate.insufficient("cores", note),
+        requests_per_core=Estimate.insufficient(f"{RATE} per core", note),
+        cores_per_1k_requests=Estimate.insufficient("cores", note),
         saturation_rate=Estimate.insufficient(RATE, note),
     )

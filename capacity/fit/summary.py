@@ -25,7 +25,7 @@ def _mean(values: NDArray[np.float64]) -> float | None:
 
 @dataclass(frozen=True)
 class TierSummary(ToDict):
-    """What one tier measured. Rates in orders/s, CPU in cores, RSS in MB (10^6 bytes), latency in ms."""
+    """What one tier measured. Rates in requests/s, CPU in cores, RSS in MB (10^6 bytes), latency in ms."""
 
     name: str
     offered_rate: float
@@ -46,7 +46,7 @@ class TierSummary(ToDict):
 
     @property
     def achieved(self) -> float:
-        """Mean achieved rate (orders/s), NaN when the tier had no samples."""
+        """Mean achieved rate (requests/s), NaN when the tier had no samples."""
         return np.nan if self.achieved_rate.value is None else self.achieved_rate.value
 
 
@@ -67,7 +67,7 @@ def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
         offered_rate=float(tier.offered_rate),
         achieved_rate=Estimate(
             achieved.mean,
-            "orders/s",
+            "requests/s",
             achieved.low,
             achieved.high,
             "measured",

@@ -66,7 +66,7 @@ class TierMeasurement:
 
     @property
     def mean_achieved(self) -> float:
-        """Mean achieved rate over the tier's seconds (orders/s); NaN when there are none."""
+        """Mean achieved rate over the tier's seconds (requests/s); NaN when there are none."""
         finite = self.achieved_rate[np.isfinite(self.achieved_rate)]
         return float(finite.mean()) if finite.size else float("nan")
 

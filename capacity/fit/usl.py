@@ -2,7 +2,7 @@
 
     X(N) = lambda * N / (1 + sigma * (N - 1) + kappa * N * (N - 1))
 
-``lambda`` is the throughput of one user alone (orders/s), ``sigma`` contention (serialised work, 0-1),
+``lambda`` is the throughput of one user alone (requests/s), ``sigma`` contention (serialised work, 0-1),
 ``kappa`` coherency (cross-talk that makes throughput *fall* past a peak). The peak is at
 ``N* = sqrt((1 - sigma) / kappa)``. Fitted with ``scipy.optimize.curve_fit`` (bounded: lambda, kappa >= 0,
 0 <= sigma <= 1) on per-second samples.
@@ -50,7 +50,7 @@ CAVEAT = "fitted on tiers where the server, not the offered rate, set the throug
 
 
 def usl(n: NDArray[np.float64] | float, lam: float, sigma: float, kappa: float) -> NDArray[np.float64]:
-    """USL throughput (orders/s) at concurrency ``n`` (a 0-d array for a single ``n``)."""
+    """USL throughput (requests/s) at concurrency ``n`` (a 0-d array for a single ``n``)."""
     return np.asarray(lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1)), dtype=float)
 
 
@@ -93,7 +93,7 @@ class UslFit(ToDict):
             return [f"Universal Scalability Law: {self.lam.note}"]
         lam, sigma, kappa = (fmt(p.value) for p in (self.lam, self.sigma, self.kappa))
         return [
-            f"X(N) = {lam} N / (1 + {sigma} (N - 1) + {kappa} N (N - 1)) orders/s for N users "
+            f"X(N) = {lam} N / (1 + {sigma} (N - 1) + {kappa} N (N - 1)) requests/s for N users "
             f"(sigma {self.sigma.text()}, kappa {self.kappa.text()}; {self.fitted_over}; {self.caveat})",
             f"Peak at N* ≈ {self.peak_concurrency.text()}, X(N*) ≈ {self.peak_throughput.text()}",
         ]

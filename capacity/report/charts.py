@@ -183,10 +183,10 @@ def throughput_chart(rows: Sequence[MatrixRow], colours: dict[str, str]) -> Char
         ax.scatter([], [], s=110, facecolors="none", edgecolors=SLO_RED, label="SLO fail")
     _rate_scale(ax, rates)
     _rate_scale(ax, rates, "y")
-    ax.set_xlabel("offered rate (orders/s)")
-    ax.set_ylabel("achieved rate (orders/s)")
+    ax.set_xlabel("offered rate (requests/s)")
+    ax.set_ylabel("achieved rate (requests/s)")
     _legend(ax)
-    alt = "Achieved against offered orders/s per tier; points below the dashed line fell behind."
+    alt = "Achieved against offered requests/s per tier; points below the dashed line fell behind."
     return Chart("throughput", "Throughput: achieved vs offered", alt, _svg_uri(fig))
 
 
@@ -228,9 +228,9 @@ def latency_chart(rows: Sequence[MatrixRow], tiers: Sequence[TierRun]) -> Chart:
         )
     _rate_scale(ax, x + [r.achieved for r, _ in bound])
     _ms_axis(ax, every + [v for _, v in slo])
-    ax.set_xlabel("achieved rate (orders/s)")
+    ax.set_xlabel("achieved rate (requests/s)")
     _legend(ax, ncols=3)
-    alt = "Corrected P50, P99, P99.9 and raw P99 latency against achieved orders/s, with each tier's SLO."
+    alt = "Corrected P50, P99, P99.9 and raw P99 latency against achieved requests/s, with each tier's SLO."
     return Chart("latency", "Latency percentiles vs throughput", alt, _svg_uri(fig))
 
 
@@ -259,14 +259,14 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
         shape = "rate" if model.service_demand.shape == "linear" else "rate^exponent (power law)"
         _band(cpu_ax, grid, fits, f"fit: cores = idle + scale {TIMES} {shape}")
     else:
-        _no_fit(cpu_ax, model.service_demand.cpu_seconds_per_order.note)
+        _no_fit(cpu_ax, model.service_demand.cpu_seconds_per_request.note)
     if model.memory.rate_range is not None:
         grid = np.linspace(*model.memory.rate_range, 40)
         _band(
             mem_ax,
             grid,
             [model.memory.rss_at(float(r)) for r in grid],
-            f"fit: RSS = base + MB per order/s {TIMES} rate",
+            f"fit: RSS = base + MB per request/s {TIMES} rate",
         )
     else:
         _no_fit(mem_ax, model.memory.exhaustion_rate.note)
@@ -277,12 +277,13 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
     mem_ax.set_ylim(max(0.0, (low + high - span) / 2), (low + high + span) / 2)
     for ax, label in ((cpu_ax, "server CPU (cores)"), (mem_ax, "server RSS (MB)")):
         ax.set_xlim(left=0)  # linear axes: a straight fit should look straight, a curve curved
-        ax.set_xlabel("achieved rate (orders/s)")
+        ax.set_xlabel("achieved rate (requests/s)")
         ax.set_ylabel(label)
         if ax.get_legend_handles_labels()[0]:
             _legend(ax, ncols=1)
     alt = (
-        "Server CPU cores and RSS per second against achieved orders/s, with the fitted lines and 95 % bands."
+        "Server CPU cores and RSS per second against achieved requests/s, with the fitted lines and 95 % "
+        "bands."
     )
     return Chart("resources", "CPU and memory vs throughput", alt, _svg_uri(fig))
 

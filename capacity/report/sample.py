@@ -2,7 +2,7 @@
 
 ``write_sample_sweep(directory)`` writes ``sweep.json`` and ``tiers/NN-<tier>/run.json`` with HDR interval
 logs (``loadgen/corrected.hlog``, ``loadgen/raw.hlog``), exactly as ``capacity sweep`` lays them out, from a
-toy server model: one core that saturates near ``CAPACITY`` orders/s, latency that climbs as the core fills,
+toy server model: one core that saturates near ``CAPACITY`` requests/s, latency that climbs as the core fills,
 RSS that grows with resting orders and rate. Summaries come from ``capacity.summary.summarize``, so SLO
 verdicts and generator-bound marks follow the real rules. Every run carries a note saying it is synthetic,
 and the environment names a synthetic CPU: a report of this data can never pass for a measurement.
@@ -36,19 +36,19 @@ from capacity.sweep_results import TIERS_DIR, SweepRecord, TierEntry, entry_for_
 STARTED_UTC = "2026-09-21T10:00:00+00:00"
 SYNTHETIC_NOTE = "synthetic sample data from capacity.report.sample: not a measurement"
 
-#: Orders/s at which the toy server's one core is fully busy.
+#: Requests/s at which the toy server's one core is fully busy.
 CAPACITY = 2500.0
 MAX_SERVED = 0.96 * CAPACITY  # past this the toy server sheds the excess
 IDLE_CORES = 0.04
 BASE_RSS = 55e6  # bytes
 BYTES_PER_RESTING = 350.0
-BYTES_PER_RATE = 6000.0  # bytes per order/s
-GENERATOR_RATE_PER_CORE = 2450.0  # orders/s one generator core can offer
+BYTES_PER_RATE = 6000.0  # bytes per request/s
+GENERATOR_RATE_PER_CORE = 2450.0  # requests/s one generator core can offer
 
 
 @dataclass(frozen=True)
 class SampleTier:
-    """One synthetic tier: offered rate (orders/s), users, P99 SLO (ms), and how the generator ran."""
+    """One synthetic tier: offered rate (requests/s), users, P99 SLO (ms), and how the generator ran."""
 
     name: str
     rate: float

@@ -3,7 +3,8 @@
 ``build_view(source)`` returns a ``ReportView``. Renderers only lay it out: the scalability matrix rows
 (``MatrixRow``, one per tier, columns in ``MATRIX_COLUMNS``), the capacity summary, one ``TierView`` per
 tier, resource efficiency, breaking points and projections (``EstimateRow``: an ``Estimate`` with a label),
-and the fitted formulas. Units: rates in orders/s, CPU in cores, memory in MB (10⁶ bytes), latency in ms.
+and the fitted formulas. Units: rates in requests/s (the Orders column: orders/s the exchange
+accepted), CPU in cores, memory in MB (10⁶ bytes), latency in ms.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from capacity.fit import CapacityModel, Estimate
 from capacity.fit.estimate import DASH, fmt
 from capacity.fit.service_demand import cores_text
+from capacity.repeat_spread import RepeatSpread
+from capacity.report.repeats import HEADLINE_FIGURE
 from capacity.report.source import ReportSource, TierRun
 from capacity.report.units import (
     MISSING,
@@ -93,7 +96,7 @@ class Column:
 
     @property
     def header(self) -> str:
-        """``Offered (orders/s)``."""
+        """``Offered (requests/s)``."""
         return f"{self.name} ({self.unit})" if self.unit else self.name
 
 
@@ -434,13 +437,13 @@ def efficiency_rows(model: CapacityModel) -> tuple[EstimateRow, ...]:
     """The seed's "Resource Efficiency", fitted."""
     demand, memory = model.service_demand, model.memory
     return (
-        EstimateRow("Throughput per core", demand.orders_per_core),
-        EstimateRow("Cores per 1,000 orders/s", demand.cores_per_1k_orders),
-        EstimateRow("CPU time per order", demand.cpu_seconds_per_order),
+        EstimateRow("Throughput per core", demand.requests_per_core),
+        EstimateRow("Cores per 1,000 requests/s", demand.cores_per_1k_requests),
+        EstimateRow("CPU time per request", demand.cpu_seconds_per_request),
         EstimateRow("Idle CPU (zero load)", demand.idle_cores),
         EstimateRow("Memory per resting order", memory.bytes_per_resting_order),
         EstimateRow("Memory per 10,000 resting orders", memory.mb_per_10k_resting_orders),
-        EstimateRow("Memory per 1,000 orders/s", memory.mb_per_1k_orders_per_s),
+        EstimateRow("Memory per 1,000 requests/s", memory.mb_per_1k_requests_per_s),
         EstimateRow("Base memory (zero load)", memory.base_mb),
     )
 
@@ -651,18 +654,25 @@ def _target(source: ReportSource) -> str:
     return "embedded reference exchange" if source.tiers[0].run.target.embedded else "external exchange"
 
 
-def headline(model: CapacityModel) -> str:
-    """One sentence: the recommended maximum and what binds it."""
+def headline(model: CapacityModel, repeats: RepeatSpread | None = None) -> str:
+    """The recommended maximum and what binds it; for a repeated sweep, the range its repeats gave."""
     if not model.tiers:
         return "No tier completed, so nothing could be fitted: no recommended maximum."
     points = model.breaking_points
     rec = points.recommended_max
-    if rec.known:
-        return (
-            f"Recommended maximum {estimate_value(rec)} ({basis_label(rec.basis)}), "
-            f"set by the {points.binding} limit less a {points.safety_buffer:.0%} safety buffer."
+    if not rec.known:
+        return f"No recommended maximum: {rec.note}."
+    text = (
+        f"Recommended maximum {estimate_value(rec)} ({basis_label(rec.basis)}), "
+        f"set by the {points.binding} limit less a {points.safety_buffer:.0%} safety buffer."
+    )
+    spread = next((f for f in repeats.figures if f.key == HEADLINE_FIGURE), None) if repeats else None
+    if spread is not None and spread.low is not None:
+        text += (
+            f" Its {len(spread.per_repeat)} repeats, each fitted alone, gave {spread.spread_text()}"
+            " (see Spread between repeats)."
         )
-    return f"No recommended maximum: {rec.note}."
+    return text
 
 
 def build_view(source: ReportSource) -> ReportView:
@@ -684,7 +694,7 @@ def build_view(source: ReportSource) -> ReportView:
         name=source.name,
         description=source.description,
         source_path=str(source.path),
-        headline=headline(model),
+        headline=headline(model, source.repeats),
         environment=environment_rows(source),
         summary=summary_table(matrix, model.available_cores),
         matrix=matrix,

@@ -20,7 +20,7 @@ BASIS_LABELS = {
 
 
 def number(value: float | None, unit: str = "", digits: int = 3) -> str:
-    """``1,234 orders/s``; ``—`` when ``value`` is None."""
+    """``1,234 requests/s``; ``—`` when ``value`` is None."""
     if value is None:
         return MISSING
     return f"{fmt(value, digits)} {unit}".rstrip()
@@ -39,7 +39,7 @@ def basis_label(basis: str) -> str:
 
 
 def estimate_value(estimate: Estimate) -> str:
-    """The value with its unit, or what is known instead (``≥ 1,000 orders/s`` for a bound)."""
+    """The value with its unit, or what is known instead (``≥ 1,000 requests/s`` for a bound)."""
     if estimate.value is not None:
         return number(estimate.value, estimate.unit)
     if estimate.basis == "not_reached" and estimate.low is not None:

@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -208,7 +209,7 @@ def emit(
         "figures": [f.as_dict() for f in figures],
         "details": details or {},
     }
-    ld = doc["load"]
+    ld: dict[str, Any] = load.as_dict() if load else {}
     print(
         f"{name}: load average {ld.get('loadavg_1m_mean')} (max {ld.get('loadavg_1m_max')}), "
         f"other CPU {ld.get('other_cpu_pct')} % while measuring, git {doc['git_revision']}"

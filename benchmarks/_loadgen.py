@@ -264,7 +264,7 @@ class _Run:
             self.send_lag.record_value(max(1, (now - intended) // 1000))
             self.dispatched += 1
         self.max_backlog = max(self.max_backlog, self.due - self.dispatched)
-        if self.due < self.total:
+        if self.due < self.total and self.timer is not None:  # open loop: only a paced run has a timer
             nxt = self.intended_ns(self.due)
             # re-arm only when the armed wake-up is past or too late: a syscall per answer would cost
             if self.timer.armed_ns <= now or self.timer.armed_ns > nxt + self.granularity_ns:

@@ -39,8 +39,8 @@ GOAL_RATIO = 0.85
 def steady_window(history_csv: Path, skip_s: float = 2.0) -> tuple[tuple[int, int], tuple[int, int]]:
     """(unix second, requests so far) at ``skip_s`` after the first row and at the last row of Locust's
     aggregated history."""
-    rows = [r for r in csv.DictReader(history_csv.open()) if r["Name"] == "Aggregated"]
-    rows = [(int(r["Timestamp"]), int(r["Total Request Count"])) for r in rows]
+    history = [r for r in csv.DictReader(history_csv.open()) if r["Name"] == "Aggregated"]
+    rows = [(int(r["Timestamp"]), int(r["Total Request Count"])) for r in history]
     t0 = rows[0][0] + skip_s
     steady = [r for r in rows if r[0] >= t0]
     return steady[0], steady[-1]
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     cpus = sorted(os.sched_getaffinity(0))
     server_cpu, generator_cpu = cpus[-1], cpus[0]
     with MachineLoad() as load, tempfile.TemporaryDirectory(prefix="generator-bench-") as tmp:
-        results = {}
+        results: dict[str, dict] = {}
         with BareServer(cpus=[server_cpu]) as bare:
             for kind in ("plain", "capacity"):
                 workdir = Path(tmp) / kind

@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -225,7 +226,7 @@ def figures(results: list[Result], exchange: dict[str, list[dict]]) -> list[Figu
             "ratio",
             GOAL_RATIO,
             note=f"{full.rate:,.0f} / {none.rate:,.0f} orders/s, "
-            f"mean batch {full.journal.mean_batch_size:.1f}",
+            f"mean batch {full.journal.mean_batch_size if full.journal else float('nan'):.1f}",
         ),
         Figure("  same at sync=normal", normal.rate / none.rate, "ratio", None),
     ]
@@ -258,7 +259,7 @@ def main(argv: list[str] | None = None) -> None:
         run = asyncio.run if args.asyncio else uvloop.run
         results = run(main_async(args))
         exchange = exchange_saturated(args.repeat, args.seconds)
-    details = {
+    details: dict[str, Any] = {
         r.mode: {"orders_per_s": r.rate, "p99_ms": percentile_ms(r.latencies_s, 0.99)} for r in results
     }
     details["exchange"] = exchange

@@ -61,7 +61,7 @@ def run_one(rate: int, seconds: int, users: int, generator_cpu: int, server_cpu:
                 stderr=subprocess.DEVNULL,
             )
             gen, server = psutil.Process(generator.pid), psutil.Process(exchange.pid)
-            samples: dict[str, tuple[float, float, float]] = {}
+            samples: dict[str, tuple[float, float, float, float]] = {}
             # steady part: from 2 s into the schedule to 1 s before its end
             for label, at in (("start", 2.0), ("end", seconds - 1.0)):
                 while True:

@@ -214,7 +214,9 @@ class Second:
 
     @classmethod
     def from_wire(cls, wire: Mapping[str, Any]) -> Second:
-        second = cls(**{name: int(wire.get(name, 0)) for name in _COUNTERS})
+        second = cls()
+        for name in _COUNTERS:
+            setattr(second, name, int(wire.get(name, 0)))
         if wire.get("corrected") is not None and wire.get("raw") is not None:
             second.corrected = HdrHistogram.decode(wire["corrected"])
             second.raw = HdrHistogram.decode(wire["raw"])

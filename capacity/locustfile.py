@@ -130,14 +130,14 @@ def scenario_from_options(options: Any) -> Scenario:
             ]
         )
     try:
-        overrides = {
-            "duration_s": _number(getattr(options, "duration_override", None), float),
-            "orders_per_second": _number(getattr(options, "rate_override", None), float),
-            "concurrent_users": _number(getattr(options, "users_override", None), int),
-        }
+        duration_s = _number(getattr(options, "duration_override", None), float)
+        rate = _number(getattr(options, "rate_override", None), float)
+        users = _number(getattr(options, "users_override", None), int)
     except ValueError as error:
         raise ScenarioError([Problem("overrides", None, "", str(error))]) from None
-    return load_scenario(path).with_overrides(**overrides)
+    return load_scenario(path).with_overrides(
+        duration_s=duration_s, orders_per_second=rate, concurrent_users=None if users is None else int(users)
+    )
 
 
 def late_threshold_ms(options: Any) -> float:
@@ -376,7 +376,7 @@ class Trader(FastHttpUser):
             request.method,
             request.path,
             name=request.name,
-            data=body,
+            data=body,  # type: ignore[arg-type]  # bytes are sent as they are; locust's hint omits them
             headers=None if body is None else JSON_HEADERS,
             catch_response=True,
         ) as response:
@@ -455,8 +455,8 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
         return
     _stop_collector()
     shape = environment.shape_class
-    scenario = shape.scenario if isinstance(shape, ScenarioShape) and shape.scenario else None
-    scenario = scenario or scenario_from_options(options)
+    shaped = shape.scenario if isinstance(shape, ScenarioShape) and shape.scenario else None
+    scenario = shaped or scenario_from_options(options)
     threshold = late_threshold_ms(options)
     run = RunState.begin(uuid.uuid4().hex, time.time(), scenario, threshold)
     if options is not None:
@@ -493,7 +493,7 @@ def _progress_loop(environment: Environment, collector: Collector) -> None:
         if not master:
             _absorb_local(collector)
         runner = environment.runner
-        workers = runner.worker_count if master and runner is not None else 1
+        workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         users = runner.user_count if runner is not None else 0
         try:
             collector.write_progress(users, workers, settle_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Self
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -59,7 +60,7 @@ class LiveProgress:
         self._started = False
         self._messages: list[str] = []
 
-    def __enter__(self) -> LiveProgress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

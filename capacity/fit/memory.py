@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -131,13 +132,13 @@ _EFFICIENCY_UNITS = {
 }
 
 
-def _no_efficiency(note: str) -> dict[str, Estimate]:
+def _no_efficiency(note: str) -> dict[str, Any]:
     return {name: Estimate.insufficient(unit, note) for name, unit in _EFFICIENCY_UNITS.items()}
 
 
 def _efficiency(
     rows: NDArray[np.float64], groups: NDArray[np.int_], n_tiers: int, seed: int
-) -> dict[str, Estimate]:
+) -> dict[str, Any]:
     """Fit ``RSS = base + b * resting + c * rate``; insufficient_data if b and c are confounded."""
     regressors = rows[:, [1, 0]]  # resting orders, rate
     if not is_separable(regressors):

@@ -15,9 +15,9 @@ import base64
 import functools
 import io
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 import matplotlib
 import numpy as np
@@ -35,7 +35,7 @@ from capacity.report.tables import MatrixRow
 GREY = "#9aa0a6"
 SLO_RED = "#c62828"
 FIT_BLUE = "#1f5fa8"
-STYLE = {
+STYLE: dict[Any, Any] = {  # Any: matplotlib's stubs key rcParams by literal names
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.grid": True,
@@ -109,7 +109,7 @@ def _legend(ax: Axes, ncols: int = 4) -> None:
     )
 
 
-def _rate_scale(ax: Axes, values: Sequence[float], axis: str = "x") -> None:
+def _rate_scale(ax: Axes, values: Sequence[float | None], axis: str = "x") -> None:
     """Log scale when the rates span more than a factor of 30, with plain-number tick labels."""
     positive = [v for v in values if v and v > 0]
     if positive and max(positive) / min(positive) > 30:
@@ -122,6 +122,11 @@ def _plain_log_ticks(axis: Axis) -> None:
     axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+def _floats(values: Iterable[float | None]) -> list[float]:
+    """Values to plot, an unknown one as NaN (matplotlib leaves a gap)."""
+    return [np.nan if v is None else v for v in values]
 
 
 def _ms_axis(ax: Axes, values: Sequence[float | None]) -> None:
@@ -152,14 +157,14 @@ def throughput_chart(rows: Sequence[MatrixRow], colours: dict[str, str]) -> Char
     """Achieved against offered rate per tier, with the y = x line a server that keeps up would follow."""
     fig, (ax,) = _figure(WIDE, top=0.45)
     rows = [r for r in rows if r.offered is not None and r.achieved is not None]  # tiers that ran
-    rates = [r.offered for r in rows] + [r.achieved for r in rows]
-    top = max(rates, default=1) * 1.1
-    low = min((v for v in rates if v > 0), default=1) * 0.8
+    rates = [v for r in rows for v in (r.offered, r.achieved) if v is not None]
+    top = max(rates, default=1.0) * 1.1
+    low = min((v for v in rates if v > 0), default=1.0) * 0.8
     ax.plot([low, top], [low, top], ls="--", color=GREY, lw=1, label="achieved = offered")
     server = [r for r in rows if not r.generator_bound]
     ax.scatter(
-        [r.offered for r in server],
-        [r.achieved for r in server],
+        _floats(r.offered for r in server),
+        _floats(r.achieved for r in server),
         c=[colours[r.tier] for r in server],
         s=40,
         zorder=5,
@@ -167,9 +172,16 @@ def throughput_chart(rows: Sequence[MatrixRow], colours: dict[str, str]) -> Char
     )
     for r in server:
         if not r.passed:
-            ax.scatter([r.offered], [r.achieved], s=110, facecolors="none", edgecolors=SLO_RED, zorder=6)
+            ax.scatter(
+                _floats([r.offered]),
+                _floats([r.achieved]),
+                s=110,
+                facecolors="none",
+                edgecolors=SLO_RED,
+                zorder=6,
+            )
     _mark_generator_bound(ax, rows, "offered", "achieved")
-    for i, r in enumerate(sorted(rows, key=lambda r: r.offered)):  # alternate sides: neighbours crowd
+    for i, r in enumerate(sorted(rows, key=lambda r: r.offered or 0.0)):  # alternate sides: neighbours crowd
         above = i % 2 == 1
         ax.annotate(
             r.tier,
@@ -197,7 +209,7 @@ def latency_chart(rows: Sequence[MatrixRow], tiers: Sequence[TierRun]) -> Chart:
     by_name = {t.name: t for t in tiers}
     measured = [(r, by_name[r.tier]) for r in rows if r.ran and r.achieved is not None]
     pairs = sorted(((r, t) for r, t in measured if not r.generator_bound), key=lambda p: p[0].offered or 0)
-    x = [r.achieved for r, _ in pairs]
+    x = _floats(r.achieved for r, _ in pairs)
     lines = (
         ("P50 corrected", lambda t: t.run.summary.corrected.p50_ms, "-", "#6baed6"),
         ("P99 corrected", lambda t: t.run.summary.corrected.p99_ms, "-", FIT_BLUE),
@@ -208,19 +220,23 @@ def latency_chart(rows: Sequence[MatrixRow], tiers: Sequence[TierRun]) -> Chart:
     for label, get, style, colour in lines:
         y = [get(t) for _, t in pairs]
         every += y
-        ax.plot(
-            x, [np.nan if v is None else v for v in y], style, marker="o", ms=3, color=colour, label=label
-        )
+        ax.plot(x, _floats(y), style, marker="o", ms=3, color=colour, label=label)
     slo = [(r.achieved, r.slo_p99_ms) for r, _ in pairs if r.slo_p99_ms]
     if slo:
         ax.scatter(
-            *zip(*slo, strict=True), marker="_", s=200, color=SLO_RED, label="tier's P99 SLO", zorder=5
+            _floats(rate for rate, _ in slo),
+            _floats(ms for _, ms in slo),
+            marker="_",
+            s=200,
+            color=SLO_RED,
+            label="tier's P99 SLO",
+            zorder=5,
         )
     bound = [(r, t) for r, t in measured if r.generator_bound]
     if bound:
         ax.scatter(
-            [r.achieved for r, _ in bound],
-            [t.run.summary.corrected.p99_ms or np.nan for _, t in bound],
+            _floats(r.achieved for r, _ in bound),
+            _floats(t.run.summary.corrected.p99_ms for _, t in bound),
             s=50,
             facecolors="none",
             edgecolors=GREY,
@@ -244,14 +260,13 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
         x = [s.achieved_rate for s in steady]
         cpu = [np.nan if s.server_cpu_percent is None else s.server_cpu_percent / 100 for s in steady]
         rss = [np.nan if s.server_rss_bytes is None else s.server_rss_bytes / 1e6 for s in steady]
-        hollow = (
-            {"facecolors": "none", "edgecolors": colour}
-            if tier.run.summary.generator_bound
-            else {"c": colour}
-        )
+        bound = tier.run.summary.generator_bound
         size = 6 if len(x) > 10 else 16  # a short tier's few seconds should still be visible
-        cpu_ax.scatter(x, cpu, s=size, alpha=0.6, **hollow)
-        mem_ax.scatter(x, rss, s=size, alpha=0.6, **hollow)
+        for ax, y in ((cpu_ax, cpu), (mem_ax, rss)):
+            if bound:
+                ax.scatter(x, y, s=size, alpha=0.6, facecolors="none", edgecolors=colour)
+            else:
+                ax.scatter(x, y, s=size, alpha=0.6, c=colour)
     measured = model.service_demand.rate_range
     if measured is not None:
         grid = np.linspace(measured[0], measured[1], 40)
@@ -350,7 +365,7 @@ def spectrum_chart(
 ) -> Chart:
     """Latency by percentile on the usual 1 / (1 - p) axis, corrected solid and raw dashed, per tier."""
     fig, (ax,) = _figure(WIDE, top=0.6)
-    deepest, values = 99.0, []
+    deepest, values = 99.0, list[float]()
     for tier, corrected, raw in spectra:
         bound = tier.run.summary.generator_bound
         colour = GREY if bound else colours[tier.name]

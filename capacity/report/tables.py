@@ -155,7 +155,8 @@ def matrix_row(base: SweepRow, tier: TierRun | None, saturated: bool) -> MatrixR
     """The matrix row of one tier from the sweep's own row, its run (None: it never ran), and whether the
     fit found the server saturated there."""
     if tier is None:
-        return MatrixRow(base.level, anchor(base.level), base.status, False, *[None] * 12, "", "", base.notes)
+        unmeasured = (None,) * 12  # offered ... error_rate
+        return MatrixRow(base.level, anchor(base.level), base.status, False, *unmeasured, "", "", base.notes)
     run, s = tier.run, tier.run.summary
     notes = [n for n in base.notes if n != "generator-bound"]  # the Limit column says it
     if not s.slo.passed:
@@ -323,7 +324,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
     slo = s.slo
     ramp = load.get("ramp_up")
     duration = run.overrides.duration_s or load.get("duration")
-    rows = (
+    rows: tuple[TargetRow, ...] = (
         TargetRow(
             "Requests/s",
             number(target_rate, "requests/s"),

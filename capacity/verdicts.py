@@ -48,6 +48,9 @@ SERVER_SATURATION = 0.90
 #: A stall (no answer while requests were outstanding) this long or longer is a server limit; shorter ones
 #: are counted in the latency but do not decide the tier.
 STALL_LIMIT_S = 0.5
+#: Limits whose tier's figures are not the server's: left out of the fits, greyed in the report, not judged
+#: by the gate.
+NOT_THE_SERVERS = frozenset({"generator", "disturbed"})
 
 
 @dataclass(frozen=True)

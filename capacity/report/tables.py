@@ -31,7 +31,7 @@ from capacity.report.units import (
 from capacity.sweep_results import MatrixRow as SweepRow
 from capacity.sweep_results import matrix_rows
 from capacity.verdict_text import LABELS, limit_of, limit_sentence
-from capacity.verdicts import kept_up
+from capacity.verdicts import NOT_THE_SERVERS, kept_up
 
 MB = 1e6
 SECONDS_PER_DAY = 86_400
@@ -79,7 +79,7 @@ class MatrixRow:
     @property
     def left_out(self) -> bool:
         """Its figures are not the server's (generator-bound or disturbed): greyed, never fitted."""
-        return self.limit in ("generator", "disturbed")
+        return self.limit in NOT_THE_SERVERS
 
 
 @dataclass(frozen=True)
@@ -310,7 +310,7 @@ class TierView:
 
     @property
     def left_out(self) -> bool:
-        return self.limit in ("generator", "disturbed")
+        return self.limit in NOT_THE_SERVERS
 
 
 def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = ()) -> TierView:

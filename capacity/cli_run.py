@@ -19,7 +19,7 @@ from capacity.progress import LiveProgress, summary_table
 from capacity.results import Overrides, Run
 from capacity.run import DEFAULT_OUTPUT_DIR, RunOptions, RunResult, RunSetupError, run_scenario
 from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
-from capacity.scenario import Scenario, ScenarioError, load_scenario
+from capacity.scenario import MAX_RATE, MAX_USERS, Scenario, ScenarioError, load_scenario
 from capacity.verdict_text import limit_of
 
 EXIT_OK = 0
@@ -70,8 +70,8 @@ def command(
             output_dir=Path(output_dir),
             overrides=Overrides(
                 duration_s=duration_s(duration, "--duration"),
-                orders_per_second=positive_number(rate, "--rate", float),
-                concurrent_users=positive_number(users, "--users", int),
+                orders_per_second=positive_number(rate, "--rate", float, MAX_RATE),
+                concurrent_users=positive_number(users, "--users", int, MAX_USERS),
             ),
             scenario_source=str(scenario_file),
         )

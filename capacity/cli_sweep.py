@@ -27,7 +27,7 @@ from rich.text import Text
 
 from capacity.progress import LiveProgress, ProgressUpdate
 from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
-from capacity.scenario import Scenario, ScenarioError, Sweep, load_document
+from capacity.scenario import MAX_RATE, Scenario, ScenarioError, Sweep, load_document
 from capacity.sweep import (
     DEFAULT_OUTPUT_DIR,
     Ladder,
@@ -151,7 +151,7 @@ def _sweep_to_run(
     if path is None:
         raise BadInput("give a SWEEP file (e.g. scenarios/sweeps/quick.yaml), or a scenario with --from/--to")
     document = load_document(path)  # validated: file:line: field: message on any problem
-    cooldown = duration_s(values["cooldown"], "--cooldown", allow_zero=True)
+    cooldown = duration_s(values["cooldown"], "--cooldown", minimum=0.0)
     if isinstance(document, Scenario):
         if not ladder_wanted:
             raise BadInput(
@@ -172,8 +172,8 @@ def _ladder(values: dict[str, Any]) -> Ladder:
     if values["start"] is None or values["stop"] is None:
         raise BadInput("a ladder needs both --from and --to (requests/s)")
     ladder = Ladder(
-        start_rate=positive_number(values["start"], "--from", float) or 0.0,
-        stop_rate=positive_number(values["stop"], "--to", float) or 0.0,
+        start_rate=positive_number(values["start"], "--from", float, MAX_RATE) or 0.0,
+        stop_rate=positive_number(values["stop"], "--to", float, MAX_RATE) or 0.0,
         steps=positive_number(values["steps"] or "10", "--steps", int) or 0,
         spacing=values["spacing"] or "geometric",
         tier_duration_s=duration_s(values["tier_duration"] or "30s", "--tier-duration") or 30.0,

@@ -3,7 +3,8 @@
 1. the quick sweep (``scenarios/sweeps/quick.yaml``): the seed's tiers Idle -> Overload, scaled to one server
    core, up to past its saturation, each a ``capacity run`` against a fresh embedded reference exchange
    (server pinned to one CPU, the native load generator to another where the machine has two);
-2. the fit (``capacity fit``): CPU per request, memory, P99 against load, breaking points, recommended maximum;
+2. the fit (``capacity fit``): CPU per request, memory, P99 against load, breaking points, recommended
+   maximum;
 3. the report (``capacity report``), copied to ``reports/latest/index.html``;
 4. the scalability matrix as a terminal table, and where everything is.
 

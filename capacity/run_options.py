@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from capacity.run import ENGINES, JOURNAL_SYNC_MODES, RunOptions, parse_cpus
-from capacity.scenario import parse_duration
+from capacity.scenario import MAX_DURATION_S, MIN_DURATION_S, format_duration, parse_duration
 
 N = TypeVar("N", int, float)
 T = TypeVar("T")
@@ -30,8 +30,11 @@ class BadInput(Exception):
 # ---------------------------------------------------------------------------------------------- parsers
 
 
-def positive_number(text: str | None, flag: str, kind: Callable[[str], N]) -> N | None:
-    """``text`` as a finite ``int`` or ``float`` above 0 (``kind``), None when the option was not given."""
+def positive_number(
+    text: str | None, flag: str, kind: Callable[[str], N], maximum: float = math.inf
+) -> N | None:
+    """``text`` as a finite ``int`` or ``float`` above 0 and at most ``maximum`` (``kind``), None when the
+    option was not given."""
     if text is None:
         return None
     try:
@@ -41,19 +44,25 @@ def positive_number(text: str | None, flag: str, kind: Callable[[str], N]) -> N 
         raise BadInput(f"{flag} {text!r}: expected {what} > 0") from None
     if not math.isfinite(value) or value <= 0:
         raise BadInput(f"{flag} {text!r}: expected a number > 0")
+    if value > maximum:
+        raise BadInput(f"{flag} {text!r}: expected at most {maximum:,.0f} (docs/limits.md)")
     return value
 
 
-def duration_s(text: str | None, flag: str, *, allow_zero: bool = False) -> float | None:
-    """Seconds from a duration such as ``10s``, ``2m`` or ``1m30s``; more than 0 unless ``allow_zero``."""
+def duration_s(text: str | None, flag: str, *, minimum: float = MIN_DURATION_S) -> float | None:
+    """Seconds from a duration such as ``10s``, ``2m`` or ``1m30s``, from ``minimum`` to a day."""
     if text is None:
         return None
     try:
         seconds = parse_duration(text)
     except ValueError:
         raise BadInput(f"{flag} {text!r}: not a duration (expected e.g. 10s, 2m, 1m30s)") from None
-    if seconds <= 0 and not allow_zero:
-        raise BadInput(f"{flag} {text!r}: must be more than 0")
+    if not minimum <= seconds <= MAX_DURATION_S:
+        least = f"at least {format_duration(minimum)}" if minimum > 0 else "0s or more"
+        raise BadInput(
+            f"{flag} {text!r}: expected {least} and at most {format_duration(MAX_DURATION_S)} "
+            "(docs/limits.md)"
+        )
     return seconds
 
 

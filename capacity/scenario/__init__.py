@@ -19,6 +19,11 @@ from capacity.scenario.loading import (
     scenario_from_mapping,
 )
 from capacity.scenario.model import (
+    MAX_DURATION_S,
+    MAX_P99_MS,
+    MAX_RATE,
+    MAX_USERS,
+    MIN_DURATION_S,
     Mix,
     Problem,
     RampUp,
@@ -32,6 +37,11 @@ from capacity.scenario.model import (
 from capacity.scenario.schema_check import load_schema
 
 __all__ = [
+    "MAX_DURATION_S",
+    "MAX_P99_MS",
+    "MAX_RATE",
+    "MAX_USERS",
+    "MIN_DURATION_S",
     "Mix",
     "Problem",
     "RampUp",

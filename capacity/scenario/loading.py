@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from capacity.scenario.model import (
+    MAX_DURATION_S,
+    MIN_DURATION_S,
     Load,
     Mix,
     RampUp,
@@ -37,11 +39,16 @@ def _is_sweep(data: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- building
 
 
-def _seconds(doc: _Doc, path: FieldPath, value: Any, allow_zero: bool = False) -> float:
-    """A schema-valid duration in seconds; zero is a problem unless allowed."""
+def _seconds(doc: _Doc, path: FieldPath, value: Any, minimum: float = MIN_DURATION_S) -> float:
+    """A schema-valid duration in seconds; outside [``minimum``, ``MAX_DURATION_S``] is a problem."""
     seconds = parse_duration(value)
-    if seconds == 0 and not allow_zero:
-        doc.add(path, f"expected a duration > 0, got {_show(value)}")
+    if seconds < minimum or seconds > MAX_DURATION_S:
+        least = f"at least {format_duration(minimum)}" if minimum > 0 else "0s or more"
+        doc.add(
+            path,
+            f"expected a duration of {least} and at most {format_duration(MAX_DURATION_S)}, "
+            f"got {_show(value)}",
+        )
     return seconds
 
 
@@ -157,8 +164,10 @@ def _build_tier(doc: _Doc, index: int, base_dir: Path) -> Tier | None:
         return None
     duration, duration_path = _tier_value(doc, index, "duration")
     seconds = None if duration is None else _seconds(doc, duration_path, duration)
+    if seconds is not None and not MIN_DURATION_S <= seconds <= MAX_DURATION_S:
+        seconds = None  # reported by _seconds; keep the scenario's own
     scenario = scenario.with_overrides(
-        duration_s=seconds or None,  # a zero ("0s") was reported by _seconds; keep the scenario's own
+        duration_s=seconds,
         orders_per_second=raw.get("orders_per_second"),
         concurrent_users=_tier_value(doc, index, "concurrent_users")[0],
         target_symbols=_tier_value(doc, index, "symbols")[0],
@@ -177,7 +186,7 @@ def _build_sweep(doc: _Doc, base_dir: Path) -> Sweep:
                 ("tiers", index), f'tier name "{tier.name}" is already used; give this tier its own "name"'
             )
         tiers.append(tier)
-    cooldown = _seconds(doc, ("cooldown",), doc.data.get("cooldown", 0), allow_zero=True)
+    cooldown = _seconds(doc, ("cooldown",), doc.data.get("cooldown", 0), minimum=0.0)
     doc.raise_if_any()
     return Sweep(doc.data["name"], doc.data.get("description", ""), tuple(tiers), cooldown)
 

@@ -14,6 +14,36 @@ from dataclasses import asdict, dataclass, replace
 from itertools import pairwise
 from typing import Any
 
+# ---------------------------------------------------------------------------------------------- limits
+# What a scenario, sweep tier or command-line override may ask for (docs/limits.md; the JSON Schemas in
+# capacity/schemas carry the same numbers, tests/test_input_limits.py checks that they agree). Every number
+# must also be finite: YAML's .nan and .inf are refused everywhere.
+
+#: Offered rate, requests/s: several times what one machine's generator can send, low enough that a typo
+#: such as 1e12 is refused instead of filling memory with a schedule nobody can keep.
+MAX_RATE = 100_000.0
+#: Simulated users (connections): beyond this the generator runs out of file descriptors first.
+MAX_USERS = 100_000
+#: Shortest load, stage or tier: a second is the unit every per-second figure is measured in.
+MIN_DURATION_S = 1.0
+#: Longest load, stage, tier, ramp or cooldown: a day.
+MAX_DURATION_S = 86_400.0
+#: Largest P99 objective, ms: ten minutes; anything longer is no latency objective.
+MAX_P99_MS = 600_000.0
+
+
+def range_problem(value: float, low: float, high: float, unit: str = "") -> str | None:
+    """Why ``value`` is not a finite number in [``low``, ``high``], or None when it is."""
+    suffix = f" {unit}" if unit else ""
+    if not math.isfinite(value):
+        return f"expected a finite number, got {_show(value)}"
+    if value < low:
+        return f"expected at least {_num(low)}{suffix}, got {_show(value)}"
+    if value > high:
+        return f"expected at most {_num(high)}{suffix}, got {_show(value)}"
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- problems
 
 
@@ -375,6 +405,17 @@ def _check_overrides(
         )
         if value is not None and not _is_positive_number(value)
     ]
+    if not problems:
+        limits = (
+            ("duration_s", duration_s, MIN_DURATION_S, MAX_DURATION_S, "s"),
+            ("orders_per_second", orders_per_second, 0.0, MAX_RATE, "requests/s"),
+            ("concurrent_users", concurrent_users, 1, MAX_USERS, "users"),
+        )
+        problems = [
+            Problem("overrides", None, name, why)
+            for name, value, low, high, unit in limits
+            if value is not None and (why := range_problem(value, low, high, unit)) is not None
+        ]
     if target_symbols is not None and (isinstance(target_symbols, str) or not target_symbols):
         problems.append(Problem("overrides", None, "target_symbols", "expected a non-empty list of symbols"))
     if problems:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -35,6 +36,9 @@ def _check_schema(doc: _Doc, kind: str) -> None:
         doc.add((), f"the file is empty; expected {_expectation(root)}")
         doc.raise_if_any()
     reported: set[str] = set()
+    for path in _non_finite(doc.data, ()):  # JSON Schema's bounds let NaN through: NaN > max is false
+        reported.add(_field_name(path))
+        doc.add(path, f"expected a finite number, got {_yaml_number(_value_at(doc.data, path))}", key=True)
     for error in _validator(kind).iter_errors(doc.data):
         for path, message, line_path in _explain(error, root):
             if _field_name(path) not in reported:  # one message per field is enough
@@ -42,6 +46,29 @@ def _check_schema(doc: _Doc, kind: str) -> None:
                 doc.add(path, message, key=True, line_path=line_path)
     if reported:  # building needs schema-valid data; duplicate keys alone do not stop it
         doc.raise_if_any()
+
+
+def _non_finite(data: Any, path: FieldPath) -> Iterator[FieldPath]:
+    """Paths of every NaN or infinity in ``data`` (YAML's .nan, .inf and -.inf)."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield path
+    elif isinstance(data, Mapping):
+        for key, value in data.items():
+            yield from _non_finite(value, (*path, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _non_finite(value, (*path, index))
+
+
+def _value_at(data: Any, path: FieldPath) -> Any:
+    for part in path:
+        data = data[part]
+    return data
+
+
+def _yaml_number(value: float) -> str:
+    """NaN and infinities as YAML spells them."""
+    return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
 
 
 def _explain(

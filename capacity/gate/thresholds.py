@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from capacity.gate.metrics import METRICS
+from capacity.input_limits import InputLimitError, check_yaml_structure, read_bounded_text
 
 DEFAULT_PATH = Path("scenarios/gate/thresholds.yaml")
 
@@ -106,7 +107,9 @@ def load_thresholds(path: str | os.PathLike[str]) -> Thresholds:
     """Read and validate a thresholds file; ThresholdsError naming the file, line and field otherwise."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = read_bounded_text(path)
+    except InputLimitError as error:
+        raise ThresholdsError([f"{source}: {error.message}"]) from None
     except FileNotFoundError:
         raise ThresholdsError([f"{source}: no such file"]) from None
     except (OSError, UnicodeDecodeError) as error:
@@ -117,8 +120,12 @@ def load_thresholds(path: str | os.PathLike[str]) -> Thresholds:
 def parse_thresholds(text: str, source: str = "<thresholds>") -> Thresholds:
     """Validate thresholds given as YAML text (see the module docstring for the format)."""
     try:
+        check_yaml_structure(text)
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except InputLimitError as error:
+        line = "" if error.line is None else f":{error.line}"
+        raise ThresholdsError([f"{source}{line}: {error.message}"]) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""

@@ -8,11 +8,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from capacity.input_limits import InputLimitError, check_yaml_structure, read_bounded_text
 from capacity.scenario.model import Problem, ScenarioError
 
 FieldPath = tuple[str | int, ...]
@@ -103,7 +103,9 @@ RECURSIVE_ALIAS = "an alias that refers to its own ancestor (recursive data) is 
 
 def _read(path: str | os.PathLike[str]) -> str:
     try:
-        return Path(path).read_text(encoding="utf-8")
+        return read_bounded_text(path)
+    except InputLimitError as exc:
+        raise ScenarioError([Problem(str(path), None, "", exc.message)]) from None
     except FileNotFoundError:
         raise ScenarioError([Problem(str(path), None, "", "file not found")]) from None
     except IsADirectoryError:
@@ -116,6 +118,7 @@ def _read(path: str | os.PathLike[str]) -> str:
 def _parse(text: str, source: str) -> _Doc:
     """YAML text to data plus node tree; syntax errors and structural problems become problems."""
     try:
+        check_yaml_structure(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         problems = [
             Problem(source, at.start_mark.line + 1, _field_name(path), message)
@@ -124,6 +127,8 @@ def _parse(text: str, source: str) -> _Doc:
         if any(p.message == RECURSIVE_ALIAS for p in problems):
             raise ScenarioError(problems)  # nothing downstream can walk infinitely deep data
         data = yaml.safe_load(text)
+    except InputLimitError as exc:
+        raise ScenarioError([Problem(source, exc.line, "", exc.message)]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         detail = f"{exc.context}, {exc.problem}" if exc.context else str(exc.problem)

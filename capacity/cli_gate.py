@@ -70,9 +70,9 @@ def command(
 ) -> None:
     """Compare RUN_OR_SWEEP_DIR (a run or sweep directory, or another baseline file) with the baseline,
     tier by tier (matched by name): throughput, corrected P99, error rate, CPU per order and RSS growth per
-    resting order are each better, worse or not significant (a permutation test on per-second samples plus a
-    practical threshold), and the run's own SLO is checked. Generator-bound, interrupted, failed or too
-    short runs are inconclusive, never a regression."""
+    resting order are each better, worse or not significant (a test on per-second samples that allows for
+    their autocorrelation, plus a practical threshold), and the run's own SLO is checked. Generator-bound,
+    interrupted, failed or too short runs are inconclusive, never a regression."""
     started = time.monotonic()
     try:
         thresholds = _thresholds(thresholds_path)

@@ -47,6 +47,7 @@ from typing import Any, Literal
 
 from capacity.results import Run, Second, run_to_dict
 from capacity.verdict_text import limit_of, limit_sentence
+from capacity.verdicts import NOT_THE_SERVERS
 
 Direction = Literal["lower", "higher"]
 
@@ -166,7 +167,7 @@ def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
     if run.status == "interrupted":
         reasons.append("run interrupted" + (f": {run.problem}" if run.problem else ""))
     limit = limit_of(run.summary)
-    if limit.kind in ("generator", "disturbed"):
+    if limit.kind in NOT_THE_SERVERS:
         reasons.append(limit_sentence(limit))
     steady = len(run.steady_series())
     if steady < min_steady_seconds:

@@ -54,7 +54,7 @@ def print_result(result: GateResult, console: Console) -> None:
     for check in result.checks:
         table.add_row(*_figure_cells(check), Text(_verdict_cell(check), style=_STYLE[check.verdict]))
     table.caption = (
-        "per-second samples, permutation test; worse/better need p < "
+        "per-second samples, Welch t adjusted for autocorrelation; worse/better need p < "
         f"{result.thresholds.alpha:g} and a change beyond the metric's threshold"
     )
     console.print(table)
@@ -109,8 +109,8 @@ def markdown(result: GateResult) -> str:
         "",
         f"- **Baseline:** `{_md(describe_side(result.baseline, result.baseline_path))}`",
         f"- **Run:** `{_md(describe_side(result.current, result.current_path))}`",
-        f"- **Rule:** worse/better when the per-second samples differ (permutation test, p < "
-        f"{result.thresholds.alpha:g}) *and* the change is beyond the metric's threshold; "
+        "- **Rule:** worse/better when the per-second samples differ (Welch t adjusted for autocorrelated "
+        f"seconds, p < {result.thresholds.alpha:g}) *and* the change is beyond the metric's threshold; "
         "otherwise not significant",
         "",
         "| Tier | Check | Baseline | Run | Change | p | Verdict |",

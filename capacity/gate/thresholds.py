@@ -2,7 +2,7 @@
 
 The file (every key optional; what is left out keeps the default below)::
 
-    alpha: 0.01                  # significance level of the two-sided permutation test
+    alpha: 0.01                  # significance level of the two-sided test (compare.py)
     min_steady_seconds: 6        # fewer steady seconds on either side: the tier is inconclusive
     metrics:                     # per metric: when a change is a regression
       cpu_per_order: {fail_if_worse_by: 25%}     # relative to the baseline's value

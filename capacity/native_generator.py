@@ -19,15 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -38,6 +35,7 @@ from capacity.latency import LatencyRecorder
 from capacity.loadgen_results import loadgen_document, progress_document, write_final, write_json_atomic
 from capacity.native_engine import EngineConfig, NativeEngine, TargetError
 from capacity.order_flow import Market
+from capacity.preflight import TargetNotTheApi, fetch_market
 from capacity.scenario import Scenario, ScenarioError, load_scenario
 
 ENGINE = "native"
@@ -106,39 +104,12 @@ def cpu_list(text: str | None) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------- the target
 
 
-def fetch_market(url: str, symbols: Sequence[str], timeout_s: float = 10.0) -> Market:
-    """Instruments from ``GET {url}/api/symbols``; GeneratorError (exit 3) unless it is the exchange API
-    and lists every symbol the scenario trades."""
-    address = url.rstrip("/") + "/api/symbols"
+def market_of(url: str, symbols: Sequence[str]) -> Market:
+    """``preflight.fetch_market``, its refusal as the generator's exit 3 (the target is not the API)."""
     try:
-        with urllib.request.urlopen(address, timeout=timeout_s) as response:
-            status, content_type, body = (
-                response.status,
-                response.headers.get("Content-Type", ""),
-                response.read(),
-            )
-    except urllib.error.HTTPError as error:
-        raise GeneratorError(
-            f"GET {address} answered HTTP {error.code}: not the exchange API", EXIT_TARGET
-        ) from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise GeneratorError(f"GET {address} failed: {reason}", EXIT_TARGET) from None
-    try:
-        market = Market.from_symbols_response(json.loads(body))
-    except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
-        shown = content_type or "no Content-Type"
-        raise GeneratorError(
-            f"GET {address} answered {status} ({shown}) without the exchange's symbol list: "
-            "not the exchange API",
-            EXIT_TARGET,
-        ) from None
-    missing = market.missing(symbols)
-    if missing:
-        raise GeneratorError(
-            f"the scenario trades symbols {address} does not list: {', '.join(missing)}", EXIT_TARGET
-        )
-    return market
+        return fetch_market(url, symbols)
+    except TargetNotTheApi as error:
+        raise GeneratorError(str(error), EXIT_TARGET) from None
 
 
 # ---------------------------------------------------------------------------------------------- one process
@@ -452,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ScenarioError as error:
             problems = "\n".join(f"  {problem}" for problem in error.problems)
             raise GeneratorError(f"cannot start the load test:\n{problems}", EXIT_INVALID) from None
-        coordinator = Coordinator(scenario, args, fetch_market(args.host, scenario.load.symbols))
+        coordinator = Coordinator(scenario, args, market_of(args.host, scenario.load.symbols))
         signal.signal(signal.SIGINT, coordinator.request_stop)
         signal.signal(signal.SIGTERM, coordinator.request_stop)
         return coordinator.run()

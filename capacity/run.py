@@ -54,6 +54,7 @@ from capacity.loadgen_reader import (
     read_loadgen,
     read_progress,
 )
+from capacity.preflight import TargetNotTheApi, fetch_market
 from capacity.progress import ProgressCallback, ProgressUpdate
 from capacity.results import (
     Counts,
@@ -407,6 +408,7 @@ class _Orchestrator:
         try:
             with _interrupts_as(self.cancel):
                 self._start_exchange()
+                self._check_target()
                 self._start_sampling()
                 self._start_generator()
                 self._watch()
@@ -464,6 +466,14 @@ class _Orchestrator:
         self.url = self.exchange.url
         self.server_pid = self.exchange.pid
         self._say("starting", f"reference exchange ready at {self.url} (pid {self.server_pid})")
+
+    def _check_target(self) -> None:
+        """Refuse a target that does not speak the exchange API before any load (capacity.preflight)."""
+        self._say("starting", f"checking that {self.url} is the exchange API")
+        try:
+            fetch_market(self.url, self.scenario.load.symbols)
+        except TargetNotTheApi as error:
+            raise _RunBroke(str(error)) from None
 
     def _start_sampling(self) -> None:
         try:
@@ -601,6 +611,11 @@ class _Orchestrator:
                 self.status = "failed" if self.status == "completed" else self.status
                 self.problem = self.problem or str(error)
                 self.notes.append(str(error))
+        if self.status == "completed" and loadgen is not None and loadgen.totals.sent == 0:
+            # Every user died at start-up, or the schedule never ran: nothing was measured.
+            self.status = "failed"
+            log = self.loadgen_dir / GENERATOR_LOGS[self.options.engine]
+            self.problem = f"the load generator sent no request; {_first_error(log) or self._locust_tail()}"
         series = (
             build_series(
                 loadgen.seconds,
@@ -683,7 +698,8 @@ class _Orchestrator:
         return {key: rel for key, rel in candidates.items() if (self.path / rel).is_file()}
 
     def _locust_tail(self) -> str:
-        self.locust_log.flush()
+        if not self.locust_log.closed:  # closed once the generator has been stopped
+            self.locust_log.flush()
         return _tail(self.loadgen_dir / GENERATOR_LOGS[self.options.engine])
 
     def _exchange_tail(self) -> str:
@@ -777,6 +793,20 @@ def _tail(path: Path, lines: int = 5) -> str:
     except OSError:
         return "(no output)"
     return " | ".join(text[-lines:]) or "(no output)"
+
+
+def _first_error(log: Path) -> str | None:
+    """The first ERROR line of a generator's log, and how many users failed, in one phrase (None: none)."""
+    try:
+        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+    errors = [line.split("/ERROR/", 1)[1] for line in lines if "/ERROR/" in line]
+    if not errors:
+        return None
+    failed = sum(" failed with " in line for line in lines)  # gevent's line for each user that died
+    users = f"{failed} user(s) failed at start-up; " if failed else ""
+    return f"{users}first error in {log.name}: {errors[0].strip()}"
 
 
 def _cpus(cpus: Sequence[int] | None) -> str:

@@ -61,6 +61,9 @@ def command(
     except (SweepFormatError, NothingToFit, BadInput) as error:
         click.echo(f"capacity fit: error: {error}", err=True)
         sys.exit(EXIT_INVALID)
+    except OSError as error:  # fit.json cannot be written beside the runs
+        click.echo(f"capacity fit: error: cannot write fit.json in {directory}: {error.strerror}", err=True)
+        sys.exit(EXIT_INVALID)
     print_fit(outcome, output_console())
 
 

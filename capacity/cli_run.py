@@ -18,7 +18,14 @@ from rich.console import Console
 from capacity.progress import LiveProgress, summary_table
 from capacity.results import Overrides, Run
 from capacity.run import DEFAULT_OUTPUT_DIR, RunOptions, RunResult, RunSetupError, run_scenario
-from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
+from capacity.run_options import (
+    BadInput,
+    duration_s,
+    positive_number,
+    run_options,
+    run_settings_options,
+    writable_dir,
+)
 from capacity.scenario import MAX_RATE, MAX_USERS, Scenario, ScenarioError, load_scenario
 from capacity.verdict_text import limit_of
 
@@ -67,7 +74,7 @@ def command(
     try:
         options = run_options(
             settings,
-            output_dir=Path(output_dir),
+            output_dir=writable_dir(output_dir, "--output-dir"),
             overrides=Overrides(
                 duration_s=duration_s(duration, "--duration"),
                 orders_per_second=positive_number(rate, "--rate", float, MAX_RATE),

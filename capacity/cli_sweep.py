@@ -26,7 +26,14 @@ from rich.table import Table
 from rich.text import Text
 
 from capacity.progress import LiveProgress, ProgressUpdate
-from capacity.run_options import BadInput, duration_s, positive_number, run_options, run_settings_options
+from capacity.run_options import (
+    BadInput,
+    duration_s,
+    positive_number,
+    run_options,
+    run_settings_options,
+    writable_dir,
+)
 from capacity.scenario import MAX_RATE, Scenario, ScenarioError, Sweep, load_document
 from capacity.sweep import (
     DEFAULT_OUTPUT_DIR,
@@ -95,6 +102,8 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
     try:
         if resume is not None:
             _refuse_with_resume(ctx, sweep_file)
+            if resume.is_dir():  # a missing one is the resume's own error
+                writable_dir(resume, "--resume", create=False)
             result = _with_progress(values["quiet"], lambda show: resume_sweep(resume, progress=show))
         else:
             sweep, ladder = _sweep_to_run(ctx, sweep_file, values)
@@ -105,7 +114,7 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
                 lambda show: start_sweep(
                     sweep,
                     options,
-                    output_dir=Path(values["output_dir"]),
+                    output_dir=writable_dir(values["output_dir"], "--output-dir"),
                     ladder=ladder,
                     stop_early=values["stop_early"],
                     repeats=repeats,

@@ -10,7 +10,9 @@ command prints as ``capacity <command>: error: ...`` and exits 2 for (nothing ra
 from __future__ import annotations
 
 import math
+import tempfile
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -64,6 +66,22 @@ def duration_s(text: str | None, flag: str, *, minimum: float = MIN_DURATION_S) 
             "(docs/limits.md)"
         )
     return seconds
+
+
+def writable_dir(text: str | Path, flag: str, *, create: bool = True) -> Path:
+    """``text`` as a directory the toolkit can write into (created if missing and ``create``), checked
+    before anything starts: a file in the way, /proc, /sys or a read-only place is BadInput naming why."""
+    path = Path(text)
+    try:
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".capacity-write-check-"):
+            pass
+    except FileExistsError:
+        raise BadInput(f"{flag} {str(text)!r}: a file is in the way, expected a directory") from None
+    except OSError as error:
+        raise BadInput(f"{flag} {str(text)!r}: cannot write there: {error.strerror or error}") from None
+    return path
 
 
 def parsed(text: str | None, flag: str, parse: Callable[[str], T]) -> T | None:

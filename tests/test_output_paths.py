@@ -1,0 +1,56 @@
+"""Issue 22: output that cannot be written is a clear error and exit 2, before anything starts.
+
+An --output-dir under /proc or /sys, or with a file in the way, used to give a traceback and exit 1 from
+run, sweep and resume; a fit.json that cannot be written, a traceback from fit.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from support import invoke_capacity
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
+SCENARIO = """\
+name: t
+load: {orders_per_second: 50, concurrent_users: 5, symbols: [BTCUSD], duration: 3s}
+slo: {p99_ms: 20, error_rate: 0.01}
+"""
+
+
+@pytest.fixture
+def in_the_way(tmp_path: Path) -> Path:
+    file = tmp_path / "a-file"
+    file.write_text("not a directory")
+    return file
+
+
+@pytest.mark.parametrize("command", ["run", "sweep"])
+def test_an_output_dir_that_cannot_be_written_is_bad_input(
+    tmp_path: Path, in_the_way: Path, command: str
+) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO)
+    source = scenario if command == "run" else ROOT / "scenarios" / "sweeps" / "ci_smoke.yaml"
+    cases = {
+        "/proc/capacity-test": "cannot write there: No such file or directory",
+        "/sys/capacity-test": "cannot write there: ",
+        str(in_the_way): "a file is in the way, expected a directory",
+    }
+    for directory, why in cases.items():
+        result = invoke_capacity(command, source, "--output-dir", directory, "-q")
+        assert result.exit_code == 2, result.output
+        assert f"capacity {command}: error: --output-dir '{directory}': {why}" in result.stderr
+
+
+def test_fit_that_cannot_write_fit_json_says_so(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    shutil.copytree(FIXTURE, sweep)
+    (sweep / "fit.json").unlink(missing_ok=True)
+    (sweep / "fit.json").mkdir()  # something that is not a file stands where fit.json goes
+    result = invoke_capacity("fit", sweep)
+    assert result.exit_code == 2, result.output
+    assert f"capacity fit: error: cannot write fit.json in {sweep}: " in result.stderr

@@ -103,7 +103,7 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
         if resume is not None:
             _refuse_with_resume(ctx, sweep_file)
             if resume.is_dir():  # a missing one is the resume's own error
-                writable_dir(resume, "--resume", create=False)
+                writable_dir(resume, "--resume")
             result = _with_progress(values["quiet"], lambda show: resume_sweep(resume, progress=show))
         else:
             sweep, ladder = _sweep_to_run(ctx, sweep_file, values)

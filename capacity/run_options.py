@@ -68,17 +68,16 @@ def duration_s(text: str | None, flag: str, *, minimum: float = MIN_DURATION_S) 
     return seconds
 
 
-def writable_dir(text: str | Path, flag: str, *, create: bool = True) -> Path:
-    """``text`` as a directory the toolkit can write into (created if missing and ``create``), checked
-    before anything starts: a file in the way, /proc, /sys or a read-only place is BadInput naming why."""
+def writable_dir(text: str | Path, flag: str) -> Path:
+    """``text`` as a directory the toolkit can create or write into, checked before anything starts and
+    without creating it: a file in the way, /proc, /sys or a read-only place is BadInput naming why."""
     path = Path(text)
+    existing = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise BadInput(f"{flag} {str(text)!r}: {existing} is a file in the way, expected a directory")
     try:
-        if create:
-            path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".capacity-write-check-"):
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".capacity-write-check-"):
             pass
-    except FileExistsError:
-        raise BadInput(f"{flag} {str(text)!r}: a file is in the way, expected a directory") from None
     except OSError as error:
         raise BadInput(f"{flag} {str(text)!r}: cannot write there: {error.strerror or error}") from None
     return path

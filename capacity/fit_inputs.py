@@ -160,7 +160,11 @@ def fit_result(
         "source": str(result.path),
         "sweep": result.record.name,
         "tiers": [{"name": e.name, "run_dir": e.run_dir} for e, _ in pairs],
-        "left_out": {e.name: e.status for e in result.record.tiers if e.status != "done"},
+        "left_out": {
+            e.name: e.status + (f"; no readable run: {result.lost[e.name]}" if e.name in result.lost else "")
+            for e in result.record.tiers
+            if e.status != "done"
+        },
         "available_cores": available,
         "cores_source": "given" if cores else measured[1],
         "memory_bytes": memory,

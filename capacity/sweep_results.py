@@ -143,13 +143,16 @@ class SweepResult:
     """A sweep directory, read: where it is, its record, and the ``Run`` of every tier that has one.
 
     ``runs`` maps tier names to runs, in tier order; tiers that never ran (pending, skipped) have none.
-    ``single_run`` is true when ``path`` is a run directory read as a one-tier sweep.
+    ``lost`` maps a tier that ran but left no readable run (interrupted while writing, a full disk) to
+    why, so that readers list it instead of skipping it. ``single_run`` is true when ``path`` is a run
+    directory read as a one-tier sweep.
     """
 
     path: Path
     record: SweepRecord
     runs: dict[str, Run]
     single_run: bool = False
+    lost: dict[str, str] = field(default_factory=dict)
 
     def tier_runs(self, *statuses: TierStatus) -> list[tuple[TierEntry, Run]]:
         """``(entry, run)`` pairs in tier order, only those with ``statuses`` if any are given."""
@@ -200,6 +203,10 @@ def sweep_from_dict(data: Any, source: str = "<sweep>") -> SweepRecord:
     record = dataclass_from_json(SweepRecord, data, source, error=SweepFormatError)
     if record.repeats < 1:
         raise SweepFormatError(f'{source}: field "repeats": expected 1 or more, got {record.repeats}')
+    names = [entry.name for entry in record.tiers]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:  # runs are keyed by tier name: a second tier of a name would hide the first
+        raise SweepFormatError(f'{source}: tier names must be unique, got "{repeated[0]}" twice or more')
     for entry in record.tiers:
         if not 1 <= entry.repeat <= record.repeats:
             raise SweepFormatError(
@@ -231,7 +238,8 @@ def read_sweep(path: str | os.PathLike[str]) -> SweepResult:
         raise SweepFormatError(f"{directory}: not a directory (expected a sweep or run directory)")
     if (directory / SWEEP_FILE).is_file():
         record = read_sweep_record(directory)
-        return SweepResult(directory, record, _load_runs(directory, record))
+        runs, lost = _load_runs(directory, record)
+        return SweepResult(directory, record, runs, lost=lost)
     if (directory / RUN_FILE).is_file():
         return _single_run(directory)
     raise SweepFormatError(
@@ -239,8 +247,10 @@ def read_sweep(path: str | os.PathLike[str]) -> SweepResult:
     )
 
 
-def _load_runs(directory: Path, record: SweepRecord) -> dict[str, Run]:
+def _load_runs(directory: Path, record: SweepRecord) -> tuple[dict[str, Run], dict[str, str]]:
+    """The runs of the tiers that have one, and why each tier that ran has none readable."""
     runs: dict[str, Run] = {}
+    lost: dict[str, str] = {}
     for entry in record.tiers:
         if entry.run_dir is None:
             continue
@@ -250,7 +260,8 @@ def _load_runs(directory: Path, record: SweepRecord) -> dict[str, Run]:
             if entry.status == "done":
                 message = f'{directory}: tier "{entry.name}" is done but its run is lost: {error}'
                 raise SweepFormatError(message) from None
-    return runs
+            lost[entry.name] = str(error)
+    return runs, lost
 
 
 def _single_run(directory: Path) -> SweepResult:

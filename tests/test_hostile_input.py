@@ -128,3 +128,24 @@ def test_a_nan_achieved_rate_never_reaches_matplotlib(sweep: Path, tmp_path: Pat
     run_json = _tier_run(sweep)
     run_json.write_text(run_json.read_text().replace('"achieved_rate": 20.0', '"achieved_rate": NaN', 1))
     refused(invoke_capacity("report", str(sweep), "-o", str(tmp_path / "report")), f"{run_json}:", "NaN")
+
+
+def test_a_half_written_tier_is_listed_not_skipped(sweep: Path) -> None:
+    record = json.loads((sweep / "sweep.json").read_text())
+    tier = record["tiers"][-1]
+    tier["status"] = "interrupted"  # the sweep stopped while this tier's run.json was being written
+    (sweep / "sweep.json").write_text(json.dumps(record))
+    run_json = sweep / tier["run_dir"] / "run.json"
+    run_json.write_text(run_json.read_text()[:500])
+    result = invoke_capacity("fit", str(sweep))
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert f"not fitted: tier {tier['name']} (interrupted; no readable run: {run_json}: not valid JSON" in out
+
+
+def test_two_tiers_of_one_name_in_sweep_json_are_refused(sweep: Path) -> None:
+    record = json.loads((sweep / "sweep.json").read_text())
+    record["tiers"][1]["name"] = record["tiers"][0]["name"]
+    (sweep / "sweep.json").write_text(json.dumps(record))
+    name = record["tiers"][0]["name"]
+    refused(invoke_capacity("fit", str(sweep)), f'tier names must be unique, got "{name}" twice or more')

@@ -25,6 +25,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check capacity reference_exchange tests benchmarks
+	$(BIN)/mypy
 
 # Generated output only: reports/baselines holds the committed baseline the CI gate compares against.
 clean:

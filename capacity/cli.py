@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 
 import capacity
+from capacity.exit_codes import EXIT_INVALID
 from capacity.scenario import ScenarioError, load_document
 from capacity.signals import stop_on_hangup_and_terminate
 
-EXIT_INVALID = 2
 _PLUGIN_PREFIX = "cli_"
 
 

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from capacity.exit_codes import EXIT_INVALID
 from capacity.gate.baseline import (
     MAX_BYTES,
     Baseline,
@@ -36,8 +37,6 @@ from capacity.gate.metrics import METRICS
 from capacity.gate.render import describe_side
 from capacity.gate.thresholds import DEFAULT_PATH, Thresholds, ThresholdsError, load_thresholds
 from capacity.sweep_results import SweepFormatError, read_sweep
-
-EXIT_INVALID = 2
 
 
 @click.group("baseline", context_settings={"help_option_names": ["-h", "--help"]})

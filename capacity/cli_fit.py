@@ -15,13 +15,12 @@ from rich.console import Console
 from rich.text import Text
 
 from capacity.cli_sweep import output_console
+from capacity.exit_codes import EXIT_INVALID
 from capacity.fit.estimate import fmt
 from capacity.fit_inputs import FitOutcome, NothingToFit, fit_directory, parse_size
 from capacity.repeat_spread import RepeatSpread
 from capacity.run_options import BadInput, parsed, positive_number
 from capacity.sweep_results import SweepFormatError, read_sweep
-
-EXIT_INVALID = 2
 
 
 @click.command("fit", context_settings={"help_option_names": ["-h", "--help"]})

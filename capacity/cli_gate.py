@@ -20,8 +20,9 @@ import click
 from rich.console import Console
 from rich.text import Text
 
+from capacity.exit_codes import EXIT_INVALID
 from capacity.gate.baseline import BaselineFormatError, load_side, read_baseline
-from capacity.gate.compare import EXIT_INVALID, GateInputError, GateResult, gate
+from capacity.gate.compare import GateInputError, GateResult, gate
 from capacity.gate.render import print_result, write_junit, write_markdown
 from capacity.gate.thresholds import DEFAULT_PATH, Thresholds, ThresholdsError, load_thresholds
 from capacity.sweep_results import SweepFormatError

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-EXIT_INVALID = 2
+from capacity.exit_codes import EXIT_INVALID
 
 
 @click.command("report", context_settings={"help_option_names": ["-h", "--help"]})

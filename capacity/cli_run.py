@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from capacity.exit_codes import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 from capacity.progress import LiveProgress, summary_table
 from capacity.results import Overrides, Run
 from capacity.run import DEFAULT_OUTPUT_DIR, RunOptions, RunResult, RunSetupError, run_scenario
@@ -28,12 +29,6 @@ from capacity.run_options import (
 )
 from capacity.scenario import MAX_RATE, MAX_USERS, Scenario, ScenarioError, load_scenario
 from capacity.verdict_text import limit_of
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-EXIT_INCONCLUSIVE = 3
-EXIT_INTERRUPTED = 130
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})

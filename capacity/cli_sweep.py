@@ -25,6 +25,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from capacity.exit_codes import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 from capacity.progress import LiveProgress, ProgressUpdate
 from capacity.run_options import (
     BadInput,
@@ -46,11 +47,6 @@ from capacity.sweep import (
     start_sweep,
 )
 from capacity.sweep_results import MatrixRow, SweepFormatError, SweepResult, matrix_rows
-
-EXIT_OK = 0
-EXIT_BROKE = 1
-EXIT_INVALID = 2
-EXIT_INTERRUPTED = 130
 
 LADDER_PARAMS = ("start", "stop", "steps", "spacing", "tier_duration")
 
@@ -326,7 +322,7 @@ def output_console() -> Console:
 
 def exit_code(result: SweepResult) -> int:
     """0 completed or stopped on purpose, 1 a tier broke, 130 interrupted."""
-    return {"interrupted": EXIT_INTERRUPTED, "failed": EXIT_BROKE}.get(result.record.status, EXIT_OK)
+    return {"interrupted": EXIT_INTERRUPTED, "failed": EXIT_FAILED}.get(result.record.status, EXIT_OK)
 
 
 def _ms(value: float | None) -> str:

@@ -71,7 +71,7 @@ def check_yaml_structure(text: str) -> None:
                 sizes[event.anchor] = 1
         elif isinstance(event, yaml.CollectionStartEvent):
             if len(counts) >= MAX_DEPTH:
-                raise InputLimitError(f"nested deeper than {MAX_DEPTH} levels", event.start_mark.line + 1)
+                raise InputLimitError(f"nested deeper than {MAX_DEPTH} levels", _line(event))
             counts.append(1)
             anchors.append(event.anchor)
             continue
@@ -88,6 +88,9 @@ def check_yaml_structure(text: str) -> None:
             total += size
         if total + sum(counts) > MAX_YAML_NODES:
             raise InputLimitError(
-                f"expands to more than {MAX_YAML_NODES:,} values (aliases expanded): refused",
-                event.start_mark.line + 1,
+                f"expands to more than {MAX_YAML_NODES:,} values (aliases expanded): refused", _line(event)
             )
+
+
+def _line(event: yaml.Event) -> int | None:
+    return None if event.start_mark is None else event.start_mark.line + 1

@@ -36,6 +36,7 @@ from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, Runner, WorkerRunner
 
+from capacity.exit_codes import EXIT_INVALID
 from capacity.latency import LatencyRecorder
 from capacity.loadgen_results import loadgen_document, progress_document, write_final, write_json_atomic
 from capacity.order_flow import Market, OrderFlow, OrderRequest
@@ -50,7 +51,6 @@ DEFAULT_HOST = "http://127.0.0.1:8080"
 RUN_OPTION = "capacity_run"
 REPORT_KEY = "capacity"  # key of our data in Locust's worker report
 DRAIN_S = 1.0  # after the schedule ends, users send nothing new but in-flight responses still count
-EXIT_INVALID = 2
 # What Locust's json= adds; bodies are encoded here with orjson (stdlib json costs ~3 % of a request).
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from capacity.exit_codes import EXIT_INVALID
 from capacity.latency import LatencyRecorder
 from capacity.loadgen_results import loadgen_document, progress_document, write_final, write_json_atomic
 from capacity.native_engine import EngineConfig, NativeEngine, TargetError
@@ -39,7 +40,6 @@ from capacity.preflight import TargetNotTheApi, fetch_market
 from capacity.scenario import Scenario, ScenarioError, load_scenario
 
 ENGINE = "native"
-EXIT_INVALID = 2
 EXIT_TARGET = 3
 READY_TIMEOUT_S = 120.0  # every process connected its first users
 START_DELAY_S = 0.05  # t = 0 a little after the start message, so every process receives it in time

@@ -463,7 +463,7 @@ def _build(tp: Any, value: Any, source: str, where: str) -> Any:
 def _build_dataclass(cls: type[T], value: Any, source: str, where: str) -> T:
     if not isinstance(value, dict):
         raise _type_error(source, where, "an object", value)
-    hints = _type_hints(cls)
+    hints = _type_hints(cls)  # type: ignore[arg-type]  # a dataclass type is hashable; T hides that
     kwargs: dict[str, Any] = {}
     for f in fields(cls):  # type: ignore[arg-type]
         path = f"{where}.{f.name}" if where else f.name

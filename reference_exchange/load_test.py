@@ -317,20 +317,25 @@ def describe_progress(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _mapping(value: Any) -> dict[str, Any]:
+    """``value`` if it is an object of run.json, else an empty one (a field the run did not write)."""
+    return value if isinstance(value, dict) else {}
+
+
 def describe_run(run: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
     """The summary of a ``run.json`` (docs/run-format.md) that the status shows, read field by field."""
-    summary = run.get("summary") if isinstance(run.get("summary"), dict) else {}
-    environment = run.get("environment") if isinstance(run.get("environment"), dict) else {}
-    slo = summary.get("slo") if isinstance(summary.get("slo"), dict) else {}
+    summary = _mapping(run.get("summary"))
+    environment = _mapping(run.get("environment"))
+    slo = _mapping(summary.get("slo"))
 
     def latency(key: str) -> dict[str, float | None]:
-        figures = summary.get(key) if isinstance(summary.get(key), dict) else {}
+        figures = _mapping(summary.get(key))
         return {
             name: _number(figures.get(name)) for name in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
         }
 
     passed = slo.get("passed")
-    counts = summary.get("counts") if isinstance(summary.get("counts"), dict) else {}
+    counts = _mapping(summary.get("counts"))
     status = run.get("status")
     return {
         "status": status if status in ("completed", "interrupted", "failed") else None,

@@ -23,7 +23,7 @@ MAX_CHAOS_LATENCY_MS = 10_000  # 10 s per commit is already an outage; more is a
 MAX_CHAOS_DURATION_S = 3600  # an injection that outlives the demo by hours is a mistake
 MIN_CHAOS_DURATION_S = 0.001
 
-DECIMAL = {
+DECIMAL: dict[str, Any] = {
     "type": ["string", "number"],
     "maxLength": 64,
     "description": "decimal as a string (exact) or a number",
@@ -54,7 +54,8 @@ _ORDER_KEYS = frozenset(_ORDER_FIELDS)
 _SIDES = frozenset(_ORDER_FIELDS["side"]["enum"])
 _TYPES = frozenset(_ORDER_FIELDS["type"]["enum"])
 _TIME_IN_FORCE = frozenset(_ORDER_FIELDS["time_in_force"]["enum"])
-_SYMBOL_MAX, _DECIMAL_MAX = _ORDER_FIELDS["symbol"]["maxLength"], DECIMAL["maxLength"]
+_SYMBOL_MAX: int = _ORDER_FIELDS["symbol"]["maxLength"]
+_DECIMAL_MAX: int = DECIMAL["maxLength"]
 _CLIENT_ORDER_ID_MAX = _ORDER_FIELDS["client_order_id"]["maxLength"]
 
 

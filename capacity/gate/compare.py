@@ -62,6 +62,7 @@ from typing import Literal
 
 import numpy as np
 
+from capacity.exit_codes import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 from capacity.fit.regression import autocorrelation
 from capacity.gate.baseline import Baseline
 from capacity.gate.metrics import METRICS, Metric, MetricSamples, TierData
@@ -70,10 +71,6 @@ from capacity.gate.thresholds import Limit, Thresholds
 Verdict = Literal["better", "worse", "not significant", "inconclusive", "pass", "fail"]
 Status = Literal["pass", "regression", "inconclusive"]
 
-EXIT_PASS = 0
-EXIT_REGRESSION = 1
-EXIT_INVALID = 2
-EXIT_INCONCLUSIVE = 3  # only with --strict
 #: Fewer per-second samples than this on a side: no test (a variance and a lag-1 correlation need them).
 MIN_SAMPLES = 3
 
@@ -163,10 +160,10 @@ class GateResult:
     def exit_code(self, strict: bool = False) -> int:
         """0 pass (or inconclusive), 1 regression, 3 inconclusive with ``strict``."""
         if self.status == "regression":
-            return EXIT_REGRESSION
+            return EXIT_FAILED
         if self.status == "inconclusive" and strict:
             return EXIT_INCONCLUSIVE
-        return EXIT_PASS
+        return EXIT_OK
 
 
 # ---------------------------------------------------------------------------------------------- gate
@@ -543,10 +540,6 @@ def _names(tiers: Sequence[TierData]) -> str:
 
 
 __all__ = [
-    "EXIT_INCONCLUSIVE",
-    "EXIT_INVALID",
-    "EXIT_PASS",
-    "EXIT_REGRESSION",
     "Check",
     "GateInputError",
     "GateResult",

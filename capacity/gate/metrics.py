@@ -242,9 +242,12 @@ def cpu_per_order(steady: Sequence[Second]) -> MetricSamples:
     source, cpu = _cpu_source(steady)
     if cpu is None:
         return MetricSamples(None, (), "server CPU was not measured (--target without --server-pid?)")
-    value, samples = _ratio_of_sums(
-        steady, lambda x: None if cpu(x) is None else cpu(x) / 100.0, lambda x: x.achieved_rate
-    )
+
+    def cores(second: Second) -> float | None:
+        percent = cpu(second)
+        return None if percent is None else percent / 100.0
+
+    value, samples = _ratio_of_sums(steady, cores, lambda x: x.achieved_rate)
     if value is None:
         return MetricSamples(None, (), "no request succeeded", source)
     return MetricSamples(value, samples, None, source)

@@ -101,7 +101,8 @@ def _build_load(doc: _Doc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) ->
 def _build_mix(doc: _Doc, raw: Mapping[str, Any] | None) -> Mix:
     if raw is None:
         return Mix()
-    mix = Mix(**{k: (int(v) if k == "price_offset_ticks" else float(v)) for k, v in raw.items()})
+    numbers: dict[str, Any] = {k: (int(v) if k == "price_offset_ticks" else float(v)) for k, v in raw.items()}
+    mix = Mix(**numbers)
     parts = {"limit": mix.limit, "market": mix.market, "cancel": mix.cancel, "book": mix.book}
     total = sum(parts.values())
     if not math.isclose(total, 100.0, abs_tol=1e-6):

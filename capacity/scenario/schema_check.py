@@ -77,6 +77,7 @@ def _explain(
     """(field path, message, path whose key line to report) for one jsonschema error, in plain words."""
     path: FieldPath = tuple(error.absolute_path)
     instance = error.instance
+    schema: dict[str, Any] = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "required" and isinstance(instance, Mapping):
         # a missing field has no line of its own: point at its parent's key
         return [
@@ -85,11 +86,11 @@ def _explain(
                 f"missing required field; expected {_expectation(_schema_at(root, (*path, name)))}",
                 path,
             )
-            for name in error.validator_value
+            for name in (error.validator_value if isinstance(error.validator_value, list) else ())
             if name not in instance
         ]
     if error.validator == "additionalProperties" and isinstance(instance, Mapping):
-        allowed = list(error.schema.get("properties", {}))
+        allowed = list(schema.get("properties", {}))
         return [
             ((*path, k), _unknown_field(str(k), allowed), (*path, k)) for k in instance if k not in allowed
         ]
@@ -98,7 +99,7 @@ def _explain(
     if error.validator is None:  # a `false` schema
         return [(path, "not allowed here", path)]
     if error.validator in _EXPLAINED:
-        return [(path, f"expected {_expectation(error.schema)}, got {_show(instance)}", path)]
+        return [(path, f"expected {_expectation(schema)}, got {_show(instance)}", path)]
     return [(path, error.message, path)]
 
 
@@ -163,7 +164,7 @@ def _expectation(schema: dict[str, Any]) -> str:
         return _show(schema["const"])
     if "enum" in schema:
         return "one of " + ", ".join(map(_show, schema["enum"]))
-    kind = schema.get("type")
+    kind = str(schema.get("type"))
     text = _TYPE_WORDS.get(kind, "a value")
     if kind in ("number", "integer"):
         text += _bounds(schema)

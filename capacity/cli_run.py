@@ -29,6 +29,7 @@ from capacity.run_options import (
 )
 from capacity.scenario import MAX_RATE, MAX_USERS, Scenario, ScenarioError, load_scenario
 from capacity.verdict_text import limit_of
+from capacity.verdicts import NOT_THE_SERVERS
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
@@ -97,7 +98,7 @@ def exit_code(run: Run) -> int:
         return EXIT_INTERRUPTED
     if run.status != "completed":
         return EXIT_FAILED
-    if limit_of(run.summary).kind in ("generator", "disturbed"):
+    if limit_of(run.summary).kind in NOT_THE_SERVERS:
         return EXIT_INCONCLUSIVE
     return EXIT_OK if run.summary.slo.passed else EXIT_FAILED
 

@@ -26,16 +26,11 @@ from rich.console import Console
 from rich.text import Text
 
 from capacity.cli_fit import print_fit
-from capacity.cli_sweep import (
-    EXIT_INTERRUPTED,
-    EXIT_INVALID,
-    SweepLive,
-    exit_code,
-    output_console,
-    print_outcome,
-)
+from capacity.cli_sweep import SweepLive, exit_code, output_console, print_outcome
+from capacity.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID
 from capacity.fit_inputs import NothingToFit, fit_directory
 from capacity.run import RunOptions, plan_placement
+from capacity.run_options import BadInput, writable_dir
 from capacity.scenario import ScenarioError, format_duration, load_sweep
 from capacity.signals import stop_on_hangup_and_terminate
 from capacity.sweep import DEFAULT_OUTPUT_DIR, SweepSetupError, start_sweep
@@ -59,6 +54,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ScenarioError as error:
         for problem in error.problems:
             console.print(str(problem), style="red", highlight=False)
+        return EXIT_INVALID
+    try:
+        writable_dir(args.output_dir, "--output-dir")
+    except BadInput as error:
+        console.print(f"demo: {error}", style="red", highlight=False)
         return EXIT_INVALID
     options = RunOptions(pin_self=True)
     _introduce(console, args.sweep, sweep.summary(), options)

@@ -644,3 +644,31 @@ def test_baseline_file_is_compact(tmp_path: Path) -> None:
     text = dumps(side)
     assert len(text.encode()) < 200_000
     assert '"samples": [' in text and "\n   0." not in text  # numbers on one line
+
+
+def test_a_repeated_sweep_is_compared_tier_by_tier_with_its_repeats_pooled(
+    tmp_path: Path, baseline_file: Path
+) -> None:
+    """`capacity sweep --repeat 2` names the second runs smoke-200#2 and smoke-500#2: they are repeats of
+    smoke-200 and smoke-500, pooled, never tiers missing from the baseline."""
+    runs = {
+        "smoke-200": make_run(rate=200.0, cpu_ms=0.55, seed=11),
+        "smoke-500": make_run(rate=500.0, cpu_ms=0.40, seed=12),
+        "smoke-200#2": make_run(rate=200.0, cpu_ms=0.55, seed=13),
+        "smoke-500#2": make_run(rate=500.0, cpu_ms=0.40, seed=14),
+    }
+    path = write_sweep_dir(tmp_path / "repeated", runs)
+    record = json.loads((path / "sweep.json").read_text())
+    record["repeats"] = 2
+    for entry in record["tiers"]:
+        entry["repeat"] = 2 if entry["name"].endswith("#2") else 1
+    (path / "sweep.json").write_text(json.dumps(record))
+    side = load_side(path, 6)
+    assert [t.name for t in side.tiers] == ["smoke-200", "smoke-500"]
+    single = load_side(write_sweep_dir(tmp_path / "one", {"smoke-200": runs["smoke-200"]}), 6)
+    pooled_cpu = side.tiers[0].metrics["cpu_per_order"]
+    assert len(pooled_cpu.samples) == 2 * len(single.tiers[0].metrics["cpu_per_order"].samples)
+    assert len(pooled_cpu.run_values) == 2
+    result = run_cli("gate", "-b", baseline_file, path)
+    assert result.exit_code == 0, result.output
+    assert "#2" not in result.output

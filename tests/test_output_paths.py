@@ -55,3 +55,10 @@ def test_fit_that_cannot_write_fit_json_says_so(tmp_path: Path) -> None:
     result = invoke_capacity("fit", sweep)
     assert result.exit_code == 2, result.output
     assert f"capacity fit: error: cannot write fit.json in {sweep}: " in result.stderr
+
+
+def test_make_demo_checks_its_output_dir_too(capsys: pytest.CaptureFixture[str]) -> None:
+    from capacity.demo import main
+
+    assert main(["--output-dir", "/proc/capacity-test"]) == 2
+    assert "--output-dir '/proc/capacity-test': cannot write there: " in capsys.readouterr().out

@@ -63,18 +63,31 @@ class Baseline:
 
 def from_sweep(result: SweepResult, min_steady_seconds: int, reason: str | None = None) -> Baseline:
     """A sweep (or a run read as a one-tier sweep) reduced to a baseline. Tiers that never ran are kept,
-    with the reason they cannot be compared."""
-    tiers = []
+    with the reason they cannot be compared. A sweep run with ``--repeat N`` gives one tier per tier of
+    its definition, its usable repeats pooled (``metrics.pool``): ``average#2`` is the second run of
+    ``average``, compared as such, never a tier of its own."""
+    repeats: dict[str, list[TierData]] = {}
     settings: dict[str, str] | None = None
     for entry in result.record.tiers:
         run = result.runs.get(entry.name)
         if run is None:
             why = f"did not run ({entry.status}" + (f": {entry.problem})" if entry.problem else ")")
-            tiers.append(TierData(entry.name, entry.status, (why,), entry.offered or 0.0, 0, {}, {}))
-            continue
-        tiers.append(tier_data(run, entry.name, min_steady_seconds))
-        if settings is None:
-            settings = dict(run.target.settings)
+            data = TierData(entry.tier, entry.status, (why,), entry.offered or 0.0, 0, {}, {})
+        else:
+            data = tier_data(run, entry.tier, min_steady_seconds)
+            if settings is None:
+                settings = dict(run.target.settings)
+        repeats.setdefault(entry.tier, []).append(data)
+    tiers, notes = [], []
+    for name, runs in repeats.items():
+        usable = [r for r in runs if r.usable]
+        tiers.append(pool(usable) if usable else runs[0])
+        if usable and len(usable) < len(runs):
+            notes += [
+                f"left out repeat {i} of tier {name}: {'; '.join(r.problems)}"
+                for i, r in enumerate(runs, start=1)
+                if not r.usable
+            ]
     return Baseline(
         name=result.record.name,
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -84,6 +97,7 @@ def from_sweep(result: SweepResult, min_steady_seconds: int, reason: str | None 
         sweep_status=result.record.status,
         settings=settings,
         reason=reason,
+        notes=tuple(notes),
     )
 
 

@@ -18,7 +18,14 @@ from rich.console import Console
 from capacity.exit_codes import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 from capacity.progress import LiveProgress, summary_table
 from capacity.results import Overrides, Run
-from capacity.run import DEFAULT_OUTPUT_DIR, RunOptions, RunResult, RunSetupError, run_scenario
+from capacity.run import (
+    DEFAULT_OUTPUT_DIR,
+    RunNotWritten,
+    RunOptions,
+    RunResult,
+    RunSetupError,
+    run_scenario,
+)
 from capacity.run_options import (
     BadInput,
     duration_s,
@@ -88,6 +95,12 @@ def command(
     except KeyboardInterrupt:
         click.echo("capacity run: interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except RunNotWritten as error:
+        click.echo(f"capacity run: {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    except OSError as error:  # the run directory itself could not be made (a full disk)
+        click.echo(f"capacity run: cannot write {error.filename}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_FAILED)
     _report(result, quiet)
     sys.exit(exit_code(result.run))
 

@@ -83,6 +83,10 @@ JOURNAL_SYNC_MODES = ("full", "normal", "off")
 EXCHANGE_METRICS_WINDOW = "1s"
 
 
+class RunNotWritten(Exception):
+    """The run ended but its run.json could not be written (a full disk): one line saying what is kept."""
+
+
 class RunSetupError(ValueError):
     """The options cannot work (non-loopback target, unknown CPU, missing locustfile...); nothing ran."""
 
@@ -673,7 +677,15 @@ class _Orchestrator:
             files=self._files(),
             notes=tuple(self.notes),
         )
-        write_run(self.path, run)
+        try:
+            write_run(self.path, run)
+        except OSError as error:  # a full disk: the children are already stopped, keep what is on disk
+            kept = ", ".join(sorted(p.name for p in self.loadgen_dir.iterdir())) or "nothing"
+            raise RunNotWritten(
+                f"could not write {self.path / 'run.json'}: {error.strerror or error}; the generator's "
+                f"files are kept in {self.loadgen_dir} ({kept}); the server's CPU and memory samples "
+                "were held in memory and are lost"
+            ) from None
         self._say("finished", f"{self.status}: {self.path}")
         return RunResult(self.path, run)
 

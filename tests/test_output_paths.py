@@ -62,3 +62,26 @@ def test_make_demo_checks_its_output_dir_too(capsys: pytest.CaptureFixture[str])
 
     assert main(["--output-dir", "/proc/capacity-test"]) == 2
     assert "--output-dir '/proc/capacity-test': cannot write there: " in capsys.readouterr().out
+
+
+@pytest.mark.timeout(90)
+def test_a_full_disk_when_run_json_is_written_stops_cleanly_and_keeps_the_generators_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No tmpfs to fill here (no root for mounts), so the disk fills exactly where run.json is written."""
+    import errno
+
+    from capacity import run as run_module
+
+    def full_disk(path: object, run: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(run_module, "write_run", full_disk)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 3s", "duration: 2s"))
+    result = invoke_capacity("run", scenario, "--output-dir", tmp_path / "runs", "-q")
+    assert result.exit_code == 1, result.output
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    assert f"could not write {run_dir / 'run.json'}: No space left on device" in result.stderr
+    assert "loadgen.json" in result.stderr and (run_dir / "loadgen" / "loadgen.json").is_file()
+    assert not (run_dir / "run.json").exists()

@@ -135,9 +135,43 @@ def scenario_from_options(options: Any) -> Scenario:
         users = _number(getattr(options, "users_override", None), int)
     except ValueError as error:
         raise ScenarioError([Problem("overrides", None, "", str(error))]) from None
-    return load_scenario(path).with_overrides(
+    scenario = load_scenario(path)
+    common = CommonOptions.of(options)
+    if common is not None:
+        if duration_s is None and common.run_time_s and common.run_time_s < scenario.total_duration_s:
+            duration_s = float(common.run_time_s)  # -t cuts the run short, never lengthens it
+        if users is None and common.users:
+            users = common.users
+    return scenario.with_overrides(
         duration_s=duration_s, orders_per_second=rate, concurrent_users=None if users is None else int(users)
     )
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """Locust's -t, -u and -r as the user gave them, before Locust fills in its headless defaults (1 user
+    at 1/s): -t the run's length (a cut: a shorter run, stages scaled to fit, as --duration-override), -u the
+    users (as --users-override), -r a cap on users started per second (docs/locust.md)."""
+
+    run_time_s: int | None
+    users: int | None
+    spawn_rate: float | None
+
+    @classmethod
+    def of(cls, options: Any) -> CommonOptions | None:
+        """What on_init (or the web UI's start form) left in ``options``; None if nothing."""
+        values = getattr(options, COMMON_OPTION, None)
+        return None if values is None else cls(*values)
+
+    @staticmethod
+    def keep(options: Any) -> None:
+        """Keep -t, -u and -r as they are now in ``options`` (a plain list: the master sends its parsed
+        options to workers with msgpack)."""
+        setattr(options, COMMON_OPTION, [options.run_time, options.num_users, options.spawn_rate])
+
+
+#: Where -t, -u and -r are kept on Locust's parsed options.
+COMMON_OPTION = "capacity_common_options"
 
 
 def late_threshold_ms(options: Any) -> float:
@@ -252,8 +286,10 @@ class ScenarioShape(LoadTestShape):
     """Users follow the scenario's schedule (ramp and stages); None once it has ended (plus DRAIN_S).
 
     Each tick returns (users, spawn_rate) with a spawn rate that reaches the new user count within about
-    a second, so the users, and with them the offered rate, track the schedule.
+    a second, so the users, and with them the offered rate, track the schedule; ``-r`` caps it.
     """
+
+    use_common_options = True  # -t, -u and -r are read (CommonOptions), so Locust does not ignore them
 
     def __init__(self, scenario: Scenario | None = None) -> None:
         super().__init__()
@@ -266,6 +302,8 @@ class ScenarioShape(LoadTestShape):
         # Re-read the options at every start: the web UI may have changed --scenario or an override.
         options = self.runner.environment.parsed_options if self.runner is not None else None
         if options is not None and not isinstance(self.runner, WorkerRunner):
+            if not getattr(options, "headless", False):  # the web UI's start form wrote -t, -u and -r here
+                CommonOptions.keep(options)
             try:
                 self.scenario = scenario_from_options(options)
             except ScenarioError as error:
@@ -286,8 +324,15 @@ class ScenarioShape(LoadTestShape):
         if self._last is not None and self._last[0] == users:
             return self._last
         previous = 0 if self._last is None else self._last[0]
-        self._last = (users, float(max(abs(users - previous), 1)))
+        rate = float(max(abs(users - previous), 1))
+        common = self._common()
+        if common is not None and common.spawn_rate:
+            rate = min(rate, common.spawn_rate)
+        self._last = (users, rate)
         return self._last
+
+    def _common(self) -> CommonOptions | None:
+        return CommonOptions.of(self.runner.environment.parsed_options) if self.runner is not None else None
 
 
 # ---------------------------------------------------------------------------------------------- user
@@ -431,6 +476,12 @@ def on_init(environment: Environment, runner: Runner | None = None, **_kwargs: A
     # reach, so full collections during the run are short (they paused sends for ~50 ms at 2500/s).
     gc.collect()
     gc.freeze()
+    options = environment.parsed_options
+    if options is not None and not hasattr(options, COMMON_OPTION):
+        CommonOptions.keep(options)
+        # The shape ends the run when the (cut) schedule and its drain are over: Locust's own stop at -t
+        # would cut the drain and count answers still on their way as unanswered.
+        options.run_time = None
     if environment.parsed_options is None or _is_worker(environment):
         return  # workers get the scenario from the master
     try:

@@ -237,3 +237,22 @@ def test_distributed_processes_merge_into_one_result(exchange: EmbeddedExchange,
     assert totals["ok"] == pytest.approx(totals["scheduled"], rel=0.2)
     assert totals["errors"] == 0
     assert totals["corrected"]["p99"] >= totals["raw"]["p99"]
+
+
+def test_locusts_common_options_cut_the_run_and_set_its_users(
+    exchange: EmbeddedExchange, tmp_path: Path
+) -> None:
+    """Issue 17: `-t 3s` cuts a 20-second scenario to 3 seconds (Locust no longer says it ignores it) and
+    `-u 4` runs 4 users; the run still ends with the shape, drain included, so nothing is left unanswered."""
+    scenario = write_scenario(tmp_path / "s.yaml", rate=100, users=10, duration="20s")
+    results = tmp_path / "results"
+    started = time.monotonic()
+    result = run_locust(exchange.url, scenario, results, "-t", "3s", "-u", "4")
+    assert time.monotonic() - started < 15
+    assert "will be ignored" not in result.stderr
+    doc = json.loads((results / "loadgen.json").read_text())
+    totals = doc["totals"]
+    assert totals["scheduled"] == pytest.approx(300, rel=0.1)
+    assert totals["ok"] == totals["sent"] == totals["scheduled"]
+    assert len(doc["seconds"]) == 3
+    assert doc["scenario"]["load"]["concurrent_users"] == 4 and doc["scenario"]["load"]["duration"] == 3

@@ -106,7 +106,10 @@ async def test_new_orders_are_shed_while_the_loop_lags_but_reads_and_cancels_are
     await stall
     assert cancel.status == 200  # cancels reduce work and risk: not shed for lag
 
-    await asyncio.sleep(0.2)  # caught up
+    for _ in range(40):  # caught up once the lag monitor's samples are on time again (longer on a busy host)
+        await asyncio.sleep(0.1)
+        if not (await (await client.get("/api/metrics")).json())["data"]["overloaded"]:
+            break
     assert (await client.post("/api/orders", json=ORDER)).status == 201
 
     data = (await (await client.get("/api/metrics")).json())["data"]

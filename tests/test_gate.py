@@ -281,6 +281,27 @@ def test_noise_seen_between_two_honest_runs_is_not_significant() -> None:
     assert "not significant at 0.01" in check.detail and "lag-1 autocorrelation 0.4" in check.detail
 
 
+@pytest.mark.parametrize(
+    ("base_samples", "why"),
+    [
+        ((1e308, -1e308, 1e308, -1e308, 1e308), "overflow a double"),  # finite, but the variance is inf
+        ((0.0, 0.0, 0.0, 0.0, 0.0), "baseline's value is 0"),  # a relative change from 0 is undefined
+    ],
+)
+def test_figures_that_give_no_finite_change_are_inconclusive_never_a_pass(
+    base_samples: tuple[float, ...], why: str
+) -> None:
+    from capacity.gate.compare import compare_metric
+    from capacity.gate.metrics import MetricSamples
+
+    base = MetricSamples(float(np.mean(base_samples)), base_samples, source="server")
+    cur = MetricSamples(float(np.mean(HONEST_B)) / 1000, tuple(x / 1000 for x in HONEST_B), source="server")
+    thresholds = parse_thresholds(Path("scenarios/gate/thresholds.yaml").read_text())
+    limit = thresholds.limits["cpu_per_order"]
+    check = compare_metric("smoke-500", METRICS["cpu_per_order"], base, cur, limit, thresholds.alpha)
+    assert check.verdict == "inconclusive" and why in check.detail, check.detail
+
+
 def test_synthetic_noise_of_honest_size_is_not_significant(tmp_path: Path, baseline_file: Path) -> None:
     """Per-second noise and run-to-run shifts of the size measured here: +8 % CPU per order, P99 twice as
     high, RSS per order +18 %, one stalled second shedding 3 % of a tier."""

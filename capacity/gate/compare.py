@@ -276,9 +276,17 @@ def compare_metric(
     if base.source != cur.source:
         why = f"the baseline's figure came from the {base.source}, the run's from the {cur.source}"
         return _inconclusive(tier, metric.key, metric.label, why, base, cur)
+    if limit.relative and base.value == 0:
+        why = f"the baseline's value is 0: a change relative to it is undefined ({limit.text(metric.key)})"
+        return _inconclusive(tier, metric.key, metric.label, why, base, cur)
     change = _change(base.value, cur.value, limit.relative)
     worse_by = change if metric.better == "lower" else -change
-    test = difference_test(base.samples, cur.samples, metric.statistic)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is caught below, not printed
+        test = difference_test(base.samples, cur.samples, metric.statistic)
+    if not math.isfinite(change) or (test is not None and not math.isfinite(test.p)):
+        # Finite inputs can still overflow a double (a variance of 1e200s): no verdict rests on inf or NaN.
+        why = "the figures overflow a double-precision number, so no change or test can be computed"
+        return _inconclusive(tier, metric.key, metric.label, why, base, cur)
     p = test.p if test is not None else None
     limit_text = limit.text(metric.key)
     common = {
@@ -348,8 +356,8 @@ def difference_test(
 ) -> Significance | None:
     """Two-sided test of the difference in ``statistic`` between two sets of per-second samples, allowing
     for autocorrelated seconds (a Welch t-test with AR(1) variances; see the module docstring). p is 1.0
-    when neither side varies and both are equal (0.0 when they differ); None with fewer than
-    ``MIN_SAMPLES`` samples on a side (no test can say anything)."""
+    when neither side varies and both are equal (0.0 when they differ), NaN when the figures overflow a
+    double; None with fewer than ``MIN_SAMPLES`` samples on a side (no test can say anything)."""
     if len(a) < MIN_SAMPLES or len(b) < MIN_SAMPLES:
         return None
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
@@ -363,6 +371,8 @@ def difference_test(
         variances.append(factor * _naive_variance(side, statistic))
         dfs.append(max(side.size / factor - 1, 1.0))
     total = sum(variances)
+    if not (math.isfinite(total) and math.isfinite(difference)):
+        return Significance(math.nan, rho, math.nan)
     if total == 0:
         return Significance(1.0 if difference == 0 else 0.0, rho, math.inf)
     # Welch-Satterthwaite, with each side's effective sample size in place of its seconds.
@@ -399,17 +409,14 @@ def _naive_variance(samples: np.ndarray, statistic: Literal["mean", "median"]) -
 
 
 def _change(base: float, cur: float, relative: bool) -> float:
-    if not relative:
-        return cur - base
-    if base == 0:
-        return 0.0 if cur == 0 else math.copysign(math.inf, cur)
-    return (cur - base) / abs(base)
+    """``cur - base``, over ``|base|`` when relative (``compare_metric`` has refused a base of 0 then)."""
+    return (cur - base) / abs(base) if relative else cur - base
 
 
 def _change_words(change: float, relative: bool, metric: Metric) -> str:
     """A change as text: relative in %, absolute in the metric's unit (shares in percentage points)."""
     if relative:
-        return "+inf %" if math.isinf(change) else f"{change * 100:+.1f} %"
+        return f"{change * 100:+.1f} %"
     if metric.unit == "%":
         return f"{change * metric.scale:+.{metric.digits}f} pt"
     return ("+" if change >= 0 else "-") + metric.display(abs(change))

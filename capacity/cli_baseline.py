@@ -36,6 +36,7 @@ from capacity.gate.baseline import (
 from capacity.gate.metrics import METRICS
 from capacity.gate.render import describe_side
 from capacity.gate.thresholds import DEFAULT_PATH, Thresholds, ThresholdsError, load_thresholds
+from capacity.results import FloatArray
 from capacity.sweep_results import SweepFormatError, read_sweep
 
 
@@ -181,7 +182,7 @@ def baseline_table(baseline: Baseline, previous: Baseline | None) -> Table:
     return table
 
 
-def _spread(samples: tuple[float, ...], key: str) -> str:
+def _spread(samples: FloatArray, key: str) -> str:
     if len(samples) < 4:
         return "-"
     low, high = np.percentile(samples, [25, 75])

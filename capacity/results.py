@@ -19,10 +19,13 @@ import json
 import math
 import os
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import numpy as np
+import numpy.typing as npt
 
 from capacity.jsonfile import read_json_file
 
@@ -385,6 +388,8 @@ def check_format(value: Any, source: str = "<run>") -> None:
 
 
 T = TypeVar("T")
+#: A read-only float64 array (``as_float_array``); read from a JSON list of numbers.
+FloatArray = npt.NDArray[np.float64]
 
 
 def dataclass_from_json(
@@ -398,7 +403,8 @@ def dataclass_from_json(
     type raises ``error`` (default RunFormatError) with one line naming ``source`` and the field's path,
     e.g. ``run.json: field "series[2].achieved_rate": expected a number, got "fast"``. Annotations may
     be ``bool``, ``int``, ``float``, ``str``, ``Any``, ``Literal``, ``X | None``, ``tuple[X, ...]``,
-    ``dict[str, X]`` and dataclasses of those.
+    ``dict[str, X]``, ``numpy.typing.NDArray[numpy.float64]`` (a list of numbers) and dataclasses of
+    those.
     """
     try:
         return _build(cls, data, source, "")
@@ -440,6 +446,8 @@ def _build(tp: Any, value: Any, source: str, where: str) -> Any:
             raise _type_error(source, where, "a list", value)
         item = get_args(tp)[0]
         return tuple(_build(item, v, source, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin is np.ndarray:
+        return _float_array(value, source, where)
     if origin is dict:
         if not isinstance(value, dict):
             raise _type_error(source, where, "an object", value)
@@ -458,6 +466,27 @@ def _build(tp: Any, value: Any, source: str, where: str) -> Any:
             raise _type_error(source, where, "a string" if tp is str else "true or false", value)
         return value
     raise TypeError(f"results: no reader for annotation {tp!r}")  # a bug in this module, not in the file
+
+
+def as_float_array(values: Sequence[float] | FloatArray) -> FloatArray:
+    """``values`` as a read-only float64 array: 8 bytes a number where a tuple of floats takes 32 (a
+    gate baseline may hold 100,000 samples a metric: docs/limits.md). A read-only one is kept as is."""
+    if isinstance(values, np.ndarray) and values.dtype == np.float64 and not values.flags.writeable:
+        return values
+    array = np.array(values, dtype=np.float64)  # a copy: a caller's array stays its own
+    array.flags.writeable = False
+    return array
+
+
+def _float_array(value: Any, source: str, where: str) -> FloatArray:
+    """A JSON list of numbers as ``as_float_array``: checked whole first, item by item only to name the
+    culprit."""
+    if not isinstance(value, list):
+        raise _type_error(source, where, "a list", value)
+    if not {type(v) for v in value} <= {int, float}:
+        for i, v in enumerate(value):
+            _build(float, v, source, f"{where}[{i}]")
+    return as_float_array(value)
 
 
 def _build_dataclass(cls: type[T], value: Any, source: str, where: str) -> T:

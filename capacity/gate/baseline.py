@@ -223,7 +223,7 @@ def _checked_tier(tier: TierData, source: str) -> TierData:
     """``tier`` with every metric's samples checked to be numbers."""
     metrics: dict[str, MetricSamples] = {}
     for key, m in tier.metrics.items():
-        if m.value is None and m.samples:
+        if m.value is None and len(m.samples):
             raise BaselineFormatError(
                 f'{source}: tier "{tier.name}": metric "{key}" has samples but no value'
             )

@@ -67,6 +67,7 @@ from capacity.fit.regression import autocorrelation
 from capacity.gate.baseline import Baseline
 from capacity.gate.metrics import METRICS, Metric, MetricSamples, TierData
 from capacity.gate.thresholds import Limit, Thresholds
+from capacity.results import FloatArray
 
 Verdict = Literal["better", "worse", "not significant", "inconclusive", "pass", "fail"]
 Status = Literal["pass", "regression", "inconclusive"]
@@ -352,7 +353,9 @@ class Significance:
 
 
 def difference_test(
-    a: Sequence[float], b: Sequence[float], statistic: Literal["mean", "median"] = "mean"
+    a: Sequence[float] | FloatArray,
+    b: Sequence[float] | FloatArray,
+    statistic: Literal["mean", "median"] = "mean",
 ) -> Significance | None:
     """Two-sided test of the difference in ``statistic`` between two sets of per-second samples, allowing
     for autocorrelated seconds (a Welch t-test with AR(1) variances; see the module docstring). p is 1.0
@@ -448,11 +451,12 @@ def slo_checks(cur: TierData, thresholds: Thresholds) -> list[Check]:
     for key, metric in _enabled_slo(thresholds).items():
         if key == "slo_p99":
             limit, whole = cur.slo.get("p99_limit_ms"), cur.slo.get("p99_ms")
-            samples = cur.metrics["p99"].samples if "p99" in cur.metrics else ()
+            measured = cur.metrics.get("p99")
         else:
             limit, whole = cur.slo.get("error_rate_limit"), cur.slo.get("error_rate")
-            samples = cur.metrics["error_rate"].samples if "error_rate" in cur.metrics else ()
-        if limit is None or not samples:
+            measured = cur.metrics.get("error_rate")
+        samples = measured.samples if measured is not None else ()
+        if limit is None or not len(samples):
             checks.append(_inconclusive(cur.name, key, metric.label, "no SLO limit or no per-second figures"))
             continue
         over = sum(1 for x in samples if x > limit)

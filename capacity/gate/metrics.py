@@ -45,7 +45,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from capacity.results import Run, Second, run_to_dict
+import numpy as np
+
+from capacity.results import FloatArray, Run, Second, as_float_array, run_to_dict
 from capacity.verdict_text import limit_of, limit_sentence
 from capacity.verdicts import NOT_THE_SERVERS
 
@@ -98,10 +100,25 @@ class MetricSamples:
     theirs: the run-to-run spread is then part of what a new run is compared with."""
 
     value: float | None
-    samples: tuple[float, ...] = ()
+    samples: FloatArray = field(default_factory=lambda: as_float_array(()))
     note: str | None = None
     source: str | None = None
     run_values: tuple[float, ...] = ()
+
+    @classmethod
+    def missing(cls, note: str, source: str | None = None) -> MetricSamples:
+        """A metric the run cannot give, and why."""
+        return cls(None, note=note, source=source)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MetricSamples):
+            return NotImplemented
+        same = (self.value, self.note, self.source, self.run_values)
+        return same == (other.value, other.note, other.source, other.run_values) and bool(
+            np.array_equal(self.samples, other.samples)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # an array is not hashable
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": _finite(self.value), "samples": [_round(x) for x in self.samples]}
@@ -218,7 +235,7 @@ def _ratio_of_sums(
 def throughput(steady: Sequence[Second]) -> MetricSamples:
     """Achieved / offered requests (see the module docstring)."""
     value, samples = _ratio_of_sums(steady, lambda x: x.achieved_rate, lambda x: x.offered_rate)
-    return MetricSamples(value, samples, None if value is not None else "nothing was offered")
+    return MetricSamples(value, as_float_array(samples), None if value is not None else "nothing was offered")
 
 
 def error_rate(steady: Sequence[Second]) -> MetricSamples:
@@ -226,22 +243,22 @@ def error_rate(steady: Sequence[Second]) -> MetricSamples:
     value, samples = _ratio_of_sums(
         steady, lambda x: max(0.0, x.sent_rate - x.achieved_rate), lambda x: x.sent_rate
     )
-    return MetricSamples(value, samples, None if value is not None else "nothing was sent")
+    return MetricSamples(value, as_float_array(samples), None if value is not None else "nothing was sent")
 
 
 def p99(steady: Sequence[Second]) -> MetricSamples:
     """Median of the steady seconds' corrected P99 (ms)."""
     samples = tuple(x.corrected_p99_ms for x in steady if x.corrected_p99_ms is not None)
     if not samples:
-        return MetricSamples(None, (), "no second had a successful request")
-    return MetricSamples(statistics.median(samples), samples)
+        return MetricSamples.missing("no second had a successful request")
+    return MetricSamples(statistics.median(samples), as_float_array(samples))
 
 
 def cpu_per_order(steady: Sequence[Second]) -> MetricSamples:
     """Server CPU-seconds per achieved request."""
     source, cpu = _cpu_source(steady)
     if cpu is None:
-        return MetricSamples(None, (), "server CPU was not measured (--target without --server-pid?)")
+        return MetricSamples.missing("server CPU was not measured (--target without --server-pid?)")
 
     def cores(second: Second) -> float | None:
         percent = cpu(second)
@@ -249,8 +266,8 @@ def cpu_per_order(steady: Sequence[Second]) -> MetricSamples:
 
     value, samples = _ratio_of_sums(steady, cores, lambda x: x.achieved_rate)
     if value is None:
-        return MetricSamples(None, (), "no request succeeded", source)
-    return MetricSamples(value, samples, None, source)
+        return MetricSamples.missing("no request succeeded", source)
+    return MetricSamples(value, as_float_array(samples), None, source)
 
 
 def _cpu_source(steady: Sequence[Second]) -> tuple[str | None, Callable[[Second], float | None] | None]:
@@ -272,15 +289,15 @@ def rss_per_resting_order(steady: Sequence[Second]) -> MetricSamples:
         and (resting := x.exchange_resting_orders) is not None
     ]
     if len(points) < 2:
-        return MetricSamples(None, (), "RSS or resting orders were not reported")
+        return MetricSamples.missing("RSS or resting orders were not reported")
     growth = points[-1][1] - points[0][1]
     if growth < MIN_RESTING_GROWTH:
-        return MetricSamples(
-            None, (), f"resting orders grew by {growth:.0f}, fewer than the {MIN_RESTING_GROWTH} it needs"
+        return MetricSamples.missing(
+            f"resting orders grew by {growth:.0f}, fewer than the {MIN_RESTING_GROWTH} it needs"
         )
     per_second = growth / (len(points) - 1)
     samples = tuple((b[0] - a[0]) / per_second for a, b in itertools.pairwise(points))
-    return MetricSamples((points[-1][0] - points[0][0]) / growth, samples)
+    return MetricSamples((points[-1][0] - points[0][0]) / growth, as_float_array(samples))
 
 
 _COMPUTE: dict[str, Callable[[Sequence[Second]], MetricSamples]] = {
@@ -306,14 +323,14 @@ def pool(tiers: Sequence[TierData]) -> TierData:
         parts = [t.metrics.get(key) for t in tiers]
         missing = [i for i, m in enumerate(parts, start=1) if m is None or m.value is None]
         if missing:
-            metrics[key] = MetricSamples(None, (), f"not measured in run(s) {', '.join(map(str, missing))}")
+            metrics[key] = MetricSamples.missing(f"not measured in run(s) {', '.join(map(str, missing))}")
             continue
         sources = {m.source for m in parts if m is not None}
         if len(sources) > 1:
-            metrics[key] = MetricSamples(None, (), "the runs measured it from different sources")
+            metrics[key] = MetricSamples.missing("the runs measured it from different sources")
             continue
         values = tuple(m.value for m in parts if m is not None and m.value is not None)
-        samples = tuple(x for m in parts if m is not None for x in m.samples)
+        samples = as_float_array(np.concatenate([m.samples for m in parts if m is not None]))
         metrics[key] = MetricSamples(statistics.median(values), samples, None, sources.pop(), values)
     others = [t.other_cpu_percent_mean for t in tiers if t.other_cpu_percent_mean is not None]
     return TierData(

@@ -54,7 +54,7 @@ from capacity.loadgen_reader import (
     read_loadgen,
     read_progress,
 )
-from capacity.preflight import TargetNotTheApi, fetch_market
+from capacity.preflight import TargetNotTheApi, check_round_trip, fetch_market
 from capacity.progress import ProgressCallback, ProgressUpdate
 from capacity.results import (
     Counts,
@@ -475,7 +475,8 @@ class _Orchestrator:
         """Refuse a target that does not speak the exchange API before any load (capacity.preflight)."""
         self._say("starting", f"checking that {self.url} is the exchange API")
         try:
-            fetch_market(self.url, self.scenario.load.symbols)
+            market = fetch_market(self.url, self.scenario.load.symbols)
+            check_round_trip(self.url, self.scenario, market)
         except TargetNotTheApi as error:
             raise _RunBroke(str(error)) from None
 

@@ -10,14 +10,16 @@ load generator, or other processes on the machine, limited the run: its figures 
 from __future__ import annotations
 
 import sys
+from contextlib import suppress
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
 
 from capacity.exit_codes import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK
 from capacity.progress import LiveProgress, summary_table
-from capacity.results import Overrides, Run
+from capacity.results import Overrides, Run, write_run
 from capacity.run import (
     DEFAULT_OUTPUT_DIR,
     RunNotWritten,
@@ -34,13 +36,21 @@ from capacity.run_options import (
     run_settings_options,
     writable_dir,
 )
+from capacity.run_record import PENDING_FILE, RecordError, finish_run
 from capacity.scenario import MAX_RATE, MAX_USERS, Scenario, ScenarioError, load_scenario
 from capacity.verdict_text import limit_of
 from capacity.verdicts import NOT_THE_SERVERS
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("scenario_file", metavar="SCENARIO", type=click.Path(path_type=Path))
+@click.argument("scenario_file", metavar="SCENARIO", required=False, type=click.Path(path_type=Path))
+@click.option(
+    "--finish",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="Build run.json for a run directory whose end could not be written (a full disk), from the "
+    "files it kept. Takes no SCENARIO.",
+)
 @click.option("--duration", metavar="DURATION", help="Override the run's length, e.g. 10s, 2m.")
 @click.option("--rate", metavar="N", help="Override the offered rate, requests/s (the peak, for stages).")
 @click.option("--users", metavar="N", help="Override the number of simulated users.")
@@ -54,7 +64,8 @@ from capacity.verdicts import NOT_THE_SERVERS
 )
 @click.option("--quiet", "-q", is_flag=True, help="No live progress; print one line at the end.")
 def command(
-    scenario_file: Path,
+    scenario_file: Path | None,
+    finish: Path | None,
     duration: str | None,
     rate: str | None,
     users: str | None,
@@ -68,6 +79,10 @@ def command(
     generator are pinned to separate CPUs where the machine allows (default on 2 CPUs: server on CPU 1,
     generator on CPU 0).
     """
+    if finish is not None:
+        _finish(finish, scenario_file, quiet)
+    if scenario_file is None:
+        _fail("missing SCENARIO (a YAML file), or --finish DIR")
     try:
         scenario = load_scenario(scenario_file)
     except ScenarioError as error:
@@ -105,6 +120,33 @@ def command(
     sys.exit(exit_code(result.run))
 
 
+def _finish(run_dir: Path, scenario_file: Path | None, quiet: bool) -> NoReturn:
+    """``--finish DIR``: run.json from the files a run kept (``capacity.run_record``)."""
+    ctx = click.get_current_context()
+    given = [
+        f"--{name.replace('_', '-')}"
+        for name in ctx.params
+        if name not in ("finish", "quiet", "scenario_file")
+        and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
+    ]
+    if scenario_file is not None or given:
+        _fail(f"--finish takes a run directory only, not {', '.join(given) or 'a SCENARIO'}")
+    try:
+        run = finish_run(run_dir)
+        write_run(run_dir, run)
+    except RecordError as error:
+        _fail(str(error))
+    except OSError as error:
+        click.echo(
+            f"capacity run: could not write {run_dir / 'run.json'}: {error.strerror or error}", err=True
+        )
+        sys.exit(EXIT_FAILED)
+    with suppress(OSError):
+        (run_dir / PENDING_FILE).unlink()
+    _report(RunResult(run_dir, run), quiet)
+    sys.exit(exit_code(run))
+
+
 def exit_code(run: Run) -> int:
     """The run's exit code (see the module docstring)."""
     if run.status == "interrupted":
@@ -140,7 +182,7 @@ def _report(result: RunResult, quiet: bool) -> None:
     console.print(f"run directory: {result.path}")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(f"capacity run: error: {message}", err=True)
     sys.exit(EXIT_INVALID)
 

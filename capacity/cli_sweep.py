@@ -125,6 +125,9 @@ def command(ctx: click.Context, sweep_file: Path | None, resume: Path | None, **
     except (BadInput, SweepSetupError, SweepFormatError) as error:
         click.echo(f"capacity sweep: error: {error}", err=True)
         sys.exit(EXIT_INVALID)
+    except OSError as error:  # sweep.json could not be written (a full disk); the tiers' files are kept
+        click.echo(f"capacity sweep: could not write {error.filename}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_FAILED)
     print_outcome(result, output_console())
     sys.exit(exit_code(result))
 

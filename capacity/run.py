@@ -47,33 +47,32 @@ import yaml
 from capacity.environment import collect_environment
 from capacity.exchange_process import EmbeddedExchange, ExchangeStartError
 from capacity.loadgen_reader import (
-    HLOG_FILES,
-    LOADGEN_FILE,
-    LoadgenFormatError,
-    LoadgenResult,
-    read_loadgen,
     read_progress,
 )
 from capacity.preflight import TargetNotTheApi, check_round_trip, fetch_market
 from capacity.progress import ProgressCallback, ProgressUpdate
 from capacity.results import (
-    Counts,
-    Latency,
-    LoadgenInfo,
     Overrides,
     Run,
     RunStatus,
     Target,
     write_run,
 )
+from capacity.run_record import (
+    GENERATOR_LOGS,
+    PENDING_FILE,
+    SAMPLES_FILE,
+    PendingRun,
+    SampleLog,
+    assemble_run,
+    tail,
+    write_pending,
+)
 from capacity.sampler import MetricsPoller, ProcessSampler
 from capacity.scenario import Scenario
-from capacity.series import build_series
-from capacity.summary import summarize
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 ENGINES = ("native", "locust")  # load generator engines; the first is the default (docs/engines.md)
-GENERATOR_LOGS = {"native": "generator.log", "locust": "locust.log"}  # in loadgen/
 DEFAULT_OUTPUT_DIR = Path("reports/runs")
 # Both engines end the test when the schedule ends; a generator still running this long after the schedule
 # and its start-up allowance is stopped and the run fails.
@@ -382,6 +381,7 @@ class _Orchestrator:
         self.command: list[str] = []
         self.sampler: ProcessSampler | None = None
         self.poller: MetricsPoller | None = None
+        self.sample_log: SampleLog | None = None
         self.server_pid: int | None = options.server_pid
         self.exchange_settings: dict[str, str] = {}
         self.started = datetime.now(UTC)
@@ -413,6 +413,7 @@ class _Orchestrator:
             with _interrupts_as(self.cancel):
                 self._start_exchange()
                 self._check_target()
+                self._record_start()
                 self._start_sampling()
                 self._start_generator()
                 self._watch()
@@ -482,11 +483,11 @@ class _Orchestrator:
 
     def _start_sampling(self) -> None:
         try:
-            self.sampler = ProcessSampler(self.server_pid).start()
+            self.sampler = ProcessSampler(self.server_pid, sink=self.sample_log).start()
         except psutil.Error as error:
             self.notes.append(f"server process not sampled: {error}")
-            self.sampler = ProcessSampler(None).start()
-        self.poller = MetricsPoller(self.url).start()
+            self.sampler = ProcessSampler(None, sink=self.sample_log).start()
+        self.poller = MetricsPoller(self.url, sink=self.sample_log).start()
 
     def _start_generator(self) -> None:
         cpus = self.placement.generator_cpus
@@ -607,46 +608,10 @@ class _Orchestrator:
             self.exchange.stop(1.0 if self.hurry.is_set() else self.options.stop_timeout_s)
             (self.path / "exchange.log").write_text(self.exchange.output(), encoding="utf-8")
 
-    def _finish(self) -> RunResult:
-        loadgen: LoadgenResult | None = None
-        try:
-            loadgen = read_loadgen(self.loadgen_dir)
-        except LoadgenFormatError as error:
-            if self.locust is not None:  # no generator, no results: that is said elsewhere
-                self.status = "failed" if self.status == "completed" else self.status
-                self.problem = self.problem or str(error)
-                self.notes.append(str(error))
-        if self.status == "completed" and loadgen is not None and loadgen.totals.sent == 0:
-            # Every user died at start-up, or the schedule never ran: nothing was measured.
-            self.status = "failed"
-            log = self.loadgen_dir / GENERATOR_LOGS[self.options.engine]
-            self.problem = f"the load generator sent no request; {_first_error(log) or self._locust_tail()}"
-        series = (
-            build_series(
-                loadgen.seconds,
-                loadgen.started_at,
-                self.process_samples,
-                self.exchange_samples,
-                loadgen.interval_s,
-            )
-            if loadgen
-            else ()
-        )
-        summary = summarize(
-            self.scenario,
-            series,
-            loadgen.totals if loadgen else Counts(),
-            loadgen.corrected if loadgen else Latency(0),
-            loadgen.raw if loadgen else Latency(0),
-            self._generator_cores(),
-            completed=self.status == "completed",
-            failed=self.status == "failed",
-            stalls=loadgen.stalls if loadgen else (),
-            all_outcomes=loadgen.all_outcomes if loadgen else None,
-            server_cores=self._server_cores(),
-        )
-        finished = datetime.now(UTC)
-        run = Run(
+    def _pending(self, ended: bool) -> PendingRun:
+        """What ``run.json`` needs beyond the measurement files (``capacity.run_record``)."""
+        finished = datetime.now(UTC).isoformat(timespec="seconds") if ended else None
+        return PendingRun(
             status=self.status,
             problem=self.problem,
             scenario=self.scenario.to_dict(),
@@ -660,23 +625,44 @@ class _Orchestrator:
             ),
             environment=self.environment,
             started_utc=self.started.isoformat(timespec="seconds"),
-            finished_utc=finished.isoformat(timespec="seconds"),
-            wall_time_s=(finished - self.started).total_seconds(),
-            loadgen=LoadgenInfo(
-                engine=self.options.engine,
-                workers=self.options.workers,
-                command=tuple(self.command),
-                exit_code=self.locust_exit,
-                started_at=loadgen.started_at if loadgen else None,
-                lag_max_ms=loadgen.lag_max_ms if loadgen else None,
-                generator_lag_max_ms=loadgen.generator_lag_max_ms if loadgen else None,
-                errors_by_kind=loadgen.errors_by_kind if loadgen else {},
-                requests_by_kind=loadgen.requests_by_kind if loadgen else {},
-            ),
-            series=series,
-            summary=summary,
-            files=self._files(),
+            engine=self.options.engine,
+            workers=self.options.workers,
+            command=tuple(self.command),
+            generator_started=self.locust is not None,
+            exit_code=self.locust_exit,
+            server_cores=self._server_cores(),
+            generator_cores=self._generator_cores(),
             notes=tuple(self.notes),
+            ended=ended,
+            finished_utc=finished,
+        )
+
+    def _record_start(self) -> None:
+        """Before any load: the run's settings and a sample log on disk, for ``capacity run --finish``."""
+        try:
+            write_pending(self.path, self._pending(ended=False))
+            self.sample_log = SampleLog(self.path / SAMPLES_FILE)
+        except OSError as error:
+            self.notes.append(
+                f"the run's record could not be written ({error.strerror or error}): if run.json cannot be "
+                "written either, `capacity run --finish` cannot rebuild it"
+            )
+
+    def _finish(self) -> RunResult:
+        if self.sample_log is not None:
+            self.sample_log.close()
+            if self.sample_log.problem:
+                self.notes.append(self.sample_log.problem)
+        pending = self._pending(ended=True)
+        with suppress(OSError):  # a full disk: the copy from the start stays, run.json is tried anyway
+            write_pending(self.path, pending)
+        assert pending.finished_utc is not None
+        run = assemble_run(
+            pending,
+            self.path,
+            self.process_samples,
+            self.exchange_samples,
+            datetime.fromisoformat(pending.finished_utc),
         )
         try:
             write_run(self.path, run)
@@ -684,10 +670,13 @@ class _Orchestrator:
             kept = ", ".join(sorted(p.name for p in self.loadgen_dir.iterdir())) or "nothing"
             raise RunNotWritten(
                 f"could not write {self.path / 'run.json'}: {error.strerror or error}; the generator's "
-                f"files are kept in {self.loadgen_dir} ({kept}); the server's CPU and memory samples "
-                "were held in memory and are lost"
+                f"files are kept in {self.loadgen_dir} ({kept}) and the server's samples in "
+                f"{self.path / SAMPLES_FILE}: `capacity run --finish {self.path}` builds run.json from "
+                "them once there is space"
             ) from None
-        self._say("finished", f"{self.status}: {self.path}")
+        with suppress(OSError):
+            (self.path / PENDING_FILE).unlink()
+        self._say("finished", f"{run.status}: {self.path}")
         return RunResult(self.path, run)
 
     def _server_cores(self) -> float | None:
@@ -699,21 +688,10 @@ class _Orchestrator:
         cpus = self.placement.generator_cpus or tuple(self.environment.available_cpus)
         return float(min(len(cpus), self.options.workers))
 
-    def _files(self) -> dict[str, str]:
-        candidates = {
-            "scenario": "scenario.yaml",
-            "loadgen": f"loadgen/{LOADGEN_FILE}",
-            **{key: f"loadgen/{name}" for key, name in HLOG_FILES.items()},
-            "locust_log": f"loadgen/{GENERATOR_LOGS['locust']}",
-            "generator_log": f"loadgen/{GENERATOR_LOGS['native']}",
-            "exchange_log": "exchange.log",
-        }
-        return {key: rel for key, rel in candidates.items() if (self.path / rel).is_file()}
-
     def _locust_tail(self) -> str:
         if not self.locust_log.closed:  # closed once the generator has been stopped
             self.locust_log.flush()
-        return _tail(self.loadgen_dir / GENERATOR_LOGS[self.options.engine])
+        return tail(self.loadgen_dir / GENERATOR_LOGS[self.options.engine])
 
     def _exchange_tail(self) -> str:
         assert self.exchange is not None
@@ -798,28 +776,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _tail(path: Path, lines: int = 5) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-    except OSError:
-        return "(no output)"
-    return " | ".join(text[-lines:]) or "(no output)"
-
-
-def _first_error(log: Path) -> str | None:
-    """The first ERROR line of a generator's log, and how many users failed, in one phrase (None: none)."""
-    try:
-        lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return None
-    errors = [line.split("/ERROR/", 1)[1] for line in lines if "/ERROR/" in line]
-    if not errors:
-        return None
-    failed = sum(" failed with " in line for line in lines)  # gevent's line for each user that died
-    users = f"{failed} user(s) failed at start-up; " if failed else ""
-    return f"{users}first error in {log.name}: {errors[0].strip()}"
 
 
 def _cpus(cpus: Sequence[int] | None) -> str:

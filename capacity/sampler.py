@@ -10,7 +10,8 @@ Two daemon threads, so a slow exchange never makes the process samples irregular
 - ``MetricsPoller``: ``GET {url}/api/metrics`` (the exchange's own view) — orders/s, trades/s, p99 (ms),
   resting orders, RSS and CPU — which works for any target, including one psutil cannot see.
 
-Samples carry unix times so they can be aligned with the generator's schedule afterwards.
+Samples carry unix times so they can be aligned with the generator's schedule afterwards. Each sample is
+also handed to an optional ``sink`` as it is taken (the run's ``samples.jsonl``: ``capacity.run_record``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -121,8 +123,14 @@ class ProcessSampler:
     once Locust has started.
     """
 
-    def __init__(self, server_pid: int | None, interval_s: float = INTERVAL_S) -> None:
+    def __init__(
+        self,
+        server_pid: int | None,
+        interval_s: float = INTERVAL_S,
+        sink: Callable[[ProcessSample], None] | None = None,
+    ) -> None:
         self.interval_s = interval_s
+        self.sink = sink
         self.samples: list[ProcessSample] = []
         self._server: psutil.Process | None = None
         self._server_cpu: CpuMeter | None = None
@@ -193,14 +201,23 @@ class ProcessSampler:
                 rss = None
         sample = ProcessSample(time.time(), wall, server_cpu, rss, generator_cpu, other)
         self.samples.append(sample)
+        if self.sink is not None:
+            self.sink(sample)
         return sample
 
 
 class MetricsPoller:
     """Polls ``GET {base_url}/api/metrics`` every ``interval_s`` seconds; failures are counted, not fatal."""
 
-    def __init__(self, base_url: str, interval_s: float = INTERVAL_S, timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        interval_s: float = INTERVAL_S,
+        timeout_s: float = 2.0,
+        sink: Callable[[ExchangeSample], None] | None = None,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/api/metrics"
+        self.sink = sink
         self.interval_s = interval_s
         self.timeout_s = timeout_s
         self.samples: list[ExchangeSample] = []
@@ -229,6 +246,8 @@ class MetricsPoller:
             sample = self.poll()
             if sample is not None:
                 self.samples.append(sample)
+                if self.sink is not None:
+                    self.sink(sample)
             next_tick = max(next_tick, time.monotonic())  # a slow answer skips ticks instead of bunching
 
     def poll(self) -> ExchangeSample | None:

@@ -40,6 +40,7 @@ from capacity.environment import collect_environment
 from capacity.progress import ProgressUpdate
 from capacity.results import Run
 from capacity.run import (
+    RunNotWritten,
     RunOptions,
     RunResult,
     RunSetupError,
@@ -469,6 +470,8 @@ class _SweepRunner:
         except (RunSetupError, ScenarioError) as error:
             _remove_if_empty(self.directory / place)
             done = replace(entry, status="failed", problem=str(error), run_dir=None)
+        except RunNotWritten as error:  # a full disk: its files stay for `capacity run --finish`
+            done = replace(entry, status="failed", problem=str(error), run_dir=place)
         else:
             done = entry_for_run(entry, result.run, place)
             self.runs[entry.name] = result.run

@@ -65,15 +65,20 @@ def test_make_demo_checks_its_output_dir_too(capsys: pytest.CaptureFixture[str])
 
 
 @pytest.mark.timeout(90)
-def test_a_full_disk_when_run_json_is_written_stops_cleanly_and_keeps_the_generators_files(
+def test_a_full_disk_when_run_json_is_written_keeps_what_finish_rebuilds_it_from(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No tmpfs to fill here (no root for mounts), so the disk fills exactly where run.json is written."""
+    """No tmpfs to fill here (no root for mounts), so the disk fills exactly where run.json is written.
+    ``capacity run --finish`` then builds the run.json the run would have written, from the files kept."""
     import errno
 
     from capacity import run as run_module
+    from capacity.results import Run, read_run, run_to_dict
 
-    def full_disk(path: object, run: object) -> Path:
+    lost: list[Run] = []
+
+    def full_disk(path: object, run: Run) -> Path:
+        lost.append(run)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     monkeypatch.setattr(run_module, "write_run", full_disk)
@@ -84,4 +89,55 @@ def test_a_full_disk_when_run_json_is_written_stops_cleanly_and_keeps_the_genera
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert f"could not write {run_dir / 'run.json'}: No space left on device" in result.stderr
     assert "loadgen.json" in result.stderr and (run_dir / "loadgen" / "loadgen.json").is_file()
+    assert f"`capacity run --finish {run_dir}` builds run.json" in result.stderr
     assert not (run_dir / "run.json").exists()
+
+    monkeypatch.undo()
+    finished = invoke_capacity("run", "--finish", run_dir, "-q")
+    assert finished.exit_code == 0, finished.output
+    rebuilt, original = run_to_dict(read_run(run_dir)), run_to_dict(lost[0])
+    assert rebuilt["notes"][-1].startswith("run.json built by `capacity run --finish` at ")
+    for field in ("notes", "files"):  # the only differences: the note, and the record's files
+        rebuilt.pop(field), original.pop(field)
+    assert rebuilt == original  # the same series (server CPU and memory included), summary and settings
+    assert any(s["server_cpu_percent"] for s in original["series"])
+    assert not (run_dir / "run.pending.json").exists()
+    again = invoke_capacity("run", "--finish", run_dir, "-q")
+    assert again.exit_code == 2 and "already has run.json; nothing to finish" in again.stderr
+
+
+@pytest.mark.timeout(90)
+def test_finish_works_from_the_record_written_before_any_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk filled before the end state could be written: the status comes from the generator's files,
+    and the run says what is unknown."""
+    import errno
+
+    from capacity import run as run_module
+    from capacity.results import read_run
+
+    calls: list[bool] = []
+    real_write_pending = run_module.write_pending
+
+    def full_disk_at_the_end(path: Path, pending: object) -> None:
+        calls.append(True)
+        if len(calls) > 1:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write_pending(path, pending)
+
+    def full_disk(path: object, run: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(run_module, "write_pending", full_disk_at_the_end)
+    monkeypatch.setattr(run_module, "write_run", full_disk)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(SCENARIO.replace("duration: 3s", "duration: 2s"))
+    assert invoke_capacity("run", scenario, "--output-dir", tmp_path / "runs", "-q").exit_code == 1
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    monkeypatch.undo()
+    assert invoke_capacity("run", "--finish", run_dir, "-q").exit_code == 0
+    run = read_run(run_dir)
+    assert run.status == "completed" and run.summary.counts.sent > 0
+    assert "the run's end state was never written" in run.notes[-1]
+    assert run.wall_time_s > 1

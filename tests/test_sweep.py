@@ -323,6 +323,32 @@ def test_a_cut_short_tier_is_never_called_generator_bound(out: Path) -> None:
     assert result.record.advice is not None and result.record.advice.startswith("generator-bound tiers (t1) ")
 
 
+def test_a_tier_whose_run_json_could_not_be_written_is_failed_and_listed(out: Path) -> None:
+    """A full disk at a tier's run.json: the tier is failed with the run's words (how to finish it), its
+    directory is kept and named, and reading the sweep lists it as lost, never skips it."""
+    from capacity.run import RunNotWritten
+    from capacity.sweep_results import read_sweep
+
+    server = FakeServer()
+
+    def full_disk_at_the_second(scenario: Scenario, options: RunOptions, progress=None) -> RunResult:
+        if len(server.calls) == 1:
+            assert options.run_dir is not None
+            options.run_dir.mkdir(parents=True)
+            raise RunNotWritten(f"could not write {options.run_dir / 'run.json'}: No space left on device")
+        return server(scenario, options, progress)
+
+    result = start_sweep(
+        small_sweep(3), RunOptions(), output_dir=out, run=full_disk_at_the_second, sleep=no_sleep
+    )
+    assert result.record.status == "failed"
+    assert statuses(result.path) == ["done", "failed", "pending"]
+    tier = result.record.tiers[1]
+    assert tier.run_dir is not None and tier.problem is not None and "No space left on device" in tier.problem
+    assert (result.path / tier.run_dir).is_dir()
+    assert list(read_sweep(result.path).lost) == [tier.name]
+
+
 def test_a_failed_tier_stops_the_sweep_and_resume_retries_it(out: Path) -> None:
     result = start_sweep(
         small_sweep(3), RunOptions(), output_dir=out, run=FakeServer(outcome={2: "failed"}), sleep=no_sleep

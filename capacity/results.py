@@ -324,11 +324,13 @@ def run_to_dict(run: Run) -> dict[str, Any]:
 
 
 def write_run(path: str | os.PathLike[str], run: Run) -> Path:
-    """Write ``run`` as JSON to ``path`` (a run directory gets ``run.json``), atomically. Returns the file."""
+    """Write ``run`` as JSON to ``path`` (a run directory gets ``run.json``), atomically. Returns the file.
+    The text is first read back as ``read_run`` would: RunFormatError instead of a file nothing reads."""
     target = Path(path)
     if target.is_dir():
         target = target / RUN_FILE
     text = json.dumps(run_to_dict(run), indent=2, allow_nan=False) + "\n"
+    run_from_dict(json.loads(text), str(target))  # never a file the toolkit cannot read back
     tmp = target.with_name(target.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)

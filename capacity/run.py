@@ -54,6 +54,7 @@ from capacity.progress import ProgressCallback, ProgressUpdate
 from capacity.results import (
     Overrides,
     Run,
+    RunFormatError,
     RunStatus,
     Target,
     write_run,
@@ -666,10 +667,11 @@ class _Orchestrator:
         )
         try:
             write_run(self.path, run)
-        except OSError as error:  # a full disk: the children are already stopped, keep what is on disk
+        except (OSError, RunFormatError) as error:  # a full disk: the children are stopped, keep the files
             kept = ", ".join(sorted(p.name for p in self.loadgen_dir.iterdir())) or "nothing"
+            reason = getattr(error, "strerror", None) or error
             raise RunNotWritten(
-                f"could not write {self.path / 'run.json'}: {error.strerror or error}; the generator's "
+                f"could not write {self.path / 'run.json'}: {reason}; the generator's "
                 f"files are kept in {self.loadgen_dir} ({kept}) and the server's samples in "
                 f"{self.path / SAMPLES_FILE}: `capacity run --finish {self.path}` builds run.json from "
                 "them once there is space"

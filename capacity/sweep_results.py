@@ -180,8 +180,10 @@ def sweep_to_dict(record: SweepRecord) -> dict[str, Any]:
 def write_sweep(directory: str | os.PathLike[str], record: SweepRecord) -> Path:
     """Write ``record`` to ``directory/sweep.json`` atomically (a crash never leaves half a file)."""
     target = Path(directory) / SWEEP_FILE
+    text = json.dumps(sweep_to_dict(record), indent=2, allow_nan=False) + "\n"
+    sweep_from_dict(json.loads(text), str(target))  # never a file the toolkit cannot read back
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(sweep_to_dict(record), indent=2) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
     return target
 

@@ -210,6 +210,32 @@ def baseline_file(tmp_path: Path) -> Path:
     return target
 
 
+def test_a_baseline_of_100000_samples_a_metric_is_held_in_8_bytes_a_sample(
+    tmp_path: Path, baseline_file: Path
+) -> None:
+    """Issue 22: the gate's memory grew with the samples (Python floats in tuples, 32 B each). Allocations,
+    not time, are counted here; the time and peak RSS are benchmarks/gate_memory.py's."""
+    import tracemalloc
+
+    from capacity.gate.baseline import read_baseline
+
+    data = json.loads(baseline_file.read_text())
+    metrics = [m for tier in data["tiers"] for m in tier["metrics"].values() if m.get("value") is not None]
+    for index, metric in enumerate(metrics):
+        metric["samples"] = [metric["value"] * (1 + (i % 7 - index) / 100) for i in range(100_000)]
+    big = tmp_path / "big.json"
+    big.write_text(json.dumps(data))
+    tracemalloc.start()
+    baseline = read_baseline(big)
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    read = [m for tier in baseline.tiers for m in tier.metrics.values() if m.value is not None]
+    assert len(read) == len(metrics) >= 4
+    assert all(m.samples.dtype == np.float64 and not m.samples.flags.writeable for m in read)
+    assert all(len(m.samples) == 100_000 for m in read)
+    assert held < 8 * 100_000 * len(metrics) * 1.2, held  # tuples of floats would hold 4 times as much
+
+
 # ---------------------------------------------------------------------------------------------- verdicts
 
 

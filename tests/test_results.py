@@ -148,6 +148,15 @@ def test_non_finite_numbers_are_written_as_null(tmp_path: Path) -> None:
     assert read_run(tmp_path).series[0].server_cpu_percent is None
 
 
+def test_a_run_that_would_not_read_back_is_never_written(tmp_path: Path) -> None:
+    """A NaN where a number is required would be written as null, which no reader takes: refused before
+    the file is in place, naming the field."""
+    run = replace(sample_run(), wall_time_s=float("nan"))
+    with pytest.raises(RunFormatError, match='field "wall_time_s": expected a number, got null'):
+        write_run(tmp_path, run)
+    assert not (tmp_path / "run.json").exists() and not (tmp_path / "run.json.tmp").exists()
+
+
 def _write(tmp_path: Path, data: object) -> Path:
     path = tmp_path / "run.json"
     path.write_text(json.dumps(data))

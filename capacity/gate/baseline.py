@@ -185,7 +185,9 @@ def write_baseline(path: str | os.PathLike[str], baseline: Baseline) -> Path:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(dumps(baseline), encoding="utf-8")
+    text = dumps(baseline)
+    baseline_from_dict(json.loads(text), str(target))  # never a file the toolkit cannot read back
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(target)
     return target
 

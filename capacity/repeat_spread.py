@@ -1,8 +1,10 @@
 """The spread between repeats of a sweep run with ``capacity sweep --repeat N``.
 
-A within-run interval (the block bootstrap over the seconds of each tier) says how precisely one run pins a
-figure down, assuming the machine stayed the same throughout; it cannot see drift from one run to the next
-(other load on the machine, thermal state, the journal file growing). Repeating the tiers can: the sweep's
+An interval from the seconds of each tier (the block bootstrap) says how precisely one run pins a figure
+down, assuming the machine stayed the same throughout; it cannot see drift from one run to the next (other
+load on the machine, thermal state, the journal file growing). The CPU curve's interval moves whole tiers
+(``capacity.fit.cpu_curve``), so it sees drift as far as the tiers of one sweep show it. Repeating the
+tiers measures it directly: the sweep's
 model is fitted on all repeats pooled, and again on each repeat alone (repeat R: every tier's R-th run), and
 for each headline figure this module keeps the pooled estimate beside every repeat's own. The spread is the
 smallest to the largest per-repeat value: with N repeats it is what N reruns gave, not a confidence interval.

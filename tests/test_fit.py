@@ -14,7 +14,7 @@ from capacity.fit import Estimate, TierMeasurement, fit_sweep
 from capacity.fit.estimate import DASH, TIMES
 from capacity.fit.latency import fit_latency
 from capacity.fit.memory import fit_memory
-from capacity.fit.regression import interval_shortfall
+from capacity.fit.regression import interval_shortfall, tier_bootstrap_shortfall
 from capacity.fit.service_demand import fit_service_demand
 from capacity.fit.summary import summarise
 from capacity.fit.throughput import fit_throughput
@@ -386,14 +386,14 @@ def test_intervals_are_not_made_up_from_too_few_seconds() -> None:
     demand = model.service_demand
     for estimate in (demand.cpu_seconds_per_request, demand.requests_per_core, demand.saturation_rate):
         assert estimate.value is not None and (estimate.low, estimate.high) == (None, None)
-        assert estimate.no_interval is not None and "1 in the smallest of 3 tiers" in estimate.no_interval
-        assert "no 95 % CI: too few seconds" in estimate.text() and DASH not in estimate.text()
+        assert estimate.no_interval == "no 95 % CI from 3 tiers: 2 parameters need ≥ 4 tiers; add tiers"
+        assert "no 95 % CI: too little data" in estimate.text() and DASH not in estimate.text()
     assert model.cores_needed(200).no_interval and model.cores_needed(200).low is None
     assert model.memory.exhaustion_rate.no_interval and model.memory.exhaustion_rate.high is None
     recommended = model.recommended_max  # inherits the binding limit's missing interval, and why
     assert recommended.known and recommended.low is None and recommended.no_interval is not None
     assert model.project(cores=4).max_throughput.no_interval is not None
-    assert "no 95 % CI from 3 steady seconds" in " ".join(model.formulas())
+    assert "no 95 % CI from 3 tiers" in " ".join(model.formulas())
     tier = model.tiers[0].achieved_rate
     assert (tier.low, tier.high) == (None, None) and tier.no_interval == (
         "no 95 % CI from 1 steady second: an interval needs ≥ 5 in all; measure longer tiers"
@@ -406,7 +406,13 @@ def test_intervals_need_three_seconds_a_tier_and_five_a_parameter() -> None:
     assert "needs ≥ 3 per tier" in (interval_shortfall([2, 30, 30], 2) or "")
     assert "≥ 10 in all" in (interval_shortfall([3, 3, 3], 2) or "")
     assert interval_shortfall([5], 1) is None and interval_shortfall([4], 1) is not None
-    enough = fit_sweep(sweep(rates=(100, 300, 500), seconds=5), available_cores=1.0)
+    # The CPU curve's interval counts tiers (a wild bootstrap over tiers): a line needs 4, a power law 5.
+    assert tier_bootstrap_shortfall(4, 2) is None and tier_bootstrap_shortfall(4, 3) is not None
+    few = fit_sweep(sweep(rates=(100, 300, 500), seconds=5), available_cores=1.0)
+    assert few.service_demand.cpu_seconds_per_request.no_interval == (
+        "no 95 % CI from 3 tiers: 2 parameters need ≥ 4 tiers; add tiers"
+    )
+    enough = fit_sweep(sweep(rates=(100, 300, 500, 700), seconds=5), available_cores=1.0)
     slope = enough.service_demand.cpu_seconds_per_request
     assert slope.no_interval is None and slope.low is not None and slope.high is not None
     assert slope.low < slope.value < slope.high

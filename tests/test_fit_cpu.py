@@ -51,9 +51,7 @@ def test_a_concave_cpu_curve_is_not_extrapolated_as_a_straight_line() -> None:
     assert fit.power_r_squared > fit.linear_r_squared
     text = " ".join(fit.formulas())
     assert "power law" in text and "CPU per request falls as the rate rises" in text
-    assert (
-        "block bootstrap" in fit.saturation_rate.note or "bootstrap over seconds" in fit.saturation_rate.note
-    )
+    assert "wild bootstrap over the 5 tiers" in fit.saturation_rate.note
 
 
 def test_a_cpu_limit_far_past_the_data_is_not_reached_with_the_highest_tier_as_floor() -> None:

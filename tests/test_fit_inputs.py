@@ -259,9 +259,11 @@ def test_a_repeated_sweep_is_fitted_pooled_and_once_per_repeat(repeated: Path, t
     assert (cpu.low, cpu.high, cpu.values) == (second, first, 2)
     assert cpu.pooled == outcome.model.breaking_points.cpu
     assert cpu.pooled.value is not None and second < cpu.pooled.value < first
-    # the within-run interval of the pooled fit cannot see that drift; the spread does
+    # the pooled fit's interval moves each tier as a whole (a wild bootstrap over tiers), so it sees that
+    # drift: it is about as wide as the spread between the repeats (seconds resampled within tiers gave
+    # one 24 times narrower)
     assert cpu.pooled.low is not None and cpu.pooled.high is not None
-    assert cpu.high - cpu.low > cpu.pooled.high - cpu.pooled.low and cpu.within_ci is False
+    assert cpu.pooled.high - cpu.pooled.low >= 0.95 * (cpu.high - cpu.low)
     assert cpu.spread_text() == f"{fmt(second)}{DASH}{fmt(first)} requests/s"
     assert cpu.each_text() == f"{fmt(first)}; {fmt(second)}"
 

@@ -1,5 +1,6 @@
-"""Intervals that cover what a rerun would show: the block bootstrap on autocorrelated seconds (known answers
-from simulated AR(1) data), and the monotone latency fit."""
+"""Intervals that cover what a rerun would show: the block bootstrap on autocorrelated seconds and the CPU
+curve's wild bootstrap over tiers on drifting tiers (known answers from simulated data), and the monotone
+latency fit."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from capacity.fit.cpu_curve import fit_cpu_curves
 from capacity.fit.estimate import Estimate
 from capacity.fit.latency import fit_latency, monotone_fit
 from capacity.fit.regression import (
@@ -82,6 +84,29 @@ def test_slope_interval_covers_the_truth_on_autocorrelated_seconds_where_the_iid
         single.append(low <= SLOPE <= high)
     assert np.mean(block) >= 0.87, np.mean(block)
     assert np.mean(single) <= 0.7, np.mean(single)
+
+
+def test_the_cpu_curves_interval_covers_drift_between_tiers_where_the_seconds_bootstrap_does_not() -> None:
+    """Each tier of a rerun sits off the curve by its own amount (here 0.03 cores, as tiers of the demo
+    sweep moved between reruns), on top of AR(1) seconds. Moving each tier's residuals together (the CPU
+    curve's wild bootstrap over tiers) covers the true slope in most sweeps; resampling seconds within
+    tiers keeps each tier's offset and covers it in few."""
+    rates = np.array([100.0, 200.0, 300.0, 400.0, 500.0, 600.0, 700.0])
+    tiers, wild, seconds_only = np.repeat(np.arange(rates.size), 20), [], []
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        rate = rates[tiers] + rng.normal(0, 2, tiers.size)
+        noise = np.concatenate([ar1(rng, 20, PHI) for _ in rates])
+        cores = 0.02 + SLOPE * rate + 0.01 * noise + rng.normal(0, 0.03, rates.size)[tiers]
+        line = fit_cpu_curves(rate, cores, tiers, seed=seed, n_resamples=RESAMPLES).linear
+        _, low, high = line.derive(lambda c: c[..., 1])
+        wild.append(low <= SLOPE <= high)
+        _, low, high = fit_linear(rate[:, None], cores, tiers, seed=seed, n_resamples=RESAMPLES).coefficient(
+            1
+        )
+        seconds_only.append(low <= SLOPE <= high)
+    assert np.mean(wild) >= 0.82, np.mean(wild)
+    assert np.mean(seconds_only) <= 0.4, np.mean(seconds_only)
 
 
 def test_mean_interval_covers_the_truth_on_autocorrelated_seconds_where_the_iid_one_does_not() -> None:

@@ -7,13 +7,16 @@ through an amortising server's low tiers overstates its cost at high rates, and 
 saturates.
 
 Fitting: for a fixed exponent the model is linear in ``idle`` and ``scale``, so every exponent of a grid is
-fitted exactly by least squares and the one with the least squared error wins. Each bootstrap replicate
-(``regression.resample_indices``: the block bootstrap every fit in the package uses, blocks as long as the
-power law's residuals are autocorrelated) refits everything, exponent included, so the intervals carry the
-uncertainty of the shape as well as of the level.
+fitted exactly by least squares and the one with the least squared error wins. Intervals come from a wild
+bootstrap over tiers (``regression.tier_bootstrap_weights``): each replicate moves every tier's residuals
+from the shape's own fit together, by one random weight per tier, and refits everything, exponent
+included, so the intervals carry the uncertainty of the shape as well as of the level, and the tiers'
+scatter around the curve stands for what a rerun would move. The CPU limit is the figure the recommended
+maximum rests on; resampling seconds within tiers gave it intervals that covered 1-3 of 9 reruns
+(docs/benchmarks.md).
 
 Choice: the power law is used when the 95 % interval of its exponent excludes 1, i.e. the data show that CPU
-per request changes with rate; otherwise the straight line. Without an interval (too few seconds) the line.
+per request changes with rate; otherwise the straight line. Without an interval (too few tiers) the line.
 """
 
 from __future__ import annotations
@@ -28,11 +31,10 @@ from numpy.typing import NDArray
 from capacity.fit.estimate import Basis, Estimate
 from capacity.fit.regression import (
     N_RESAMPLES,
-    Resampling,
-    interval_shortfall,
+    TierBootstrap,
     percentile_interval,
-    resample_indices,
-    resampling_for,
+    tier_bootstrap_shortfall,
+    tier_bootstrap_weights,
 )
 
 Shape = Literal["linear", "power"]
@@ -49,25 +51,25 @@ Coefficients = NDArray[np.float64]  # (..., 3): idle cores, scale, exponent
 @dataclass(frozen=True)
 class CurveFit:
     """One fitted shape: ``coef`` = (idle, scale, exponent), and its bootstrap replicates (empty, with
-    ``no_interval`` saying why, when there were too few seconds)."""
+    ``no_interval`` saying why, when there were too few tiers)."""
 
     shape: Shape
     coef: Coefficients
     replicates: Coefficients
     r_squared: float
-    resampling: Resampling
+    method: TierBootstrap
     no_interval: str | None = None
 
     def interval_note(self) -> str:
         """How the intervals were computed, or "" when there are none."""
-        return "" if self.no_interval else self.resampling.note()
+        return "" if self.no_interval else self.method.note()
 
     def derive(self, fn: Callable[[Coefficients], NDArray[np.float64]]) -> tuple[float, float, float]:
         """(point, low, high) of a quantity computed from the coefficients; ``fn`` maps (..., 3) to (...)."""
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
             point = float(fn(self.coef))
             low, high = percentile_interval(np.asarray(fn(self.replicates), dtype=float))
-        return point, low, high
+        return point, *self.method.widen(point, low, high)
 
     def estimate(
         self, fn: Callable[[Coefficients], NDArray[np.float64]], unit: str, basis: Basis, note: str
@@ -127,46 +129,42 @@ def fit_cpu_curves(
     centre, spread = powers.mean(axis=0), powers.std(axis=0)
     spread[spread == 0] = 1.0
     z = (powers - centre) / spread
-
-    point = _fit_grid(z, cores, np.ones((1, rate.size)))
-    # Blocks as long as the dependence left in the residuals of the more general shape, for both shapes.
-    general = _select(point, "power", centre, spread)[0]
-    resampling = resampling_for(cores - cores_at(general, rate), groups)
-    per_tier, blocks = resampling.seconds_per_tier, resampling.block_seconds
-    grids = []
-    if interval_shortfall(per_tier, 2, blocks) is None:
-        indices = resample_indices(groups, resampling, n_resamples=n_resamples, seed=seed)
-        chunks = np.array_split(indices, max(1, n_resamples // _CHUNK))
-        grids = [_fit_grid(z, cores, _counts(chunk, rate.size)) for chunk in chunks]
+    point = _fit_grid(z, cores[None, :])
+    n_tiers = int(np.unique(groups).size)
+    weights = tier_bootstrap_weights(groups, n_resamples=n_resamples, seed=seed)
 
     def fitted(shape: Shape, n_parameters: int) -> CurveFit:
-        shortfall = interval_shortfall(per_tier, n_parameters, blocks)
         coef = _select(point, shape, centre, spread)[0]
-        replicates = (
-            resampling.widen(coef, np.concatenate([_select(grid, shape, centre, spread) for grid in grids]))
-            if shortfall is None
-            else np.empty((0, 3))
-        )
-        return CurveFit(shape, coef, replicates, _r_squared(coef, rate, cores), resampling, shortfall)
+        fit = cores_at(coef, rate)
+        method = TierBootstrap.for_fit(n_tiers, n_parameters)
+        shortfall = tier_bootstrap_shortfall(n_tiers, n_parameters)
+        replicates = np.empty((0, 3))
+        if shortfall is None:
+            moved = fit[None, :] + weights * (method.inflation * (cores - fit))[None, :]
+            chunks = np.array_split(moved, max(1, n_resamples // _CHUNK))
+            replicates = np.concatenate(
+                [_select(_fit_grid(z, chunk), shape, centre, spread) for chunk in chunks]
+            )
+        return CurveFit(shape, coef, replicates, _r_squared(coef, rate, cores), method, shortfall)
 
     return CpuCurves(linear=fitted("linear", 2), power=fitted("power", 3))
 
 
 @dataclass(frozen=True)
 class _Grid:
-    """Least squares of y on each standardised column, per weighting: (m, k) arrays."""
+    """Least squares of each row of y on each standardised column: (m, k) arrays."""
 
     intercept: NDArray[np.float64]
     slope: NDArray[np.float64]
     sse: NDArray[np.float64]
 
 
-def _fit_grid(z: NDArray[np.float64], y: NDArray[np.float64], weights: NDArray[np.float64]) -> _Grid:
-    """Weighted simple regressions of ``y`` on every column of ``z`` at once; ``weights`` (m, n) counts how
-    often each second appears in each of m replicates (all ones for the fit itself)."""
-    n = weights.sum(axis=1)[:, None]
-    sy, syy = (weights @ y)[:, None], (weights @ (y * y))[:, None]
-    sx, sxx, sxy = weights @ z, weights @ (z * z), weights @ (z * y[:, None])
+def _fit_grid(z: NDArray[np.float64], y: NDArray[np.float64]) -> _Grid:
+    """Simple regressions of every row of ``y`` (m, n: the data, or m bootstrap replicates of it) on every
+    column of ``z`` (n, k) at once."""
+    n = z.shape[0]
+    sy, syy = y.sum(axis=1)[:, None], (y * y).sum(axis=1)[:, None]
+    sx, sxx, sxy = z.sum(axis=0)[None, :], (z * z).sum(axis=0)[None, :], y @ z
     cxx, cxy, cyy = sxx - sx * sx / n, sxy - sx * sy / n, syy - sy * sy / n
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.where(cxx > 0, cxy / cxx, 0.0)
@@ -182,12 +180,6 @@ def _select(
     scale = grid.slope[rows, column] / spread[column]
     idle = grid.intercept[rows, column] - scale * centre[column]
     return np.column_stack([idle, scale, EXPONENTS[column]])
-
-
-def _counts(indices: NDArray[np.int_], n: int) -> NDArray[np.float64]:
-    """(m, n) how many times each of n rows was drawn in each of m replicates."""
-    offsets = indices + n * np.arange(indices.shape[0])[:, None]
-    return np.bincount(offsets.ravel(), minlength=indices.shape[0] * n).reshape(-1, n).astype(float)
 
 
 def _r_squared(coef: Coefficients, rate: NDArray[np.float64], cores: NDArray[np.float64]) -> float:

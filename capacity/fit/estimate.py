@@ -45,7 +45,7 @@ CONFIDENCE = 0.95
 MAX_EXTRAPOLATION = 0.5
 
 #: How ``text()`` marks a value whose interval could not be computed (``no_interval`` has the details).
-NO_INTERVAL = "no 95 % CI: too few seconds"
+NO_INTERVAL = "no 95 % CI: too little data"
 
 
 def finite_or_none(x: Any) -> float | None:
@@ -114,7 +114,7 @@ class Estimate:
 
     def text(self) -> str:
         """Short human form: ``885 requests/s (95 % CI 850-917, interpolated)`` with an en dash, or
-        ``885 requests/s (measured, no 95 % CI: too few seconds)`` when none could be computed."""
+        ``885 requests/s (measured, no 95 % CI: too little data)`` when none could be computed."""
         basis = self.basis.replace("_", " ")
         if self.value is None:
             bound = f" (≥ {fmt(self.low)} {self.unit})" if self.low is not None else ""

@@ -364,6 +364,74 @@ def mean_interval(
     return fit.mean, fit.low, fit.high
 
 
+#: Webb's six-point distribution for a wild bootstrap with few clusters (mean 0, variance 1): with G tiers it
+#: gives 6^G sign-and-size patterns where Rademacher weights give 2^G (Webb 2014).
+WEBB_WEIGHTS = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+
+#: A wild cluster bootstrap needs this many more tiers than fitted parameters: with as many tiers as
+#: parameters every tier's residual is 0 and the replicates never move.
+MIN_EXTRA_TIERS = 2
+
+
+@dataclass(frozen=True)
+class TierBootstrap:
+    """A wild cluster bootstrap with each tier as one cluster (see ``tier_bootstrap_weights``) for a fit of
+    k parameters over G tiers: residuals scaled by ``inflation`` = sqrt(G / (G - k)) (the fit used up k of
+    the G tiers' freedom), and each replicate's distance from the point estimate by ``widening`` =
+    t(G - k) / z at 97.5 %: a variance estimated from G - k independent tiers is itself uncertain (the
+    t reference Cameron & Miller 2015 recommend for few clusters)."""
+
+    tiers: int
+    inflation: float
+    widening: float
+
+    @classmethod
+    def for_fit(cls, tiers: int, parameters: int) -> TierBootstrap:
+        from scipy import stats  # only fits need scipy
+
+        freedom = max(tiers - parameters, 1)
+        tail = (1 + CONFIDENCE) / 2
+        return cls(
+            tiers, float(np.sqrt(tiers / freedom)), float(stats.t.ppf(tail, freedom) / stats.norm.ppf(tail))
+        )
+
+    def widen(self, point: float, low: float, high: float) -> tuple[float, float]:
+        """The percentile interval (``low``, ``high``) of a figure, its ends moved away from ``point`` by
+        ``widening`` (a figure derived from the coefficients, so the curve itself stays a fitted one)."""
+        return point - (point - low) * self.widening, point + (high - point) * self.widening
+
+    def note(self) -> str:
+        return (
+            f"95 % CI: wild bootstrap over the {self.tiers} tiers (each tier's residuals moved together, "
+            f"Webb weights, scaled {TIMES}{self.inflation:.2f}; widened {TIMES}{self.widening:.2f} for "
+            "few tiers), so tier-to-tier drift counts as a rerun's would"
+        )
+
+
+def tier_bootstrap_shortfall(n_tiers: int, n_parameters: int) -> str | None:
+    """Why a fit over ``n_tiers`` tiers gets no tier bootstrap interval, or None when it can have one."""
+    needed = n_parameters + MIN_EXTRA_TIERS
+    if n_tiers >= needed:
+        return None
+    return f"no 95 % CI from {n_tiers} tiers: {n_parameters} parameters need ≥ {needed} tiers; add tiers"
+
+
+def tier_bootstrap_weights(groups: NDArray[np.int_], *, n_resamples: int, seed: int) -> NDArray[np.float64]:
+    """(n_resamples, n) wild-bootstrap weights, one Webb draw per tier and replicate, repeated over the
+    tier's seconds: replicate ``m`` of a fit is the fit to ``fitted + weights[m] * inflation * residuals``.
+
+    Why tiers and not seconds: a tier is one run at one time, and reruns of a sweep move whole tiers (one
+    run's CPU per request at a rate sits 5-25 % from another's, with the tiers of one run scattered around
+    their own curve about as much): resampling seconds within a tier keeps each tier's level, and its
+    interval covered only 1-3 of 9 other runs' CPU limits. Moving each tier's residuals together (a wild
+    cluster bootstrap: Cameron, Gelbach & Miller 2008) keeps the dependence within a tier whatever it is and
+    lets the tiers' scatter around the curve stand for the drift a rerun would show. With few tiers it is
+    conservative where the curve fits badly: a misfit is counted as drift."""
+    _, tier = np.unique(groups, return_inverse=True)
+    draws = np.random.default_rng(seed).choice(WEBB_WEIGHTS, size=(n_resamples, int(tier.max()) + 1))
+    return draws[:, tier]
+
+
 def resample_indices(
     groups: NDArray[np.int_], resampling: Resampling, *, n_resamples: int, seed: int
 ) -> NDArray[np.int_]:

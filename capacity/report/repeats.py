@@ -86,11 +86,13 @@ def meaning(spread: RepeatSpread) -> tuple[str, ...]:
         )
     return (
         ran,
-        f"Pooled and within-run interval: the model fitted on the runs of the {total} repeats together. Its "
-        "95 % CI comes from a block bootstrap over the seconds within each tier ('between tiers': the "
-        "measured tiers on either side of a figure located on the tier grid). It says how precisely these "
-        "runs pin the figure down if the machine stayed the same throughout; it cannot see drift from one "
-        "run to the next.",
+        f"Pooled interval: the model fitted on the runs of the {total} repeats together. The CPU curve's "
+        "figures (CPU saturation, and the recommended maximum when CPU binds) take their 95 % CI from a "
+        "wild bootstrap over tiers, which moves every tier's run as a whole, so the drift between the "
+        "repeats' runs of one tier counts in it. Other figures come from a block bootstrap over the "
+        "seconds within each tier, or are 'between tiers' (the measured tiers on either side of a figure "
+        "located on the tier grid): those say how precisely these runs pin the figure down if the machine "
+        "stayed the same throughout, and cannot see drift from one run to the next.",
         f"Spread between {count} repeats: {METHOD}. Run-to-run drift (other load on the machine, thermal "
         f"state, the journal file growing) shows here. It is the range {count} reruns gave: a further "
         "rerun can land outside it.",

@@ -50,7 +50,7 @@ def estimate_value(estimate: Estimate) -> str:
 
 
 def estimate_interval(estimate: Estimate) -> str:
-    """``95 % CI 850-917`` or ``between tiers 1,499-2,403`` (en dash), ``no 95 % CI: too few seconds``
+    """``95 % CI 850-917`` or ``between tiers 1,499-2,403`` (en dash), ``no 95 % CI: too little data``
     when it could not be computed (the note says why); empty when there is no interval."""
     if estimate.value is not None and estimate.no_interval:
         return NO_INTERVAL

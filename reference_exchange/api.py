@@ -6,13 +6,16 @@ hold no trading logic of their own.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from functools import partial
 from typing import Any, TypeVar
 
 import orjson
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from reference_exchange.config import Settings
 from reference_exchange.endpoints import Handler, add_endpoint
@@ -29,6 +32,7 @@ from reference_exchange.engine import (
     UnknownSymbol,
 )
 from reference_exchange.errors import ApiError
+from reference_exchange.http_guard import read_body
 from reference_exchange.instruments import Instrument, InstrumentError
 from reference_exchange.journal import Journal
 from reference_exchange.metrics import ServerMetrics
@@ -87,8 +91,12 @@ def json_response(payload: Any, status: int = 200) -> web.Response:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Parse the body as JSON; aiohttp raises 413 itself past client_max_size."""
-    raw = await request.read()
+    """Parse the body as JSON; aiohttp raises 413 itself past client_max_size. A body that cannot be
+    decoded (garbage sent as ``Content-Encoding: gzip``, a broken chunked encoding) is the client's 400."""
+    try:
+        raw = await read_body(request, request.app[EXCHANGE].settings.client_timeout)
+    except RequestPayloadError as error:
+        raise ApiError(400, "invalid_body", f"request body could not be read: {error}") from None
     if not raw:
         raise ApiError(400, "invalid_json", "request body is empty: expected a JSON object")
     try:
@@ -97,11 +105,25 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
 
 
+async def exact_amounts(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with a price or quantity sent as a JSON number read exactly as written: orjson reads
+    numbers as floats, and ``40000.0000000000000001`` is the float 40000.0, which would be accepted as a
+    price the client never sent. Read again from the bytes with decimal numbers (rare: clients send
+    strings)."""
+    exact = json.loads(await request.read(), parse_float=Decimal)
+    amounts = {
+        key: format(exact[key], "f") for key in ("price", "quantity") if type(exact.get(key)) is Decimal
+    }
+    return {**body, **amounts}
+
+
 def validated(validate, body: Any) -> Any:
     try:
         return validate(body)
     except SchemaViolation as error:
         raise ApiError(400, "invalid_request", str(error)) from None
+    except RecursionError:  # the compiled validator recurses once per level (orjson allows 1,024)
+        raise ApiError(400, "invalid_request", "the body is nested too deeply") from None
 
 
 def engine_error(error: EngineError) -> ApiError:
@@ -217,6 +239,8 @@ def order_placement(exchange: Exchange) -> Handler:
         body = await read_json(request)
         if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
             body = validated(validate_order_request, body)
+            if type(body.get("price")) is float or type(body.get("quantity")) is float:
+                body = await exact_amounts(request, body)
         command = parse_place_command(body, instruments)
         try:
             result = await place(command)

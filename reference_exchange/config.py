@@ -65,6 +65,8 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     max_pending_orders: int = 2048
     overload_max_lag: float = 0.2
+    client_timeout: float = 10.0
+    max_connections: int = 0  # 0: from the open-file limit (http_guard.default_max_connections)
     order_retention: int = 1_000_000
     load_test_output_dir: str = "reports/runs"
 
@@ -335,6 +337,24 @@ _FIELDS: tuple[_Field, ...] = (
         "--overload-max-lag",
         "DURATION",
         "s",
+    ),
+    _Field(
+        "client_timeout",
+        "CLIENT_TIMEOUT",
+        _duration(positive=True),
+        "a connection that starts no request for this long, or a request body not received within it, "
+        "is closed, e.g. 10s",
+        "--client-timeout",
+        "DURATION",
+        "s",
+    ),
+    _Field(
+        "max_connections",
+        "MAX_CONNECTIONS",
+        _integer(0, note="0 = the open-file limit less 64"),
+        "open client connections (0: the open-file limit less 64); more are answered 503 and closed",
+        "--max-connections",
+        "N",
     ),
     _Field("order_retention", "ORDER_RETENTION", _integer(1000), "finished orders kept for lookup"),
     _Field(

@@ -6,7 +6,8 @@ the order route's server CPU. So each handler is wrapped once, at registration, 
 knows its route pattern and method up front (no label lookup per request):
 
 - the handler's ``ApiError`` and aiohttp ``HTTPException`` (413 from reading the body, ...) become the
-  ``{"error": ...}`` JSON of ``errors.py``, anything else a logged 500 so shaped;
+  ``{"error": ...}`` JSON of ``errors.py``, anything else a logged 500 so shaped; a client that closed
+  its connection mid-request is counted as 499 and not logged;
 - the handling time and status go to ``ServerMetrics`` under the route pattern.
 
 What no route takes is handled by ``add_fallback``: a catch-all route, resolved after every other, answers
@@ -30,6 +31,7 @@ from reference_exchange.metrics import ServerMetrics
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 UNMATCHED = "unmatched"  # the route label of requests no route matched
+CLIENT_CLOSED = 499  # nginx's status for a request whose client closed the connection first
 _FALLBACK_PATH = r"/{unmatched_path:[\s\S]*}"  # any path, newlines included
 
 log = logging.getLogger("reference_exchange.http")
@@ -53,6 +55,11 @@ def instrumented(handler: Handler, metrics: ServerMetrics, route: str, method: s
                 if error.status < 400:
                     raise
                 response = http_error_response(error)
+            except ConnectionResetError:
+                # The client left before its request was read (aiohttp's "Connection lost"): no answer can
+                # reach it, and it is no error of the server's. Counted as nginx's 499, never as a 500;
+                # aiohttp drops the answer quietly (re-raised, it would log a traceback as a 500).
+                response = web.Response(status=CLIENT_CLOSED)
             except Exception:
                 log.exception("unhandled error on %s %s", request.method, request.path)
                 response = error_response(500, "internal_error", "internal error: see the server log")

@@ -196,6 +196,8 @@ def parse_request(body: Any, symbols: Sequence[str]) -> LoadTestPlan:
         validate_load_test_request(body)
     except SchemaViolation as error:
         raise _bad(str(error)) from None
+    except RecursionError:  # the compiled validator recurses once per level (orjson allows 1,024)
+        raise _bad("the body is nested too deeply") from None
     duration_s = _seconds(body["duration"], "body.duration")
     if not MIN_LOAD_TEST_DURATION_S <= duration_s <= MAX_LOAD_TEST_DURATION_S:
         raise _bad(

@@ -125,6 +125,7 @@ LOAD_TEST_INTENSITIES = ("light", "medium", "heavy", "extreme")
 MIN_LOAD_TEST_DURATION_S = 1  # capacity needs whole seconds to measure anything
 MAX_LOAD_TEST_DURATION_S = 3600
 MAX_LOAD_TEST_RATE = 100_000  # far beyond any one machine; more is a typo
+MIN_LOAD_TEST_RATE = 1  # below one request a second a 1-second run may send nothing (5e-324 was a 202)
 MAX_LOAD_TEST_USERS = 10_000
 MAX_LOAD_TEST_P99_MS = 60_000
 
@@ -151,7 +152,7 @@ LOAD_TEST_REQUEST: dict[str, Any] = {
         },
         "orders_per_second": {
             "type": "number",
-            "exclusiveMinimum": 0,
+            "minimum": MIN_LOAD_TEST_RATE,
             "maximum": MAX_LOAD_TEST_RATE,
             "description": "offered requests/s on an open-model schedule (every request of the mix counts)",
         },

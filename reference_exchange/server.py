@@ -24,6 +24,12 @@ from reference_exchange.config import ConfigError, Settings, load_settings
 from reference_exchange.endpoints import add_fallback
 from reference_exchange.engine import MatchingEngine
 from reference_exchange.gc_policy import settle_gc
+from reference_exchange.http_guard import (
+    ConnectionSweeper,
+    GuardedSite,
+    default_max_connections,
+    quiet_bad_requests,
+)
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal, JournalError
 from reference_exchange.metrics import ServerMetrics
@@ -100,8 +106,11 @@ async def serve(settings: Settings) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         settle_gc()
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=4096, reuse_address=True)
+        cap = settings.max_connections or default_max_connections()
+        site = GuardedSite(runner, settings.host, settings.port, max_connections=cap)
         await site.start()
+        assert runner.server is not None
+        sweeper = asyncio.create_task(ConnectionSweeper(runner.server, settings.client_timeout).run())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -111,6 +120,7 @@ async def serve(settings: Settings) -> None:
         print(f"reference-exchange listening on http://{host}:{port} (pid {os.getpid()})", flush=True)
         await stop.wait()
         log.info("shutting down")
+        sweeper.cancel()
         await runner.cleanup()
     finally:
         if journal is not None:
@@ -127,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.Formatter.converter = time.gmtime
+    quiet_bad_requests()
     try:
         uvloop.run(serve(settings))
     except (JournalError, OSError) as error:

@@ -46,6 +46,8 @@ def test_defaults_from_empty_environment() -> None:
         "max_body_bytes": 65536,
         "max_pending_orders": 2048,
         "overload_max_lag": 0.2,
+        "client_timeout": 10.0,
+        "max_connections": 0,
         "order_retention": 1_000_000,
         "load_test_output_dir": "reports/runs",
     }
@@ -378,7 +380,7 @@ def test_parser_defaults_are_all_none() -> None:
     parser = build_arg_parser()
     assert parser.prog == "reference-exchange"
     namespace = vars(parser.parse_args([]))
-    assert len(namespace) == 16
+    assert len(namespace) == 18
     assert all(value is None for value in namespace.values())
 
 

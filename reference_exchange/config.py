@@ -47,18 +47,12 @@ class Settings:
 
     host: str = "127.0.0.1"
     port: int = 8080
-    environment: str = "development"
     log_level: str = "info"
     simulation_enabled: bool = False
     simulation_orders_per_sec: float = 100.0
     simulation_workers: int = 4
     simulation_symbols: tuple[str, ...] = KNOWN_SYMBOLS
-    metrics_enabled: bool = True
     metrics_collection_time: float = 60.0
-    metrics_retention_time: float = 86400.0
-    db_max_connections: int = 25
-    db_max_idle_time: float = 1800.0
-    db_max_lifetime: float = 3600.0
     journal_path: str | None = "reference_exchange.sqlite3"
     journal_sync: str = "full"
     admin_token: str | None = None
@@ -229,14 +223,6 @@ _FIELDS: tuple[_Field, ...] = (
         "PORT",
     ),
     _Field(
-        "environment",
-        "ENVIRONMENT",
-        _choice("development", "staging", "production"),
-        "development, staging or production",
-        "--environment",
-        "NAME",
-    ),
-    _Field(
         "log_level",
         "LOG_LEVEL",
         _choice("debug", "info", "warning", "error", aliases={"warn": "warning"}),
@@ -269,7 +255,6 @@ _FIELDS: tuple[_Field, ...] = (
         "--simulation-symbols",
         "SYMBOLS",
     ),
-    _Field("metrics_enabled", "METRICS_ENABLED", _boolean, "collect metrics"),
     _Field(
         "metrics_collection_time",
         "METRICS_COLLECTION_TIME",
@@ -279,16 +264,6 @@ _FIELDS: tuple[_Field, ...] = (
         "DURATION",
         "s",
     ),
-    _Field(
-        "metrics_retention_time",
-        "METRICS_RETENTION_TIME",
-        _duration(positive=True),
-        "metrics retention",
-        unit="s",
-    ),
-    _Field("db_max_connections", "DB_MAX_CONNECTIONS", _integer(1), "journal connection pool size"),
-    _Field("db_max_idle_time", "DB_MAX_IDLE_TIME", _duration(), "idle connection lifetime", unit="s"),
-    _Field("db_max_lifetime", "DB_MAX_LIFETIME", _duration(), "connection lifetime", unit="s"),
     _Field(
         "journal_path",
         "JOURNAL_PATH",

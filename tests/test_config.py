@@ -28,18 +28,12 @@ def test_defaults_from_empty_environment() -> None:
     assert dataclasses.asdict(settings) == {
         "host": "127.0.0.1",
         "port": 8080,
-        "environment": "development",
         "log_level": "info",
         "simulation_enabled": False,
         "simulation_orders_per_sec": 100,
         "simulation_workers": 4,
         "simulation_symbols": ALL_SYMBOLS,
-        "metrics_enabled": True,
         "metrics_collection_time": 60,
-        "metrics_retention_time": 86400,
-        "db_max_connections": 25,
-        "db_max_idle_time": 1800,
-        "db_max_lifetime": 3600,
         "journal_path": "reference_exchange.sqlite3",
         "journal_sync": "full",
         "admin_token": None,
@@ -86,39 +80,42 @@ SEED_ENV = {
 }
 
 
+READ_FROM_SEED = {
+    "SERVER_PORT",
+    "LOG_LEVEL",
+    "SIMULATION_ENABLED",
+    "SIMULATION_ORDERS_PER_SEC",
+    "SIMULATION_WORKERS",
+    "SIMULATION_SYMBOLS",
+    "METRICS_COLLECTION_TIME",
+}
+
+
 def test_seed_environment_block_parses() -> None:
+    """ENVIRONMENT, METRICS_ENABLED, METRICS_RETENTION_TIME, the DB_* and the GO* variables name nothing
+    this exchange has (no database pool, no metrics history, no Go runtime): they are left alone like any
+    other variable it does not read, rather than parsed into settings nothing uses."""
     settings = settings_from_env(SEED_ENV)
+    assert settings == settings_from_env({k: v for k, v in SEED_ENV.items() if k in READ_FROM_SEED})
     assert settings.port == 8080
-    assert settings.environment == "production"
     assert settings.log_level == "warning"
     assert settings.simulation_enabled is True
     assert settings.simulation_orders_per_sec == 1000
     assert settings.simulation_workers == 16
     assert settings.simulation_symbols == ("BTCUSD", "ETHUSD", "ADAUSD", "DOTUSD", "SOLUSD")
-    assert settings.metrics_enabled is True
     assert settings.metrics_collection_time == 60
-    assert settings.metrics_retention_time == 86400
-    assert settings.db_max_connections == 100
-    assert settings.db_max_idle_time == 1800
-    assert settings.db_max_lifetime == 3600
 
 
 def test_every_variable_from_environment() -> None:
     env = {
         "SERVER_HOST": "0.0.0.0",
         "SERVER_PORT": "9001",
-        "ENVIRONMENT": "Staging",
         "LOG_LEVEL": "DEBUG",
         "SIMULATION_ENABLED": "on",
         "SIMULATION_ORDERS_PER_SEC": "12.5",
         "SIMULATION_WORKERS": "256",
         "SIMULATION_SYMBOLS": " solusd , BTCUSD ",
-        "METRICS_ENABLED": "no",
         "METRICS_COLLECTION_TIME": "500ms",
-        "METRICS_RETENTION_TIME": "2d",
-        "DB_MAX_CONNECTIONS": "1",
-        "DB_MAX_IDLE_TIME": "0",
-        "DB_MAX_LIFETIME": "1h30m",
         "JOURNAL_PATH": "/tmp/journal.db",
         "JOURNAL_SYNC": "NORMAL",
         "ADMIN_TOKEN": "s3cret",
@@ -129,18 +126,12 @@ def test_every_variable_from_environment() -> None:
     assert settings_from_env(env) == Settings(
         host="0.0.0.0",
         port=9001,
-        environment="staging",
         log_level="debug",
         simulation_enabled=True,
         simulation_orders_per_sec=12.5,
         simulation_workers=256,
         simulation_symbols=("SOLUSD", "BTCUSD"),
-        metrics_enabled=False,
         metrics_collection_time=0.5,
-        metrics_retention_time=172800.0,
-        db_max_connections=1,
-        db_max_idle_time=0.0,
-        db_max_lifetime=5400.0,
         journal_path="/tmp/journal.db",
         journal_sync="normal",
         admin_token="s3cret",
@@ -199,18 +190,12 @@ def test_unrelated_variables_are_ignored() -> None:
     [
         "SERVER_HOST",
         "SERVER_PORT",
-        "ENVIRONMENT",
         "LOG_LEVEL",
         "SIMULATION_ENABLED",
         "SIMULATION_ORDERS_PER_SEC",
         "SIMULATION_WORKERS",
         "SIMULATION_SYMBOLS",
-        "METRICS_ENABLED",
         "METRICS_COLLECTION_TIME",
-        "METRICS_RETENTION_TIME",
-        "DB_MAX_CONNECTIONS",
-        "DB_MAX_IDLE_TIME",
-        "DB_MAX_LIFETIME",
         "JOURNAL_PATH",
         "JOURNAL_SYNC",
         "ADMIN_TOKEN",
@@ -235,7 +220,6 @@ def test_empty_value_means_default(variable: str, blank: str) -> None:
         ("SERVER_PORT", "-1"),
         ("SERVER_PORT", "65536"),
         ("SERVER_PORT", "80.5"),
-        ("ENVIRONMENT", "prod"),
         ("LOG_LEVEL", "verbose"),
         ("LOG_LEVEL", "critical"),
         ("SIMULATION_ENABLED", "maybe"),
@@ -249,15 +233,9 @@ def test_empty_value_means_default(variable: str, blank: str) -> None:
         ("SIMULATION_WORKERS", "4.0"),
         ("SIMULATION_SYMBOLS", "BTCUSD,DOGEUSD"),
         ("SIMULATION_SYMBOLS", ","),
-        ("METRICS_ENABLED", "enabled"),
         ("METRICS_COLLECTION_TIME", "0s"),
         ("METRICS_COLLECTION_TIME", "-60s"),
         ("METRICS_COLLECTION_TIME", "60x"),
-        ("METRICS_RETENTION_TIME", "1 day"),
-        ("DB_MAX_CONNECTIONS", "0"),
-        ("DB_MAX_CONNECTIONS", "many"),
-        ("DB_MAX_IDLE_TIME", "-5m"),
-        ("DB_MAX_LIFETIME", "1w"),
         ("JOURNAL_SYNC", "extra"),
         ("MAX_BODY_BYTES", "1023"),
         ("MAX_BODY_BYTES", str(16 * 1024 * 1024 + 1)),
@@ -364,13 +342,13 @@ def test_boolean_true(text: str) -> None:
 
 @pytest.mark.parametrize("text", ["false", "FALSE", "0", "no", "No", "off", "OFF"])
 def test_boolean_false(text: str) -> None:
-    assert settings_from_env({"METRICS_ENABLED": text}).metrics_enabled is False
+    assert settings_from_env({"SIMULATION_ENABLED": text}).simulation_enabled is False
 
 
 @pytest.mark.parametrize("text", ["y", "n", "t", "enabled", "2", "-1", "truthy"])
 def test_boolean_rejects(text: str) -> None:
-    with pytest.raises(ConfigError, match=r"^METRICS_ENABLED="):
-        settings_from_env({"METRICS_ENABLED": text})
+    with pytest.raises(ConfigError, match=r"^SIMULATION_ENABLED="):
+        settings_from_env({"SIMULATION_ENABLED": text})
 
 
 # --- flags -----------------------------------------------------------------------------------------
@@ -380,7 +358,7 @@ def test_parser_defaults_are_all_none() -> None:
     parser = build_arg_parser()
     assert parser.prog == "reference-exchange"
     namespace = vars(parser.parse_args([]))
-    assert len(namespace) == 18
+    assert len(namespace) == 17
     assert all(value is None for value in namespace.values())
 
 
@@ -401,7 +379,6 @@ def test_flags_override_environment() -> None:
     env = {
         "SERVER_HOST": "10.0.0.1",
         "SERVER_PORT": "9000",
-        "ENVIRONMENT": "production",
         "LOG_LEVEL": "error",
         "SIMULATION_ENABLED": "true",
         "SIMULATION_ORDERS_PER_SEC": "1000",
@@ -417,7 +394,6 @@ def test_flags_override_environment() -> None:
     argv = [
         "--host=0.0.0.0",
         "--port=0",
-        "--environment=staging",
         "--log-level=warn",
         "--no-simulation",
         "--simulation-rate=2.5",
@@ -433,7 +409,6 @@ def test_flags_override_environment() -> None:
     assert load_settings(argv, env) == Settings(
         host="0.0.0.0",
         port=0,
-        environment="staging",
         log_level="warning",
         simulation_enabled=False,
         simulation_orders_per_sec=2.5,
@@ -449,9 +424,9 @@ def test_flags_override_environment() -> None:
 
 
 def test_unflagged_fields_still_come_from_environment() -> None:
-    settings = load_settings(["--port", "9100"], {"SERVER_PORT": "9000", "DB_MAX_CONNECTIONS": "7"})
+    settings = load_settings(["--port", "9100"], {"SERVER_PORT": "9000", "ORDER_RETENTION": "7000"})
     assert settings.port == 9100
-    assert settings.db_max_connections == 7
+    assert settings.order_retention == 7000
 
 
 def test_simulation_flag_enables() -> None:
@@ -477,7 +452,6 @@ def test_empty_journal_flag_disables_journal() -> None:
         ("--port", "x"),
         ("--port", "70000"),
         ("--port", ""),
-        ("--environment", "qa"),
         ("--log-level", "trace"),
         ("--simulation-rate", "-3"),
         ("--simulation-workers", "0"),

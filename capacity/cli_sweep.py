@@ -277,7 +277,8 @@ def matrix_table(result: SweepResult) -> Table:
     table.add_column(headers[-1], overflow="fold", min_width=8)
     table.caption = (
         "rates in requests/s over the steady window; cores: server CPU (mean); RSS: server peak; "
-        "p99: coordinated-omission corrected, raw: from the actual send; SLO: the tier scenario's"
+        "p99: coordinated-omission corrected, raw: from the actual send; SLO: the verdict against the "
+        "tier scenario's P99 and error-rate limits"
     )
     for row in rows:
         table.add_row(*_cells(row, trades))

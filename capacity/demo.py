@@ -5,7 +5,7 @@
    (server pinned to one CPU, the native load generator to another where the machine has two);
 2. the fit (``capacity fit``): CPU per request, memory, P99 against load, breaking points, recommended
    maximum;
-3. the report (``capacity report``), copied to ``reports/latest/index.html``;
+3. the report (``capacity report``), copied to ``reports/latest/`` (``index.html`` and its other files);
 4. the scalability matrix as a terminal table, and where everything is.
 
 Options: ``--sweep FILE`` another sweep file, ``--output-dir DIR`` where sweeps go. Exit codes as
@@ -104,7 +104,8 @@ def _fit(console: Console, result: SweepResult) -> None:
 
 
 def _report(console: Console, result: SweepResult) -> Path | None:
-    """Render the report and copy its HTML to reports/latest/index.html; None (said why) if it cannot."""
+    """Render the report and copy it to reports/latest/ (index.html and the report.md, report.json and
+    matrix.csv its footer names); the path of index.html there, or None (said why) if it cannot."""
     try:
         from capacity.report import render_report  # the last stage; absent in a partial checkout
     except ImportError:
@@ -116,9 +117,9 @@ def _report(console: Console, result: SweepResult) -> Path | None:
         console.print(f"report: could not render ({type(error).__name__}: {error})", style="yellow")
         return None
     LATEST.mkdir(parents=True, exist_ok=True)
-    latest = LATEST / "index.html"
-    shutil.copyfile(paths.html, latest)  # a copy: the HTML is self-contained and outlives the sweep dir
-    return latest
+    for written in (paths.html, paths.markdown, paths.json, paths.csv):  # copies: they outlive the sweep
+        shutil.copyfile(written, LATEST / written.name)
+    return LATEST / paths.html.name
 
 
 def _shown(path: Path) -> str:

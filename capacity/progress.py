@@ -68,6 +68,8 @@ class LiveProgress:
     ) -> None:
         if self._started:
             self._live.__exit__(exc_type, exc, tb)
+            if not self.console.is_terminal:  # rich ends its one non-terminal render without a newline
+                self.console.line()
 
     def __call__(self, update: ProgressUpdate) -> None:
         if not self._started:
@@ -144,7 +146,7 @@ def summary_table(run: Run) -> Table:
         f"max {_num(s.server_cpu_percent_max, '{:.0f}')} % of one core "
         f"({_num(s.server_cores_used_mean, '{:.2f}')} cores on average)",
     )
-    table.add_row("server RSS max", _num(_mib(s.server_rss_max_bytes), "{:,.1f} MiB"))
+    table.add_row("server RSS max", _num(_mb(s.server_rss_max_bytes), "{:,.1f} MB"))
     if s.other_cpu_percent_mean is not None:
         table.add_row("other processes' CPU", f"mean {s.other_cpu_percent_mean:.0f} % of one core")
     table.add_row(
@@ -188,5 +190,6 @@ def _num(value: float | int | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
-def _mib(value: int | None) -> float | None:
-    return None if value is None else value / (1024 * 1024)
+def _mb(value: int | None) -> float | None:
+    """Bytes in MB (10^6 bytes), the report's unit."""
+    return None if value is None else value / 1e6

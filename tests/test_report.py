@@ -162,6 +162,15 @@ def test_generator_bound_tier_is_greyed_with_its_reason_and_advice(sample: Repor
     assert "generator-bound" not in overload.split("</h3>")[0]  # an overloaded server is not a generator
 
 
+def test_generator_bound_tiers_get_a_grey_each_in_the_spectrum() -> None:
+    """Issue 17: two generator-bound tiers drew their spectra in one grey; one tier keeps the usual grey."""
+    from capacity.report.charts import GREY, _greys
+
+    assert _greys(["burst"]) == {"burst": GREY}
+    shades = _greys(["burst", "overload", "gauntlet"])
+    assert len(set(shades.values())) == 3 and list(shades) == ["burst", "overload", "gauntlet"]
+
+
 def test_extrapolated_estimates_carry_a_badge(tmp_path: Path) -> None:
     """Without the overload tier, CPU saturation lies beyond the measured rates: extrapolated."""
     sweep = write_sample_sweep(tmp_path / "sweep", SEED_TIERS[:7], duration_s=10)

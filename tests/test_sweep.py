@@ -596,3 +596,20 @@ def test_repeats_below_one_are_refused(out: Path) -> None:
     with pytest.raises(SweepSetupError, match="--repeat must be at least 1, got 0"):
         start_sweep(small_sweep(1), RunOptions(), output_dir=out, repeats=0, run=FakeServer())
     assert not out.exists()
+
+
+def test_the_live_panel_ends_its_line_when_the_output_is_not_a_terminal() -> None:
+    """Issue 17: piped `make demo` output ran the panel's last line into the next ("· stopping the
+    exchangeCapacity model of quick")."""
+    import io
+
+    from rich.console import Console
+
+    from capacity.progress import LiveProgress
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=100)
+    with LiveProgress(console) as live:
+        live(ProgressUpdate("stopping", "stopping the exchange", "quick", 10.0))
+    console.print("Capacity model of quick")
+    assert out.getvalue() == "· stopping the exchange\nCapacity model of quick\n"

@@ -254,6 +254,7 @@ def latency_chart(rows: Sequence[MatrixRow], tiers: Sequence[TierRun]) -> Chart:
 def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dict[str, str]) -> Chart:
     """CPU cores and RSS against achieved rate: per-second samples, tier means, fitted lines with bands."""
     fig, (cpu_ax, mem_ax) = _figure(WIDE, ncols=2, top=0.6)
+    explained = False  # the first generator-bound tier's points carry the legend entry that says why
     for tier in tiers:
         steady = tier.run.steady_series()
         colour = GREY if tier.run.summary.generator_bound else colours[tier.name]
@@ -262,9 +263,12 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
         rss = [np.nan if s.server_rss_bytes is None else s.server_rss_bytes / 1e6 for s in steady]
         bound = tier.run.summary.generator_bound
         size = 6 if len(x) > 10 else 16  # a short tier's few seconds should still be visible
+        label = None
+        if bound and not explained:
+            label, explained = "generator-bound tier: the generator's limit, not fitted", True
         for ax, y in ((cpu_ax, cpu), (mem_ax, rss)):
             if bound:
-                ax.scatter(x, y, s=size, alpha=0.6, facecolors="none", edgecolors=colour)
+                ax.scatter(x, y, s=size, alpha=0.6, facecolors="none", edgecolors=colour, label=label)
             else:
                 ax.scatter(x, y, s=size, alpha=0.6, c=colour)
     measured = model.service_demand.rate_range
@@ -298,7 +302,7 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
             _legend(ax, ncols=1)
     alt = (
         "Server CPU cores and RSS per second against achieved requests/s, with the fitted lines and 95 % "
-        "bands."
+        "bands; hollow grey points are generator-bound tiers, which the fits leave out."
     )
     return Chart("resources", "CPU and memory vs throughput", alt, _svg_uri(fig))
 
@@ -359,6 +363,15 @@ def over_time_chart(tier: TierRun) -> Chart:
     return Chart(f"over-time-{tier.name}", f"{tier.name}: latency over time", alt, _svg_uri(fig))
 
 
+def _greys(names: Sequence[str]) -> dict[str, str]:
+    """One grey per generator-bound tier, dark to light in tier order (lines of one grey cannot be told
+    apart in the spectrum's legend); the scatters' single ``GREY`` when there is one."""
+    if len(names) <= 1:
+        return dict.fromkeys(names, GREY)
+    shades = matplotlib.colormaps["Greys"](np.linspace(0.75, 0.35, len(names)))
+    return {name: matplotlib.colors.to_hex(shade) for name, shade in zip(names, shades, strict=True)}
+
+
 @_styled
 def spectrum_chart(
     spectra: Sequence[tuple[TierRun, Spectrum | None, Spectrum | None]], colours: dict[str, str]
@@ -366,9 +379,10 @@ def spectrum_chart(
     """Latency by percentile on the usual 1 / (1 - p) axis, corrected solid and raw dashed, per tier."""
     fig, (ax,) = _figure(WIDE, top=0.6)
     deepest, values = 99.0, list[float]()
+    greys = _greys([tier.name for tier, _, _ in spectra if tier.run.summary.generator_bound])
     for tier, corrected, raw in spectra:
         bound = tier.run.summary.generator_bound
-        colour = GREY if bound else colours[tier.name]
+        colour = greys[tier.name] if bound else colours[tier.name]
         label = tier.name + (" (generator-bound)" if bound else "")
         for spec, style, name in ((corrected, "-", label), (raw, "--", None)):
             if spec is None:

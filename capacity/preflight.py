@@ -37,18 +37,7 @@ def fetch_market(url: str, symbols: Sequence[str], timeout_s: float = PREFLIGHT_
     """Instruments from ``GET {url}/api/symbols``; TargetNotTheApi unless it is the exchange API and lists
     every symbol in ``symbols``."""
     address = url.rstrip("/") + "/api/symbols"
-    try:
-        with urllib.request.urlopen(address, timeout=timeout_s) as response:
-            status, content_type, body = (
-                response.status,
-                response.headers.get("Content-Type", ""),
-                response.read(),
-            )
-    except urllib.error.HTTPError as error:
-        raise TargetNotTheApi(f"GET {address} answered HTTP {error.code}: not the exchange API") from None
-    except (urllib.error.URLError, OSError) as error:
-        reason = getattr(error, "reason", error)
-        raise TargetNotTheApi(f"GET {address} failed: {reason}") from None
+    status, content_type, body = _fetch("GET", address, None, timeout_s)
     try:
         market = Market.from_symbols_response(json.loads(body))
     except (ValueError, KeyError, TypeError, AttributeError, ArithmeticError):
@@ -93,25 +82,29 @@ def check_round_trip(
         _request("DELETE", f"{base}{ORDERS_PATH}/{order_id}", None, timeout_s)
 
 
-def _request(method: str, address: str, body: dict[str, Any] | None, timeout_s: float) -> dict[str, Any]:
-    """The JSON object ``method address`` answers with a 2xx; TargetNotTheApi saying what came back."""
+def _fetch(
+    method: str, address: str, body: dict[str, Any] | None, timeout_s: float
+) -> tuple[int, str, bytes]:
+    """Status, Content-Type and body of a 2xx answer to ``method address``; TargetNotTheApi saying what
+    came back (the status and the start of the body) or why nothing did."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(address, data=data, method=method)
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            status, content_type, payload = (
-                response.status,
-                response.headers.get("Content-Type", ""),
-                response.read(),
-            )
+            return response.status, response.headers.get("Content-Type", ""), response.read()
     except urllib.error.HTTPError as error:
         detail = error.read(300).decode("utf-8", "replace").strip()
         said = f": {detail}" if detail else ""
         raise TargetNotTheApi(f"{method} {address} answered HTTP {error.code}{said}") from None
     except (urllib.error.URLError, OSError) as error:
         raise TargetNotTheApi(f"{method} {address} failed: {getattr(error, 'reason', error)}") from None
+
+
+def _request(method: str, address: str, body: dict[str, Any] | None, timeout_s: float) -> dict[str, Any]:
+    """The JSON object ``method address`` answers with a 2xx; TargetNotTheApi saying what came back."""
+    status, content_type, payload = _fetch(method, address, body, timeout_s)
     try:
         parsed = json.loads(payload)
     except ValueError:

@@ -136,7 +136,7 @@ def test_a_target_healthy_but_failing_its_api_is_refused(
 ) -> None:
     code, stderr, run = _run(tmp_path, health_only_target, engine)
     assert code == 1
-    assert f"GET {health_only_target}/api/symbols answered HTTP 500: not the exchange API" in stderr
+    assert f"GET {health_only_target}/api/symbols answered HTTP 500: internal error" in stderr
     assert run["status"] == "failed"
 
 

@@ -39,8 +39,11 @@ from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, Runner, WorkerR
 from capacity.exit_codes import EXIT_INVALID
 from capacity.latency import LatencyRecorder
 from capacity.loadgen_results import loadgen_document, progress_document, write_final, write_json_atomic
+from capacity.locust_web import LiveFigures
+from capacity.locust_web import install as install_tab
 from capacity.order_flow import Market, OrderFlow, OrderRequest
 from capacity.pacing import UserPacer
+from capacity.sampler import MetricsPoller
 from capacity.scenario import Problem, Scenario, ScenarioError, load_scenario, scenario_from_mapping
 
 log = logging.getLogger("capacity.locustfile")
@@ -228,10 +231,9 @@ class Collector:
     def elapsed_s(self) -> float:
         return self.run.now_s()
 
-    def write_progress(self, users: int, workers: int, settle_s: float) -> None:
-        if not self.results_dir:
-            return
-        doc = progress_document(
+    def progress(self, users: int, workers: int, settle_s: float) -> dict[str, Any]:
+        """The live ``progress.json`` document of the run so far."""
+        return progress_document(
             self.run.scenario,
             self.recorder,
             elapsed_s=self.elapsed_s(),
@@ -239,7 +241,10 @@ class Collector:
             workers=workers,
             settle_s=settle_s,
         )
-        write_json_atomic(f"{self.results_dir}/progress.json", doc)
+
+    def write_progress(self, doc: dict[str, Any]) -> None:
+        if self.results_dir:
+            write_json_atomic(f"{self.results_dir}/progress.json", doc)
 
     def write_final(self) -> None:
         if not self.results_dir:
@@ -272,6 +277,7 @@ class _Process:
 
     run: RunState | None = None
     collector: Collector | None = None
+    live: LiveFigures | None = None  # the web UI's Capacity tab (none in headless runs)
     market: Market | None = None
     market_lock = Semaphore()
     tag = uuid.uuid4().hex[:8]  # makes client order ids unique across processes
@@ -484,6 +490,7 @@ def on_init(environment: Environment, runner: Runner | None = None, **_kwargs: A
         options.run_time = None
     if environment.parsed_options is None or _is_worker(environment):
         return  # workers get the scenario from the master
+    install_tab(environment, lambda: _Process.live.latest if _Process.live is not None else {})
     try:
         scenario_from_options(environment.parsed_options)
     except ScenarioError as error:
@@ -526,6 +533,14 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
     collector = Collector(run, results_dir, environment.host or Trader.host)
     collector.recorder = LatencyRecorder(threshold)
     _Process.collector = collector
+    if getattr(environment, "web_ui", None) is not None:  # the tab's readings cost nothing headless
+        processes = getattr(options, "processes", None) or 1
+        _Process.live = LiveFigures(
+            scenario,
+            collector.recorder,
+            generator_cores=float(max(processes, 1)),
+            server=MetricsPoller(collector.target, timeout_s=0.5),
+        )
     collector.progress_greenlet = gevent.spawn(_progress_loop, environment, collector)
 
 
@@ -546,8 +561,11 @@ def _progress_loop(environment: Environment, collector: Collector) -> None:
         runner = environment.runner
         workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         users = runner.user_count if runner is not None else 0
+        doc = collector.progress(users, workers, settle_s)
+        if _Process.live is not None:
+            _Process.live.update(doc)
         try:
-            collector.write_progress(users, workers, settle_s)
+            collector.write_progress(doc)
         except OSError as error:
             log.error("capacity: cannot write progress.json: %s", error)
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -256,3 +258,60 @@ def test_locusts_common_options_cut_the_run_and_set_its_users(
     assert totals["ok"] == totals["sent"] == totals["scheduled"]
     assert len(doc["seconds"]) == 3
     assert doc["scenario"]["load"]["concurrent_users"] == 4 and doc["scenario"]["load"]["duration"] == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.timeout(90)
+def test_the_web_ui_has_a_capacity_tab_with_live_figures(tmp_path: Path) -> None:
+    """Issue 17: Locust's web UI (not headless) shows a Capacity tab fed from /stats/requests, and the
+    same figures at GET /capacity: corrected and raw percentiles, offered and achieved, the SLO so far,
+    the server's CPU from /api/metrics and the generator's own."""
+    scenario = write_scenario(tmp_path / "s.yaml", 100, 10, "8s")
+    web = _free_port()
+    with EmbeddedExchange(env={"JOURNAL_PATH": "none"}) as exchange:
+        command = [
+            str(LOCUST), "-f", str(LOCUSTFILE), "--scenario", str(scenario), "--host", exchange.url,
+            "--web-host", "127.0.0.1", "--web-port", str(web), "--autostart", "--autoquit", "2",
+            "--results-dir", str(tmp_path / "results"), "--loglevel", "WARNING",
+        ]  # fmt: skip
+        locust = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            base = f"http://127.0.0.1:{web}"
+            figures: dict[str, Any] = {}
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                time.sleep(0.5)
+                try:
+                    figures = _get_json(base + "/capacity")
+                except OSError:
+                    continue
+                if figures.get("sent", 0) > 100 and figures.get("server_cpu_percent") is not None:
+                    break
+            stats = _get_json(base + "/stats/requests")
+            with urllib.request.urlopen(base + "/", timeout=5) as response:
+                index = response.read().decode()
+        finally:
+            locust.send_signal(signal.SIGINT)
+            locust.communicate(timeout=30)
+    assert figures["scenario"] == "e2e" and figures["sent"] > 100, figures
+    assert figures["corrected_ms"]["p99"] is not None and figures["raw_ms"]["p99"] is not None
+    assert figures["offered_rate"] > 0 and figures["slo"]["p99_ms"] == 50
+    assert figures["server_cpu_percent"] is not None and figures["generator_cpu_percent"] is not None
+    assert figures["generator_healthy"] is True, figures["generator_reasons"]
+    (tab,) = [t for t in stats["extended_stats"] if t["key"] == "capacity"]
+    rows = {row["figure"]: row["value"] for row in tab["data"]}
+    assert rows["P50 / P99 / P99.9 corrected"].endswith(" ms") and "raw response times" in rows["note"]
+    tabs = re.search(r'"extended_tabs":\s*(\[[^\]]*\])', index)
+    assert tabs and json.loads(tabs.group(1)) == [{"key": "capacity", "title": "Capacity"}], index[:2000]

@@ -1,0 +1,96 @@
+"""Issue 17, as a person uses it: Locust's web UI in headless Chromium starts a run from its form, and the
+Capacity tab shows the run's corrected figures.
+
+Skipped where Debian's chromium (``/usr/bin/chromium``) or the Playwright package is missing; Playwright's
+own browser download does not work here, so it drives that chromium through ``executable_path``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from capacity.exchange_process import EmbeddedExchange
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium")
+playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt install chromium)")
+# This machine's network is closed: without these Chromium keeps trying Google's hosts.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.timeout(120)
+def test_a_run_started_from_the_form_shows_its_figures_in_the_capacity_tab(tmp_path: Path) -> None:
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(
+        "name: browser\nload: {orders_per_second: 100, concurrent_users: 10, symbols: [BTCUSD], "
+        "duration: 20s}\nslo: {p99_ms: 50, error_rate: 0.01}\n"
+    )
+    web = _free_port()
+    with EmbeddedExchange(env={"JOURNAL_PATH": "none"}) as exchange:
+        locust = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "locust"),
+                "-f",
+                str(ROOT / "capacity" / "locustfile.py"),
+                "--scenario",
+                str(scenario),
+                "--host",
+                exchange.url,
+                "--web-host",
+                "127.0.0.1",
+                "--web-port",
+                str(web),
+                "--loglevel",
+                "WARNING",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            with playwright.sync_playwright() as driver:
+                browser = driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                for _ in range(40):  # Locust's web server takes a moment to listen
+                    try:
+                        page.goto(f"http://127.0.0.1:{web}/", timeout=5000)
+                        break
+                    except playwright.Error:
+                        page.wait_for_timeout(250)
+                page.get_by_role("button", name="Start").click()
+                page.get_by_role("tab", name="Capacity").click()
+                corrected = page.get_by_text("P50 / P99 / P99.9 corrected")
+                corrected.wait_for(timeout=20000)
+                page.wait_for_function(
+                    "() => /[0-9.]+ \\/ [0-9.]+ \\/ [0-9.]+ ms/.test(document.body.innerText)", timeout=20000
+                )
+                text = page.inner_text("body")
+                page.screenshot(path=str(tmp_path / "capacity-tab.png"))
+                browser.close()
+        finally:
+            locust.terminate()
+            locust.wait(timeout=30)
+    assert "offered / achieved" in text and "requests/s (completions)" in text
+    assert "raw response times" in text  # the note that Locust's own tables are raw
+    assert (tmp_path / "capacity-tab.png").stat().st_size > 10_000

@@ -47,6 +47,7 @@ from capacity.sweep import (
     start_sweep,
 )
 from capacity.sweep_results import MatrixRow, SweepFormatError, SweepResult, matrix_rows
+from capacity.text import figure
 
 LADDER_PARAMS = ("start", "stop", "steps", "spacing", "tier_duration")
 
@@ -291,12 +292,12 @@ def _cells(row: MatrixRow, trades: bool) -> list[str | Text]:
         if row.slo_passed is None
         else Text(*(("PASS", "green") if row.slo_passed else ("FAIL", "red")))
     )
-    cells: list[str | Text] = [row.level, _num(row.offered, "{:,.0f}"), _num(row.achieved, "{:,.0f}")]
+    cells: list[str | Text] = [row.level, figure(row.offered, "{:,.0f}"), figure(row.achieved, "{:,.0f}")]
     if trades:
-        cells.append(_num(row.trades_per_s, "{:,.0f}"))
+        cells.append(figure(row.trades_per_s, "{:,.0f}"))
     cells += [
-        _num(row.server_cores, "{:.2f}"),
-        _num(row.rss_mb, "{:,.0f}"),
+        figure(row.server_cores, "{:.2f}"),
+        figure(row.rss_mb, "{:,.0f}"),
         _ms(row.p99_corrected_ms),
         _ms(row.p99_raw_ms),
         slo,
@@ -331,8 +332,4 @@ def exit_code(result: SweepResult) -> int:
 
 def _ms(value: float | None) -> str:
     """Milliseconds with one decimal below 1 s, whole above (6,390 rather than 6,389.8)."""
-    return _num(value, "{:,.1f}" if value is None or value < 1000 else "{:,.0f}")
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
+    return figure(value, "{:,.1f}" if value is None or value < 1000 else "{:,.0f}")

@@ -35,6 +35,7 @@ from capacity.scenario import ScenarioError, format_duration, load_sweep
 from capacity.signals import stop_on_hangup_and_terminate
 from capacity.sweep import DEFAULT_OUTPUT_DIR, SweepSetupError, start_sweep
 from capacity.sweep_results import SweepResult
+from capacity.text import cpu_list
 
 ROOT = Path(__file__).resolve().parent.parent
 QUICK = ROOT / "scenarios" / "sweeps" / "quick.yaml"
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _introduce(console: Console, path: Path, summary: str, options: RunOptions) -> None:
     placement = plan_placement(options)
-    server, generator = _cpus(placement.server_cpus), _cpus(placement.generator_cpus)
+    server, generator = cpu_list(placement.server_cpus), cpu_list(placement.generator_cpus)
     where = (
         f"server on CPU {server}, load generator on CPU {generator}"
         if placement.pinned
@@ -128,10 +129,6 @@ def _shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def _cpus(cpus: Sequence[int] | None) -> str:
-    return ",".join(map(str, cpus or ()))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from typing import Any
 from capacity.latency import LatencyRecorder, summarize
 from capacity.sampler import CpuMeter, ExchangeSample, MetricsPoller
 from capacity.scenario import Scenario
+from capacity.text import figure
 from capacity.verdict_text import reason_text
 from capacity.verdicts import GENERATOR_SATURATION, GeneratorEvidence, generator_reasons
 
@@ -121,10 +122,10 @@ def table_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
             f"{verdict}: P99 ≤ {slo['p99_ms']:g} ms, errors ≤ {100 * slo['error_rate']:g} %"
         ),
         "server CPU / RSS": (
-            f"{_num(f['server_cpu_percent'], '{:.0f} %')} / "
-            f"{_num(None if rss is None else rss / 1e6, '{:,.0f} MB')}"
+            f"{figure(f['server_cpu_percent'], '{:.0f} %')} / "
+            f"{figure(None if rss is None else rss / 1e6, '{:,.0f} MB')}"
         ),
-        "generator CPU": f"{_num(f['generator_cpu_percent'], '{:.0f} %')}: {health}",
+        "generator CPU": f"{figure(f['generator_cpu_percent'], '{:.0f} %')}: {health}",
         "note": RAW_NOTE,
     }
     return [{"figure": k, "value": v} for k, v in rows.items()]
@@ -156,8 +157,4 @@ def install(environment: Any, figures: Callable[[], dict[str, Any]]) -> None:
 
 
 def _ms3(values: dict[str, float | None]) -> str:
-    return " / ".join(_num(values[k], "{:,.1f}") for k in ("p50", "p99", "p999")) + " ms"
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
+    return " / ".join(figure(values[k], "{:,.1f}") for k in ("p50", "p99", "p999")) + " ms"

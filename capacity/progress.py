@@ -20,6 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from capacity.results import Run
+from capacity.text import figure
 from capacity.verdict_text import duration_text, limit_of, limit_sentence
 
 
@@ -95,19 +96,19 @@ class LiveProgress:
             "elapsed",
             f"{elapsed:.0f}/{update.duration_s:.0f} s ({remaining:.0f} s left)",
             "offered / achieved",
-            f"{_num(update.offered_rate, '{:,.0f}')} / {_num(update.achieved_rate, '{:,.0f}')} per s",
+            f"{figure(update.offered_rate, '{:,.0f}')} / {figure(update.achieved_rate, '{:,.0f}')} per s",
         )
         table.add_row(
             "p99 corrected",
-            _num(update.p99_corrected_ms, "{:.2f} ms"),
+            figure(update.p99_corrected_ms, "{:.2f} ms"),
             "errors",
-            f"{_num(update.errors_total, '{:,}')} of {_num(update.sent_total, '{:,}')} sent",
+            f"{figure(update.errors_total, '{:,}')} of {figure(update.sent_total, '{:,}')} sent",
         )
         table.add_row(
             "server CPU",
-            _num(update.server_cpu_percent, "{:.0f} %"),
+            figure(update.server_cpu_percent, "{:.0f} %"),
             "generator CPU",
-            _num(update.generator_cpu_percent, "{:.0f} %"),
+            figure(update.generator_cpu_percent, "{:.0f} %"),
         )
         return Group(lines, table)
 
@@ -128,7 +129,7 @@ def summary_table(run: Run) -> Table:
     table.add_row(
         "requests",
         f"{s.counts.sent:,} sent, {s.counts.ok:,} ok, {s.counts.errors:,} errors "
-        f"({_num(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late "
+        f"({figure(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late "
         f"({s.counts.generator_late:,} by the generator)",
     )
     latencies = [("latency corrected", s.corrected), ("latency raw", s.raw)]
@@ -137,29 +138,29 @@ def summary_table(run: Run) -> Table:
     for label, lat in latencies:
         table.add_row(
             label,
-            f"p50 {_num(lat.p50_ms, '{:.2f}')}  p99 {_num(lat.p99_ms, '{:.2f}')}  "
-            f"p99.9 {_num(lat.p999_ms, '{:.2f}')}  max {_num(lat.max_ms, '{:.2f}')} ms",
+            f"p50 {figure(lat.p50_ms, '{:.2f}')}  p99 {figure(lat.p99_ms, '{:.2f}')}  "
+            f"p99.9 {figure(lat.p999_ms, '{:.2f}')}  max {figure(lat.max_ms, '{:.2f}')} ms",
         )
     table.add_row(
         "server CPU",
-        f"mean {_num(s.server_cpu_percent_mean, '{:.0f}')} %, "
-        f"max {_num(s.server_cpu_percent_max, '{:.0f}')} % of one core "
-        f"({_num(s.server_cores_used_mean, '{:.2f}')} cores on average)",
+        f"mean {figure(s.server_cpu_percent_mean, '{:.0f}')} %, "
+        f"max {figure(s.server_cpu_percent_max, '{:.0f}')} % of one core "
+        f"({figure(s.server_cores_used_mean, '{:.2f}')} cores on average)",
     )
-    table.add_row("server RSS max", _num(_mb(s.server_rss_max_bytes), "{:,.1f} MB"))
+    table.add_row("server RSS max", figure(_mb(s.server_rss_max_bytes), "{:,.1f} MB"))
     if s.other_cpu_percent_mean is not None:
         table.add_row("other processes' CPU", f"mean {s.other_cpu_percent_mean:.0f} % of one core")
     table.add_row(
         "generator CPU",
-        f"mean {_num(s.generator_cpu_percent_mean, '{:.0f}')} %, "
-        f"max {_num(s.generator_cpu_percent_max, '{:.0f}')} % of {s.generator_cores:g} core(s) "
+        f"mean {figure(s.generator_cpu_percent_mean, '{:.0f}')} %, "
+        f"max {figure(s.generator_cpu_percent_max, '{:.0f}')} % of {s.generator_cores:g} core(s) "
         f"({run.loadgen.engine} engine, {run.loadgen.workers} process(es))",
     )
     slo = s.slo
     verdict = Text(slo.verdict, style="bold green" if slo.passed else "bold red")
     verdict.append(
-        f"  (p99 {_num(slo.p99_ms, '{:.2f}')} ms vs {slo.p99_limit_ms:g} ms; "
-        f"errors {_num(slo.error_rate, '{:.2%}')} vs {slo.error_rate_limit:.2%})",
+        f"  (p99 {figure(slo.p99_ms, '{:.2f}')} ms vs {slo.p99_limit_ms:g} ms; "
+        f"errors {figure(slo.error_rate, '{:.2%}')} vs {slo.error_rate_limit:.2%})",
         style="default",
     )
     for reason in slo.reasons:
@@ -184,10 +185,6 @@ def summary_table(run: Run) -> Table:
     for note in (*s.notes, *run.notes):
         table.add_row("note", note)
     return table
-
-
-def _num(value: float | int | None, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
 
 
 def _mb(value: int | None) -> float | None:

@@ -71,6 +71,7 @@ from capacity.run_record import (
 )
 from capacity.sampler import MetricsPoller, ProcessSampler
 from capacity.scenario import Scenario
+from capacity.text import cpu_list
 
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 ENGINES = ("native", "locust")  # load generator engines; the first is the default (docs/engines.md)
@@ -463,7 +464,9 @@ class _Orchestrator:
             env["JOURNAL_PATH"] = "none"
         self.exchange_settings = dict(env)
         cpus = self.placement.server_cpus
-        self._say("starting", "starting the reference exchange" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
+        self._say(
+            "starting", "starting the reference exchange" + (f" on CPU {cpu_list(cpus)}" if cpus else "")
+        )
         self.exchange = EmbeddedExchange(env=env, cpus=cpus, start_timeout_s=self.options.start_timeout_s)
         try:
             self.exchange.start()
@@ -512,7 +515,7 @@ class _Orchestrator:
                 master_port,
             )
         name = self._generator_name()
-        self._say("starting", f"starting {name}" + (f" on CPU {_cpus(cpus)}" if cpus else ""))
+        self._say("starting", f"starting {name}" + (f" on CPU {cpu_list(cpus)}" if cpus else ""))
         self.locust_log = (self.loadgen_dir / GENERATOR_LOGS[self.options.engine]).open("wb")
         self.locust = subprocess.Popen(
             self.command,
@@ -526,7 +529,7 @@ class _Orchestrator:
             try:
                 os.sched_setaffinity(self.locust.pid, cpus)
             except OSError as error:
-                self.notes.append(f"could not pin the generator to CPU {_cpus(cpus)}: {error}")
+                self.notes.append(f"could not pin the generator to CPU {cpu_list(cpus)}: {error}")
         assert self.sampler is not None
         with suppress(psutil.Error):  # exited at once: _watch reports it
             self.sampler.watch_generator(self.locust.pid)
@@ -778,10 +781,6 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _cpus(cpus: Sequence[int] | None) -> str:
-    return ",".join(map(str, cpus or ()))
 
 
 def _plain(value: float | int) -> str:

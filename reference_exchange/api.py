@@ -233,9 +233,13 @@ def place_result_json(result: PlaceResult, instrument: Instrument) -> dict[str, 
 def order_placement(exchange: Exchange) -> Handler:
     """``POST /api/orders`` with what it needs bound once: it runs for every order."""
     instruments = exchange.instruments
-    place = exchange.service.place
+    place, admit = exchange.service.place, exchange.service.admit_order
 
     async def place_order(request: web.Request) -> web.Response:
+        try:
+            admit()
+        except Overloaded as error:
+            raise overloaded(error) from None
         body = await read_json(request)
         if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
             body = validated(validate_order_request, body)

@@ -182,6 +182,12 @@ class ExchangeService:
         await self._make_durable({"op": "cancel", "order_id": order_id})
         return order
 
+    def admit_order(self) -> None:
+        """Refuse a new order now (Overloaded or JournalFailed) if ``place`` would, before anything of it
+        is read: a refusal that skips decoding and validating the body costs the loop far less, and under
+        overload only answering faster drains the clients' queue. ``place`` checks again."""
+        self._admit(new_order=True)
+
     def replay(self, commands: Iterable[Mapping[str, Any]]) -> int:
         """Re-apply journaled commands to an empty engine at start-up; returns how many.
 

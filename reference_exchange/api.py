@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from reference_exchange.config import Settings
-from reference_exchange.endpoints import Handler, add_endpoint
+from reference_exchange.endpoints import CLIENT_CLOSED, Handler, add_endpoint
 from reference_exchange.engine import (
     EngineError,
     Order,
@@ -246,6 +246,11 @@ def order_placement(exchange: Exchange) -> Handler:
             if type(body.get("price")) is float or type(body.get("quantity")) is float:
                 body = await exact_amounts(request, body)
         command = parse_place_command(body, instruments)
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            # The client left while its order waited: matching and journalling it now would be work no one
+            # waits for, and nothing was acknowledged, so dropping it loses nothing (counted as 499).
+            return web.Response(status=CLIENT_CLOSED)
         try:
             result = await place(command)
         except EngineError as error:

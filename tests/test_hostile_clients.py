@@ -216,3 +216,24 @@ async def test_an_order_is_refused_before_its_body_is_read(aiohttp_client) -> No
     assert (await response.json())["error"]["code"] == "overloaded"
     health = await client.get("/health")
     assert health.status == 200  # overload is not ill health; reads are never refused
+
+
+async def test_an_order_whose_client_left_is_dropped_before_it_is_matched() -> None:
+    """Issue 21, no stale work: the connection closed while the order waited, so it is neither matched nor
+    journalled (nothing was acknowledged: nothing is lost), and it counts as 499, not as an error."""
+    from unittest import mock
+
+    from aiohttp.test_utils import make_mocked_request
+
+    from reference_exchange.api import EXCHANGE, order_placement
+
+    app = create_app(dataclasses.replace(Settings(), journal_path=None))
+    exchange = app[EXCHANGE]
+    gone = mock.Mock()
+    gone.is_closing.return_value = True
+    request = make_mocked_request("POST", "/api/orders", app=app, transport=gone)
+    request.read = mock.AsyncMock(return_value=json.dumps(ORDER).encode())  # type: ignore[method-assign]
+    response = await order_placement(exchange)(request)
+    assert response.status == 499
+    engine = exchange.service.engine
+    assert engine.resting_order_count == 0 and engine.book("BTCUSD").best_bid() is None

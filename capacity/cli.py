@@ -1,9 +1,8 @@
 """The ``capacity`` command line.
 
-This file holds only the group and ``validate``. Every other subcommand lives in its own module and is found
-without editing this file: ``capacity/cli_<name>.py`` defining ``command`` (a ``click.Command``) becomes
-``capacity <name>`` (underscores in the module name become dashes). Such modules are imported only when
-their command is used (or help lists it), so heavy imports (Locust, matplotlib) never slow ``validate``.
+This file holds the group, ``validate`` and the table of the other subcommands (``COMMANDS``): each lives in
+its own module defining ``command`` (a ``click.Command``), imported only when its command is used or help
+lists it, so heavy imports (Locust, matplotlib) never slow ``validate``.
 
 Exit codes: 0 success, 2 invalid input (bad scenario files, usage errors), as click does for usage errors.
 """
@@ -11,44 +10,36 @@ Exit codes: 0 success, 2 invalid input (bad scenario files, usage errors), as cl
 from __future__ import annotations
 
 import importlib
-import pkgutil
 from pathlib import Path
 
 import click
 
-import capacity
 from capacity.exit_codes import EXIT_INVALID
 from capacity.scenario import ScenarioError, load_document
 from capacity.signals import stop_on_hangup_and_terminate
 
-_PLUGIN_PREFIX = "cli_"
-
-
-def _plugin_names() -> list[str]:
-    """Subcommand names of the ``capacity/cli_*.py`` modules, without importing them."""
-    return [
-        info.name.removeprefix(_PLUGIN_PREFIX).replace("_", "-")
-        for info in pkgutil.iter_modules(capacity.__path__)
-        if info.name.startswith(_PLUGIN_PREFIX)
-    ]
-
-
-def _load_plugin(name: str) -> click.Command | None:
-    if name not in _plugin_names():
-        return None
-    module = importlib.import_module(f"capacity.{_PLUGIN_PREFIX}{name.replace('-', '_')}")
-    command = getattr(module, "command", None) or getattr(module, name.replace("-", "_"), None)
-    return command if isinstance(command, click.Command) else None
+#: Subcommand -> the module defining its ``command``, in the order of the pipeline.
+COMMANDS: dict[str, str] = {
+    "run": "capacity.cli_run",
+    "sweep": "capacity.cli_sweep",
+    "fit": "capacity.cli_fit",
+    "report": "capacity.cli_report",
+    "baseline": "capacity.cli_baseline",
+    "gate": "capacity.cli_gate",
+}
 
 
 class _CapacityGroup(click.Group):
-    """A group that adds the lazily imported ``cli_*`` modules to the commands registered here."""
+    """A group whose ``COMMANDS`` are imported when first asked for."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *_plugin_names()})
+        return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        return super().get_command(ctx, cmd_name) or _load_plugin(cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in COMMANDS:
+            command = importlib.import_module(COMMANDS[cmd_name]).command
+        return command
 
 
 @click.group(cls=_CapacityGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 from pathlib import Path
@@ -87,16 +88,22 @@ def test_no_files_is_a_usage_error() -> None:
     assert invoke("validate").exit_code == 2
 
 
-def test_cli_modules_become_subcommands(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_command_table_names_every_subcommand_and_imports_it_when_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     @click.command()
     def hello() -> None:
-        click.echo("hello from a plugin")
+        click.echo("hello from a table entry")
 
     module = types.ModuleType("capacity.cli_say_hello")
     module.command = hello  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "capacity.cli_say_hello", module)
-    monkeypatch.setattr(cli, "_plugin_names", lambda: ["say-hello"])
-    assert "say-hello" in invoke("--help").output
+    monkeypatch.setitem(cli.COMMANDS, "say-hello", "capacity.cli_say_hello")
+    listed = invoke("--help").output
+    assert all(name in listed for name in ("run", "sweep", "fit", "report", "baseline", "gate", "say-hello"))
     result = invoke("say-hello")
-    assert (result.exit_code, result.output) == (0, "hello from a plugin\n")
+    assert (result.exit_code, result.output) == (0, "hello from a table entry\n")
     assert invoke("no-such-command").exit_code == 2
+    for name, path in cli.COMMANDS.items():  # every real entry imports and is a click command
+        if name != "say-hello":
+            assert isinstance(importlib.import_module(path).command, click.Command), name

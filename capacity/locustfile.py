@@ -479,7 +479,7 @@ def _is_master(environment: Environment) -> bool:
 @events.init.add_listener
 def on_init(environment: Environment, runner: Runner | None = None, **_kwargs: Any) -> None:
     # Everything imported so far lives as long as the process: move it out of the garbage collector's
-    # reach, so full collections during the run are short (they paused sends for ~50 ms at 2500/s).
+    # reach, so full collections during the run are short (long ones paused sends: docs/benchmarks.md).
     gc.collect()
     gc.freeze()
     options = environment.parsed_options

@@ -1,10 +1,10 @@
 """How the exchange runs CPython's garbage collector: one policy for the server and the engine benchmark,
 so the benchmark measures the engine as the exchange runs it.
 
-Generation 0 stays at CPython's 700: a young collection's pause grows with its threshold (measured at
-5,000 orders/s: 700 -> 0.5 ms, 10,000 -> 2.8 ms, 50,000 -> 12 ms), and the tail is what matters here.
-A full collection waits for 100 gen-1 runs instead of 10 (CPython also waits until a quarter of the
-heap is new): it walks every resting order, ~40 ms once 150,000 rest.
+Generation 0 stays at CPython's 700: a young collection's pause grows with its threshold, and the tail is
+what matters here. A full collection waits for 100 gen-1 runs instead of 10 (CPython also waits until a
+quarter of the heap is new): it walks every resting order. The pauses measured are in docs/benchmarks.md,
+"Micro-costs behind code choices".
 """
 
 from __future__ import annotations

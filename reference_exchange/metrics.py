@@ -11,8 +11,8 @@ Two views of the same events, kept by one object (``ServerMetrics``):
   not show absurd rates); rates divide by exactly that span, reported as ``window_seconds``.
 - **Cumulative counters** (``render_prometheus``): totals since start, exposed through prometheus-client on
   a per-instance ``CollectorRegistry``. They are kept as plain ints and bucket lists and turned into metric
-  families at scrape time by a custom collector: that is exact, and ~0.25 µs per request where
-  prometheus-client's own ``Counter.inc`` + ``Histogram.observe`` take ~1 µs (a lock each, a bucket scan).
+  families at scrape time by a custom collector: that is exact, and a fraction of the cost of
+  prometheus-client's own ``Counter.inc`` + ``Histogram.observe`` (a lock each, a bucket scan).
   The duration histogram is labelled by route *and* method (``/api/orders`` serves more than one method).
 
 Error accounting (decided here, reported per window):
@@ -27,9 +27,8 @@ flatter the P99 exactly when the server is failing; failures show up in the rate
 Cost: the hot path is ``observe`` with a ``RouteStats`` bound once per route (``route_stats``), so no
 label tuple is built or hashed per request; ``observe_request`` looks the route up first. An order
 placement's latency is counted in a per-slot dict (µs -> count) and folded into the slot's HdrHistogram
-when a snapshot reads it (``record_value`` is ~1.5 µs of pure Python: once per distinct value and read,
-not once per request). ``snapshot`` ~2 ms with a full window, plus the folding of what came since the
-last one (~1 ms per few hundred distinct values).
+when a snapshot reads it (``record_value`` is pure Python: once per distinct value and read, not once per
+request). The costs are in docs/benchmarks.md, "Micro-costs behind code choices".
 Memory: one ~140 KB histogram per slot that saw order traffic, so at most ~8.5 MB, plus the unfolded
 counts (at most ``MAX_UNFOLDED`` distinct µs values per slot: more are folded on the spot).
 
@@ -81,8 +80,8 @@ _BUCKET_LABELS: tuple[str, ...] = (*(floatToGoString(b) for b in DURATION_BUCKET
 
 SHED_STATUSES = frozenset({429, 503})
 MAX_SLOTS = 60  # longer windows get longer slots, so memory and snapshot cost stay bounded
-MAX_UNFOLDED = 1024  # distinct latencies a slot counts before folding them (~1.5 ms) into its histogram
-MIN_SLOT_S = 1.0  # a fresh HdrHistogram costs ~60-300 µs to allocate: at most one per second
+MAX_UNFOLDED = 1024  # distinct latencies a slot counts before folding them into its histogram
+MIN_SLOT_S = 1.0  # a fresh HdrHistogram is costly to allocate: at most one per second
 
 
 def new_latency_histogram() -> HdrHistogram:
@@ -102,7 +101,7 @@ class _Slot:
     orders: int = 0
     trades: int = 0
     # Order latencies not yet in ``histogram()``: µs -> count. Counting here is a dict update, where
-    # HdrHistogram.record_value is ~1.5 µs of Python per order; requests repeat the same few hundred
+    # HdrHistogram.record_value is a Python call per order; requests repeat the same few hundred
     # values, so a read folds far fewer entries than there were requests.
     unfolded: dict[int, int] = field(default_factory=dict)
     latency: HdrHistogram | None = None  # allocated when the first latency is folded
@@ -368,7 +367,7 @@ def _latency_fields(window: WindowStats) -> dict[str, Any]:
     # One pass over the counts for all percentiles; values come back in µs.
     percentiles = hist.get_percentile_to_value_dict([50.0, 99.0, 99.9]) if count else {}
     return {
-        # The mean from the exact sum, not HdrHistogram.get_mean_value (a Python loop: ~20 ms).
+        # The mean from the exact sum, not HdrHistogram.get_mean_value (a Python loop over the counts).
         "avg_latency": window.latency_sum_us / count / 1000.0 if count else 0.0,
         "p50_latency": percentiles.get(50.0, 0) / 1000.0,
         "p99_latency": percentiles.get(99.0, 0) / 1000.0,

@@ -11,8 +11,9 @@ serialising an order, so the loop catches up, and the orders that are admitted w
 threshold in the loop.
 
 ``lag_s()`` is the larger of the last measurement and how overdue the pending sleep is right now, so
-a stall is seen while it happens, not only after the monitor wakes; it is ~0.1 µs, cheap enough for
-every order. A stopped monitor reports no lag, so a dead monitor can never shed everything.
+a stall is seen while it happens, not only after the monitor wakes; it is one clock read and a
+comparison, cheap enough for every order. A stopped monitor reports no lag, so a dead monitor can never
+shed everything.
 """
 
 from __future__ import annotations

@@ -101,7 +101,7 @@ class PlaceCommand(NamedTuple):
     """A validated order in engine units: price in ticks (None for market), quantity in lots.
 
     Immutable as a tuple: built by one ``tuple.__new__``, where a frozen dataclass's ``__init__`` makes one
-    ``object.__setattr__`` call per field (~0.5 µs more per order)."""
+    ``object.__setattr__`` call per field (cost in docs/benchmarks.md, "Micro-costs behind code choices")."""
 
     symbol: str
     side: Side
@@ -164,7 +164,7 @@ class ExchangeService:
         )
         # Acknowledge the order as this command left it: while it waits for durability, later
         # commands may trade against it, and those are not durable yet when this one is. The compiled
-        # constructor and Order.__copy__, not dataclasses.replace (~1 µs of field introspection per order).
+        # constructor and Order.__copy__, not dataclasses.replace (its field introspection, per order).
         result = PlaceResult(copy(result.order), result.trades, result.duplicate)
         if result.duplicate:
             # The first attempt may still be committing: a retry must not be acknowledged earlier.

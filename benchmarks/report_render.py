@@ -2,7 +2,7 @@
 
     python benchmarks/report_render.py [--tiers 9] [--seconds 120] [--repeat 3]
 
-Writes a synthetic sweep (``capacity.report.sample``: 9 tiers of ``--seconds`` per-second samples each,
+Writes a synthetic sweep (``capacity.testing.sample_sweep``: 9 tiers of ``--seconds`` per-second samples each,
 with HDR interval logs), then renders it ``--repeat`` times in this process. Prints the import time (paid
 once per ``capacity report`` command: jinja2, matplotlib, scipy), each render (read, fit, charts, write),
 and the first import + render as the figure a user waits for, against the goal.
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
 def _measure(args: argparse.Namespace) -> tuple[list[Figure], dict]:
     started = time.perf_counter()
     from capacity.report import render_report  # the command's own imports, timed
-    from capacity.report.sample import SEED_TIERS, write_sample_sweep
+    from capacity.testing.sample_sweep import SEED_TIERS, write_sample_sweep
 
     imported = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as tmp:

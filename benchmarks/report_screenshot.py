@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from capacity.report import render_report
-from capacity.report.sample import write_sample_sweep
+from capacity.testing.sample_sweep import write_sample_sweep
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 FLAGS = (

@@ -200,7 +200,7 @@ def test_statuses_split_into_ok_shed_and_errors() -> None:
 
 def test_demo_reruns_counts_the_other_runs_each_interval_covers(tmp_path: Path) -> None:
     """Re-fitting sweeps on disk (no load): every run's recommended maximum and interval, and coverage."""
-    from capacity.report.sample import write_sample_sweep
+    from capacity.testing.sample_sweep import write_sample_sweep
 
     sweeps = [write_sample_sweep(tmp_path / f"s{seed}", duration_s=10, seed=seed) for seed in (1, 2, 3)]
     out = tmp_path / "figures.json"

@@ -25,7 +25,6 @@ from capacity.fit_inputs import (
 )
 from capacity.report import render_report
 from capacity.report.repeats import repeats_view
-from capacity.report.sample import SEED_TIERS, write_sample_run, write_sample_sweep
 from capacity.report.source import load_source
 from capacity.results import write_run
 from capacity.sweep_results import (
@@ -36,6 +35,7 @@ from capacity.sweep_results import (
     repeat_name,
     write_sweep,
 )
+from capacity.testing.sample_sweep import SEED_TIERS, write_sample_run, write_sample_sweep
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sweep-small"
 

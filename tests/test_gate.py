@@ -31,7 +31,6 @@ from capacity.gate.baseline import baseline_to_dict, dumps, pooled, write_baseli
 from capacity.gate.compare import difference_test
 from capacity.gate.metrics import METRICS
 from capacity.gate.render import junit, markdown
-from capacity.report.sample import sample_environment
 from capacity.results import (
     Counts,
     Environment,
@@ -48,6 +47,7 @@ from capacity.results import (
     write_run,
 )
 from capacity.sweep_results import SweepRecord, TierEntry, entry_for_run, read_sweep, write_sweep
+from capacity.testing.sample_sweep import sample_environment
 
 SECONDS = 10  # steady window: t = 1 .. 8
 

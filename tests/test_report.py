@@ -1,6 +1,6 @@
 """capacity report: every section, inline figures, no external URLs, honest labels, MD/CSV/JSON, CLI errors.
 
-Rendered from the synthetic sample sweep (``capacity.report.sample``: 9 tiers, one generator-bound, one
+Rendered from the synthetic sample sweep (``capacity.testing.sample_sweep``: 9 tiers, one generator-bound, one
 overloaded), from the recorded ``tests/fixtures/sweep-small`` sweep, and from single run directories.
 """
 
@@ -21,9 +21,9 @@ from click.testing import CliRunner
 from capacity.cli import main as cli
 from capacity.report import ReportPaths, ReportSourceError, render_report
 from capacity.report.markdown import LIMIT, render_markdown
-from capacity.report.sample import SEED_TIERS, SampleTier, write_sample_run, write_sample_sweep
 from capacity.report.source import load_source
 from capacity.report.tables import MATRIX_COLUMNS, build_view
+from capacity.testing.sample_sweep import SEED_TIERS, SampleTier, write_sample_run, write_sample_sweep
 
 FIXTURE = Path(__file__).parent / "fixtures" / "sweep-small"
 SECTIONS = (

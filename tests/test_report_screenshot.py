@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from capacity.report import render_report
-from capacity.report.sample import SEED_TIERS, write_sample_sweep
+from capacity.testing.sample_sweep import SEED_TIERS, write_sample_sweep
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "report_screenshot.py"
 

@@ -34,7 +34,7 @@ from capacity.summary import summarize as summarize_run
 from capacity.sweep_results import TIERS_DIR, SweepRecord, TierEntry, entry_for_run, write_sweep
 
 STARTED_UTC = "2026-09-21T10:00:00+00:00"
-SYNTHETIC_NOTE = "synthetic sample data from capacity.report.sample: not a measurement"
+SYNTHETIC_NOTE = "synthetic sample data from capacity.testing.sample_sweep: not a measurement"
 
 #: Requests/s at which the toy server's one core is fully busy.
 CAPACITY = 2500.0

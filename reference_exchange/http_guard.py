@@ -122,7 +122,7 @@ class ConnectionSweeper:
         seen: dict[RequestHandler, tuple[int, float]] = {}
         for handler in self.server.connections:
             # aiohttp counts a request once its headers are parsed and flags one being handled; neither
-            # is public, so tests/test_hostile_clients.py holds them to their meaning.
+            # is public, so tests/exchange/test_hostile_clients.py holds them to their meaning.
             count, busy = handler._request_count, handler._request_in_progress
             last = self._seen.get(handler)
             if busy or last is None or last[0] != count:

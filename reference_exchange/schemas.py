@@ -67,7 +67,8 @@ def plain_order_request(body: object) -> bool:
     """True only for a body ``ORDER_REQUEST`` accepts, in its usual shape: all values strings. About 5x
     cheaper than the compiled schema, so the order route asks it first and the schema only when it says
     False (which means "not sure": a number for a price, a missing field, ... and the schema words the
-    error). It may refuse what the schema accepts, never the reverse (tests/test_api.py checks that)."""
+    error). It may refuse what the schema accepts, never the reverse (tests/exchange/test_api.py checks
+    that)."""
     if type(body) is not dict or not body.keys() <= _ORDER_KEYS:
         return False
     side, kind = body.get("side"), body.get("type")

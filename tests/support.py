@@ -1,4 +1,5 @@
-"""Helpers shared by several test modules (imported as ``support``: pytest puts tests/ on sys.path)."""
+"""Helpers shared by several test modules (imported as ``support``: tests/conftest.py puts tests/ on
+sys.path)."""
 
 from __future__ import annotations
 

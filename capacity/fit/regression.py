@@ -27,7 +27,7 @@ the share ``1 + 2 sum_{k<b} (1 - k/b) rho^k`` of the long-run variance ``(1 + rh
 units of one second's variance). So every replicate's distance from the point estimate is widened by
 ``1 / sqrt(share)`` (averaged over the tiers, weighted by seconds): about x1.2 for 9-second blocks at
 rho = 0.7. On simulated AR(1) seconds with phi = 0.7 this brings the 95 % interval of a slope from about
-83 % coverage to about 90 % (tests/test_fit_intervals.py). With ``rho <= 0`` the blocks are one second
+83 % coverage to about 90 % (tests/toolkit/test_fit_intervals.py). With ``rho <= 0`` the blocks are one second
 long, nothing is widened, and the method is the plain stratified bootstrap. Caveats: the method and block
 lengths are stated in every figure's note (``Resampling.note()``); the AR(1) rule is a stand-in for the
 real dependence (at rho = 0.9 and 60-second tiers the interval still covers only about 80 %); and a rerun

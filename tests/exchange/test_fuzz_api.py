@@ -52,7 +52,7 @@ CASES: Counter[str] = Counter()
 
 DOCUMENT = build_openapi()
 # fastjsonschema, not jsonschema, for speed (~50x): the schemas mean the same in draft 7 and 2020-12,
-# which tests/test_exchange_openapi.py checks against both meta-schemas.
+# which tests/exchange/test_exchange_openapi.py checks against both meta-schemas.
 VALIDATORS = {
     name: fastjsonschema.compile(schema) for name, schema in DOCUMENT["components"]["schemas"].items()
 }

@@ -19,7 +19,7 @@ from reference_exchange.engine import EngineError, MatchingEngine, OrderType, Si
 from reference_exchange.journal import Journal, JournalError
 from reference_exchange.service import ExchangeService, PlaceCommand
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["BTCUSD", "ETHUSD", "SOLUSD"]
 
 

@@ -30,7 +30,7 @@ from reference_exchange.journal import Journal, JournalError
 from reference_exchange.server import create_app
 from reference_exchange.service import ExchangeService
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 INSTRUMENTS = default_instruments()
 ORDER = {"symbol": "BTCUSD", "side": "buy", "type": "limit", "price": "60000", "quantity": "0.5"}
 

@@ -24,7 +24,7 @@ from capacity.results import TierLimit, read_run
 from capacity.run import LOCUSTFILE, RunOptions, RunSetupError, run_scenario
 from capacity.scenario import load_scenario_text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CAPACITY = Path(sys.executable).parent / "capacity"
 TINY = """\
 name: tiny

@@ -37,7 +37,7 @@ from capacity.sweep_results import (
 )
 from capacity.testing.sample_sweep import SEED_TIERS, write_sample_run, write_sample_sweep
 
-FIXTURE = Path(__file__).resolve().parent / "fixtures" / "sweep-small"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small"
 
 
 @pytest.fixture

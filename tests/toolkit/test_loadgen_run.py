@@ -26,7 +26,7 @@ from capacity.latency import summarize as summarize_hist
 from capacity.loadgen_results import loadgen_document
 from capacity.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
 LOCUSTFILE = ROOT / "capacity" / "locustfile.py"
 

@@ -30,7 +30,7 @@ from capacity.run import RunOptions, run_scenario
 from capacity.scenario import load_scenario
 from capacity.verdict_text import limit_sentence
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {
     "symbols": [
         {"symbol": "BTCUSD", "tick_size": "0.01", "lot_size": "0.0001", "reference_price": "60000"},

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support import invoke_capacity
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
 SCENARIO = """\
 name: t

@@ -66,7 +66,8 @@ EXTREME = st.one_of(
     st.booleans(),
     st.lists(st.integers(), max_size=3),
 )
-RUN_JSON = next((Path(__file__).parent / "fixtures" / "sweep-small" / "tiers").glob("*/run.json"))
+FIXTURE_TIERS = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small" / "tiers"
+RUN_JSON = next(FIXTURE_TIERS.glob("*/run.json"))
 
 
 def _set(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from capacity.report.source import load_source
 from capacity.report.tables import MATRIX_COLUMNS, build_view
 from capacity.testing.sample_sweep import SEED_TIERS, SampleTier, write_sample_run, write_sample_sweep
 
-FIXTURE = Path(__file__).parent / "fixtures" / "sweep-small"
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small"
 SECTIONS = (
     "environment",
     "summary",

@@ -16,7 +16,7 @@ from PIL import Image
 from capacity.report import render_report
 from capacity.testing.sample_sweep import SEED_TIERS, write_sample_sweep
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "report_screenshot.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "report_screenshot.py"
 
 
 def _screenshot_module():

@@ -29,7 +29,7 @@ from capacity.scenario import (
     scenario_from_mapping,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 SWEEPS = sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml"))
 

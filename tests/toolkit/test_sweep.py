@@ -45,7 +45,7 @@ from capacity.sweep_results import (
     write_sweep,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
 BASE_RUN = read_run(FIXTURE / "tiers" / "01-light")
 AVERAGE = load_scenario(ROOT / "scenarios" / "average.yaml")

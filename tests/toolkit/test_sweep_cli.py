@@ -15,7 +15,7 @@ from capacity.results import FORMAT as RUN_FORMAT
 from capacity.run import LOCUSTFILE
 from capacity.sweep_results import FORMAT, read_sweep
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
 SCENARIOS = ROOT / "scenarios"
 TINY = f"""\

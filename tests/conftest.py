@@ -1,0 +1,7 @@
+"""Tests are split by package (``exchange/``, ``toolkit/``); ``support.py`` beside this file serves both,
+so this directory goes on sys.path for them (pytest puts only each test file's own directory there)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))

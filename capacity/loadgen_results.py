@@ -105,9 +105,12 @@ def progress_document(
     users: int,
     workers: int,
     settle_s: float = 1.0,
+    total: Second | None = None,
 ) -> dict[str, Any]:
-    """``progress.json``: running totals, plus rates and p99 over the last few complete seconds."""
-    total = recorder.combined()
+    """``progress.json``: running totals, plus rates and p99 over the last few complete seconds. ``total``:
+    ``recorder.combined()`` when the caller has merged it already (it walks every second of the run)."""
+    if total is None:
+        total = recorder.combined()
     window = progress_window(elapsed_s, settle_s, scenario.total_duration_s)
     recent = recorder.combined(window)
     span = len(window)

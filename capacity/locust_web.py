@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from capacity.latency import LatencyRecorder, summarize
+from capacity.latency import Second, summarize
 from capacity.sampler import CpuMeter, ExchangeSample, MetricsPoller
 from capacity.scenario import Scenario
 from capacity.text import figure
@@ -37,7 +37,6 @@ class LiveFigures:
     """What the tab shows, updated once a second by the run's progress loop (``update``)."""
 
     scenario: Scenario
-    recorder: LatencyRecorder
     generator_cores: float
     server: MetricsPoller | None = None
     generator_cpu: CpuMeter = field(default_factory=lambda: CpuMeter(os.getpid(), include_children=True))
@@ -46,9 +45,9 @@ class LiveFigures:
     latest: dict[str, Any] = field(default_factory=dict)
     _last: float = field(default_factory=time.monotonic)
 
-    def update(self, progress: dict[str, Any]) -> dict[str, Any]:
-        """Take this second's readings beside the run's ``progress.json`` document; the figures are kept
-        in ``latest``."""
+    def update(self, progress: dict[str, Any], total: Second) -> dict[str, Any]:
+        """Take this second's readings beside the run's ``progress.json`` document and its merged seconds
+        (``total``); the figures are kept in ``latest``."""
         now, cpu_s = time.monotonic(), self.generator_cpu.take()
         wall, self._last = max(now - self._last, 1e-6), now
         generator_percent = None if cpu_s is None else 100.0 * cpu_s / wall
@@ -57,13 +56,16 @@ class LiveFigures:
         if generator_percent is not None and generator_percent >= saturated:
             self.saturated_seconds += 1
         server = self.server.poll() if self.server is not None else None
-        self.latest = self.figures(progress, generator_percent, server)
+        self.latest = self.figures(progress, total, generator_percent, server)
         return self.latest
 
     def figures(
-        self, progress: dict[str, Any], generator_percent: float | None, server: ExchangeSample | None
+        self,
+        progress: dict[str, Any],
+        total: Second,
+        generator_percent: float | None,
+        server: ExchangeSample | None,
     ) -> dict[str, Any]:
-        total = self.recorder.combined()
         corrected, raw = summarize(total.corrected), summarize(total.raw)
         slo = self.scenario.slo
         error_rate = total.errors / total.sent if total.sent else None

@@ -37,7 +37,7 @@ from locust.exception import StopUser
 from locust.runners import WORKER_REPORT_INTERVAL, MasterRunner, Runner, WorkerRunner
 
 from capacity.exit_codes import EXIT_INVALID
-from capacity.latency import LatencyRecorder
+from capacity.latency import LatencyRecorder, Second
 from capacity.loadgen_results import loadgen_document, progress_document, write_final, write_json_atomic
 from capacity.locust_web import LiveFigures
 from capacity.locust_web import install as install_tab
@@ -231,8 +231,8 @@ class Collector:
     def elapsed_s(self) -> float:
         return self.run.now_s()
 
-    def progress(self, users: int, workers: int, settle_s: float) -> dict[str, Any]:
-        """The live ``progress.json`` document of the run so far."""
+    def progress(self, users: int, workers: int, settle_s: float, total: Second | None) -> dict[str, Any]:
+        """The live ``progress.json`` document of the run so far (``total``: the merged run, if at hand)."""
         return progress_document(
             self.run.scenario,
             self.recorder,
@@ -240,6 +240,7 @@ class Collector:
             users=users,
             workers=workers,
             settle_s=settle_s,
+            total=total,
         )
 
     def write_progress(self, doc: dict[str, Any]) -> None:
@@ -537,7 +538,6 @@ def on_test_start(environment: Environment, **_kwargs: Any) -> None:
         processes = getattr(options, "processes", None) or 1
         _Process.live = LiveFigures(
             scenario,
-            collector.recorder,
             generator_cores=float(max(processes, 1)),
             server=MetricsPoller(collector.target, timeout_s=0.5),
         )
@@ -561,9 +561,11 @@ def _progress_loop(environment: Environment, collector: Collector) -> None:
         runner = environment.runner
         workers = runner.worker_count if isinstance(runner, MasterRunner) else 1
         users = runner.user_count if runner is not None else 0
-        doc = collector.progress(users, workers, settle_s)
-        if _Process.live is not None:
-            _Process.live.update(doc)
+        live = _Process.live
+        total = collector.recorder.combined() if live is not None else None  # merged once for both
+        doc = collector.progress(users, workers, settle_s, total)
+        if live is not None and total is not None:
+            live.update(doc, total)
         try:
             collector.write_progress(doc)
         except OSError as error:

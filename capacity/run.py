@@ -614,7 +614,7 @@ class _Orchestrator:
 
     def _pending(self, ended: bool) -> PendingRun:
         """What ``run.json`` needs beyond the measurement files (``capacity.run_record``)."""
-        finished = datetime.now(UTC).isoformat(timespec="seconds") if ended else None
+        finished = datetime.now(UTC).isoformat() if ended else None
         return PendingRun(
             status=self.status,
             problem=self.problem,
@@ -628,7 +628,7 @@ class _Orchestrator:
                 settings=self.exchange_settings,
             ),
             environment=self.environment,
-            started_utc=self.started.isoformat(timespec="seconds"),
+            started_utc=self.started.isoformat(),
             engine=self.options.engine,
             workers=self.options.workers,
             command=tuple(self.command),

@@ -51,7 +51,8 @@ GENERATOR_LOGS = {"native": "generator.log", "locust": "locust.log"}  # in loadg
 
 @dataclass(frozen=True)
 class PendingRun:
-    """Everything about a run that is not in its measurement files. ``ended`` is False in the copy
+    """Everything about a run that is not in its measurement files; its times are kept to the microsecond
+    (run.json shows whole seconds, its wall time is exact). ``ended`` is False in the copy
     written before any load: the run's end state (status, problem, exit code, end time) was not recorded
     then. ``generator_started``: a generator was started, so missing results are its failure."""
 
@@ -225,7 +226,7 @@ def assemble_run(
         overrides=pending.overrides,
         target=pending.target,
         environment=pending.environment,
-        started_utc=pending.started_utc,
+        started_utc=started.isoformat(timespec="seconds"),
         finished_utc=finished.isoformat(timespec="seconds"),
         wall_time_s=(finished - started).total_seconds(),
         loadgen=LoadgenInfo(

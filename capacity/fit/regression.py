@@ -436,7 +436,8 @@ def resample_indices(
     groups: NDArray[np.int_], resampling: Resampling, *, n_resamples: int, seed: int
 ) -> NDArray[np.int_]:
     """(n_resamples, n) row indices of the block bootstrap ``fit_linear`` uses, for fits that are not linear
-    (the CPU power law): the same resampling, so every interval in a model is computed the same way.
+    (the USL): the same resampling as the other fits over seconds. (The CPU curve moves whole tiers
+    instead: ``tier_bootstrap_weights``.)
     Replicates computed from these rows are then ``resampling.widen``-ed, as ``fit_linear``'s are, before
     ``resampling.note()`` describes their interval."""
     return _stratified_indices(groups, n_resamples, np.random.default_rng(seed), resampling.block_seconds)

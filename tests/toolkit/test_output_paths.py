@@ -100,6 +100,7 @@ def test_a_full_disk_when_run_json_is_written_keeps_what_finish_rebuilds_it_from
     for field in ("notes", "files"):  # the only differences: the note, and the record's files
         rebuilt.pop(field), original.pop(field)
     assert rebuilt == original  # the same series (server CPU and memory included), summary and settings
+    assert original["wall_time_s"] != round(original["wall_time_s"])  # timed to the microsecond, as before
     assert any(s["server_cpu_percent"] for s in original["series"])
     assert not (run_dir / "run.pending.json").exists()
     again = invoke_capacity("run", "--finish", run_dir, "-q")

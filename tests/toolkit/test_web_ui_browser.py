@@ -7,7 +7,6 @@ own browser download does not work here, so it drives that chromium through ``ex
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,19 +17,14 @@ import pytest
 from capacity.exchange_process import EmbeddedExchange
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = shutil.which("chromium")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from report_screenshot import FLAGS, find_browser  # noqa: E402  (the benchmark's browser and its flags)
+
+CHROMIUM = find_browser()
 playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt install chromium)")
-# This machine's network is closed: without these Chromium keeps trying Google's hosts.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM_ARGS = [flag for flag in FLAGS if flag != "--headless"]  # Playwright asks for headless itself
 
 
 def _free_port() -> int:

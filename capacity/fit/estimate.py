@@ -176,4 +176,5 @@ class ToDict:
     """Mixin: ``to_dict()`` for this package's result dataclasses; fields with ``repr=False`` are private."""
 
     def to_dict(self) -> dict[str, Any]:
-        return jsonable(self)
+        as_dict: dict[str, Any] = jsonable(self)
+        return as_dict

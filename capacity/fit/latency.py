@@ -109,7 +109,7 @@ def monotone_fit(p99_ms: np.ndarray) -> np.ndarray:
     """Non-decreasing least-squares fit of tier P99s in offered order (see the module docstring)."""
     if p99_ms.size == 0:
         return p99_ms
-    import scipy.optimize  # type: ignore[import-untyped]  # ~1 s of import: only when a fit runs
+    import scipy.optimize  # ~1 s of import: only when a fit runs
 
     return np.asarray(scipy.optimize.isotonic_regression(p99_ms, increasing=True).x, dtype=float)
 

@@ -120,7 +120,7 @@ def fit_usl(
             f"not enough concurrency levels with samples: {len(levels)}, need ≥ {MIN_LEVELS}"
         )
 
-    import scipy.optimize  # type: ignore[import-untyped]  # ~1 s of import: only when a fit runs
+    import scipy.optimize  # ~1 s of import: only when a fit runs
 
     lowest = n == levels[0]
     p0 = (max(float(x[lowest].mean()) / levels[0], 1e-9), 0.01, 1e-4)

@@ -37,7 +37,16 @@ from capacity.run_options import (
     writable_dir,
 )
 from capacity.run_record import PENDING_FILE, RecordError, finish_run
-from capacity.scenario import MAX_RATE, MAX_USERS, Scenario, ScenarioError, load_scenario
+from capacity.scenario import (
+    MAX_RATE,
+    MAX_USERS,
+    SEED_MATRIX,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    load_sweep,
+)
+from capacity.summary_contract import write_summary
 from capacity.verdict_text import limit_of
 from capacity.verdicts import NOT_THE_SERVERS
 
@@ -54,6 +63,19 @@ from capacity.verdicts import NOT_THE_SERVERS
 @click.option("--duration", metavar="DURATION", help="Override the run's length, e.g. 10s, 2m.")
 @click.option("--rate", metavar="N", help="Override the offered rate, requests/s (the peak, for stages).")
 @click.option("--users", metavar="N", help="Override the number of simulated users.")
+@click.option(
+    "--seed-slo",
+    is_flag=True,
+    help="SLO limits the scenario leaves out come from the seed's matrix (scenarios/sweeps/full.yaml): "
+    "the tier for the scenario's peak rate.",
+)
+@click.option(
+    "--summary-json",
+    metavar="FILE",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Also write the run's summary for programs (format capacity-run-summary/1, "
+    "capacity/schemas/run-summary.schema.json).",
+)
 @run_settings_options
 @click.option(
     "--output-dir",
@@ -69,6 +91,8 @@ def command(
     duration: str | None,
     rate: str | None,
     users: str | None,
+    seed_slo: bool,
+    summary_json: Path | None,
     output_dir: str,
     quiet: bool,
     **settings: str | bool | None,
@@ -80,11 +104,11 @@ def command(
     generator on CPU 0).
     """
     if finish is not None:
-        _finish(finish, scenario_file, quiet)
+        _finish(finish, scenario_file, quiet, summary_json)
     if scenario_file is None:
         _fail("missing SCENARIO (a YAML file), or --finish DIR")
     try:
-        scenario = load_scenario(scenario_file)
+        scenario = load_scenario(scenario_file, load_sweep(SEED_MATRIX) if seed_slo else None)
     except ScenarioError as error:
         for problem in error.problems:
             click.echo(str(problem), err=True)
@@ -117,16 +141,17 @@ def command(
         click.echo(f"capacity run: cannot write {error.filename}: {error.strerror or error}", err=True)
         sys.exit(EXIT_FAILED)
     _report(result, quiet)
+    _write_summary(summary_json, result)
     sys.exit(exit_code(result.run))
 
 
-def _finish(run_dir: Path, scenario_file: Path | None, quiet: bool) -> NoReturn:
+def _finish(run_dir: Path, scenario_file: Path | None, quiet: bool, summary_json: Path | None) -> NoReturn:
     """``--finish DIR``: run.json from the files a run kept (``capacity.run_record``)."""
     ctx = click.get_current_context()
     given = [
         f"--{name.replace('_', '-')}"
         for name in ctx.params
-        if name not in ("finish", "quiet", "scenario_file")
+        if name not in ("finish", "quiet", "scenario_file", "summary_json")
         and ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT
     ]
     if scenario_file is not None or given:
@@ -144,7 +169,19 @@ def _finish(run_dir: Path, scenario_file: Path | None, quiet: bool) -> NoReturn:
     with suppress(OSError):
         (run_dir / PENDING_FILE).unlink()
     _report(RunResult(run_dir, run), quiet)
+    _write_summary(summary_json, RunResult(run_dir, run))
     sys.exit(exit_code(run))
+
+
+def _write_summary(path: Path | None, result: RunResult) -> None:
+    """``--summary-json``: a run that cannot say how it ended has failed (exit 1)."""
+    if path is None:
+        return
+    try:
+        write_summary(path, result.run, result.path)
+    except OSError as error:
+        click.echo(f"capacity run: cannot write {path}: {error.strerror or error}", err=True)
+        sys.exit(EXIT_FAILED)
 
 
 def exit_code(run: Run) -> int:

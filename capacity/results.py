@@ -318,7 +318,7 @@ class Run:
 
 def run_to_dict(run: Run) -> dict[str, Any]:
     """The JSON-ready form of ``run`` (tuples become lists, non-finite floats ``None``)."""
-    data = _clean(asdict(run))
+    data = jsonable(asdict(run))
     del data["format"]
     return {"format": FORMAT, **data}  # the version first, so `head run.json` shows it
 
@@ -337,13 +337,14 @@ def write_run(path: str | os.PathLike[str], run: Run) -> Path:
     return target
 
 
-def _clean(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` with tuples as lists and non-finite floats as ``None``: what JSON can hold."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [jsonable(v) for v in value]
     return value
 
 

@@ -1,11 +1,14 @@
 """The load-test demo (``POST /demo/load-test``): a capacity run against this very exchange.
 
-The exchange imports nothing from ``capacity`` (they talk over HTTP). For each request this module writes
-a scenario file into a working directory of its own, ``<LOAD_TEST_OUTPUT_DIR>/load-test-<run_id>/``, and
-starts ``capacity run <scenario> --target http://127.0.0.1:<our port> --server-pid <our pid> --output-dir
-<that directory> --quiet`` as a child process in its own session. capacity creates the single run
-directory inside it (``<UTC time>-<name>/``, with ``run.json`` and ``loadgen/progress.json``), and this
-module only reads those files: progress while it runs, the summary once it has ended.
+The exchange launches, the toolkit decides. The exchange imports nothing from ``capacity`` (they talk over
+HTTP and files). For each request this module writes a scenario file into a working directory of its own,
+``<LOAD_TEST_OUTPUT_DIR>/load-test-<run_id>/``, and starts ``capacity run <scenario> --target
+http://127.0.0.1:<our port> --server-pid <our pid> --output-dir <that directory> --seed-slo --summary-json
+<that directory>/summary.json --quiet`` as a child process in its own session. capacity picks the SLO
+limits the request leaves out (the seed matrix's tier for its rate), creates the run directory inside the
+working directory (``<UTC time>-<name>/``, with ``run.json`` and ``loadgen/progress.json``) and writes its
+summary (``capacity-run-summary/1``). This module only reads files: progress while it runs, the summary,
+passed through as the load test's ``result``, once it has ended.
 
 - One at a time: while a load test runs, another POST gets 409 naming it. A POST arriving when the
   running one has come to the end of its schedule (it is writing its results) waits up to
@@ -23,12 +26,10 @@ module only reads those files: progress while it runs, the summary once it has e
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import datetime as dt
 import importlib.util
 import logging
-import math
 import os
 import secrets
 import signal
@@ -47,8 +48,10 @@ from reference_exchange.errors import ApiError
 from reference_exchange.schemas import (
     MAX_LOAD_TEST_DURATION_S,
     MIN_LOAD_TEST_DURATION_S,
+    RUN_SUMMARY_FORMAT,
     SchemaViolation,
     validate_load_test_request,
+    validate_run_summary,
 )
 
 log = logging.getLogger("reference_exchange.load_test")
@@ -59,25 +62,11 @@ FINISHING_WAIT_S = 20.0  # a POST waits this long for a load test that is past i
 CANCEL_GRACE_S = 20.0  # after SIGINT, before SIGKILL (capacity gives its generator 30 s, rarely needs 2)
 SHUTDOWN_GRACE_S = 10.0  # the same when the exchange itself is stopping
 WATCHDOG_MARGIN_S = 180.0  # capacity run is stopped if it outlives its schedule by this much
+SUMMARY_FILE = "summary.json"  # capacity run --summary-json, in the load test's working directory
 KEEP_FINISHED = 20  # finished load tests listed by GET /demo/load-test (their directories stay on disk)
 DEFAULT_RAMP_S = 30.0  # ramp_up without a duration: 30 s, at most half the run
 RAMP_START_PERCENT = 20.0  # the seed's defaults
 RAMP_END_PERCENT = 100.0
-DEFAULT_ERROR_RATE = 0.01
-
-# The seed's scalability matrix (scenarios/*.yaml): (rate up to, P99 limit ms, error-rate limit). A load test
-# is judged against the objective of the first tier whose rate is at least its own.
-SEED_TIERS: tuple[tuple[float, float, float], ...] = (
-    (10, 5, 0.01),  # Idle
-    (500, 15, 0.01),  # Light
-    (1000, 20, 0.01),  # Minimum (the gauntlet's "light" tier)
-    (2500, 35, 0.01),  # Medium
-    (5000, 50, 0.01),  # Average ("medium" in the seed's demo bodies)
-    (8000, 100, 0.01),  # Heavy
-    (12000, 150, 0.01),  # Maximum ("extreme")
-    (15000, 250, 0.01),  # Burst
-    (math.inf, 500, 0.05),  # Overload
-)
 
 # What the child process runs (``python -c``): capacity's CLI, after two adjustments of what it inherited
 # from the exchange. SIGINT goes back to Python's default (a server started in the background by a shell
@@ -115,8 +104,8 @@ class LoadTestPlan:
     ramp_duration_s: float | None  # None: no ramp
     ramp_start_percent: float
     ramp_end_percent: float
-    p99_ms: float
-    error_rate: float
+    p99_ms: float | None  # None: capacity takes the limit of the seed matrix's tier for this rate
+    error_rate: float | None
 
     def describe(self) -> dict[str, Any]:
         ramp = None
@@ -155,19 +144,16 @@ class LoadTestPlan:
                 "end_percent": _plain(self.ramp_end_percent),
             }
         label = f"intensity {self.intensity}" if self.intensity else "no intensity given"
-        return {
+        scenario: dict[str, Any] = {
             "name": self.scenario_name,
             "description": f"POST /demo/load-test {run_id} ({label}), run by the exchange against itself",
             "load": load,
-            "slo": {"p99_ms": _plain(self.p99_ms), "error_rate": _plain(self.error_rate)},
         }
-
-
-def seed_slo(orders_per_second: float) -> tuple[float, float]:
-    """(P99 limit ms, error-rate limit) of the seed matrix's tier for this rate."""
-    index = bisect.bisect_left([tier[0] for tier in SEED_TIERS], orders_per_second)
-    _, p99_ms, error_rate = SEED_TIERS[min(index, len(SEED_TIERS) - 1)]
-    return float(p99_ms), float(error_rate)
+        limits = {"p99_ms": self.p99_ms, "error_rate": self.error_rate}
+        slo = {name: _plain(value) for name, value in limits.items() if value is not None}
+        if slo:  # what is left out, capacity fills from the seed matrix (capacity run --seed-slo)
+            scenario["slo"] = slo
+        return scenario
 
 
 def _bad(message: str) -> ApiError:
@@ -228,21 +214,23 @@ def parse_request(body: Any, symbols: Sequence[str]) -> LoadTestPlan:
             raise _bad(
                 f"body.ramp_up.start_percent ({_plain(start)}) must not be above end_percent ({_plain(end)})"
             )
-    rate = float(body["orders_per_second"])
-    p99_ms, error_rate = seed_slo(rate)
     slo = body.get("slo") or {}
     return LoadTestPlan(
         intensity=body.get("intensity"),
         duration_s=duration_s,
-        orders_per_second=rate,
+        orders_per_second=float(body["orders_per_second"]),
         concurrent_users=int(body["concurrent_users"]),
         symbols=chosen,
         ramp_duration_s=ramp_duration_s,
         ramp_start_percent=start,
         ramp_end_percent=end,
-        p99_ms=float(slo.get("p99_ms", p99_ms)),
-        error_rate=float(slo.get("error_rate", error_rate)),
+        p99_ms=_optional_float(slo.get("p99_ms")),
+        error_rate=_optional_float(slo.get("error_rate")),
     )
+
+
+def _optional_float(value: float | None) -> float | None:
+    return None if value is None else float(value)
 
 
 def toolkit_problem() -> str | None:
@@ -296,14 +284,6 @@ def _integer(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _strings(value: Any) -> list[str]:
-    return [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
-
-
-def _cpus(value: Any) -> list[int] | None:
-    return [cpu for cpu in value if isinstance(cpu, int)] if isinstance(value, list) else None
-
-
 def describe_progress(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of ``loadgen/progress.json`` (docs/loadgen-results.md) the status shows."""
     return {
@@ -316,66 +296,6 @@ def describe_progress(snapshot: Mapping[str, Any]) -> dict[str, Any]:
             key: _integer(snapshot.get(key))
             for key in ("sent_total", "ok_total", "errors_total", "late_total", "users")
         },
-    }
-
-
-def _mapping(value: Any) -> dict[str, Any]:
-    """``value`` if it is an object of run.json, else an empty one (a field the run did not write)."""
-    return value if isinstance(value, dict) else {}
-
-
-def describe_run(run: Mapping[str, Any], run_dir: Path) -> dict[str, Any]:
-    """The summary of a ``run.json`` (docs/run-format.md) that the status shows, read field by field."""
-    summary = _mapping(run.get("summary"))
-    environment = _mapping(run.get("environment"))
-    slo = _mapping(summary.get("slo"))
-
-    def latency(key: str) -> dict[str, float | None]:
-        figures = _mapping(summary.get(key))
-        return {
-            name: _number(figures.get(name)) for name in ("p50_ms", "p90_ms", "p99_ms", "p999_ms", "max_ms")
-        }
-
-    passed = slo.get("passed")
-    counts = _mapping(summary.get("counts"))
-    status = run.get("status")
-    return {
-        "status": status if status in ("completed", "interrupted", "failed") else None,
-        "problem": run.get("problem") if isinstance(run.get("problem"), str) else None,
-        **{
-            key: _number(summary.get(key))
-            for key in ("offered_rate", "achieved_rate", "achieved_ratio", "error_rate", "shed_rate")
-        },
-        "counts": {key: value for key, value in counts.items() if _integer(value) is not None},
-        "corrected": latency("corrected"),
-        "raw": latency("raw"),
-        **{
-            key: _number(summary.get(key))
-            for key in ("server_cpu_percent_mean", "server_cpu_percent_max", "generator_cpu_percent_mean")
-        },
-        "server_rss_max_bytes": _integer(summary.get("server_rss_max_bytes")),
-        "generator_bound": summary.get("generator_bound")
-        if isinstance(summary.get("generator_bound"), bool)
-        else None,
-        "limits": _strings(summary.get("limits")),
-        "advice": summary.get("advice") if isinstance(summary.get("advice"), str) else None,
-        "slo": {
-            "verdict": None if not isinstance(passed, bool) else ("PASS" if passed else "FAIL"),
-            **{
-                key: _number(slo.get(key))
-                for key in ("p99_limit_ms", "error_rate_limit", "p99_ms", "error_rate")
-            },
-            "reasons": _strings(slo.get("reasons")),
-        },
-        "placement": {
-            "server_cpus": _cpus(environment.get("server_cpus")),
-            "generator_cpus": _cpus(environment.get("generator_cpus")),
-            "pinned": environment.get("pinned") if isinstance(environment.get("pinned"), bool) else None,
-        },
-        "notes": [*_strings(run.get("notes")), *_strings(summary.get("notes"))],
-        "wall_time_s": _number(run.get("wall_time_s")),
-        "run_directory": str(run_dir),
-        "run_json": str(run_dir / "run.json"),
     }
 
 
@@ -541,6 +461,9 @@ class LoadTests:
             str(server_pid),
             "--output-dir",
             str(test.workdir),
+            "--seed-slo",
+            "--summary-json",
+            str(test.workdir / SUMMARY_FILE),
             "--quiet",
         ]
         try:
@@ -600,11 +523,15 @@ class LoadTests:
             )
 
     async def _collect(self, test: LoadTest) -> None:
-        run_dir = test.find_run_dir()
-        run = await asyncio.to_thread(_read_json, run_dir / "run.json") if run_dir else None
-        if run is not None:
-            assert run_dir is not None
-            test.result = describe_run(run, run_dir)
+        summary = await asyncio.to_thread(_read_json, test.workdir / SUMMARY_FILE)
+        if summary is not None:
+            try:
+                test.result = validate_run_summary(summary)
+            except SchemaViolation as error:
+                test.problem = (
+                    f"capacity wrote a summary this exchange cannot read ({error}; it reads "
+                    f"{RUN_SUMMARY_FORMAT}): install capacity and the exchange from the same revision"
+                )
         status = test.result["status"] if test.result else None
         if status == "completed" and test.problem is None:
             test.state = "completed"

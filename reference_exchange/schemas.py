@@ -384,16 +384,6 @@ CHECKSUMS: dict[str, Any] = _object(
 )
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
-_PERCENTILES = _object(
-    {
-        "p50_ms": _NUMBER_OR_NULL,
-        "p90_ms": _NUMBER_OR_NULL,
-        "p99_ms": _NUMBER_OR_NULL,
-        "p999_ms": _NUMBER_OR_NULL,
-        "max_ms": _NUMBER_OR_NULL,
-    },
-    description="whole-run latency from the merged HdrHistograms (null: nothing answered)",
-)
 
 LOAD_TEST_PLAN: dict[str, Any] = _object(
     {
@@ -415,9 +405,12 @@ LOAD_TEST_PLAN: dict[str, Any] = _object(
             ],
             "description": "null: no ramp",
         },
-        "slo": _object({"p99_ms": {"type": "number"}, "error_rate": {"type": "number"}}),
+        "slo": _object(
+            {"p99_ms": _NUMBER_OR_NULL, "error_rate": _NUMBER_OR_NULL},
+            description="as requested; null: capacity takes the seed matrix tier's limit for this rate",
+        ),
     },
-    description="The request with every default filled in: what the scenario file says.",
+    description="The request with its defaults filled in: what the scenario file says.",
 )
 
 LOAD_TEST_PROGRESS: dict[str, Any] = _object(
@@ -436,52 +429,22 @@ LOAD_TEST_PROGRESS: dict[str, Any] = _object(
     description="The load generator's last live snapshot (loadgen/progress.json, about once a second).",
 )
 
-LOAD_TEST_RESULT: dict[str, Any] = _object(
-    {
-        "status": {"enum": ["completed", "interrupted", "failed", None], "description": "run.json's status"},
+#: The one summary format this exchange reads from ``capacity run --summary-json``.
+RUN_SUMMARY_FORMAT = "capacity-run-summary/1"
+
+# capacity owns the summary (capacity/schemas/run-summary.schema.json publishes it whole); the exchange
+# checks what it relies on and passes the rest through as capacity wrote it.
+LOAD_TEST_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["format", "status"],
+    "properties": {
+        "format": {"const": RUN_SUMMARY_FORMAT},
+        "status": {"enum": ["completed", "interrupted", "failed"]},
         "problem": _NULLABLE_STRING,
-        "offered_rate": {**_NUMBER_OR_NULL, "description": "mean requests/s over the steady window"},
-        "achieved_rate": {**_NUMBER_OR_NULL, "description": "mean successful responses/s, same window"},
-        "achieved_ratio": _NUMBER_OR_NULL,
-        "error_rate": _NUMBER_OR_NULL,
-        "shed_rate": _NUMBER_OR_NULL,
-        "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-        "corrected": _PERCENTILES,
-        "raw": _PERCENTILES,
-        "server_cpu_percent_mean": {**_NUMBER_OR_NULL, "description": "percent of one core"},
-        "server_cpu_percent_max": _NUMBER_OR_NULL,
-        "server_rss_max_bytes": {"type": ["integer", "null"]},
-        "generator_cpu_percent_mean": _NUMBER_OR_NULL,
-        "generator_bound": {
-            "type": ["boolean", "null"],
-            "description": "the load generator, not the exchange, limited this run",
-        },
-        "limits": {"type": "array", "items": _STRING},
-        "advice": _NULLABLE_STRING,
-        "slo": _object(
-            {
-                "verdict": {"enum": ["PASS", "FAIL", None]},
-                "p99_limit_ms": _NUMBER_OR_NULL,
-                "error_rate_limit": _NUMBER_OR_NULL,
-                "p99_ms": _NUMBER_OR_NULL,
-                "error_rate": _NUMBER_OR_NULL,
-                "reasons": {"type": "array", "items": _STRING},
-            }
-        ),
-        "placement": _object(
-            {
-                "server_cpus": {"type": ["array", "null"], "items": {"type": "integer"}},
-                "generator_cpus": {"type": ["array", "null"], "items": {"type": "integer"}},
-                "pinned": {"type": ["boolean", "null"]},
-            }
-        ),
-        "notes": {"type": "array", "items": _STRING},
-        "wall_time_s": _NUMBER_OR_NULL,
-        "run_directory": _STRING,
-        "run_json": _STRING,
     },
-    description="The run.json summary of a finished run.",
-)
+    "description": "capacity's summary of the run, format capacity-run-summary/1: rates, counts, latency "
+    "(corrected and raw), CPU, the limit and the SLO verdict (capacity/schemas/run-summary.schema.json).",
+}
 
 LOAD_TEST: dict[str, Any] = _object(
     {
@@ -531,3 +494,4 @@ def compile_schema(schema: dict[str, Any]) -> Callable[[Any], Any]:
 validate_order_request = compile_schema(ORDER_REQUEST)
 validate_chaos_request = compile_schema(CHAOS_REQUEST)
 validate_load_test_request = compile_schema(LOAD_TEST_REQUEST)
+validate_run_summary = compile_schema(LOAD_TEST_RESULT)

@@ -11,12 +11,14 @@ One module a job, each importing only from those before it: ``model`` (the datac
 """
 
 from capacity.scenario.loading import (
+    SEED_MATRIX,
     load_document,
     load_scenario,
     load_scenario_text,
     load_sweep,
     load_sweep_text,
     scenario_from_mapping,
+    slo_for_rate,
 )
 from capacity.scenario.model import (
     MAX_DURATION_S,
@@ -42,6 +44,7 @@ __all__ = [
     "MAX_RATE",
     "MAX_USERS",
     "MIN_DURATION_S",
+    "SEED_MATRIX",
     "Mix",
     "Problem",
     "RampUp",
@@ -58,4 +61,5 @@ __all__ = [
     "load_sweep_text",
     "parse_duration",
     "scenario_from_mapping",
+    "slo_for_rate",
 ]

@@ -31,6 +31,9 @@ from capacity.scenario.model import (
 from capacity.scenario.schema_check import _check_schema
 from capacity.scenario.yaml_source import FieldPath, _Doc, _parse, _read
 
+#: The seed document's scalability matrix, Idle -> Overload, each tier with its SLO (README: the seed).
+SEED_MATRIX = Path(__file__).resolve().parents[2] / "scenarios" / "sweeps" / "full.yaml"
+
 
 def _is_sweep(data: Any) -> bool:
     return isinstance(data, Mapping) and "tiers" in data
@@ -129,10 +132,49 @@ def _build_scenario(doc: _Doc) -> Scenario:
     return scenario
 
 
-def _scenario_from_doc(doc: _Doc) -> Scenario:
+def slo_for_rate(matrix: Sweep, rate: float) -> Slo:
+    """The SLO of ``matrix``'s tier for ``rate``: the first tier, by peak rate, whose rate is at least
+    ``rate``; past the last, the last one's."""
+    tiers = sorted(matrix.tiers, key=lambda tier: tier.scenario.load.orders_per_second)
+    chosen = next((t for t in tiers if t.scenario.load.orders_per_second >= rate), tiers[-1])
+    return chosen.scenario.slo
+
+
+def _peak_rate(data: Mapping[str, Any]) -> float | None:
+    """The scenario's peak rate from unchecked data, or None where it is not a number yet (the schema
+    check then says what is wrong)."""
+    stages = data.get("stages")
+    load = data.get("load")
+    if isinstance(stages, list) and stages:
+        rates = [stage.get("orders_per_second") for stage in stages if isinstance(stage, Mapping)]
+    else:
+        rates = [load.get("orders_per_second")] if isinstance(load, Mapping) else []
+    numbers = [
+        float(rate)
+        for rate in rates
+        if isinstance(rate, int | float) and not isinstance(rate, bool) and math.isfinite(rate)
+    ]
+    return max(numbers) if numbers else None
+
+
+def _fill_slo(doc: _Doc, matrix: Sweep) -> None:
+    """Give a scenario without an ``slo``, or with one of its two limits, the rest from ``matrix``."""
+    data = doc.data
+    if not isinstance(data, dict) or not isinstance(data.get("slo") or {}, Mapping):
+        return
+    rate = _peak_rate(data)
+    if rate is None:
+        return
+    tier = slo_for_rate(matrix, rate)
+    data["slo"] = {"p99_ms": tier.p99_ms, "error_rate": tier.error_rate, **(data.get("slo") or {})}
+
+
+def _scenario_from_doc(doc: _Doc, slo_matrix: Sweep | None = None) -> Scenario:
     if _is_sweep(doc.data):
         doc.add(("tiers",), "this is a sweep (it has tiers); expected a scenario", key=True)
         doc.raise_if_any()
+    if slo_matrix is not None:
+        _fill_slo(doc, slo_matrix)
     _check_schema(doc, "scenario")
     return _build_scenario(doc)
 
@@ -205,15 +247,19 @@ def load_scenario_text(text: str, source_name: str = "<string>") -> Scenario:
     return _scenario_from_doc(_parse(text, source_name))
 
 
-def load_scenario(path: str | os.PathLike[str]) -> Scenario:
-    """Load and validate a scenario file. Raises ScenarioError (never anything else for bad input)."""
-    return load_scenario_text(_read(path), str(path))
+def load_scenario(path: str | os.PathLike[str], slo_matrix: Sweep | None = None) -> Scenario:
+    """Load and validate a scenario file. Raises ScenarioError (never anything else for bad input).
+    With ``slo_matrix``, SLO limits the file leaves out come from its tier for the scenario's rate."""
+    return _scenario_from_doc(_parse(_read(path), str(path)), slo_matrix)
 
 
-def scenario_from_mapping(data: Mapping[str, Any], source_name: str = "<mapping>") -> Scenario:
-    """Validate an already-parsed mapping (e.g. a JSON request body or ``Scenario.to_dict()``); no lines."""
+def scenario_from_mapping(
+    data: Mapping[str, Any], source_name: str = "<mapping>", slo_matrix: Sweep | None = None
+) -> Scenario:
+    """Validate an already-parsed mapping (e.g. a JSON request body or ``Scenario.to_dict()``); no lines.
+    ``slo_matrix`` as for ``load_scenario``."""
     # a JSON round trip turns tuples into lists, which is what the schema's "array" means
-    return _scenario_from_doc(_Doc(source_name, json.loads(json.dumps(data, default=str))))
+    return _scenario_from_doc(_Doc(source_name, json.loads(json.dumps(data, default=str))), slo_matrix)
 
 
 def load_sweep_text(

@@ -87,7 +87,8 @@ SMALL = {"duration": 4, "orders_per_second": 50, "concurrent_users": 10, "symbol
 
 # A stand-in for `capacity run SCENARIO --target URL --server-pid PID --output-dir DIR --quiet`: creates the
 # run directory, writes progress.json every 0.1 s for the scenario's duration (times FAKE_SPEED), then
-# run.json; on SIGINT writes run.json marked interrupted and exits 130, as capacity does. Mode "stubborn"
+# run.json and the --summary-json file; on SIGINT writes them marked interrupted and exits 130, as capacity
+# does. Mode "stubborn"
 # ignores SIGINT.
 FAKE_CAPACITY = textwrap.dedent(
     """\
@@ -106,14 +107,20 @@ FAKE_CAPACITY = textwrap.dedent(
         os.replace(name + ".tmp", name)
 
     def finish(status, code):
-        summary = {"offered_rate": rate, "achieved_rate": rate, "achieved_ratio": 1.0, "error_rate": 0.0,
+        slo = scenario.get("slo", {})
+        version = 9 if mode == "future" else 1
+        summary = {"format": f"capacity-run-summary/{version}", "status": status, "problem": None,
+                   "offered_rate": rate, "achieved_rate": rate, "achieved_ratio": 1.0, "error_rate": 0.0,
                    "counts": {"sent": 10, "ok": 10}, "corrected": {"p50_ms": 1.0, "p99_ms": 2.0},
-                   "raw": {"p99_ms": 1.5}, "generator_bound": False, "limits": [], "advice": None,
-                   "slo": {"passed": True, "p99_limit_ms": 50, "error_rate_limit": 0.01, "p99_ms": 2.0,
-                           "error_rate": 0.0, "reasons": []}, "notes": []}
-        run = {"format": "capacity-run/1", "status": status, "problem": None, "summary": summary,
-               "environment": {"server_cpus": [0, 1], "generator_cpus": [0], "pinned": True}, "notes": []}
-        write(os.path.join(run_dir, "run.json"), run)
+                   "raw": {"p99_ms": 1.5}, "limit": "none", "generator_bound": False,
+                   "slo": {"verdict": "PASS", "p99_limit_ms": slo.get("p99_ms", 50),
+                           "error_rate_limit": slo.get("error_rate", 0.01), "p99_ms": 2.0,
+                           "error_rate": 0.0, "reasons": []},
+                   "placement": {"server_cpus": [0, 1], "generator_cpus": [0], "pinned": True},
+                   "seed_slo": "--seed-slo" in argv, "run_directory": run_dir,
+                   "run_json": os.path.join(run_dir, "run.json")}
+        write(os.path.join(run_dir, "run.json"), {"format": "capacity-run/1", "status": status})
+        write(argv[argv.index("--summary-json") + 1], summary)
         print(status, run_dir, flush=True)
         sys.exit(code)
 
@@ -150,9 +157,12 @@ def test_every_seed_body_is_a_valid_plan(text):
         assert (plan.ramp_duration_s, plan.ramp_start_percent, plan.ramp_end_percent) == (30, 20, 100)
     else:
         assert plan.ramp_duration_s is None
-    load_scenario = pytest.importorskip("capacity.scenario").scenario_from_mapping
-    scenario = load_scenario(plan.scenario("x"))  # what the exchange writes, capacity accepts
+    scenarios = pytest.importorskip("capacity.scenario")
+    matrix = scenarios.load_sweep(scenarios.SEED_MATRIX)
+    # what the exchange writes, capacity accepts (with the SLO of the seed matrix's tier: --seed-slo)
+    scenario = scenarios.scenario_from_mapping(plan.scenario("x"), slo_matrix=matrix)
     assert scenario.total_duration_s == plan.duration_s
+    assert scenario.slo == scenarios.slo_for_rate(matrix, plan.orders_per_second)
 
 
 def test_defaults_and_objectives():
@@ -160,16 +170,15 @@ def test_defaults_and_objectives():
         {"duration": "2m", "orders_per_second": 5000, "concurrent_users": 10}, SYMBOLS
     )
     assert plan.duration_s == 120 and plan.symbols == SYMBOLS and plan.ramp_duration_s is None
-    assert (plan.p99_ms, plan.error_rate) == (50, 0.01)  # the seed's Average tier
-    assert load_test.seed_slo(1000) == (20, 0.01)
-    assert load_test.seed_slo(12000) == (150, 0.01)
-    assert load_test.seed_slo(99999) == (500, 0.05)
+    assert (plan.p99_ms, plan.error_rate) == (None, None)  # capacity's to choose (--seed-slo)
+    assert "slo" not in plan.scenario("x")
     short = load_test.parse_request({**SMALL, "ramp_up": {}}, SYMBOLS)
     assert short.ramp_duration_s == 2  # 30 s, at most half the run
     off = load_test.parse_request({**SMALL, "ramp_up": {"enabled": False, "duration": 3}}, SYMBOLS)
     assert off.ramp_duration_s is None
     custom = load_test.parse_request({**SMALL, "slo": {"p99_ms": 7}}, SYMBOLS)
-    assert (custom.p99_ms, custom.error_rate) == (7, 0.01)
+    assert (custom.p99_ms, custom.error_rate) == (7, None)
+    assert custom.scenario("x")["slo"] == {"p99_ms": 7}
 
 
 @pytest.mark.parametrize(
@@ -291,6 +300,7 @@ async def test_life_cycle_progress_result_and_listing(client, monkeypatch):
     assert result["slo"]["verdict"] == "PASS" and result["generator_bound"] is False
     assert result["placement"] == {"server_cpus": [0, 1], "generator_cpus": [0], "pinned": True}
     assert Path(result["run_json"]).is_file() and done["run_directory"] == result["run_directory"]
+    assert result["seed_slo"] is True  # capacity chose the SLO the request left out
     workdir = Path(done["working_directory"])
     assert json.loads((workdir / "scenario.yaml").read_text())["name"] == "demo-light"
     assert (workdir / "request.json").is_file() and (workdir / "capacity.log").is_file()
@@ -328,6 +338,14 @@ async def test_a_post_waits_for_a_run_that_is_only_finishing(client, monkeypatch
     assert second.status == 202, await second.text()
     assert SHOW(await (await client.get(first["status_url"])).json())["state"] == "completed"
     await client.delete((await second.json())["status_url"])
+
+
+async def test_a_summary_in_an_unknown_format_fails_the_load_test(aiohttp_client, tmp_path, fake_capacity):
+    client = await aiohttp_client(make_app(tmp_path, fake_capacity, mode="future"))
+    response = await client.post("/demo/load-test", json={**SMALL, "duration": 1})
+    done = await wait_for_state(client, (await response.json())["run_id"], {"completed", "failed"})
+    assert done["state"] == "failed" and done["result"] is None
+    assert "capacity-run-summary/1" in done["problem"] and "same revision" in done["problem"]
 
 
 async def test_unknown_id_is_404(client):

@@ -255,3 +255,26 @@ def test_dataclass_from_json_reads_other_formats_with_their_own_error() -> None:
 def test_format_constant() -> None:
     assert FORMAT == "capacity-run/1"
     assert SloVerdict(1, 0.1, 2, 0, False).verdict == "FAIL"
+
+
+# --- capacity run --summary-json: the summary contract ------------------------------------------------------
+
+
+def test_the_summary_contract_matches_its_published_schema(tmp_path: Path) -> None:
+    import jsonschema
+
+    from capacity.scenario import load_schema
+    from capacity.summary_contract import FORMAT, write_summary
+    from capacity.testing.sample_sweep import SEED_TIERS, write_sample_run
+
+    run = write_sample_run(tmp_path / "run", SEED_TIERS[3])
+    write_summary(tmp_path / "summary.json", run, tmp_path / "run")
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    jsonschema.validate(summary, load_schema("run-summary"))
+    assert summary["format"] == FORMAT == "capacity-run-summary/1"
+    assert summary["slo"]["verdict"] == run.summary.slo.verdict
+    assert summary["corrected"]["p99_ms"] == run.summary.corrected.p99_ms
+    assert summary["run_json"] == str(tmp_path / "run" / "run.json")
+    broken = {**summary, "status": "done"}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, load_schema("run-summary"))

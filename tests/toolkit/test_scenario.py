@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from capacity.scenario import (
+    SEED_MATRIX,
     Problem,
     RampUp,
     Scenario,
@@ -27,6 +28,7 @@ from capacity.scenario import (
     load_sweep_text,
     parse_duration,
     scenario_from_mapping,
+    slo_for_rate,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -468,3 +470,42 @@ def test_any_mutation_gives_a_scenario_or_a_scenario_error(path: list, value: ob
         load_scenario_text(yaml.safe_dump(data), "fuzz.yaml")
     except ScenarioError as exc:
         assert all(str(p).startswith("fuzz.yaml") for p in exc.problems)
+
+
+# --- the seed matrix's SLO for a scenario that leaves it out (capacity run --seed-slo) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("rate", "p99_ms", "error_rate"),
+    [
+        (1, 5, 0.01),
+        (10, 5, 0.01),
+        (11, 15, 0.01),
+        (1000, 20, 0.01),
+        (5000, 50, 0.01),
+        (12000, 150, 0.01),
+        (15001, 500, 0.05),
+        (99999, 500, 0.05),
+    ],
+)
+def test_the_seed_matrix_tier_for_a_rate(rate, p99_ms, error_rate):
+    slo = slo_for_rate(load_sweep(SEED_MATRIX), rate)
+    assert (slo.p99_ms, slo.error_rate) == (p99_ms, error_rate)
+
+
+def test_the_matrix_fills_only_what_the_scenario_leaves_out(tmp_path):
+    matrix = load_sweep(SEED_MATRIX)
+    path = tmp_path / "t.yaml"
+    path.write_text(VALID.split("slo:")[0].replace("orders_per_second: 100", "orders_per_second: 5000"))
+    assert load_scenario(path, matrix).slo == slo_for_rate(matrix, 5000)  # the Average tier: 50 ms, 1 %
+    path.write_text(path.read_text() + "slo: {p99_ms: 7}\n")
+    assert (load_scenario(path, matrix).slo.p99_ms, load_scenario(path, matrix).slo.error_rate) == (7, 0.01)
+    with pytest.raises(ScenarioError, match=r"slo\.error_rate: missing required field"):
+        load_scenario(path)  # without the matrix, the SLO is the file's to give
+
+
+def test_the_matrix_leaves_a_broken_rate_to_the_schema(tmp_path):
+    path = tmp_path / "t.yaml"
+    path.write_text(VALID.split("slo:")[0].replace("orders_per_second: 100", "orders_per_second: fast"))
+    with pytest.raises(ScenarioError, match=r"load\.orders_per_second"):
+        load_scenario(path, load_sweep(SEED_MATRIX))

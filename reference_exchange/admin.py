@@ -13,9 +13,10 @@ ends it early, a new POST replaces the one in progress. It needs the journal: wi
 there is nothing to slow down and POST answers 409.
 
 Load test (``/demo/load-test``): the seed's body starts a capacity run against this exchange itself
-(``load_test.py``): POST answers 202 with the run id and ``status_url``; GET ``/demo/load-test/{run_id}``
-shows progress and, once it has ended, the run.json summary; GET ``/demo/load-test`` lists recent ones;
-DELETE ``/demo/load-test/{run_id}`` cancels. One at a time (409 names the running one).
+(``load_test_request.py`` checks the body, ``load_test.py`` launches and tracks the run): POST answers 202
+with the run id and ``status_url``; GET ``/demo/load-test/{run_id}`` shows progress and, once it has ended,
+capacity's summary of the run; GET ``/demo/load-test`` lists recent ones; DELETE
+``/demo/load-test/{run_id}`` cancels. One at a time (409 names the running one).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
-from reference_exchange import load_test
+from reference_exchange import load_test, load_test_request
 from reference_exchange.api import EXCHANGE, json_response, read_json, validated
 from reference_exchange.config import ConfigError, parse_duration
 from reference_exchange.endpoints import add_endpoint
@@ -265,7 +266,7 @@ def own_url(request: web.Request) -> str:
 async def start_load_test(request: web.Request) -> web.Response:
     """POST /demo/load-test: start a capacity run against this exchange; 202 with where to follow it."""
     exchange = request.app[EXCHANGE]
-    plan = load_test.parse_request(await read_json(request), tuple(exchange.instruments))
+    plan = load_test_request.parse_request(await read_json(request), tuple(exchange.instruments))
     problem = load_test.toolkit_problem()
     if problem is not None:
         raise ApiError(503, "toolkit_not_installed", problem)

@@ -25,7 +25,7 @@ from aiohttp import web
 from support import with_remote
 
 from capacity.exchange_process import EmbeddedExchange
-from reference_exchange import load_test, schemas
+from reference_exchange import load_test, load_test_request, schemas
 from reference_exchange.admin import LOAD_TESTS
 from reference_exchange.config import Settings
 from reference_exchange.errors import ApiError
@@ -147,7 +147,7 @@ FAKE_CAPACITY = textwrap.dedent(
 @pytest.mark.parametrize("text", SEED_BODIES)
 def test_every_seed_body_is_a_valid_plan(text):
     body = json.loads(text)
-    plan = load_test.parse_request(body, SYMBOLS)
+    plan = load_test_request.parse_request(body, SYMBOLS)
     assert plan.orders_per_second == body["orders_per_second"]
     assert plan.concurrent_users == body["concurrent_users"]
     assert plan.duration_s == body["duration"]
@@ -166,17 +166,17 @@ def test_every_seed_body_is_a_valid_plan(text):
 
 
 def test_defaults_and_objectives():
-    plan = load_test.parse_request(
+    plan = load_test_request.parse_request(
         {"duration": "2m", "orders_per_second": 5000, "concurrent_users": 10}, SYMBOLS
     )
     assert plan.duration_s == 120 and plan.symbols == SYMBOLS and plan.ramp_duration_s is None
     assert (plan.p99_ms, plan.error_rate) == (None, None)  # capacity's to choose (--seed-slo)
     assert "slo" not in plan.scenario("x")
-    short = load_test.parse_request({**SMALL, "ramp_up": {}}, SYMBOLS)
+    short = load_test_request.parse_request({**SMALL, "ramp_up": {}}, SYMBOLS)
     assert short.ramp_duration_s == 2  # 30 s, at most half the run
-    off = load_test.parse_request({**SMALL, "ramp_up": {"enabled": False, "duration": 3}}, SYMBOLS)
+    off = load_test_request.parse_request({**SMALL, "ramp_up": {"enabled": False, "duration": 3}}, SYMBOLS)
     assert off.ramp_duration_s is None
-    custom = load_test.parse_request({**SMALL, "slo": {"p99_ms": 7}}, SYMBOLS)
+    custom = load_test_request.parse_request({**SMALL, "slo": {"p99_ms": 7}}, SYMBOLS)
     assert (custom.p99_ms, custom.error_rate) == (7, None)
     assert custom.scenario("x")["slo"] == {"p99_ms": 7}
 
@@ -216,7 +216,7 @@ def test_defaults_and_objectives():
 )
 def test_bad_bodies_are_400_naming_the_field(body, field):
     with pytest.raises(ApiError) as raised:
-        load_test.parse_request(body, SYMBOLS)
+        load_test_request.parse_request(body, SYMBOLS)
     assert raised.value.status == 400 and raised.value.code == "invalid_request"
     assert field in raised.value.message, raised.value.message
 

@@ -27,6 +27,23 @@ from types import TracebackType
 import psutil
 
 READY_PREFIX = "reference-exchange listening on "
+JOURNAL_SYNC_MODES = ("full", "normal", "off")  # the exchange's JOURNAL_SYNC values
+# The embedded exchange's /api/metrics window: short, so its per-second view is per-second.
+METRICS_WINDOW = "1s"
+
+
+def exchange_settings(
+    journal_sync: str | None, journal: bool, extra: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The embedded exchange's settings (its environment variables, README) for capacity's choices: the
+    one place the toolkit spells the exchange's setting names. ``extra`` is passed as given; the journal
+    choices win over it."""
+    env = {"METRICS_COLLECTION_TIME": METRICS_WINDOW, **(extra or {})}
+    if journal_sync:
+        env["JOURNAL_SYNC"] = journal_sync
+    if not journal:
+        env["JOURNAL_PATH"] = "none"
+    return env
 
 
 class ExchangeStartError(RuntimeError):

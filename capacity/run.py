@@ -45,7 +45,12 @@ import psutil
 import yaml
 
 from capacity.environment import collect_environment
-from capacity.exchange_process import EmbeddedExchange, ExchangeStartError
+from capacity.exchange_process import (
+    JOURNAL_SYNC_MODES,
+    EmbeddedExchange,
+    ExchangeStartError,
+    exchange_settings,
+)
 from capacity.loadgen_reader import (
     read_progress,
 )
@@ -79,9 +84,6 @@ DEFAULT_OUTPUT_DIR = Path("reports/runs")
 # Both engines end the test when the schedule ends; a generator still running this long after the schedule
 # and its start-up allowance is stopped and the run fails.
 OVERRUN_S = 15
-JOURNAL_SYNC_MODES = ("full", "normal", "off")
-# The embedded exchange's /api/metrics window: short, so its per-second view is per-second.
-EXCHANGE_METRICS_WINDOW = "1s"
 
 
 class RunNotWritten(Exception):
@@ -457,11 +459,7 @@ class _Orchestrator:
                 except psutil.Error:
                     pass
             return
-        env = {"METRICS_COLLECTION_TIME": EXCHANGE_METRICS_WINDOW, **self.options.exchange_env}
-        if self.options.journal_sync:
-            env["JOURNAL_SYNC"] = self.options.journal_sync
-        if not self.options.journal:
-            env["JOURNAL_PATH"] = "none"
+        env = exchange_settings(self.options.journal_sync, self.options.journal, self.options.exchange_env)
         self.exchange_settings = dict(env)
         cpus = self.placement.server_cpus
         self._say(

@@ -17,7 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from capacity.run import ENGINES, JOURNAL_SYNC_MODES, RunOptions, parse_cpus
+from capacity.exchange_process import JOURNAL_SYNC_MODES
+from capacity.run import ENGINES, RunOptions, parse_cpus
 from capacity.scenario import MAX_DURATION_S, MIN_DURATION_S, format_duration, parse_duration
 
 N = TypeVar("N", int, float)

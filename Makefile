@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml setup.py reference_exchange/matching.py
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m capacity.demo
+	$(BIN)/python -m capacity.cli.demo
 
 # pytest exits 5 when it collected nothing: that is a broken set-up, never a pass.
 test: $(STAMP)

@@ -25,7 +25,7 @@ import psutil
 import uvloop
 from aiohttp import web
 
-from capacity.exchange_process import READY_PREFIX, EmbeddedExchange
+from capacity.run.exchange_process import READY_PREFIX, EmbeddedExchange
 from reference_exchange.instruments import DEFAULT_INSTRUMENTS
 
 SYMBOLS = {

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _bare_server import SYMBOLS, BareServer
 
-from capacity.exchange_process import READY_PREFIX
+from capacity.run.exchange_process import READY_PREFIX
 
 
 def _answer(status: str, body: bytes) -> bytes:

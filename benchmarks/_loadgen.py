@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 from hdrh.histogram import HdrHistogram
 
-from capacity.http_wire import ProtocolError, parse_head
-from capacity.send_timer import SendTimer
+from capacity.generator.http_wire import ProtocolError, parse_head
+from capacity.generator.send_timer import SendTimer
 
 SHED_STATUSES = frozenset({429, 503})
 LOST = 0  # status key for a request whose connection closed before it was answered

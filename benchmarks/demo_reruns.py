@@ -68,9 +68,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_sweeps(sweep_file: Path, runs: int, keep: Path | None) -> list[Recommendation]:
     """``runs`` sweeps of ``sweep_file`` as ``make demo`` runs them, each fitted; kept under ``keep``."""
-    from capacity.run import RunOptions
+    from capacity.run.orchestrator import RunOptions
     from capacity.scenario import load_sweep
-    from capacity.sweep import start_sweep
+    from capacity.sweep.runner import start_sweep
 
     sweep = load_sweep(sweep_file)
     out = []
@@ -85,8 +85,8 @@ def run_sweeps(sweep_file: Path, runs: int, keep: Path | None) -> list[Recommend
 
 def recommendation(sweep_dir: Path) -> Recommendation:
     """The recommended maximum of the sweep in ``sweep_dir``, fitted as ``capacity fit`` fits it."""
-    from capacity.fit_inputs import fit_result
-    from capacity.sweep_results import read_sweep
+    from capacity.fit.inputs import fit_result
+    from capacity.sweep.sweep_file import read_sweep
 
     model = fit_result(read_sweep(sweep_dir)).model
     rec = model.recommended_max

@@ -2,14 +2,14 @@
 
 Both run as one headless Locust process pinned to one CPU (``taskset``) against the same target, the bare
 aiohttp app of ``_bare_server.py`` pinned to the other CPU (cheap, so the generator is the bottleneck), with
-the same number of users, one after the other in the same run. The plain user (``_plain_locustfile.py``)
-posts with no wait; then capacity's user (``capacity/locustfile.py``) gets a limit-only scenario scheduled at
-the rate the plain user just achieved (``--offered`` to choose another: far above it, the users run behind
-schedule and pay for catching up, which costs more per request). Figure:
-capacity's requests/s / plain requests/s over the steady seconds (Locust's stats history, from 2 s in),
-goal >= 0.85. Each generator's CPU is printed: both should be near 100 %. On a machine shared with other
-work they may not be; the same ratio per generator CPU-second over the same steady seconds (what a request
-costs the generator, whoever else runs) is printed beside it.
+the same number of users, one after the other in the same run. The plain user (``_plain_locustfile.py``) posts
+with no wait; then capacity's user (``capacity/generator/locustfile.py``) gets a limit-only scenario scheduled
+at the rate the plain user just achieved (``--offered`` to choose another: far above it, the users run behind
+schedule and pay for catching up, which costs more per request). Figure: capacity's requests/s / plain
+requests/s over the steady seconds (Locust's stats history, from 2 s in), goal >= 0.85. Each generator's CPU
+is printed: both should be near 100 %. On a machine shared with other work they may not be; the same ratio per
+generator CPU-second over the same steady seconds (what a request costs the generator, whoever else runs) is
+printed beside it.
 
 Usage: python benchmarks/generator_efficiency.py [--seconds 12] [--users 32] [--quick] [--json PATH]
 """
@@ -85,7 +85,7 @@ def run_locust(
         command = [
             str(LOCUST),
             "-f",
-            str(ROOT / "capacity/locustfile.py"),
+            str(ROOT / "capacity/generator/locustfile.py"),
             *common,
             "--scenario",
             str(scenario),

@@ -34,7 +34,7 @@ from _common import Figure, MachineLoad, busy_seconds, cpu_seconds, emit, parser
 from _loadgen import GENERATOR_LIMIT_PCT, Result, closed_loop, open_loop
 from http_orders import order_requests
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 
 EXCHANGE_ENV = {"JOURNAL_PATH": "none"}
 GOAL_RATIO, GOAL_P99_5K_MS, GOAL_CAPACITY, CAPACITY_P99_MS = 0.75, 5.0, 11_000, 20.0

@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import cpu_seconds, pin_server_cpu
 from _loadgen import closed_loop, encode_posts
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 
 
 def order_body(rng: random.Random) -> dict[str, str]:

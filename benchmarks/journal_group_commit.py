@@ -40,7 +40,7 @@ from _common import Figure, MachineLoad, emit, pin_server_cpu
 from _common import parser as _parser
 from http_efficiency import SATURATED_CPU_PCT, saturated
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange.engine import EngineError, MatchingEngine, OrderType, Side, TimeInForce
 from reference_exchange.instruments import DEFAULT_INSTRUMENTS
 from reference_exchange.journal import Journal

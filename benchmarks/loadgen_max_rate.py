@@ -1,4 +1,4 @@
-"""How many orders/s one Locust generator process (capacity/locustfile.py) sustains on schedule.
+"""How many orders/s one Locust generator process (capacity/generator/locustfile.py) sustains on schedule.
 
 For each offered rate: a fresh reference exchange (journal off) pinned to one CPU, one headless Locust
 process pinned to another (``taskset``), the scenario's default mix for ``--seconds``. Prints offered vs
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import busy_seconds, cpu_seconds, wait_until_quiet
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 
 ROOT = Path(__file__).resolve().parent.parent
 LOCUST = Path(sys.executable).parent / "locust"
@@ -46,7 +46,7 @@ def run_one(rate: int, seconds: int, users: int, generator_cpu: int, server_cpu:
     command = [
         str(LOCUST),
         "-f",
-        str(ROOT / "capacity/locustfile.py"),
+        str(ROOT / "capacity/generator/locustfile.py"),
         "--headless",
         "--scenario",
         str(scenario),

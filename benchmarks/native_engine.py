@@ -1,4 +1,5 @@
-"""The native load generator (``capacity.native_generator``): how fast, how cheap, how true (issue 13).
+"""The native load generator (``capacity.generator.native_generator``): how fast, how cheap, how true
+(issue 13).
 
 The generator runs on CPU 0 (``--cpus 0`` and ``taskset``), the server on the other CPU, one after the other:
 
@@ -50,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _canned_server import CannedServer
 from _common import ROOT, Figure, MachineLoad, emit, parser
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 
 GOAL_RATE, GOAL_RATIO, P99_BAND = 30_000, 0.5, (0.67, 1.5)
 LADDER, QUICK_LADDER = (10_000, 15_000, 20_000, 25_000, 30_000, 35_000), (15_000, 25_000)
@@ -111,7 +112,15 @@ def native(url: str, workdir: Path, rate: int, users: int, seconds: float, mix: 
     """One native run; its totals, the CPU of its processes and the derived rates."""
     results = workdir / f"native-{rate}-{users}-{time.monotonic_ns()}"
     file = scenario(workdir / "scenario.yaml", rate, users, seconds, mix)
-    command = [sys.executable, "-m", "capacity.native_generator", "--scenario", str(file), "--host", url]
+    command = [
+        sys.executable,
+        "-m",
+        "capacity.generator.native_generator",
+        "--scenario",
+        str(file),
+        "--host",
+        url,
+    ]
     output, _ = timed([*command, "--results-dir", str(results), "--cpus", str(GENERATOR_CPU)])
     document = json.loads((results / "loadgen.json").read_text())
     totals, own = document["totals"], document["generator"]

@@ -23,7 +23,7 @@ from _common import Figure, MachineLoad, cpu_seconds, emit, parser, pin_server_c
 from _loadgen import closed_loop
 from http_orders import order_requests
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 
 
 def cpu_per_answer(env: dict[str, str], seconds: float, connections: int, cpu: int) -> tuple[float, dict]:

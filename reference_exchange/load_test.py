@@ -78,7 +78,7 @@ except OSError:
 free = sorted(os.sched_getaffinity(0) - server_cpus)
 if free and "--generator-cpus" not in args:
     args += ["--generator-cpus", ",".join(map(str, free))]
-from capacity.cli import main
+from capacity.cli.main import main
 main(args, prog_name="capacity")
 """
 

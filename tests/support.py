@@ -8,7 +8,7 @@ from pathlib import Path
 from aiohttp import web
 from click.testing import CliRunner, Result
 
-from capacity import cli
+from capacity.cli import main as cli
 
 
 def invoke_capacity(*args: str | Path) -> Result:

@@ -21,7 +21,7 @@ from capacity.fit.summary import TierSummary, summarise
 from capacity.fit.throughput import ThroughputFit, fit_throughput
 from capacity.fit.tiers import TierMeasurement, split_left_out
 from capacity.fit.usl import UslFit, fit_usl
-from capacity.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE
+from capacity.results.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE
 
 FORMAT = "capacity-fit/1"
 

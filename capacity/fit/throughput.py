@@ -1,9 +1,9 @@
 """Throughput saturation: the first tier at which the server stopped keeping up — measured, not modelled.
 
 A tier is *saturated* when its mean achieved rate falls short of the offered rate by more than ``tolerance``,
-or its error or shed rate exceeds ``error_threshold`` (defaults: ``capacity.verdicts``, the thresholds a
-run's own verdict uses). Tiers are walked in order of offered rate; generator-bound tiers were removed before
-this point, since a generator that cannot send is not a server that cannot serve.
+or its error or shed rate exceeds ``error_threshold`` (defaults: ``capacity.results.verdicts``, the thresholds
+a run's own verdict uses). Tiers are walked in order of offered rate; generator-bound tiers were removed
+before this point, since a generator that cannot send is not a server that cannot serve.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from capacity.fit.estimate import Estimate, ToDict, fmt
 from capacity.fit.service_demand import RATE
 from capacity.fit.summary import TierSummary
-from capacity.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE, kept_up
+from capacity.results.verdicts import KEPT_UP_TOLERANCE, SATURATION_ERROR_SHARE, kept_up
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from capacity.fit.regression import (
 )
 from capacity.fit.service_demand import RATE
 from capacity.fit.tiers import TierMeasurement
-from capacity.verdicts import KEPT_UP_TOLERANCE, kept_up
+from capacity.results.verdicts import KEPT_UP_TOLERANCE, kept_up
 
 MIN_LEVELS = 4
 

@@ -3,7 +3,7 @@
 One module per job, as pyperf's: ``metrics`` (a tier reduced to per-second samples), ``baseline`` (the
 ``capacity-baseline/1`` file), ``thresholds`` (the YAML that decides verdicts), ``compare`` (the
 significance tests and verdicts), ``render`` (terminal, Markdown, JUnit XML). The CLI is
-``capacity/cli_gate.py`` and ``capacity/cli_baseline.py``; the format and the CI recipe are documented in
+``capacity/cli/gate.py`` and ``capacity/cli/baseline.py``; the format and the CI recipe are documented in
 ``docs/ci-gate.md``.
 
     from capacity.gate import gate, load_side, load_thresholds, read_baseline

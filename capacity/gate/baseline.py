@@ -21,8 +21,8 @@ from typing import Any
 
 from capacity.gate.metrics import MetricSamples, TierData, pool, tier_data
 from capacity.jsonfile import read_json_file
-from capacity.results import Environment, dataclass_from_json
-from capacity.sweep_results import SweepFormatError, SweepResult, read_sweep
+from capacity.results.run_file import Environment, dataclass_from_json
+from capacity.sweep.sweep_file import SweepFormatError, SweepResult, read_sweep
 
 FORMAT = "capacity-baseline/1"
 FORMAT_NAME, _, _FORMAT_VERSION = FORMAT.partition("/")

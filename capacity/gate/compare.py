@@ -67,7 +67,7 @@ from capacity.fit.regression import autocorrelation
 from capacity.gate.baseline import Baseline
 from capacity.gate.metrics import METRICS, Metric, MetricSamples, TierData
 from capacity.gate.thresholds import Limit, Thresholds
-from capacity.results import FloatArray
+from capacity.results.run_file import FloatArray
 
 Verdict = Literal["better", "worse", "not significant", "inconclusive", "pass", "fail"]
 Status = Literal["pass", "regression", "inconclusive"]

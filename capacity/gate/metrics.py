@@ -47,9 +47,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from capacity.results import FloatArray, Run, Second, as_float_array, run_to_dict
-from capacity.verdict_text import limit_of, limit_sentence
-from capacity.verdicts import NOT_THE_SERVERS
+from capacity.results.run_file import FloatArray, Run, Second, as_float_array, run_to_dict
+from capacity.results.verdict_text import limit_of, limit_sentence
+from capacity.results.verdicts import NOT_THE_SERVERS
 
 Direction = Literal["lower", "higher"]
 

@@ -1,6 +1,6 @@
 """The report's "Spread between repeats" section, for a sweep run with ``capacity sweep --repeat N``.
 
-Each headline figure (``capacity.repeat_spread.SPREAD_FIGURES``) is shown twice: pooled over all repeats
+Each headline figure (``capacity.fit.repeat_spread.SPREAD_FIGURES``) is shown twice: pooled over all repeats
 with its within-run interval, and as the spread of the values the repeats gave when each was fitted alone;
 the section says what each range means, and reads which of them to plan with. A sweep without repeats has
 no such section (``repeats_view`` gives None).
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from capacity.repeat_spread import METHOD, RepeatFigure, RepeatSpread
+from capacity.fit.repeat_spread import METHOD, RepeatFigure, RepeatSpread
 from capacity.report.units import estimate_interval, estimate_value
 
 #: The figure the report leads with, highlighted in the table.

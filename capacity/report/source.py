@@ -1,8 +1,8 @@
 """What a report is made from: the tier runs of a sweep (or one run) and the capacity model fitted to them.
 
 ``load_source(path)`` reads a sweep directory or a single run directory (a one-tier sweep) with
-``capacity.sweep_results.read_sweep``, and fits the completed tiers with ``capacity fit``'s own
-``capacity.fit_inputs.fit_result``, with the options ``fit.json`` records when the sweep has one (server
+``capacity.sweep.sweep_file.read_sweep``, and fits the completed tiers with ``capacity fit``'s own
+``capacity.fit.inputs.fit_result``, with the options ``fit.json`` records when the sweep has one (server
 cores, memory, safety buffer, the projection asked for), so the report's numbers and its chart bands come
 from one fitted object; for a sweep run with ``--repeat N`` that fit also gives the spread between repeats.
 Anything unreadable raises ``ReportSourceError`` with a one-line message.
@@ -16,12 +16,12 @@ from typing import Any, TypeGuard
 
 from capacity.fit import CapacityModel
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
+from capacity.fit.inputs import FIT_FILE, fit_result
 from capacity.fit.model import FORMAT as FIT_FORMAT
-from capacity.fit_inputs import FIT_FILE, fit_result
+from capacity.fit.repeat_spread import RepeatSpread
 from capacity.jsonfile import read_json_file
-from capacity.repeat_spread import RepeatSpread
-from capacity.results import Environment, Run
-from capacity.sweep_results import SweepFormatError, SweepResult, TierEntry, read_sweep
+from capacity.results.run_file import Environment, Run
+from capacity.sweep.sweep_file import SweepFormatError, SweepResult, TierEntry, read_sweep
 
 
 class ReportSourceError(ValueError):

@@ -16,7 +16,7 @@ from typing import Literal
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from capacity.latency import new_histogram
+from capacity.measure.latency import new_histogram
 from capacity.report.source import TierRun
 
 Kind = Literal["corrected", "raw"]

@@ -16,8 +16,8 @@ from typing import Any
 
 from capacity.fit import CapacityModel, Estimate
 from capacity.fit.estimate import DASH, fmt
+from capacity.fit.repeat_spread import RepeatSpread
 from capacity.fit.service_demand import cores_text
-from capacity.repeat_spread import RepeatSpread
 from capacity.report.repeats import HEADLINE_FIGURE
 from capacity.report.source import ReportSource, TierRun
 from capacity.report.units import (
@@ -28,10 +28,10 @@ from capacity.report.units import (
     number,
     percent,
 )
-from capacity.sweep_results import MatrixRow as SweepRow
-from capacity.sweep_results import matrix_rows
-from capacity.verdict_text import LABELS, limit_of, limit_sentence
-from capacity.verdicts import NOT_THE_SERVERS, kept_up
+from capacity.results.verdict_text import LABELS, limit_of, limit_sentence
+from capacity.results.verdicts import NOT_THE_SERVERS, kept_up
+from capacity.sweep.sweep_file import MatrixRow as SweepRow
+from capacity.sweep.sweep_file import matrix_rows
 
 MB = 1e6
 SECONDS_PER_DAY = 86_400
@@ -45,7 +45,7 @@ SEED_MEMORY_BYTES = 32 * 2**30
 
 @dataclass(frozen=True)
 class MatrixRow:
-    """One tier in the scalability matrix: ``capacity.sweep_results``' row of the tier (the same figures
+    """One tier in the scalability matrix: ``capacity.sweep.sweep_file``' row of the tier (the same figures
     ``capacity sweep`` prints) with what the report adds. ``None``: not measured, or the tier never ran."""
 
     tier: str
@@ -65,7 +65,7 @@ class MatrixRow:
     slo_p99_ms: float | None
     error_rate: float | None  # 0-1
     verdict: str  # PASS / FAIL; "" when the tier did not run
-    limit: str  # the tier's one limit (capacity.verdicts), "" when it did not run
+    limit: str  # the tier's one limit (capacity.results.verdicts), "" when it did not run
     notes: tuple[str, ...]
 
     @property
@@ -299,7 +299,7 @@ class TierView:
     problem: str | None
     verdict: str
     reasons: tuple[str, ...]
-    limit: str  # the tier's one limit (capacity.verdicts)
+    limit: str  # the tier's one limit (capacity.results.verdicts)
     limit_sentence: str
     notes: tuple[str, ...]
     rows: tuple[TargetRow, ...]

@@ -3,7 +3,7 @@
 ``write_sample_sweep(directory)`` writes ``sweep.json`` and ``tiers/NN-<tier>/run.json`` with HDR interval
 logs (``loadgen/corrected.hlog``, ``loadgen/raw.hlog``), exactly as ``capacity sweep`` lays them out, from a
 toy server model: one core that saturates near ``CAPACITY`` requests/s, latency that climbs as the core fills,
-RSS that grows with resting orders and rate. Summaries come from ``capacity.summary.summarize``, so SLO
+RSS that grows with resting orders and rate. Summaries come from ``capacity.run.summary.summarize``, so SLO
 verdicts and generator-bound marks follow the real rules. Every run carries a note saying it is synthetic,
 and the environment names a synthetic CPU: a report of this data can never pass for a measurement.
 """
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from capacity.latency import new_histogram, summarize, write_hlog
-from capacity.results import (
+from capacity.measure.latency import new_histogram, summarize, write_hlog
+from capacity.results.run_file import (
     Counts,
     Environment,
     Latency,
@@ -29,9 +29,9 @@ from capacity.results import (
     Target,
     write_run,
 )
+from capacity.run.summary import summarize as summarize_run
 from capacity.scenario import scenario_from_mapping
-from capacity.summary import summarize as summarize_run
-from capacity.sweep_results import TIERS_DIR, SweepRecord, TierEntry, entry_for_run, write_sweep
+from capacity.sweep.sweep_file import TIERS_DIR, SweepRecord, TierEntry, entry_for_run, write_sweep
 
 STARTED_UTC = "2026-09-21T10:00:00+00:00"
 SYNTHETIC_NOTE = "synthetic sample data from capacity.testing.sample_sweep: not a measurement"

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from support import with_remote
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange import load_test, load_test_request, schemas
 from reference_exchange.admin import LOAD_TESTS
 from reference_exchange.config import Settings

@@ -120,7 +120,7 @@ def test_stalled_connections_are_closed_and_excess_ones_refused_while_health_ans
     """40 connections against a cap of 30 and a 2 s client timeout: 10 get the 503 at once; the 30 held
     (half sent half a request line and trickle a byte now and then, half sent nothing) are closed
     within a few sweeps, after which /health answers."""
-    from capacity.exchange_process import EmbeddedExchange
+    from capacity.run.exchange_process import EmbeddedExchange
 
     env = {"JOURNAL_PATH": "none", "MAX_CONNECTIONS": "30", "CLIENT_TIMEOUT": "2s"}
     with EmbeddedExchange(env=env) as exchange:
@@ -154,7 +154,7 @@ def test_stalled_connections_are_closed_and_excess_ones_refused_while_health_ans
 
 @pytest.mark.timeout(60)
 def test_a_malformed_request_line_costs_one_short_log_line_and_a_disconnect_no_5xx() -> None:
-    from capacity.exchange_process import EmbeddedExchange
+    from capacity.run.exchange_process import EmbeddedExchange
 
     with EmbeddedExchange(env={"JOURNAL_PATH": "none"}) as exchange:
         port = int(exchange.url.rsplit(":", 1)[1])

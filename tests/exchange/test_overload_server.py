@@ -28,7 +28,7 @@ import orjson
 import psutil
 import pytest
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange.engine import MatchingEngine
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal

@@ -21,7 +21,7 @@ import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange.api import order_json
 from reference_exchange.config import Settings
 from reference_exchange.engine import MatchingEngine, OrderStatus

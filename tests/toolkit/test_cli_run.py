@@ -17,11 +17,11 @@ import pytest
 from click.testing import CliRunner, Result
 from support import invoke_capacity
 
-from capacity import cli
-from capacity.cli_run import exit_code
-from capacity.environment import collect_environment, cpu_model
-from capacity.results import TierLimit, read_run
-from capacity.run import LOCUSTFILE, RunOptions, RunSetupError, run_scenario
+from capacity.cli import main as cli
+from capacity.cli.run import exit_code
+from capacity.results.run_file import TierLimit, read_run
+from capacity.run.environment import collect_environment, cpu_model
+from capacity.run.orchestrator import LOCUSTFILE, RunOptions, RunSetupError, run_scenario
 from capacity.scenario import load_scenario_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +31,9 @@ name: tiny
 load: {orders_per_second: 100, concurrent_users: 10, symbols: [BTCUSD, ETHUSD], duration: 4s}
 slo: {p99_ms: 200, error_rate: 0.01}
 """
-needs_locustfile = pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/locustfile.py not there yet")
+needs_locustfile = pytest.mark.skipif(
+    not LOCUSTFILE.is_file(), reason="capacity/generator/locustfile.py not there yet"
+)
 
 
 @pytest.fixture

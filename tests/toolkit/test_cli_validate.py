@@ -12,7 +12,7 @@ import pytest
 from click.testing import Result
 from support import invoke_capacity
 
-from capacity import cli
+from capacity.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml"))

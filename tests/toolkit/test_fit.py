@@ -466,7 +466,7 @@ def test_invalid_settings_are_refused() -> None:
 def test_scipy_is_imported_only_when_a_fit_runs() -> None:
     """scipy.stats costs about a second of import under load: the run, sweep and fit commands (and the
     fit package itself) must not pay it before they fit anything."""
-    modules = "capacity.fit, capacity.fit_inputs, capacity.cli_run, capacity.cli_sweep, capacity.cli_fit"
+    modules = "capacity.fit, capacity.fit.inputs, capacity.cli.run, capacity.cli.sweep, capacity.cli.fit"
     code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -8,10 +8,10 @@ import pytest
 from capacity.fit import Estimate, TierMeasurement, fit_sweep
 from capacity.fit.breaking_points import breaking_points
 from capacity.fit.service_demand import fit_service_demand
-from capacity.loadgen_reader import LoadgenSecond
-from capacity.results import Counts, Latency
-from capacity.sampler import ProcessSample
-from capacity.series import build_series
+from capacity.measure.sampler import ProcessSample
+from capacity.results.run_file import Counts, Latency
+from capacity.run.loadgen_reader import LoadgenSecond
+from capacity.run.series import build_series
 
 LAT = Latency(count=1, p50_ms=1.0, p99_ms=2.0, p999_ms=3.0, max_ms=3.0)
 

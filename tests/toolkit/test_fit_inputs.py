@@ -1,4 +1,4 @@
-"""capacity.fit_inputs on the recorded sweep: the run -> TierMeasurement adapter, fit.json, `capacity fit`."""
+"""capacity.fit.inputs on the recorded sweep: the run -> TierMeasurement adapter, fit.json, `capacity fit`."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from support import invoke_capacity
 
 from capacity.fit import fit_sweep
 from capacity.fit.estimate import DASH, TIMES, fmt
-from capacity.fit_inputs import (
+from capacity.fit.inputs import (
     NothingToFit,
     fit_directory,
     fit_result,
@@ -26,8 +26,8 @@ from capacity.fit_inputs import (
 from capacity.report import render_report
 from capacity.report.repeats import repeats_view
 from capacity.report.source import load_source
-from capacity.results import write_run
-from capacity.sweep_results import (
+from capacity.results.run_file import write_run
+from capacity.sweep.sweep_file import (
     TierEntry,
     entry_for_run,
     read_sweep,

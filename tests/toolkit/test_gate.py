@@ -1,5 +1,5 @@
-"""capacity gate and capacity baseline on synthetic runs built with capacity.results: verdicts, inconclusive
-runs, input errors (exit 2), the baseline round trip, Markdown and JUnit output."""
+"""capacity gate and capacity baseline on synthetic runs built with capacity.results.run_file: verdicts,
+inconclusive runs, input errors (exit 2), the baseline round trip, Markdown and JUnit output."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from capacity.gate.baseline import baseline_to_dict, dumps, pooled, write_baseli
 from capacity.gate.compare import difference_test
 from capacity.gate.metrics import METRICS
 from capacity.gate.render import junit, markdown
-from capacity.results import (
+from capacity.results.run_file import (
     Counts,
     Environment,
     Latency,
@@ -46,7 +46,7 @@ from capacity.results import (
     TierLimit,
     write_run,
 )
-from capacity.sweep_results import SweepRecord, TierEntry, entry_for_run, read_sweep, write_sweep
+from capacity.sweep.sweep_file import SweepRecord, TierEntry, entry_for_run, read_sweep, write_sweep
 from capacity.testing.sample_sweep import sample_environment
 
 SECONDS = 10  # steady window: t = 1 .. 8

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from capacity import cli
+from capacity.cli import main as cli
 from capacity.gate import load_side
-from capacity.results import Overrides
-from capacity.run import LOCUSTFILE, RunOptions, run_scenario
+from capacity.results.run_file import Overrides
+from capacity.run.orchestrator import LOCUSTFILE, RunOptions, run_scenario
 from capacity.scenario import load_scenario
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "ci_smoke.yaml"
@@ -43,7 +43,7 @@ def _run(tmp_path: Path, label: str, **options: object) -> Path:
 
 
 @pytest.mark.timeout(400)
-@pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/locustfile.py is missing")
+@pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/generator/locustfile.py is missing")
 def test_journaling_every_order_is_a_visible_cpu_regression(tmp_path: Path) -> None:
     thresholds = tmp_path / "thresholds.yaml"
     thresholds.write_text(THRESHOLDS)

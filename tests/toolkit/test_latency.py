@@ -10,7 +10,7 @@ import pytest
 from hdrh.histogram import HdrHistogram
 from hdrh.log import HistogramLogReader
 
-from capacity.latency import (
+from capacity.measure.latency import (
     HIGHEST_US,
     LOWEST_US,
     LatencyRecorder,

@@ -1,4 +1,5 @@
-"""End to end: Locust runs capacity/locustfile.py against the reference exchange and writes its results.
+"""End to end: Locust runs capacity/generator/locustfile.py against the reference exchange and writes its
+results.
 
 Each test starts the exchange on a loopback port and Locust as a subprocess, bounded in time and count.
 """
@@ -20,15 +21,15 @@ from typing import Any
 import pytest
 from hdrh.log import HistogramLogReader
 
-from capacity.exchange_process import EmbeddedExchange
-from capacity.latency import LatencyRecorder, new_histogram
-from capacity.latency import summarize as summarize_hist
-from capacity.loadgen_results import loadgen_document
+from capacity.measure.latency import LatencyRecorder, new_histogram
+from capacity.measure.latency import summarize as summarize_hist
+from capacity.results.loadgen_file import loadgen_document
+from capacity.run.exchange_process import EmbeddedExchange
 from capacity.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
-LOCUSTFILE = ROOT / "capacity" / "locustfile.py"
+LOCUSTFILE = ROOT / "capacity" / "generator" / "locustfile.py"
 
 PROGRESS_KEYS = {
     "format",

@@ -1,4 +1,4 @@
-"""capacity/locustfile.py without load: the LoadTestShape's arithmetic and the option errors.
+"""capacity/generator/locustfile.py without load: the LoadTestShape's arithmetic and the option errors.
 
 Importing Locust monkey-patches the whole process with gevent, so everything that imports the locustfile
 runs in a subprocess, never in the pytest process itself.
@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = Path(sys.executable).parent / "locust"
-LOCUSTFILE = ROOT / "capacity" / "locustfile.py"
+LOCUSTFILE = ROOT / "capacity" / "generator" / "locustfile.py"
 
 RAMPED = """\
 name: ramped
@@ -35,7 +35,7 @@ slo: {p99_ms: 50, error_rate: 0.01}
 # Drives ScenarioShape.tick() with a stubbed clock and prints what it returned, as JSON.
 SHAPE_SCRIPT = """
 import json, sys
-from capacity.locustfile import DRAIN_S, ScenarioShape
+from capacity.generator.locustfile import DRAIN_S, ScenarioShape
 from capacity.scenario import load_scenario_text
 
 cases = json.loads(sys.argv[1])

@@ -1,4 +1,4 @@
-"""The native load generator (``python -m capacity.native_generator``) against a scripted exchange.
+"""The native load generator (``python -m capacity.generator.native_generator``) against a scripted exchange.
 
 The stub exchange runs on its own event loop in a thread on 127.0.0.1: it answers the routes the generator
 uses with the exchange API's shapes, records every request, hands out fresh order ids, and can hold its
@@ -24,11 +24,11 @@ from typing import Any
 import pytest
 from hdrh.log import HistogramLogReader
 
-from capacity.exchange_process import EmbeddedExchange
-from capacity.http_wire import ProtocolError, encode_request, split_response
-from capacity.run import RunOptions, run_scenario
+from capacity.generator.http_wire import ProtocolError, encode_request, split_response
+from capacity.results.verdict_text import limit_sentence
+from capacity.run.exchange_process import EmbeddedExchange
+from capacity.run.orchestrator import RunOptions, run_scenario
 from capacity.scenario import load_scenario
-from capacity.verdict_text import limit_sentence
 
 ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = {
@@ -190,7 +190,7 @@ def generator(scenario_file: Path, url: str, results: Path, *extra: str) -> list
     return [
         sys.executable,
         "-m",
-        "capacity.native_generator",
+        "capacity.generator.native_generator",
         "--scenario",
         str(scenario_file),
         "--host",

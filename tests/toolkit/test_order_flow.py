@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from capacity.order_flow import Market, OrderFlow
+from capacity.generator.order_flow import Market, OrderFlow
 from capacity.scenario import Mix
 
 SYMBOLS = {
@@ -114,7 +114,9 @@ def test_same_seed_same_stream() -> None:
 
 
 def test_cached_price_and_quantity_texts_are_the_instruments_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("capacity.order_flow.PRICE_CACHE_SIZE", 50)  # so the cache also starts afresh
+    monkeypatch.setattr(
+        "capacity.generator.order_flow.PRICE_CACHE_SIZE", 50
+    )  # so the cache also starts afresh
     market = Market.from_symbols_response(SYMBOLS)
     rng = random.Random(4)
     for _ in range(2000):

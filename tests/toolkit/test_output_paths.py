@@ -58,7 +58,7 @@ def test_fit_that_cannot_write_fit_json_says_so(tmp_path: Path) -> None:
 
 
 def test_make_demo_checks_its_output_dir_too(capsys: pytest.CaptureFixture[str]) -> None:
-    from capacity.demo import main
+    from capacity.cli.demo import main
 
     assert main(["--output-dir", "/proc/capacity-test"]) == 2
     assert "--output-dir '/proc/capacity-test': cannot write there: " in capsys.readouterr().out
@@ -72,8 +72,8 @@ def test_a_full_disk_when_run_json_is_written_keeps_what_finish_rebuilds_it_from
     ``capacity run --finish`` then builds the run.json the run would have written, from the files kept."""
     import errno
 
-    from capacity import run as run_module
-    from capacity.results import Run, read_run, run_to_dict
+    from capacity.results.run_file import Run, read_run, run_to_dict
+    from capacity.run import orchestrator as run_module
 
     lost: list[Run] = []
 
@@ -115,8 +115,8 @@ def test_finish_works_from_the_record_written_before_any_load(
     and the run says what is unknown."""
     import errno
 
-    from capacity import run as run_module
-    from capacity.results import read_run
+    from capacity.results.run_file import read_run
+    from capacity.run import orchestrator as run_module
 
     calls: list[bool] = []
     real_write_pending = run_module.write_pending

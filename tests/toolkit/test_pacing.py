@@ -8,8 +8,8 @@ from itertools import pairwise
 
 import pytest
 
-from capacity.latency import LatencyRecorder
-from capacity.pacing import UserPacer, advance, rate_breakpoints, user_rate_at
+from capacity.generator.pacing import UserPacer, advance, rate_breakpoints, user_rate_at
+from capacity.measure.latency import LatencyRecorder
 from capacity.scenario import Scenario, load_scenario_text
 
 NS = 1_000_000_000

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from support import invoke_capacity
 
-from capacity import run as run_module
-from capacity.exchange_process import EmbeddedExchange
-from capacity.preflight import TargetNotTheApi, check_round_trip, fetch_market
+from capacity.generator.preflight import TargetNotTheApi, check_round_trip, fetch_market
+from capacity.run import orchestrator as run_module
+from capacity.run.exchange_process import EmbeddedExchange
 from capacity.scenario import load_scenario_text
 
 SCENARIO = """\

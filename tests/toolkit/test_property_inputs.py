@@ -19,7 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from capacity.results import RunFormatError, read_run, write_run
+from capacity.results.run_file import RunFormatError, read_run, write_run
 from capacity.scenario import (
     MAX_DURATION_S,
     MAX_P99_MS,

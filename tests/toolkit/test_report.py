@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from capacity.cli import main as cli
+from capacity.cli.main import main as cli
 from capacity.report import ReportPaths, ReportSourceError, render_report
 from capacity.report.markdown import LIMIT, render_markdown
 from capacity.report.source import load_source

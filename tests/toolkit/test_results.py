@@ -1,4 +1,5 @@
-"""capacity.results: the run.json format round-trips, and unknown or corrupt files give clear errors."""
+"""capacity.results.run_file: the run.json format round-trips, and unknown or corrupt files give clear
+errors."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from capacity.results import (
+from capacity.results.run_file import (
     FORMAT,
     Counts,
     Environment,
@@ -221,7 +222,7 @@ def test_unknown_extra_fields_are_ignored(tmp_path: Path) -> None:
 def test_annotations_are_evaluated_once_per_class(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reading a long run must not evaluate the dataclasses' annotations once per second (it was most of
     the time it took to load a sweep)."""
-    import capacity.results as results
+    import capacity.results.run_file as results
 
     calls: list[type] = []
     real = results.get_type_hints
@@ -263,8 +264,8 @@ def test_format_constant() -> None:
 def test_the_summary_contract_matches_its_published_schema(tmp_path: Path) -> None:
     import jsonschema
 
+    from capacity.results.summary_contract import FORMAT, write_summary
     from capacity.scenario import load_schema
-    from capacity.summary_contract import FORMAT, write_summary
     from capacity.testing.sample_sweep import SEED_TIERS, write_sample_run
 
     run = write_sample_run(tmp_path / "run", SEED_TIERS[3])

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from capacity.loadgen_reader import LoadgenSecond
-from capacity.results import Counts, Latency, Overrides, Second
-from capacity.run import (
+from capacity.measure.sampler import ExchangeSample, ProcessSample
+from capacity.results.run_file import Counts, Latency, Overrides, Second
+from capacity.results.verdict_text import advice
+from capacity.run.loadgen_reader import LoadgenSecond
+from capacity.run.orchestrator import (
     RunOptions,
     RunSetupError,
     check_target,
@@ -19,11 +21,9 @@ from capacity.run import (
     plan_placement,
     run_dir_for,
 )
-from capacity.sampler import ExchangeSample, ProcessSample
+from capacity.run.series import build_series
+from capacity.run.summary import steady_window, summarize
 from capacity.scenario import Scenario, load_scenario_text
-from capacity.series import build_series
-from capacity.summary import steady_window, summarize
-from capacity.verdict_text import advice
 
 # 1000 users at 5000/s: one user sends every 200 ms.
 RAMPED = """\

@@ -1,5 +1,5 @@
-"""capacity.sweep and capacity.sweep_results without Locust: ladders, early stops, resume and the sweep.json
-format, with a fake ``run_scenario`` that answers like a server of known capacity."""
+"""capacity.sweep.runner and capacity.sweep.sweep_file without Locust: ladders, early stops, resume and the
+sweep.json format, with a fake ``run_scenario`` that answers like a server of known capacity."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from capacity.cli_sweep import tier_line
-from capacity.progress import ProgressUpdate
-from capacity.results import Run, read_run, write_run
-from capacity.run import RunOptions, RunResult
+from capacity.cli.sweep import tier_line
+from capacity.results.run_file import Run, read_run, write_run
+from capacity.run.orchestrator import RunOptions, RunResult
+from capacity.run.progress import ProgressUpdate
 from capacity.scenario import Scenario, Sweep, Tier, load_scenario
-from capacity.sweep import (
+from capacity.sweep.runner import (
     GENERATOR_ADVICE,
     Ladder,
     SweepSetupError,
@@ -34,7 +34,7 @@ from capacity.sweep import (
     sweep_from_record,
     users_for,
 )
-from capacity.sweep_results import (
+from capacity.sweep.sweep_file import (
     FORMAT,
     SweepFormatError,
     TierEntry,
@@ -326,8 +326,8 @@ def test_a_cut_short_tier_is_never_called_generator_bound(out: Path) -> None:
 def test_a_tier_whose_run_json_could_not_be_written_is_failed_and_listed(out: Path) -> None:
     """A full disk at a tier's run.json: the tier is failed with the run's words (how to finish it), its
     directory is kept and named, and reading the sweep lists it as lost, never skips it."""
-    from capacity.run import RunNotWritten
-    from capacity.sweep_results import read_sweep
+    from capacity.run.orchestrator import RunNotWritten
+    from capacity.sweep.sweep_file import read_sweep
 
     server = FakeServer()
 
@@ -605,7 +605,7 @@ def test_the_live_panel_ends_its_line_when_the_output_is_not_a_terminal() -> Non
 
     from rich.console import Console
 
-    from capacity.progress import LiveProgress
+    from capacity.run.progress import LiveProgress
 
     out = io.StringIO()
     console = Console(file=out, force_terminal=False, width=100)

@@ -11,9 +11,9 @@ import pytest
 from click.testing import Result
 from support import invoke_capacity
 
-from capacity.results import FORMAT as RUN_FORMAT
-from capacity.run import LOCUSTFILE
-from capacity.sweep_results import FORMAT, read_sweep
+from capacity.results.run_file import FORMAT as RUN_FORMAT
+from capacity.run.orchestrator import LOCUSTFILE
+from capacity.sweep.sweep_file import FORMAT, read_sweep
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
@@ -110,7 +110,7 @@ def test_an_invalid_sweep_file_is_reported_by_line_and_field(tmp_path: Path) -> 
     assert not (tmp_path / "sweeps").exists()
 
 
-@pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/locustfile.py not there yet")
+@pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/generator/locustfile.py not there yet")
 @pytest.mark.timeout(60)
 def test_a_tiny_real_sweep_writes_a_valid_sweep_directory(tmp_path: Path, tiny: Path) -> None:
     result = sweep(tiny, "--output-dir", tmp_path / "sweeps", "--quiet")
@@ -141,7 +141,7 @@ def test_a_tiny_real_sweep_writes_a_valid_sweep_directory(tmp_path: Path, tiny: 
     assert "done 01/02 light 20/s offered" in " ".join(result.stderr.split())
 
 
-@pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/locustfile.py not there yet")
+@pytest.mark.skipif(not LOCUSTFILE.is_file(), reason="capacity/generator/locustfile.py not there yet")
 @pytest.mark.timeout(60)
 def test_resume_runs_the_first_unfinished_tier_for_real(tmp_path: Path) -> None:
     path = tmp_path / "sweep"

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from capacity.results import Stall
-from capacity.verdict_text import LABELS, aside_lines, limit_sentence
-from capacity.verdicts import (
+from capacity.results.run_file import Stall
+from capacity.results.verdict_text import LABELS, aside_lines, limit_sentence
+from capacity.results.verdicts import (
     DISTURBED_OTHER_CPU_PERCENT,
     STALL_LIMIT_S,
     GeneratorEvidence,

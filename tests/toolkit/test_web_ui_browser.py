@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from capacity.exchange_process import EmbeddedExchange
+from capacity.run.exchange_process import EmbeddedExchange
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -46,7 +46,7 @@ def test_a_run_started_from_the_form_shows_its_figures_in_the_capacity_tab(tmp_p
             [
                 str(Path(sys.executable).parent / "locust"),
                 "-f",
-                str(ROOT / "capacity" / "locustfile.py"),
+                str(ROOT / "capacity" / "generator" / "locustfile.py"),
                 "--scenario",
                 str(scenario),
                 "--host",

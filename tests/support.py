@@ -10,6 +10,10 @@ from click.testing import CliRunner, Result
 
 from capacity.cli import main as cli
 
+#: The repository's root, and the recorded fixtures (tests/fixtures), wherever a test file sits.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = REPO_ROOT / "tests" / "fixtures"
+
 
 def invoke_capacity(*args: str | Path) -> Result:
     """Run ``capacity ARGS...`` in-process; whatever happens, the user never sees a traceback."""

@@ -22,16 +22,16 @@ does not look autocorrelated), with the Marriott-Pope small-sample bias correcti
 ``n`` is the tier's seconds, so each tier has its own block length.
 
 That length minimises the error of the variance estimate, not the miss rate of the interval: a block of b
-seconds still cuts the dependence at its edges, and for an AR(1) the bootstrap variance of a mean is only
-the share ``1 + 2 sum_{k<b} (1 - k/b) rho^k`` of the long-run variance ``(1 + rho) / (1 - rho)`` (both in
-units of one second's variance). So every replicate's distance from the point estimate is widened by
-``1 / sqrt(share)`` (averaged over the tiers, weighted by seconds): about x1.2 for 9-second blocks at
-rho = 0.7. On simulated AR(1) seconds with phi = 0.7 this brings the 95 % interval of a slope from about
-83 % coverage to about 90 % (tests/toolkit/test_fit_intervals.py). With ``rho <= 0`` the blocks are one second
+seconds still cuts the dependence at its edges, and for an AR(1) the bootstrap variance of a mean is only the
+share ``1 + 2 sum_{k<b} (1 - k/b) rho^k`` of the long-run variance ``(1 + rho) / (1 - rho)`` (both in units of
+one second's variance). So every replicate's distance from the point estimate is widened by
+``1 / sqrt(share)`` (averaged over the tiers, weighted by seconds): about x1.2 for 9-second blocks at rho =
+0.7. On simulated AR(1) seconds with phi = 0.7 this brings the 95 % interval of a slope from about 83 %
+coverage to about 90 % (tests/toolkit/fit/test_fit_intervals.py). With ``rho <= 0`` the blocks are one second
 long, nothing is widened, and the method is the plain stratified bootstrap. Caveats: the method and block
-lengths are stated in every figure's note (``Resampling.note()``); the AR(1) rule is a stand-in for the
-real dependence (at rho = 0.9 and 60-second tiers the interval still covers only about 80 %); and a rerun
-on another day can still differ by more (another machine state), which only repeats of the sweep measure.
+lengths are stated in every figure's note (``Resampling.note()``); the AR(1) rule is a stand-in for the real
+dependence (at rho = 0.9 and 60-second tiers the interval still covers only about 80 %); and a rerun on
+another day can still differ by more (another machine state), which only repeats of the sweep measure.
 
 Too few seconds, no interval: with one steady second in a tier every replicate resamples that same second,
 and with a handful in all the replicates' percentiles are far too narrow. Below ``MIN_SECONDS_PER_TIER`` in

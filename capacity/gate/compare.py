@@ -39,7 +39,7 @@ variances are those of an AR(1):
 - the t reference has Welch-Satterthwaite degrees of freedom from the effective sample sizes
   ``n / factor``: a noisy variance from few independent stretches needs a wider reference.
 
-Measured on simulated AR(1) seconds (tests/toolkit/test_gate_statistics.py asserts them): with phi = 0.8,
+Measured on simulated AR(1) seconds (tests/toolkit/gate/test_gate_statistics.py asserts them): with phi = 0.8,
 30 vs 30 seconds and equal means, 2.0-2.6 % of comparisons are significant at alpha = 0.01 and 5.5-6.8 %
 at 0.05 (means; simulations of 600 and 2000 pairs); for medians 1.0-1.1 % and 3.3-3.4 %. With independent
 seconds (rho estimated 0) it is Welch's t-test (0.7 % at 0.01). Limits: the estimate of rho from a handful

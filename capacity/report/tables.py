@@ -43,8 +43,23 @@ SEED_MEMORY_BYTES = 32 * 2**30
 # ---------------------------------------------------------------------------------------------- matrix
 
 
+class _TierLimit:
+    """What a tier's one limit (``capacity.results.verdicts``, as its name in ``limit``) means for a table."""
+
+    limit: str
+
+    @property
+    def generator_bound(self) -> bool:
+        return self.limit == "generator"
+
+    @property
+    def left_out(self) -> bool:
+        """Its figures are not the server's (generator-bound or disturbed): greyed, never fitted."""
+        return self.limit in NOT_THE_SERVERS
+
+
 @dataclass(frozen=True)
-class MatrixRow:
+class MatrixRow(_TierLimit):
     """One tier in the scalability matrix: ``capacity.sweep.sweep_file``' row of the tier (the same figures
     ``capacity sweep`` prints) with what the report adds. ``None``: not measured, or the tier never ran."""
 
@@ -71,15 +86,6 @@ class MatrixRow:
     @property
     def passed(self) -> bool:
         return self.verdict == "PASS"
-
-    @property
-    def generator_bound(self) -> bool:
-        return self.limit == "generator"
-
-    @property
-    def left_out(self) -> bool:
-        """Its figures are not the server's (generator-bound or disturbed): greyed, never fitted."""
-        return self.limit in NOT_THE_SERVERS
 
 
 @dataclass(frozen=True)
@@ -287,7 +293,7 @@ class TargetRow:
 
 
 @dataclass(frozen=True)
-class TierView:
+class TierView(_TierLimit):
     """One tier's section: what the scenario asked for, what was measured, and the verdicts."""
 
     name: str
@@ -303,14 +309,6 @@ class TierView:
     limit_sentence: str
     notes: tuple[str, ...]
     rows: tuple[TargetRow, ...]
-
-    @property
-    def generator_bound(self) -> bool:
-        return self.limit == "generator"
-
-    @property
-    def left_out(self) -> bool:
-        return self.limit in NOT_THE_SERVERS
 
 
 def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = ()) -> TierView:

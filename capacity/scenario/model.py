@@ -16,7 +16,7 @@ from typing import Any
 
 # ---------------------------------------------------------------------------------------------- limits
 # What a scenario, sweep tier or command-line override may ask for (docs/limits.md; the JSON Schemas in
-# capacity/schemas carry the same numbers, tests/toolkit/test_input_limits.py checks that they agree).
+# capacity/schemas carry the same numbers, tests/toolkit/results/test_input_limits.py checks that they agree).
 # Every number must also be finite: YAML's .nan and .inf are refused everywhere.
 
 #: Offered rate, requests/s: several times what one machine's generator can send, low enough that a typo

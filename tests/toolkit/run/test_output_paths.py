@@ -10,9 +10,10 @@ import shutil
 from pathlib import Path
 
 import pytest
+import support
 from support import invoke_capacity
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
 SCENARIO = """\
 name: t

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 from hdrh.log import HistogramLogReader
 
 from capacity.measure.latency import LatencyRecorder, new_histogram
@@ -27,7 +28,7 @@ from capacity.results.loadgen_file import loadgen_document
 from capacity.run.exchange_process import EmbeddedExchange
 from capacity.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 LOCUST = Path(sys.executable).parent / "locust"
 LOCUSTFILE = ROOT / "capacity" / "generator" / "locustfile.py"
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import support
 from hdrh.log import HistogramLogReader
 
 from capacity.generator.http_wire import ProtocolError, encode_request, split_response
@@ -30,7 +31,7 @@ from capacity.run.exchange_process import EmbeddedExchange
 from capacity.run.orchestrator import RunOptions, run_scenario
 from capacity.scenario import load_scenario
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 SYMBOLS = {
     "symbols": [
         {"symbol": "BTCUSD", "tick_size": "0.01", "lot_size": "0.0001", "reference_price": "60000"},

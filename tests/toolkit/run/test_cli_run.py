@@ -14,6 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import support
 from click.testing import CliRunner, Result
 from support import invoke_capacity
 
@@ -24,7 +25,7 @@ from capacity.run.environment import collect_environment, cpu_model
 from capacity.run.orchestrator import LOCUSTFILE, RunOptions, RunSetupError, run_scenario
 from capacity.scenario import load_scenario_text
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 CAPACITY = Path(sys.executable).parent / "capacity"
 TINY = """\
 name: tiny

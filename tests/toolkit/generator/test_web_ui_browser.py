@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import support
 
 from capacity.run.exchange_process import EmbeddedExchange
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from report_screenshot import FLAGS, find_browser  # noqa: E402  (the benchmark's browser and its flags)

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import support
 from click.testing import CliRunner
 
 from capacity.cli.main import main as cli
@@ -25,7 +26,7 @@ from capacity.report.source import load_source
 from capacity.report.tables import MATRIX_COLUMNS, build_view
 from capacity.testing.sample_sweep import SEED_TIERS, SampleTier, write_sample_run, write_sample_sweep
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small"
+FIXTURE = support.FIXTURES / "sweep-small"
 SECTIONS = (
     "environment",
     "summary",

@@ -9,12 +9,13 @@ from pathlib import Path
 
 import click
 import pytest
+import support
 from click.testing import Result
 from support import invoke_capacity
 
 from capacity.cli import main as cli
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 SHIPPED = sorted((ROOT / "scenarios").glob("*.yaml")) + sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml"))
 
 GOOD = """\

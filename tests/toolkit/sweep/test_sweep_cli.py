@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import support
 from click.testing import Result
 from support import invoke_capacity
 
@@ -15,7 +16,7 @@ from capacity.results.run_file import FORMAT as RUN_FORMAT
 from capacity.run.orchestrator import LOCUSTFILE
 from capacity.sweep.sweep_file import FORMAT, read_sweep
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
 SCENARIOS = ROOT / "scenarios"
 TINY = f"""\

@@ -13,12 +13,13 @@ import shutil
 from pathlib import Path
 
 import pytest
+import support
 from click.testing import Result
 from support import invoke_capacity
 
 from capacity.input_limits import MAX_DEPTH, MAX_YAML_BYTES, MAX_YAML_NODES, check_yaml_structure
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small"
+FIXTURE = support.FIXTURES / "sweep-small"
 GOOD = """\
 name: good
 load: {orders_per_second: 100, concurrent_users: 10, symbols: [BTCUSD], duration: 30s}

@@ -20,6 +20,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import support
 from click.testing import CliRunner
 
 from capacity.cli import main as cli
@@ -28,7 +29,7 @@ from capacity.results.run_file import Overrides
 from capacity.run.orchestrator import LOCUSTFILE, RunOptions, run_scenario
 from capacity.scenario import load_scenario
 
-SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "ci_smoke.yaml"
+SCENARIO = support.REPO_ROOT / "scenarios" / "ci_smoke.yaml"
 OVERRIDES = Overrides(duration_s=32.0, orders_per_second=1500.0, concurrent_users=150)
 THRESHOLDS = "alpha: 0.05\nmin_steady_seconds: 20\nmetrics:\n  cpu_per_order: {fail_if_worse_by: 25%}\n"
 

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import support
 from PIL import Image
 
 from capacity.report import render_report
 from capacity.testing.sample_sweep import SEED_TIERS, write_sample_sweep
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "report_screenshot.py"
+SCRIPT = support.REPO_ROOT / "benchmarks" / "report_screenshot.py"
 
 
 def _screenshot_module():

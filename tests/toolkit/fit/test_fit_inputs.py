@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import support
 from click.testing import Result
 from support import invoke_capacity
 
@@ -37,7 +38,7 @@ from capacity.sweep.sweep_file import (
 )
 from capacity.testing.sample_sweep import SEED_TIERS, write_sample_run, write_sample_sweep
 
-FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small"
+FIXTURE = support.FIXTURES / "sweep-small"
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import support
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 LOCUST = Path(sys.executable).parent / "locust"
 LOCUSTFILE = ROOT / "capacity" / "generator" / "locustfile.py"
 

@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import support
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(support.REPO_ROOT / "benchmarks"))
 
 from _loadgen import ProtocolError, closed_loop, encode_posts, open_loop, parse_head
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+BENCHMARKS = support.REPO_ROOT / "benchmarks"
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+import support
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,7 +32,7 @@ from capacity.scenario import (
     slo_for_rate,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
 SWEEPS = sorted((ROOT / "scenarios" / "sweeps").glob("*.yaml"))
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
+import support
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -66,7 +66,7 @@ EXTREME = st.one_of(
     st.booleans(),
     st.lists(st.integers(), max_size=3),
 )
-FIXTURE_TIERS = Path(__file__).resolve().parents[1] / "fixtures" / "sweep-small" / "tiers"
+FIXTURE_TIERS = support.FIXTURES / "sweep-small" / "tiers"
 RUN_JSON = next(FIXTURE_TIERS.glob("*/run.json"))
 
 

@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+import support
 
 from capacity.cli.sweep import tier_line
 from capacity.results.run_file import Run, read_run, write_run
@@ -45,7 +46,7 @@ from capacity.sweep.sweep_file import (
     write_sweep,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = support.REPO_ROOT
 FIXTURE = ROOT / "tests" / "fixtures" / "sweep-small"
 BASE_RUN = read_run(FIXTURE / "tiers" / "01-light")
 AVERAGE = load_scenario(ROOT / "scenarios" / "average.yaml")

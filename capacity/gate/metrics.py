@@ -83,7 +83,16 @@ METRICS: dict[str, Metric] = {
     m.key: m
     for m in (
         Metric("throughput", "Throughput", "higher", "%", 100.0, 1),
-        Metric("p99", "P99 corrected", "lower", "ms", 1.0, 2, machine_dependent=True, statistic="median"),
+        Metric(
+            "p99",
+            "Median 1 s P99 (corrected)",
+            "lower",
+            "ms",
+            1.0,
+            2,
+            machine_dependent=True,
+            statistic="median",
+        ),
         Metric("error_rate", "Error rate", "lower", "%", 100.0, 2),
         Metric("cpu_per_order", "CPU per order", "lower", "ms", 1000.0, 4, machine_dependent=True),
         Metric("rss_per_resting_order", "RSS per resting order", "lower", "KB", 1 / 1000, 2),

@@ -17,3 +17,13 @@ def figure(value: float | None, fmt: str) -> str:
 def cpu_list(cpus: Sequence[int] | None) -> str:
     """CPU numbers as ``taskset`` and ``--cpus`` write them: ``0,2``; empty when none."""
     return ",".join(map(str, cpus or ()))
+
+
+def sentence_ms(value: float) -> str:
+    """A latency in a sentence: ``4.25``, ``60``, ``5,980`` (no exponents)."""
+    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+
+
+def plain_number(value: float) -> str:
+    """A number as a command-line flag takes it, exactly: ``10``, not ``10.0``; ``2.5`` as is."""
+    return str(int(value)) if float(value).is_integer() else str(value)

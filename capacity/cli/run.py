@@ -49,6 +49,7 @@ from capacity.scenario import (
     load_scenario,
     load_sweep,
 )
+from capacity.text import figure
 
 
 @click.command("run", context_settings={"help_option_names": ["-h", "--help"]})
@@ -225,4 +226,4 @@ def _fail(message: str) -> NoReturn:
 
 
 def _ms(value: float | None) -> str:
-    return "-" if value is None else f"{value:.2f}ms"
+    return figure(value, "{:.2f}ms")

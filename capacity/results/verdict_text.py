@@ -7,6 +7,7 @@ here, so the same tier reads the same everywhere and never says two things at on
 from __future__ import annotations
 
 from capacity.results.run_file import Reason, Summary, TierLimit
+from capacity.text import sentence_ms
 
 #: The tier's limit in a word or two, for tables.
 LABELS = {
@@ -58,7 +59,7 @@ def reason_text(r: Reason) -> str:
                 f"the server delivered {r.measured:.0%} of the offered rate (kept up means ≥ {r.limit:.0%})"
             )
         case "slo_p99":
-            return f"P99 {_ms(r.measured)} ms is above the SLO's {r.limit:g} ms"
+            return f"P99 {sentence_ms(r.measured)} ms is above the SLO's {r.limit:g} ms"
         case "slo_errors":
             return f"error rate {r.measured:.2%} is above the SLO's {r.limit:.2%}"
         case "stall":
@@ -111,10 +112,6 @@ def limit_of(summary: Summary) -> TierLimit:
     if summary.generator_bound:
         return TierLimit("generator")
     return TierLimit("none" if summary.slo.passed else "server")
-
-
-def _ms(value: float) -> str:
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def duration_text(value: float) -> str:

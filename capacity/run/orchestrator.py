@@ -76,7 +76,7 @@ from capacity.run.record import (
     write_pending,
 )
 from capacity.scenario import Scenario
-from capacity.text import cpu_list
+from capacity.text import cpu_list, plain_number
 
 LOCUSTFILE = Path(__file__).resolve().parents[1] / "generator" / "locustfile.py"
 ENGINES = ("native", "locust")  # load generator engines; the first is the default (docs/engines.md)
@@ -297,7 +297,7 @@ def _override_flags(overrides: Overrides | None) -> list[str]:
         ("--users-override", overrides.concurrent_users),
     ):
         if value is not None:
-            flags += [flag, _plain(value)]
+            flags += [flag, plain_number(value)]
     return flags
 
 
@@ -779,7 +779,3 @@ def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _plain(value: float | int) -> str:
-    return str(int(value)) if float(value).is_integer() else str(value)

@@ -29,6 +29,7 @@ from capacity.results.run_file import Counts, Latency, Second, SloVerdict, Stall
 from capacity.results.verdict_text import advice, aside_lines, reason_text
 from capacity.results.verdicts import GENERATOR_SATURATION, GeneratorEvidence, TierEvidence, classify
 from capacity.scenario import Scenario
+from capacity.text import sentence_ms
 
 EDGE_S = 1  # seconds dropped at both ends of the steady window
 
@@ -166,7 +167,7 @@ def slo_verdict(scenario: Scenario, latency: Latency, what: str, error_rate: flo
     if p99 is None:
         reasons.append("no latency was measured (no successful requests)")
     elif p99 > slo.p99_ms:
-        reasons.append(f"{what} {_ms(p99)} ms is above the SLO's {slo.p99_ms:g} ms")
+        reasons.append(f"{what} {sentence_ms(p99)} ms is above the SLO's {slo.p99_ms:g} ms")
     if error_rate is None:
         reasons.append("no requests were sent")
     elif error_rate > slo.error_rate:
@@ -179,11 +180,6 @@ def slo_verdict(scenario: Scenario, latency: Latency, what: str, error_rate: flo
         passed=not reasons,
         reasons=tuple(reasons),
     )
-
-
-def _ms(value: float) -> str:
-    """A latency for a sentence: ``4.25``, ``60``, ``5,980`` (no exponents)."""
-    return f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
 
 
 def _mean(values: Sequence[float]) -> float | None:

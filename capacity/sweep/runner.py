@@ -65,6 +65,7 @@ from capacity.sweep.sweep_file import (
     repeat_name,
     write_sweep,
 )
+from capacity.text import plain_number
 
 DEFAULT_OUTPUT_DIR = Path("reports/sweeps")
 GENERATOR_ADVICE = (
@@ -138,7 +139,7 @@ def ladder_sweep(base: Scenario, ladder: Ladder, *, cooldown_s: float = 0.0, sou
     duration, with users scaled so each user keeps ``base``'s pace; mix, symbols and SLO stay ``base``'s."""
     tiers = tuple(
         Tier(
-            f"rate-{_plain(rate).replace('.', '_')}",
+            f"rate-{plain_number(rate).replace('.', '_')}",
             base.with_overrides(
                 duration_s=ladder.tier_duration_s,
                 orders_per_second=rate,
@@ -149,8 +150,9 @@ def ladder_sweep(base: Scenario, ladder: Ladder, *, cooldown_s: float = 0.0, sou
         for rate in ladder.rates()
     )
     description = (
-        f"{ladder.spacing} ladder of {base.name} from {_plain(ladder.start_rate)} to "
-        f"{_plain(ladder.stop_rate)}/s in {len(tiers)} tiers of {_plain(ladder.tier_duration_s)} s"
+        f"{ladder.spacing} ladder of {base.name} from {plain_number(ladder.start_rate)} to "
+        f"{plain_number(ladder.stop_rate)}/s in {len(tiers)} tiers "
+        f"of {plain_number(ladder.tier_duration_s)} s"
     )
     return Sweep(f"{base.name}-ladder", description, tiers, cooldown_s)
 
@@ -598,7 +600,3 @@ def _remove_if_empty(path: Path) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _plain(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"

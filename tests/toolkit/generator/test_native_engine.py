@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -28,7 +27,7 @@ from hdrh.log import HistogramLogReader
 from capacity.generator.http_wire import ProtocolError, encode_request, split_response
 from capacity.results.verdict_text import limit_sentence
 from capacity.run.exchange_process import EmbeddedExchange
-from capacity.run.orchestrator import RunOptions, run_scenario
+from capacity.run.orchestrator import RunOptions, native_command, run_scenario
 from capacity.scenario import load_scenario
 
 ROOT = support.REPO_ROOT
@@ -188,18 +187,8 @@ def scenario(path: Path, rate: float, users: int, duration: str, mix: str | None
 
 
 def generator(scenario_file: Path, url: str, results: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "capacity.generator.native_generator",
-        "--scenario",
-        str(scenario_file),
-        "--host",
-        url,
-        "--results-dir",
-        str(results),
-        *extra,
-    ]
+    """``capacity run``'s own command line for the native generator, plus ``extra`` flags."""
+    return [*native_command(scenario_file, url, results), *extra]
 
 
 def run_generator(

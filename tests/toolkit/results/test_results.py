@@ -12,7 +12,6 @@ import pytest
 from capacity.results.run_file import (
     FORMAT,
     Counts,
-    Environment,
     Latency,
     LoadgenInfo,
     Overrides,
@@ -27,6 +26,7 @@ from capacity.results.run_file import (
     run_to_dict,
     write_run,
 )
+from capacity.testing.sample_sweep import sample_environment
 
 
 def second(t: int, **values: float | int | None) -> Second:
@@ -84,28 +84,12 @@ def sample_run() -> Run:
         slo=SloVerdict(50.0, 0.01, 4.25, 0.0025, True),
         generator_bound=False,
     )
-    environment = Environment(
-        timestamp_utc="2026-11-25T12:00:00+00:00",
-        hostname="host",
-        cpu_model="Some CPU",
-        logical_cpus=2,
+    # physical_cpus, governor unknown and a package missing: the optional fields' None round-trips too
+    environment = replace(
+        sample_environment(),
         physical_cpus=None,
         cpu_governor=None,
-        cpu_freq_mhz=2600.0,
-        memory_total_bytes=24 * 2**30,
-        os="Linux",
-        kernel="6.1",
-        platform="Linux-6.1",
-        python_version="3.11.7",
-        python_implementation="CPython",
         packages={"locust": "2.47.0", "missing": None},
-        git_revision="abc",
-        git_dirty=False,
-        available_cpus=(0, 1),
-        server_cpus=(1,),
-        generator_cpus=(0,),
-        pinned=True,
-        load_average_1m=0.1,
     )
     return Run(
         status="completed",

@@ -2,7 +2,7 @@
 
 ``render_report(source_dir, output_dir=None) -> ReportPaths``; ``ReportSourceError`` for a directory that is
 not a readable sweep or run. Modules: ``source`` (read and fit), ``tables`` (every table, once), ``charts``,
-``spectrum`` (HDR logs), ``html``, ``markdown``, ``render``; ``sample`` writes a synthetic sweep.
+``spectrum`` (HDR logs), ``html``, ``markdown``, ``render``, ``units`` and ``repeats``.
 """
 
 from capacity.report.render import ReportPaths, render_report

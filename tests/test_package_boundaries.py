@@ -53,6 +53,7 @@ STAGES = (
     "run",
     "sweep",
     "fit",
+    "audit",
     "report",
     "gate",
     "testing",

@@ -5,8 +5,9 @@
    (server pinned to one CPU, the native load generator to another where the machine has two);
 2. the fit (``capacity fit``): CPU per request, memory, P99 against load, breaking points, recommended
    maximum;
-3. the report (``capacity report``), copied to ``reports/latest/`` (``index.html`` and its other files);
-4. the scalability matrix as a terminal table, and where everything is.
+3. the seed document's claims (``claims/seed.yaml``) audited against it (``capacity audit``): a tally here;
+4. the report (``capacity report``), copied to ``reports/latest/`` (``index.html`` and its other files);
+5. the scalability matrix as a terminal table, and where everything is.
 
 Options: ``--sweep FILE`` another sweep file, ``--output-dir DIR`` where sweeps go. Exit codes as
 ``capacity sweep`` (0 done, 1 a tier broke, 2 bad input, 130 interrupted).
@@ -25,11 +26,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.text import Text
 
+from capacity.audit.claims import ClaimsError, load_claims
+from capacity.audit.render import tally_line
+from capacity.cli.audit import audit_directory, largest_refutations
 from capacity.cli.fit import print_fit
 from capacity.cli.run_options import BadInput, writable_dir
 from capacity.cli.signals import stop_on_hangup_and_terminate
 from capacity.cli.sweep import SweepLive, exit_code, output_console, print_outcome
 from capacity.exit_codes import EXIT_INTERRUPTED, EXIT_INVALID
+from capacity.fit import CapacityModel
 from capacity.fit.inputs import NothingToFit, fit_directory
 from capacity.run.orchestrator import RunOptions, plan_placement
 from capacity.scenario import ScenarioError, format_duration, load_sweep
@@ -39,6 +44,7 @@ from capacity.text import cpu_list
 
 ROOT = Path(__file__).resolve().parents[2]
 QUICK = ROOT / "scenarios" / "sweeps" / "quick.yaml"
+SEED_CLAIMS = ROOT / "claims" / "seed.yaml"
 LATEST = Path("reports/latest")
 
 
@@ -74,7 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if result.record.status == "interrupted":
         print_outcome(result, console)
         return EXIT_INTERRUPTED
-    _fit(console, result)
+    model = _fit(console, result)
+    if model is not None:
+        _audit(console, result, model)
     report = _report(console, result)
     print_outcome(result, console)
     if report is not None:
@@ -95,13 +103,29 @@ def _introduce(console: Console, path: Path, summary: str, options: RunOptions) 
     console.print(f"{os.cpu_count()} CPUs here: {where}. Each tier starts its own reference exchange.")
 
 
-def _fit(console: Console, result: SweepResult) -> None:
+def _fit(console: Console, result: SweepResult) -> CapacityModel | None:
     try:
         outcome = fit_directory(result)
     except NothingToFit as error:  # the matrix below says why
         console.print(f"fit: {error}", style="yellow")
-        return
+        return None
     print_fit(outcome, console)
+    return outcome.model
+
+
+def _audit(console: Console, result: SweepResult, model: CapacityModel) -> None:
+    """The seed document's claims against this sweep: the tally here, the table in the report."""
+    try:
+        outcome, _ = audit_directory(load_claims(SEED_CLAIMS), result, model)
+    except (ClaimsError, OSError) as error:  # the measurements stand without it
+        console.print(f"claims audit: skipped ({error})", style="yellow", highlight=False)
+        return
+    console.print(
+        Text(f"claims audit ({_shown(SEED_CLAIMS)}): {tally_line(outcome.tally)}", style="bold"),
+        soft_wrap=True,
+    )
+    for line in largest_refutations(outcome, 3):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _report(console: Console, result: SweepResult) -> Path | None:

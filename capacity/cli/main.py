@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "run": "capacity.cli.run",
     "sweep": "capacity.cli.sweep",
     "fit": "capacity.cli.fit",
+    "audit": "capacity.cli.audit",
     "report": "capacity.cli.report",
     "baseline": "capacity.cli.baseline",
     "gate": "capacity.cli.gate",

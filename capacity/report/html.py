@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import jinja2
 
+from capacity.audit.render import tally_line
 from capacity.report.charts import Chart
 from capacity.report.repeats import RepeatsView
 from capacity.report.tables import ReportView
@@ -33,6 +34,12 @@ def render_html(
     """The complete page: no external CSS, scripts, fonts or images. ``repeats``: the spread between
     repeats of a sweep run with ``--repeat N``."""
     template = _environment().get_template(TEMPLATE)
+    claims_tally = tally_line(view.claims.tally) if view.claims is not None else ""
     return template.render(
-        view=view, charts=charts, tier_charts=tier_charts, generated=generated, repeats=repeats
+        view=view,
+        charts=charts,
+        tier_charts=tier_charts,
+        generated=generated,
+        repeats=repeats,
+        claims_tally=claims_tally,
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from capacity.audit.render import AuditRecord, tally_line
 from capacity.report.repeats import RepeatsView
 from capacity.report.tables import EstimateRow, ReportView
 
@@ -54,6 +55,28 @@ def render_markdown(
         if len(text) <= LIMIT or note_limit <= 40:
             return text[:LIMIT]
         note_limit //= 2
+
+
+def _claims(audit: AuditRecord, note_limit: int) -> list[str]:
+    """The claims audit: its tally, then claim, source, claimed, measured, verdict."""
+    rows = [
+        (
+            row.id,
+            _short(row.section, 40),
+            row.claimed,
+            row.measured,
+            row.verdict_text,
+            _short(row.why, note_limit),
+        )
+        for row in audit.rows
+    ]
+    return [
+        "### Claims audit",
+        "",
+        f"{audit.document} ({audit.claims_file}): **{tally_line(audit.tally)}**",
+        "",
+        *_table(("Claim", "Source", "Claimed", "Measured", "Verdict", "Basis or reason"), rows),
+    ]
 
 
 def _repeats(repeats: RepeatsView) -> list[str]:
@@ -110,5 +133,7 @@ def _render(view: ReportView, note_limit: int, repeats: RepeatsView | None = Non
         out += ["", *_repeats(repeats)]
     out += ["", "### Resource efficiency", ""]
     out += _estimates(view.efficiency, note_limit)
+    if view.claims is not None:
+        out += ["", *_claims(view.claims, note_limit)]
     out += ["", "_Full report with charts, projections and formulas: `report/index.html`._", ""]
     return "\n".join(out)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard
 
+from capacity.audit.render import AUDIT_FILE, AuditFormatError, AuditRecord, read_audit
 from capacity.fit import CapacityModel
 from capacity.fit.breaking_points import DEFAULT_SAFETY_BUFFER
 from capacity.fit.inputs import FIT_FILE, fit_result
@@ -72,6 +73,7 @@ class ReportSource:
     options: FitOptions
     result: SweepResult
     repeats: RepeatSpread | None = None
+    audit: AuditRecord | None = None  # capacity audit's verdicts on a document's claims (audit.json)
 
     @property
     def environment(self) -> Environment:
@@ -93,6 +95,14 @@ def load_source(path: str | Path) -> ReportSource:
         raise ReportSourceError(f"{result.path}: no tier has run yet: nothing to report")
     model, options, repeats = fit(result)
     record = result.record
+    audit = None
+    if (result.path / AUDIT_FILE).is_file():
+        try:
+            audit = read_audit(result.path)
+        except AuditFormatError as error:
+            raise ReportSourceError(
+                f"{error} (capacity audit writes it; run it again, or remove the file)"
+            ) from None
     return ReportSource(
         path=result.path,
         kind="run" if result.single_run else "sweep",
@@ -105,6 +115,7 @@ def load_source(path: str | Path) -> ReportSource:
         options=options,
         result=result,
         repeats=repeats,
+        audit=audit,
     )
 
 

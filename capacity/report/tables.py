@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from capacity.audit.render import AuditRecord
 from capacity.fit import CapacityModel, Estimate
 from capacity.fit.estimate import DASH, fmt
 from capacity.fit.repeat_spread import RepeatSpread
@@ -573,6 +574,7 @@ class ReportView:
     formulas: tuple[FormulaBlock, ...]
     fit_options: str
     warnings: tuple[str, ...] = field(default=())
+    claims: AuditRecord | None = None  # the claims audit, when the sweep was audited
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every table, with numbers as numbers (the matrix) and estimates in full."""
@@ -600,6 +602,7 @@ class ReportView:
             ],
             "formulas": [{"title": b.title, "lines": list(b.lines)} for b in self.formulas],
             "fit_options": self.fit_options,
+            "claims_audit": None if self.claims is None else asdict(self.claims),
         }
 
 
@@ -709,6 +712,7 @@ def build_view(source: ReportSource) -> ReportView:
             f"{model.safety_buffer:.0%} safety buffer, {model.confidence:.0%} intervals"
         ),
         warnings=tuple(warnings),
+        claims=source.audit,
     )
 
 

@@ -109,7 +109,7 @@ def inconsistency(claim: Claim, claims: ClaimsFile) -> Verdict | None:
     claimed = to_base(claim.value, claim.unit)
     shown = from_base(computed, claim.unit)
     arithmetic = f"{claim.formula} = {fmt(shown)} {claim.unit.text}"
-    if math.isclose(computed, claimed, rel_tol=FORMULA_TOLERANCE):
+    if agrees(computed, claimed, FORMULA_TOLERANCE):
         return None
     gap = abs(computed - claimed) / abs(claimed) if claimed else math.inf
     return Verdict(
@@ -156,7 +156,12 @@ def _passes(claim: Claim, measured: float, claimed: float) -> bool:
         return measured <= claimed
     if claim.op == "<":
         return measured < claimed
-    return math.isclose(measured, claimed, rel_tol=claim.tolerance)
+    return agrees(measured, claimed, claim.tolerance)
+
+
+def agrees(value: float, claimed: float, tolerance: float) -> bool:
+    """Within ``tolerance`` of the claimed value, relative to it (not to the larger of the two)."""
+    return abs(value - claimed) <= tolerance * abs(claimed)
 
 
 def _held_text(claim: Claim) -> str:

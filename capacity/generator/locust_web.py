@@ -133,6 +133,16 @@ def table_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
     return [{"figure": k, "value": v} for k, v in rows.items()]
 
 
+#: Above Locust's own page: its Statistics and Charts percentiles are raw, the corrected ones are in the tab.
+RAW_BANNER = (
+    '<div id="capacity-raw-note" style="font: 13px sans-serif; padding: 6px 16px; background: #fff3cd; '
+    "color: #664d03; border-bottom: 1px solid #ffe69c\">Locust's Statistics and Charts time each request "
+    "from its actual send: <b>raw</b> latency, which hides the queueing a late send waited. The "
+    "<b>Capacity</b> tab shows the coordinated-omission-corrected percentiles (from the intended send "
+    "time), offered against achieved requests/s, and the server's CPU and memory.</div>"
+)
+
+
 def install(environment: Any, figures: Callable[[], dict[str, Any]]) -> None:
     """Add the tab and ``GET /capacity`` to the environment's web UI (nothing without one)."""
     web_ui = getattr(environment, "web_ui", None)
@@ -155,6 +165,10 @@ def install(environment: Any, figures: Callable[[], dict[str, Any]]) -> None:
             body = response.get_json()
             body["extended_stats"] = [{"key": TAB, "data": table_rows(figures())}]
             response.set_data(jsonify(body).get_data())
+        elif request.path == "/" and response.mimetype == "text/html":
+            response.direct_passthrough = False
+            page = response.get_data(as_text=True)
+            response.set_data(page.replace("<body>", "<body>" + RAW_BANNER, 1))
         return response
 
 

@@ -22,6 +22,7 @@ import gc
 import itertools
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -170,12 +171,41 @@ class CommonOptions:
     @staticmethod
     def keep(options: Any) -> None:
         """Keep -t, -u and -r as they are now in ``options`` (a plain list: the master sends its parsed
-        options to workers with msgpack)."""
-        setattr(options, COMMON_OPTION, [options.run_time, options.num_users, options.spawn_rate])
+        options to workers with msgpack). A start-form field left as ``prefill_start_form`` filled it is
+        no override."""
+        values = [options.run_time, options.num_users, options.spawn_rate]
+        shown = getattr(options, FORM_DEFAULTS, None) or [None] * len(values)
+        kept = [None if value == was else value for value, was in zip(values, shown, strict=True)]
+        setattr(options, COMMON_OPTION, kept)
 
 
 #: Where -t, -u and -r are kept on Locust's parsed options.
 COMMON_OPTION = "capacity_common_options"
+#: What the web UI's start form was filled with (run time s, users, users/s; None: the user's own).
+FORM_DEFAULTS = "capacity_form_defaults"
+
+
+def prefill_start_form(options: Any, scenario: Scenario) -> None:
+    """Show the scenario in the web UI's start form: its peak users, all started within a second, and its
+    length, in the fields the user did not give on the command line. Left as shown, they change nothing."""
+    users = scenario.load.concurrent_users
+    seconds = math.ceil(scenario.total_duration_s)
+    shown: list[int | None] = [None, None, None]
+    if options.run_time is None:
+        options.run_time, shown[0] = f"{seconds}s", seconds
+    if options.num_users is None:
+        options.num_users = shown[1] = users
+    if options.spawn_rate is None:
+        options.spawn_rate = shown[2] = users
+    setattr(options, FORM_DEFAULTS, shown)
+
+
+class QuietSpawnRate(logging.Filter):
+    """Drops Locust's "spawn rate is very high" warning: the shape starts the scenario's users as its
+    schedule says, on purpose (users started late would send their backlog late, docs/locust.md)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Your selected spawn rate is very high")
 
 
 def late_threshold_ms(options: Any) -> float:
@@ -493,13 +523,17 @@ def on_init(environment: Environment, runner: Runner | None = None, **_kwargs: A
     if environment.parsed_options is None or _is_worker(environment):
         return  # workers get the scenario from the master
     install_tab(environment, lambda: _Process.live.latest if _Process.live is not None else {})
+    logging.getLogger("locust.runners").addFilter(QuietSpawnRate())
     try:
-        scenario_from_options(environment.parsed_options)
+        scenario = scenario_from_options(environment.parsed_options)
     except ScenarioError as error:
         print("capacity: cannot start the load test:", file=sys.stderr)
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         sys.exit(EXIT_INVALID)  # SystemExit passes through Locust's event hook: a clean exit 2
+    web_form = not getattr(options, "headless", False) and not getattr(options, "autostart", False)
+    if web_form:
+        prefill_start_form(options, scenario)
 
 
 @events.test_start.add_listener

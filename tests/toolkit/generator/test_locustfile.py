@@ -119,3 +119,46 @@ def test_invalid_scenario_prints_problems_and_exits_2(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     missing = run_locust("--scenario", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr and "Traceback" not in missing.stderr
+
+
+# The start form's defaults and Locust's spawn-rate warning, with Locust's own option objects.
+FORM_SCRIPT = """
+import argparse, json, logging, sys
+from capacity.generator.locustfile import CommonOptions, QuietSpawnRate, prefill_start_form
+from locust.util.timespan import parse_timespan
+from capacity.scenario import load_scenario_text
+
+scenario = load_scenario_text(sys.argv[1])
+out = {}
+for name, given in (("nothing given", {}), ("-u 7 given", {"num_users": 7})):
+    options = argparse.Namespace(run_time=None, num_users=None, spawn_rate=None, **{})
+    vars(options).update(given)
+    prefill_start_form(options, scenario)
+    shown = [options.run_time, options.num_users, options.spawn_rate]
+    options.run_time = parse_timespan(options.run_time)  # what Locust's /swarm makes of the field
+    CommonOptions.keep(options)  # submitted as shown: no override
+    as_shown = CommonOptions.of(options)
+    options.run_time, options.num_users = 30, 40  # the user typed 30 s and 40 users
+    CommonOptions.keep(options)
+    out[name] = {"shown": shown, "as_shown": list(vars(as_shown).values()),
+                 "typed": list(vars(CommonOptions.of(options)).values())}
+record = logging.LogRecord("locust.runners", logging.WARNING, "", 0,
+                           "Your selected spawn rate is very high (>100), and ...", None, None)
+other = logging.LogRecord("locust.runners", logging.WARNING, "", 0, "something else", None, None)
+out["filter"] = [QuietSpawnRate().filter(record), QuietSpawnRate().filter(other)]
+print(json.dumps(out))
+"""
+
+
+def test_the_start_form_shows_the_scenario_and_left_alone_overrides_nothing() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", FORM_SCRIPT, RAMPED], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["nothing given"]["shown"] == ["60s", 100, 100]  # the scenario's length and peak users
+    assert out["nothing given"]["as_shown"] == [None, None, None]  # left as shown: the scenario as it is
+    assert out["nothing given"]["typed"] == [30, 40, None]  # typed: -t and -u as documented
+    assert out["-u 7 given"]["shown"] == ["60s", 7, 100]  # the command line's -u stays the user's
+    assert out["-u 7 given"]["as_shown"] == [None, 7, None]
+    assert out["filter"] == [False, True]  # only Locust's spawn-rate warning is dropped

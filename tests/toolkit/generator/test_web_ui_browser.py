@@ -7,6 +7,7 @@ own browser download does not work here, so it drives that chromium through ``ex
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -23,6 +24,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from report_screenshot import FLAGS, find_browser  # noqa: E402  (the benchmark's browser and its flags)
 
 CHROMIUM = find_browser()
+FORM_FIELDS = ("userCount", "spawnRate", "runTime")
+# CAPACITY_DOCS_SCREENSHOTS=docs/images also writes the tab's screenshot there (docs/locust.md shows it).
+DOCS_SCREENSHOTS = os.environ.get("CAPACITY_DOCS_SCREENSHOTS")
 playwright = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt install chromium)")
 CHROMIUM_ARGS = [flag for flag in FLAGS if flag != "--headless"]  # Playwright asks for headless itself
@@ -73,6 +77,9 @@ def test_a_run_started_from_the_form_shows_its_figures_in_the_capacity_tab(tmp_p
                         break
                     except playwright.Error:
                         page.wait_for_timeout(250)
+                # the form shows the scenario (10 users, 20 s); the banner says Locust's tables are raw
+                form = {name: page.locator(f'input[name="{name}"]').input_value() for name in FORM_FIELDS}
+                banner = page.inner_text("#capacity-raw-note")
                 page.get_by_role("button", name="Start").click()
                 page.get_by_role("tab", name="Capacity").click()
                 corrected = page.get_by_text("P50 / P99 / P99.9 corrected")
@@ -82,10 +89,14 @@ def test_a_run_started_from_the_form_shows_its_figures_in_the_capacity_tab(tmp_p
                 )
                 text = page.inner_text("body")
                 page.screenshot(path=str(tmp_path / "capacity-tab.png"))
+                if DOCS_SCREENSHOTS:  # how docs/images/locust-capacity-tab.png is made
+                    page.screenshot(path=str(Path(DOCS_SCREENSHOTS) / "locust-capacity-tab.png"))
                 browser.close()
         finally:
             locust.terminate()
             locust.wait(timeout=30)
     assert "offered / achieved" in text and "requests/s (completions)" in text
     assert "raw response times" in text  # the note that Locust's own tables are raw
+    assert form == {"userCount": "10", "spawnRate": "10", "runTime": "20s"}, form
+    assert "raw" in banner and "Capacity" in banner
     assert (tmp_path / "capacity-tab.png").stat().st_size > 10_000

@@ -15,29 +15,49 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import click
 from rich.console import Console
 from rich.text import Text
 
+from capacity.cli.gate_ab import ABRequest, run_ab_gate
+from capacity.cli.run_options import BadInput, positive_number
 from capacity.exit_codes import EXIT_INVALID
 from capacity.gate.baseline import BaselineFormatError, load_side, read_baseline
 from capacity.gate.compare import GateInputError, GateResult, gate
 from capacity.gate.render import print_result, write_junit, write_markdown
 from capacity.gate.thresholds import DEFAULT_PATH, Thresholds, ThresholdsError, load_thresholds
+from capacity.run.orchestrator import RunSetupError, check_target
 from capacity.sweep.sweep_file import SweepFormatError
 
 
 @click.command("gate", context_settings={"help_option_names": ["-h", "--help"]})
-@click.argument("directory", metavar="RUN_OR_SWEEP_DIR", type=click.Path(path_type=Path))
+@click.argument("directory", metavar="RUN_OR_SWEEP_DIR", required=False, type=click.Path(path_type=Path))
 @click.option(
     "--baseline",
     "-b",
     "baseline_path",
     metavar="FILE",
-    required=True,
     type=click.Path(path_type=Path),
     help="Baseline file (capacity-baseline/1), e.g. reports/baselines/ci-smoke.json.",
+)
+@click.option(
+    "--against",
+    metavar="REV",
+    help="A/B: measure this checkout against git revision REV, both now, in interleaved pairs; the "
+    "argument is then a sweep or scenario (default scenarios/sweeps/ab_smoke.yaml).",
+)
+@click.option("--baseline-target", metavar="URL", help="A/B against two running servers: the baseline's URL.")
+@click.option("--baseline-server-pid", metavar="PID", help="With --baseline-target: its pid, for its CPU.")
+@click.option("--target", metavar="URL", help="With --baseline-target: the candidate's URL (loopback).")
+@click.option("--server-pid", metavar="PID", help="With --target: its pid, for its CPU.")
+@click.option("--pairs", metavar="N", help="A/B: pairs per tier (default: ab_pairs in the thresholds, 6).")
+@click.option(
+    "--output-dir",
+    metavar="DIR",
+    type=click.Path(path_type=Path),
+    help="A/B: where the pairs' runs go (default reports/ab/<time>).",
 )
 @click.option(
     "--thresholds",
@@ -61,8 +81,15 @@ from capacity.sweep.sweep_file import SweepFormatError
 )
 @click.option("--quiet", "-q", is_flag=True, help="Only the headline, failures and warnings.")
 def command(
-    directory: Path,
-    baseline_path: Path,
+    directory: Path | None,
+    baseline_path: Path | None,
+    against: str | None,
+    baseline_target: str | None,
+    baseline_server_pid: str | None,
+    target: str | None,
+    server_pid: str | None,
+    pairs: str | None,
+    output_dir: Path | None,
     thresholds_path: Path | None,
     markdown_path: Path | None,
     junit_path: Path | None,
@@ -73,8 +100,34 @@ def command(
     tier by tier (matched by name): throughput, corrected P99, error rate, CPU per order and RSS growth per
     resting order are each better, worse or not significant (a test on per-second samples that allows for
     their autocorrelation, plus a practical threshold), and the run's own SLO is checked. Generator-bound,
-    interrupted, failed or too short runs are inconclusive, never a regression."""
+    interrupted, failed or too short runs are inconclusive, never a regression.
+
+    With --against REV (or --baseline-target and --target) both sides are measured now, in interleaved
+    pairs, and compared pair by pair (docs/ci-gate.md, "A/B")."""
     started = time.monotonic()
+    console = Console(width=None if sys.stdout.isatty() else 120)  # CI logs: wide enough for the table
+    if against or baseline_target or target:
+        try:
+            request = _ab_request(
+                directory,
+                baseline_path,
+                against,
+                baseline_target,
+                baseline_server_pid,
+                target,
+                server_pid,
+                pairs,
+                output_dir,
+                markdown_path,
+                junit_path,
+                strict,
+            )
+            thresholds = _thresholds(thresholds_path)
+        except (BadInput, ThresholdsError, RunSetupError) as error:
+            _fail(str(error))
+        run_ab_gate(request, thresholds, console)
+    if baseline_path is None or directory is None:
+        _fail("give --baseline FILE and RUN_OR_SWEEP_DIR, or --against REV for an A/B gate")
     try:
         thresholds = _thresholds(thresholds_path)
         baseline = read_baseline(baseline_path)
@@ -94,7 +147,6 @@ def command(
     except OSError as error:
         click.echo(f"capacity gate: error: cannot write the report: {error}", err=True)
         sys.exit(EXIT_INVALID)
-    console = Console(width=None if sys.stdout.isatty() else 120)  # CI logs: wide enough for the table
     if quiet:
         _print_quiet(result, console)
     else:
@@ -132,3 +184,46 @@ def _print_quiet(result: GateResult, console: Console) -> None:
     }
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n) or "nothing changed significantly"
     console.print(f"gate: {result.status.upper()} ({len(result.checks)} checks: {summary})")
+
+
+def _ab_request(
+    source: Path | None,
+    baseline_path: Path | None,
+    against: str | None,
+    baseline_target: str | None,
+    baseline_server_pid: str | None,
+    target: str | None,
+    server_pid: str | None,
+    pairs: str | None,
+    output_dir: Path | None,
+    markdown_path: Path | None,
+    junit_path: Path | None,
+    strict: bool,
+) -> ABRequest:
+    """The A/B options, checked: one baseline (a revision, or a running server) and one candidate."""
+    if baseline_path is not None:
+        raise BadInput("--baseline compares with a stored baseline; an A/B gate measures both sides now")
+    if against and (baseline_target or target):
+        raise BadInput("--against REV measures this checkout against REV: no --baseline-target or --target")
+    if not against and not (baseline_target and target):
+        raise BadInput("an A/B gate between two servers needs both --baseline-target URL and --target URL")
+    return ABRequest(
+        source=source,
+        against=against,
+        baseline_target=None
+        if baseline_target is None
+        else check_target(baseline_target, "--baseline-target"),
+        baseline_server_pid=positive_number(baseline_server_pid, "--baseline-server-pid", int),
+        target=None if target is None else check_target(target),
+        server_pid=positive_number(server_pid, "--server-pid", int),
+        pairs=positive_number(pairs, "--pairs", int, 50),
+        output_dir=output_dir,
+        markdown_path=markdown_path,
+        junit_path=junit_path,
+        strict=strict,
+    )
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"capacity gate: error: {message}", err=True)
+    sys.exit(EXIT_INVALID)

@@ -93,12 +93,15 @@ class Thresholds:
     limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_LIMITS))
     slo: SloChecks = field(default_factory=SloChecks)
     same_cpu_model: bool = True
+    # capacity gate --against: the sign-flip test over n pairs cannot go below 2 / 2^n (6 pairs: 0.031)
+    ab_alpha: float = 0.05
+    ab_pairs: int = 6
     source: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
-_TOP = ("alpha", "min_steady_seconds", "metrics", "slo", "same_cpu_model")
+_TOP = ("alpha", "min_steady_seconds", "metrics", "slo", "same_cpu_model", "ab_alpha", "ab_pairs")
 _METRIC_KEYS = ("fail_if_worse_by", "enabled")
 _SLO_KEYS = ("p99", "error_rate", "max_violating_share")
 
@@ -145,6 +148,20 @@ def parse_thresholds(text: str, source: str = "<thresholds>") -> Thresholds:
             checker.add(("alpha",), f"expected a significance level above 0 and below 0.5, got {alpha:g}")
         elif alpha is not None:
             result = replace(result, alpha=alpha)
+    if "ab_alpha" in data:
+        ab_alpha = checker.number(("ab_alpha",), data["ab_alpha"])
+        if ab_alpha is not None and not 0 < ab_alpha < 0.5:
+            checker.add(
+                ("ab_alpha",), f"expected a significance level above 0 and below 0.5, got {ab_alpha:g}"
+            )
+        elif ab_alpha is not None:
+            result = replace(result, ab_alpha=ab_alpha)
+    if "ab_pairs" in data:
+        pairs = data["ab_pairs"]
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or not 3 <= pairs <= 50:
+            checker.add(("ab_pairs",), f"expected a whole number of pairs from 3 to 50, got {_show(pairs)}")
+        else:
+            result = replace(result, ab_pairs=pairs)
     if "min_steady_seconds" in data:
         value = data["min_steady_seconds"]
         if isinstance(value, bool) or not isinstance(value, int) or value < 3:

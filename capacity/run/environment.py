@@ -92,6 +92,11 @@ def _read_text(path: str) -> str | None:
         return None
 
 
+def git_state(repo_root: Path = REPO_ROOT) -> tuple[str | None, bool | None]:
+    """This checkout's revision and whether tracked files differ from it (None: not a git checkout)."""
+    return _git(repo_root, "rev-parse", "HEAD"), _git_dirty(repo_root)
+
+
 def _git(repo_root: Path, *args: str) -> str | None:
     if not (repo_root / ".git").exists():
         return None

@@ -139,21 +139,21 @@ class Placement:
 # ---------------------------------------------------------------------------------------------- checks
 
 
-def check_target(url: str) -> str:
+def check_target(url: str, flag: str = "--target") -> str:
     """``url`` without a trailing slash if it is an http(s) URL on this machine (127.0.0.0/8, ::1,
     localhost); RunSetupError otherwise. Load tests here must never leave the machine."""
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise RunSetupError(f"--target {url!r}: expected an http:// URL such as http://127.0.0.1:8080")
+        raise RunSetupError(f"{flag} {url!r}: expected an http:// URL such as http://127.0.0.1:8080")
     try:
         parsed.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise RunSetupError(f"--target {url!r}: bad port") from None
+        raise RunSetupError(f"{flag} {url!r}: bad port") from None
     if parsed.query or parsed.fragment:
-        raise RunSetupError(f"--target {url!r}: expected a base URL without query or fragment")
+        raise RunSetupError(f"{flag} {url!r}: expected a base URL without query or fragment")
     if not _is_loopback(parsed.hostname):
         raise RunSetupError(
-            f"--target {url!r}: refusing a non-loopback host ({parsed.hostname}); load tests from capacity "
+            f"{flag} {url!r}: refusing a non-loopback host ({parsed.hostname}); load tests from capacity "
             "never leave this machine (use 127.0.0.1, localhost or [::1])"
         )
     return url.strip().rstrip("/")

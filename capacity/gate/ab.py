@@ -203,7 +203,7 @@ def _check(
     tier: str, key: str, usable: dict[int, dict[Side, PairRun]], thresholds: Thresholds, alpha: float
 ) -> PairedCheck:
     metric = METRICS[key]
-    limit = thresholds.limits[key]
+    limit = thresholds.ab_limits[key]
     differences: list[float] = []
     for sides in usable.values():
         a, b = sides["A"].data.metrics[key].value, sides["B"].data.metrics[key].value

@@ -71,6 +71,14 @@ DEFAULT_LIMITS: dict[str, Limit] = {
     "cpu_per_order": Limit(0.25),
     "rss_per_resting_order": Limit(0.75),
 }
+#: A/B defaults: both sides measured together, so a pair's difference holds far less of the machine's drift
+#: than a stored baseline does (docs/ci-gate.md, "A/B").
+DEFAULT_AB_LIMITS: dict[str, Limit] = {
+    **DEFAULT_LIMITS,
+    "throughput": Limit(0.05),
+    "error_rate": Limit(0.02, relative=False),
+    "cpu_per_order": Limit(0.10),
+}
 
 
 @dataclass(frozen=True)
@@ -96,12 +104,22 @@ class Thresholds:
     # capacity gate --against: the sign-flip test over n pairs cannot go below 2 / 2^n (6 pairs: 0.031)
     ab_alpha: float = 0.05
     ab_pairs: int = 6
+    ab_limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_AB_LIMITS))
     source: str | None = None
 
 
 # ---------------------------------------------------------------------------------------------- reading
 
-_TOP = ("alpha", "min_steady_seconds", "metrics", "slo", "same_cpu_model", "ab_alpha", "ab_pairs")
+_TOP = (
+    "alpha",
+    "min_steady_seconds",
+    "metrics",
+    "slo",
+    "same_cpu_model",
+    "ab_alpha",
+    "ab_pairs",
+    "ab_metrics",
+)
 _METRIC_KEYS = ("fail_if_worse_by", "enabled")
 _SLO_KEYS = ("p99", "error_rate", "max_violating_share")
 
@@ -176,7 +194,10 @@ def parse_thresholds(text: str, source: str = "<thresholds>") -> Thresholds:
         else:
             checker.add(("same_cpu_model",), f"expected true or false, got {_show(data['same_cpu_model'])}")
     if "metrics" in data:
-        result = replace(result, limits=_limits(checker, data["metrics"]))
+        result = replace(result, limits=_limits(checker, data["metrics"], DEFAULT_LIMITS, "metrics"))
+    if "ab_metrics" in data:
+        ab_limits = _limits(checker, data["ab_metrics"], DEFAULT_AB_LIMITS, "ab_metrics")
+        result = replace(result, ab_limits=ab_limits)
     if "slo" in data:
         result = replace(result, slo=_slo(checker, data["slo"]))
     if checker.problems:
@@ -184,18 +205,18 @@ def parse_thresholds(text: str, source: str = "<thresholds>") -> Thresholds:
     return result
 
 
-def _limits(checker: _Checker, raw: Any) -> dict[str, Limit]:
-    limits = dict(DEFAULT_LIMITS)
+def _limits(checker: _Checker, raw: Any, defaults: dict[str, Limit], section: str) -> dict[str, Limit]:
+    limits = dict(defaults)
     if raw is None:
         return limits
     if not isinstance(raw, dict):
-        checker.add(("metrics",), f"expected a mapping of metric names ({', '.join(METRICS)})")
+        checker.add((section,), f"expected a mapping of metric names ({', '.join(METRICS)})")
         return limits
-    checker.unknown(("metrics",), raw, tuple(METRICS))
+    checker.unknown((section,), raw, tuple(METRICS))
     for key, spec in raw.items():
         if key not in METRICS:
             continue
-        where = ("metrics", key)
+        where = (section, key)
         if not isinstance(spec, dict):
             checker.add(where, "expected a mapping such as {fail_if_worse_by: 10%}")
             continue

@@ -80,7 +80,7 @@ def test_noise_alone_is_not_significant() -> None:
 
 def test_a_small_consistent_change_below_the_limit_is_not_worse() -> None:
     a = [1e-4] * 6
-    found = verdicts(pairs_of(a, [1.1e-4] * 6))  # +10 %, every pair: significant but under the 25 % limit
+    found = verdicts(pairs_of(a, [1.05e-4] * 6))  # +5 %, every pair: significant but under the 10 % limit
     assert found["cpu_per_order"] == "not significant"
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -108,20 +108,7 @@ def command(
     console = Console(width=None if sys.stdout.isatty() else 120)  # CI logs: wide enough for the table
     if against or baseline_target or target:
         try:
-            request = _ab_request(
-                directory,
-                baseline_path,
-                against,
-                baseline_target,
-                baseline_server_pid,
-                target,
-                server_pid,
-                pairs,
-                output_dir,
-                markdown_path,
-                junit_path,
-                strict,
-            )
+            request = _ab_request(click.get_current_context().params)
             thresholds = _thresholds(thresholds_path)
         except (BadInput, ThresholdsError, RunSetupError) as error:
             _fail(str(error))
@@ -186,41 +173,30 @@ def _print_quiet(result: GateResult, console: Console) -> None:
     console.print(f"gate: {result.status.upper()} ({len(result.checks)} checks: {summary})")
 
 
-def _ab_request(
-    source: Path | None,
-    baseline_path: Path | None,
-    against: str | None,
-    baseline_target: str | None,
-    baseline_server_pid: str | None,
-    target: str | None,
-    server_pid: str | None,
-    pairs: str | None,
-    output_dir: Path | None,
-    markdown_path: Path | None,
-    junit_path: Path | None,
-    strict: bool,
-) -> ABRequest:
-    """The A/B options, checked: one baseline (a revision, or a running server) and one candidate."""
-    if baseline_path is not None:
+def _ab_request(given: dict[str, Any]) -> ABRequest:
+    """The A/B options (the command's parameters), checked: one baseline, a revision or a running server,
+    and one candidate."""
+    if given["baseline_path"] is not None:
         raise BadInput("--baseline compares with a stored baseline; an A/B gate measures both sides now")
+    against, baseline_target, target = given["against"], given["baseline_target"], given["target"]
     if against and (baseline_target or target):
         raise BadInput("--against REV measures this checkout against REV: no --baseline-target or --target")
     if not against and not (baseline_target and target):
         raise BadInput("an A/B gate between two servers needs both --baseline-target URL and --target URL")
     return ABRequest(
-        source=source,
+        source=given["directory"],
         against=against,
         baseline_target=None
         if baseline_target is None
         else check_target(baseline_target, "--baseline-target"),
-        baseline_server_pid=positive_number(baseline_server_pid, "--baseline-server-pid", int),
+        baseline_server_pid=positive_number(given["baseline_server_pid"], "--baseline-server-pid", int),
         target=None if target is None else check_target(target),
-        server_pid=positive_number(server_pid, "--server-pid", int),
-        pairs=positive_number(pairs, "--pairs", int, 50),
-        output_dir=output_dir,
-        markdown_path=markdown_path,
-        junit_path=junit_path,
-        strict=strict,
+        server_pid=positive_number(given["server_pid"], "--server-pid", int),
+        pairs=positive_number(given["pairs"], "--pairs", int, 50),
+        output_dir=given["output_dir"],
+        markdown_path=given["markdown_path"],
+        junit_path=given["junit_path"],
+        strict=given["strict"],
     )
 
 

@@ -39,6 +39,12 @@ def _signed(value: float, metric: Metric) -> str:
     return ("+" if value >= 0 else "-") + metric.display(abs(value))
 
 
+def _cells(check: PairedCheck) -> tuple[str, ...]:
+    """Tier, metric, change, interval, pairs, p and limit: every output's columns before the verdict."""
+    change, interval = _change(check)
+    return (check.tier, check.label, change, interval, str(check.pairs), _p(check), check.limit or "-")
+
+
 def print_ab(result: ABResult, console: Console) -> None:
     console.print(Text(f"capacity gate (A/B): {_HEADLINE[result.status]}", style="bold"))
     console.print(f"  A (baseline): {result.baseline}\n  B (candidate): {result.candidate}", highlight=False)
@@ -46,18 +52,7 @@ def print_ab(result: ABResult, console: Console) -> None:
     for column in ("Tier", "Metric", "Change B vs A", "95 % interval", "Pairs", "p", "Limit", "Verdict"):
         table.add_column(column)
     for check in result.checks:
-        change, interval = _change(check)
-        verdict = Text(check.verdict, style=_STYLE.get(check.verdict, ""))
-        table.add_row(
-            check.tier,
-            check.label,
-            change,
-            interval,
-            str(check.pairs),
-            _p(check),
-            check.limit or "-",
-            verdict,
-        )
+        table.add_row(*_cells(check), Text(check.verdict, style=_STYLE.get(check.verdict, "")))
     console.print(table)
     for check in result.failures:
         console.print(
@@ -83,19 +78,8 @@ def markdown(result: ABResult) -> str:
         "|---|---|--:|---|--:|--:|--:|---|",
     ]
     for check in result.checks:
-        change, interval = _change(check)
         verdict = f"**{check.verdict}**" if check.failed else check.verdict
-        cells = (
-            check.tier,
-            check.label,
-            change,
-            interval,
-            str(check.pairs),
-            _p(check),
-            check.limit or "-",
-            verdict,
-        )
-        lines.append("| " + " | ".join(_md(c) for c in cells) + " |")
+        lines.append("| " + " | ".join(_md(c) for c in (*_cells(check), verdict)) + " |")
     lines += ["", "### Pairs in time order", ""]
     header = ["#", "Pair", "Side", "Tier", *(METRICS[k].label for k in AB_METRICS), "Usable"]
     lines += [

@@ -1,6 +1,6 @@
 """The A/B gate's power and false alarms (issue 19): repeated A/B comparisons on this machine.
 
-    python benchmarks/ab_gate.py [--power 10] [--same 20] [--busy] [--pairs 6] [--quick]
+    python benchmarks/ab_gate.py [--power 10] [--same 20] [--busy] [--pairs 8] [--quick]
 
 - **Power**: A runs the embedded exchange without its journal (``JOURNAL_PATH=none``), B journalling every
   order with ``JOURNAL_SYNC=full`` (a known CPU regression: tests/toolkit/gate/test_gate_e2e.py), both this
@@ -17,6 +17,7 @@ each gate's verdict and change, the counts against the goals, and the gates' wal
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import os
 import sys
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import ROOT, Figure, MachineLoad, emit, parser
 
-from capacity.gate.ab import SideSetup, compare_pairs, run_pairs
+from capacity.gate.ab import PairedCheck, SideSetup, compare_pairs, run_pairs
 from capacity.gate.thresholds import load_thresholds
 from capacity.run.orchestrator import RunOptions, run_scenario
 from capacity.scenario import load_sweep
@@ -46,8 +47,8 @@ def _half_busy(cpu: int) -> None:
         time.sleep(0.05)
 
 
-def one_gate(a: RunOptions, b: RunOptions, pairs: int, busy: bool) -> tuple[str, float | None, float]:
-    """(CPU-per-order verdict, its change, wall seconds) of one A/B gate."""
+def one_gate(a: RunOptions, b: RunOptions, pairs: int, busy: bool) -> tuple[PairedCheck, float]:
+    """The CPU-per-order check of one A/B gate, and its wall seconds."""
     thresholds = load_thresholds(THRESHOLDS)
     spinner = None
     if busy:
@@ -64,14 +65,14 @@ def one_gate(a: RunOptions, b: RunOptions, pairs: int, busy: bool) -> tuple[str,
             spinner.terminate()
             spinner.join()
     cpu = next(c for c in result.checks if c.key == "cpu_per_order")
-    return cpu.verdict, cpu.change, time.monotonic() - started
+    return cpu, time.monotonic() - started
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--power", type=int, default=10, help="gates with a known regression (default 10)")
     p.add_argument("--same", type=int, default=20, help="gates of this checkout against itself (default 20)")
-    p.add_argument("--pairs", type=int, default=6, help="pairs per gate (default 6, as thresholds.yaml)")
+    p.add_argument("--pairs", type=int, default=8, help="pairs per gate (default 8, as thresholds.yaml)")
     p.add_argument("--busy", action="store_true", help="keep one core 50 %% busy during every gate")
     args = p.parse_args(argv)
     if args.quick:
@@ -91,12 +92,13 @@ def main(argv: list[str] | None = None) -> int:
         for name, (count, a, b) in runs.items():
             worse = 0
             for index in range(1, count + 1):
-                verdict, change, wall = one_gate(a, b, args.pairs, args.busy)
+                cpu, wall = one_gate(a, b, args.pairs, args.busy)
                 walls.append(wall)
-                worse += verdict == "worse"
-                shown = "-" if change is None else f"{change * 100:+.1f} %"
+                worse += cpu.verdict == "worse"
+                pairs = " ".join(f"{math.expm1(d) * 100:+.0f}" for d in cpu.differences)
                 print(
-                    f"{name} gate {index}/{count}: CPU per order {verdict} ({shown}), {wall:.0f} s",
+                    f"{name} gate {index}/{count}: CPU per order {cpu.verdict}: {cpu.detail}; "
+                    f"pairs {pairs} %; {wall:.0f} s",
                     flush=True,
                 )
             counts[name] = worse

@@ -103,7 +103,7 @@ class Thresholds:
     same_cpu_model: bool = True
     # capacity gate --against: the sign-flip test over n pairs cannot go below 2 / 2^n (6 pairs: 0.031)
     ab_alpha: float = 0.05
-    ab_pairs: int = 6
+    ab_pairs: int = 8
     ab_limits: dict[str, Limit] = field(default_factory=lambda: dict(DEFAULT_AB_LIMITS))
     source: str | None = None
 

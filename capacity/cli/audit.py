@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -18,7 +19,15 @@ from rich.table import Table
 from capacity.audit.claims import ClaimsError, ClaimsFile, load_claims
 from capacity.audit.evidence import SweepEvidence
 from capacity.audit.judge import AuditResult, audit
-from capacity.audit.render import audit_rows, markdown, rewrite, tally_line, to_record, write_audit
+from capacity.audit.render import (
+    AuditRecord,
+    AuditRow,
+    markdown,
+    rewrite,
+    tally_line,
+    to_record,
+    write_audit,
+)
 from capacity.cli.sweep import output_console
 from capacity.exit_codes import EXIT_FAILED, EXIT_INVALID, EXIT_OK
 from capacity.fit import CapacityModel
@@ -73,8 +82,7 @@ def command(
     from capacity.report.source import fit  # the model the report shows: fit.json's options
 
     try:
-        outcome, evidence = audit_directory(claims, result, fit(result)[0])
-        record = to_record(outcome)
+        outcome, evidence, record = audit_directory(claims, result, fit(result)[0])
         for path, text in (
             (markdown_file, markdown(record) if markdown_file else ""),
             (rewrite_file, rewrite(outcome, evidence) if rewrite_file else ""),
@@ -87,8 +95,8 @@ def command(
         _fail(f"cannot write {error.filename}: {error.strerror or error}")
     console = output_console()
     if not quiet:
-        console.print(_table(outcome))
-        for line in largest_refutations(outcome):
+        console.print(_table(record, outcome.sweep))
+        for line in largest_refutations(record.rows):
             console.print(line, highlight=False, soft_wrap=True)
     console.print(f"audit: {tally_line(outcome.tally)}", highlight=False, soft_wrap=True)
     sys.exit(EXIT_FAILED if outcome.failed else EXIT_OK)
@@ -96,34 +104,34 @@ def command(
 
 def audit_directory(
     claims: ClaimsFile, result: SweepResult, model: CapacityModel
-) -> tuple[AuditResult, SweepEvidence]:
-    """Audit ``claims`` against a sweep and its fitted model, and write ``audit.json`` into the sweep's
-    directory (``capacity report`` shows it). OSError if it cannot be written."""
+) -> tuple[AuditResult, SweepEvidence, AuditRecord]:
+    """Audit ``claims`` against a sweep and its fitted model, and write the record (its rows, as every
+    output shows them) to ``audit.json`` in the sweep's directory, which ``capacity report`` shows.
+    OSError if it cannot be written."""
     evidence = SweepEvidence(result, model)
     outcome = audit(claims, evidence, str(result.path))
-    write_audit(result.path, to_record(outcome))
-    return outcome, evidence
+    record = to_record(outcome)
+    write_audit(result.path, record)
+    return outcome, evidence, record
 
 
-def largest_refutations(outcome: AuditResult, count: int = LARGEST) -> list[str]:
+def largest_refutations(rows: Sequence[AuditRow], count: int = LARGEST) -> list[str]:
     """The refuted claims furthest from what was measured (by the ratio, either way), as lines."""
-    refuted = [v for v in outcome.verdicts if v.kind == "refuted" and v.ratio]
-    refuted.sort(key=lambda v: abs(math.log(v.ratio)) if v.ratio else 0.0, reverse=True)
+    refuted = [row for row in rows if row.verdict == "refuted" and row.ratio]
+    refuted.sort(key=lambda row: abs(math.log(row.ratio or 1.0)), reverse=True)
     if not refuted:
         return []
-    rows = {row.id: row for row in audit_rows(outcome)}
     lines = [f"Largest refutations (of {len(refuted)}):"]
-    for verdict in refuted[:count]:
-        row = rows[verdict.claim.id]
-        lines.append(f"  {row.id}: claimed {row.claimed}; measured {row.measured} ({fmt(verdict.ratio)}x)")
+    for row in refuted[:count]:
+        lines.append(f"  {row.id}: claimed {row.claimed}; measured {row.measured} ({fmt(row.ratio)}x)")
     return lines
 
 
-def _table(outcome: AuditResult) -> Table:
-    table = Table(title=f"{outcome.claims.document}: claims against {outcome.sweep}")
+def _table(record: AuditRecord, sweep: str) -> Table:
+    table = Table(title=f"{record.document}: claims against {sweep}")
     for column in ("Claim", "Claimed", "Measured", "Ratio", "Verdict", "Basis or reason"):
         table.add_column(column, overflow="fold")
-    for row in audit_rows(outcome):
+    for row in record.rows:
         ratio = "—" if row.ratio is None else f"{fmt(row.ratio)}x"
         table.add_row(row.id, row.claimed, row.measured, ratio, row.verdict_text, row.why)
     return table

@@ -116,15 +116,15 @@ def _fit(console: Console, result: SweepResult) -> CapacityModel | None:
 def _audit(console: Console, result: SweepResult, model: CapacityModel) -> None:
     """The seed document's claims against this sweep: the tally here, the table in the report."""
     try:
-        outcome, _ = audit_directory(load_claims(SEED_CLAIMS), result, model)
+        _, _, record = audit_directory(load_claims(SEED_CLAIMS), result, model)
     except (ClaimsError, OSError) as error:  # the measurements stand without it
         console.print(f"claims audit: skipped ({error})", style="yellow", highlight=False)
         return
     console.print(
-        Text(f"claims audit ({_shown(SEED_CLAIMS)}): {tally_line(outcome.tally)}", style="bold"),
+        Text(f"claims audit ({_shown(SEED_CLAIMS)}): {tally_line(record.tally)}", style="bold"),
         soft_wrap=True,
     )
-    for line in largest_refutations(outcome, 3):
+    for line in largest_refutations(record.rows, 3):
         console.print(line, highlight=False, soft_wrap=True)
 
 

@@ -6,12 +6,14 @@ hold no trading logic of their own.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import orjson
 from aiohttp import web
@@ -85,18 +87,39 @@ class Exchange:
 EXCHANGE = web.AppKey("exchange", Exchange)
 
 
+class Reply(NamedTuple):
+    """A route's answer before any HTTP framing: the lean path (``lean_http``) writes it as bytes, the aiohttp
+    path wraps it in a ``web.Response`` (``as_response``); both frame it identically."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] | None = None
+
+
+def reply(payload: Any, status: int = 200) -> Reply:
+    return Reply(status, orjson.dumps(payload))
+
+
+def as_response(answer: Reply) -> web.Response:
+    return web.Response(
+        status=answer.status, body=answer.body, content_type="application/json", headers=answer.headers
+    )
+
+
 def json_response(payload: Any, status: int = 200) -> web.Response:
-    body = orjson.dumps(payload)
-    return web.Response(status=status, body=body, content_type="application/json")
+    return as_response(reply(payload, status))
 
 
-async def read_json(request: web.Request) -> Any:
-    """Parse the body as JSON; aiohttp raises 413 itself past client_max_size. A body that cannot be
-    decoded (garbage sent as ``Content-Encoding: gzip``, a broken chunked encoding) is the client's 400."""
+async def read_raw(request: web.Request) -> bytes:
+    """The body's bytes; aiohttp raises 413 itself past client_max_size. A body that cannot be decoded
+    (garbage sent as ``Content-Encoding: gzip``, a broken chunked encoding) is the client's 400."""
     try:
-        raw = await read_body(request, request.app[EXCHANGE].settings.client_timeout)
+        return await read_body(request, request.app[EXCHANGE].settings.client_timeout)
     except RequestPayloadError as error:
         raise ApiError(400, "invalid_body", f"request body could not be read: {error}") from None
+
+
+def parse_json(raw: bytes) -> Any:
     if not raw:
         raise ApiError(400, "invalid_json", "request body is empty: expected a JSON object")
     try:
@@ -105,19 +128,23 @@ async def read_json(request: web.Request) -> Any:
         raise ApiError(400, "invalid_json", f"request body is not valid JSON: {error}") from None
 
 
-async def exact_amounts(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+async def read_json(request: web.Request) -> Any:
+    return parse_json(await read_raw(request))
+
+
+def exact_amounts(raw: bytes, body: dict[str, Any]) -> dict[str, Any]:
     """``body`` with a price or quantity sent as a JSON number read exactly as written: orjson reads
     numbers as floats, and ``40000.0000000000000001`` is the float 40000.0, which would be accepted as a
     price the client never sent. Read again from the bytes with decimal numbers (rare: clients send
     strings)."""
-    exact = json.loads(await request.read(), parse_float=Decimal)
+    exact = json.loads(raw, parse_float=Decimal)
     amounts = {
         key: format(exact[key], "f") for key in ("price", "quantity") if type(exact.get(key)) is Decimal
     }
     return {**body, **amounts}
 
 
-def validated(validate, body: Any) -> Any:
+def validated(validate: Callable[[Any], Any], body: Any) -> Any:
     try:
         return validate(body)
     except SchemaViolation as error:
@@ -230,78 +257,18 @@ def place_result_json(result: PlaceResult, instrument: Instrument) -> dict[str, 
     return body
 
 
-def order_placement(exchange: Exchange) -> Handler:
-    """``POST /api/orders`` with what it needs bound once: it runs for every order."""
-    instruments = exchange.instruments
-    place, admit = exchange.service.place, exchange.service.admit_order
-
-    async def place_order(request: web.Request) -> web.Response:
-        try:
-            admit()
-        except Overloaded as error:
-            raise overloaded(error) from None
-        body = await read_json(request)
-        if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
-            body = validated(validate_order_request, body)
-            if type(body.get("price")) is float or type(body.get("quantity")) is float:
-                body = await exact_amounts(request, body)
-        command = parse_place_command(body, instruments)
-        transport = request.transport
-        if transport is None or transport.is_closing():
-            # The client left while its order waited: matching and journalling it now would be work no one
-            # waits for, and nothing was acknowledged, so dropping it loses nothing (counted as 499).
-            return web.Response(status=CLIENT_CLOSED)
-        try:
-            result = await place(command)
-        except EngineError as error:
-            raise engine_error(error) from None
-        except Overloaded as error:
-            raise overloaded(error) from None
-        # A repeated client order id answers 200 with the first result: nothing new was created. That
-        # result is the first order's, which may be for another symbol than this request names.
-        status = 200 if result.duplicate else 201
-        return json_response(place_result_json(result, instruments[result.order.symbol]), status)
-
-    return place_order
-
-
 def ascii_digits(text: str) -> bool:
     """Only 0-9: ``str.isdigit`` also accepts '²' and '٣', which ``int`` then refuses or converts."""
     return text.isascii() and text.isdigit()
 
 
-def order_id_from(request: web.Request) -> int:
-    text = request.match_info["order_id"]
+def parse_order_id(text: str) -> int:
     if not ascii_digits(text) or len(text) > 18:
         raise ApiError(400, "invalid_order_id", f"order id {text!r} is not a positive integer")
     return int(text)
 
 
-async def get_order(request: web.Request) -> web.Response:
-    exchange = request.app[EXCHANGE]
-    try:
-        order = exchange.service.engine.get_order(order_id_from(request))
-    except EngineError as error:
-        raise engine_error(error) from None
-    return json_response(order_json(order, exchange.instruments[order.symbol]))
-
-
-async def cancel_order(request: web.Request) -> web.Response:
-    exchange = request.app[EXCHANGE]
-    try:
-        order = await exchange.service.cancel(order_id_from(request))
-    except EngineError as error:
-        raise engine_error(error) from None
-    except Overloaded as error:
-        raise overloaded(error) from None
-    return json_response(order_json(order, exchange.instruments[order.symbol]))
-
-
-# -- market data -------------------------------------------------------------------------------
-
-
-def bounded_int(request: web.Request, name: str, default: int, maximum: int) -> int:
-    text = request.query.get(name)
+def bounded_int(name: str, text: str | None, default: int, maximum: int) -> int:
     if text is None:
         return default
     if not ascii_digits(text) or len(text) > 9 or not 1 <= int(text) <= maximum:
@@ -309,62 +276,151 @@ def bounded_int(request: web.Request, name: str, default: int, maximum: int) -> 
     return int(text)
 
 
-def instrument_from(request: web.Request) -> Instrument:
-    symbol = request.match_info["symbol"]
-    instrument = request.app[EXCHANGE].instruments.get(symbol)
-    if instrument is None:
-        raise ApiError(404, "unknown_symbol", f"unknown symbol {symbol!r}: see GET /api/symbols")
-    return instrument
+class TradingRoutes:
+    """The trading and operations routes without HTTP: each takes the parts of the request it reads and
+    returns a ``Reply`` or raises ``ApiError``. The aiohttp handlers (``add_trading_routes``) and the lean
+    path (``lean_http``) both call these, so the two cannot answer differently."""
+
+    def __init__(self, exchange: Exchange) -> None:
+        self.exchange = exchange
+        self._instruments = exchange.instruments
+        self._place, self._admit = exchange.service.place, exchange.service.admit_order
+
+    def admit_order(self) -> None:
+        """Refuse a new order now if the service would (before its body is read: a cheap refusal)."""
+        try:
+            self._admit()
+        except Overloaded as error:
+            raise overloaded(error) from None
+
+    async def place_order(self, raw: bytes, transport: asyncio.BaseTransport | None) -> Reply:
+        """``POST /api/orders`` once admitted (``admit_order``) and its body read."""
+        body = parse_json(raw)
+        if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
+            body = validated(validate_order_request, body)
+            if type(body.get("price")) is float or type(body.get("quantity")) is float:
+                body = exact_amounts(raw, body)
+        command = parse_place_command(body, self._instruments)
+        if transport is None or transport.is_closing():
+            # The client left while its order waited: matching and journalling it now would be work no one
+            # waits for, and nothing was acknowledged, so dropping it loses nothing (counted as 499).
+            return Reply(CLIENT_CLOSED, b"")
+        try:
+            result = await self._place(command)
+        except EngineError as error:
+            raise engine_error(error) from None
+        except Overloaded as error:
+            raise overloaded(error) from None
+        # A repeated client order id answers 200 with the first result: nothing new was created. That
+        # result is the first order's, which may be for another symbol than this request names.
+        status = 200 if result.duplicate else 201
+        return reply(place_result_json(result, self._instruments[result.order.symbol]), status)
+
+    def get_order(self, order_id: str) -> Reply:
+        try:
+            order = self.exchange.service.engine.get_order(parse_order_id(order_id))
+        except EngineError as error:
+            raise engine_error(error) from None
+        return reply(order_json(order, self._instruments[order.symbol]))
+
+    async def cancel_order(self, order_id: str) -> Reply:
+        try:
+            order = await self.exchange.service.cancel(parse_order_id(order_id))
+        except EngineError as error:
+            raise engine_error(error) from None
+        except Overloaded as error:
+            raise overloaded(error) from None
+        return reply(order_json(order, self._instruments[order.symbol]))
+
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self._instruments.get(symbol)
+        if instrument is None:
+            raise ApiError(404, "unknown_symbol", f"unknown symbol {symbol!r}: see GET /api/symbols")
+        return instrument
+
+    def orderbook(self, symbol: str, depth: str | None) -> Reply:
+        instrument = self._instrument(symbol)
+        book = self.exchange.service.engine.book(instrument.symbol)
+        bids, asks = book.depth(bounded_int("depth", depth, 10, MAX_DEPTH))
+
+        def levels(side: list[tuple[int, int]]) -> list[list[str]]:
+            return [[instrument.ticks_to_price(p), instrument.lots_to_quantity(q)] for p, q in side]
+
+        sequence = book.sequence
+        return reply(
+            {"symbol": instrument.symbol, "bids": levels(bids), "asks": levels(asks), "sequence": sequence}
+        )
+
+    def trades(self, symbol: str, limit: str | None) -> Reply:
+        instrument = self._instrument(symbol)
+        count = bounded_int("limit", limit, 50, MAX_TRADES)
+        recent = list(self.exchange.service.engine.book(instrument.symbol).trades)[-count:]
+        recent.reverse()  # newest first
+        return reply({"symbol": instrument.symbol, "trades": [trade_json(t, instrument) for t in recent]})
+
+    def symbols(self) -> Reply:
+        return reply({"symbols": [instrument.describe() for instrument in self._instruments.values()]})
+
+    def health(self) -> Reply:
+        """200 while the process can do its job; 503 once the journal failed, so an orchestrator restarts
+        it (replay rebuilds the state). Overload is not ill health: restarting would only make it worse."""
+        exchange = self.exchange
+        uptime = round(time.monotonic() - exchange.started_monotonic, 3)
+        error = exchange.journal_error()
+        journal = "disabled" if exchange.journal is None else "ok" if error is None else "failed"
+        body: dict[str, Any] = {
+            "status": "ok",
+            "uptime_seconds": uptime,
+            "journal": journal,
+            "overloaded": exchange.overloaded(),
+        }
+        if error is not None:
+            body.update(status="unhealthy", reason=str(error))
+            return reply(body, status=503)
+        return reply(body)
+
+
+ROUTES = web.AppKey("routes", TradingRoutes)
+
+
+def order_placement(exchange: Exchange) -> Handler:
+    """``POST /api/orders`` on aiohttp: refused before its body is read, then ``place_order``."""
+    routes = TradingRoutes(exchange)
+
+    async def place_order(request: web.Request) -> web.Response:
+        routes.admit_order()
+        return as_response(await routes.place_order(await read_raw(request), request.transport))
+
+    return place_order
+
+
+async def get_order(request: web.Request) -> web.Response:
+    return as_response(request.app[ROUTES].get_order(request.match_info["order_id"]))
+
+
+async def cancel_order(request: web.Request) -> web.Response:
+    return as_response(await request.app[ROUTES].cancel_order(request.match_info["order_id"]))
 
 
 async def get_orderbook(request: web.Request) -> web.Response:
-    instrument = instrument_from(request)
-    depth = bounded_int(request, "depth", 10, MAX_DEPTH)
-    book = request.app[EXCHANGE].service.engine.book(instrument.symbol)
-    bids, asks = book.depth(depth)
-
-    def levels(side: list[tuple[int, int]]) -> list[list[str]]:
-        return [[instrument.ticks_to_price(p), instrument.lots_to_quantity(q)] for p, q in side]
-
-    return json_response(
-        {"symbol": instrument.symbol, "bids": levels(bids), "asks": levels(asks), "sequence": book.sequence}
-    )
+    symbol = request.match_info["symbol"]
+    return as_response(request.app[ROUTES].orderbook(symbol, request.query.get("depth")))
 
 
 async def get_trades(request: web.Request) -> web.Response:
-    instrument = instrument_from(request)
-    limit = bounded_int(request, "limit", 50, MAX_TRADES)
-    book = request.app[EXCHANGE].service.engine.book(instrument.symbol)
-    recent = list(book.trades)[-limit:]
-    recent.reverse()  # newest first
-    return json_response({"symbol": instrument.symbol, "trades": [trade_json(t, instrument) for t in recent]})
+    symbol = request.match_info["symbol"]
+    return as_response(request.app[ROUTES].trades(symbol, request.query.get("limit")))
 
 
 async def get_symbols(request: web.Request) -> web.Response:
-    instruments = request.app[EXCHANGE].instruments.values()
-    return json_response({"symbols": [instrument.describe() for instrument in instruments]})
-
-
-# -- operations --------------------------------------------------------------------------------
+    return as_response(request.app[ROUTES].symbols())
 
 
 async def health(request: web.Request) -> web.Response:
-    """200 while the process can do its job; 503 once the journal failed, so an orchestrator restarts
-    it (replay rebuilds the state). Overload is not ill health: restarting would only make it worse."""
-    exchange = request.app[EXCHANGE]
-    uptime = round(time.monotonic() - exchange.started_monotonic, 3)
-    error = exchange.journal_error()
-    journal = "disabled" if exchange.journal is None else "ok" if error is None else "failed"
-    body: dict[str, Any] = {
-        "status": "ok",
-        "uptime_seconds": uptime,
-        "journal": journal,
-        "overloaded": exchange.overloaded(),
-    }
-    if error is not None:
-        body.update(status="unhealthy", reason=str(error))
-        return json_response(body, status=503)
-    return json_response(body)
+    return as_response(request.app[ROUTES].health())
+
+
+# -- operations --------------------------------------------------------------------------------
 
 
 async def api_metrics(request: web.Request) -> web.Response:
@@ -383,6 +439,7 @@ async def prometheus_metrics(request: web.Request) -> web.Response:
 
 def add_trading_routes(app: web.Application) -> None:
     """The trading and operations routes; needs ``app[EXCHANGE]``."""
+    app[ROUTES] = TradingRoutes(app[EXCHANGE])
     add = partial(add_endpoint, app, app[EXCHANGE].metrics)
     add("POST", "/api/orders", order_placement(app[EXCHANGE]))
     add("GET", "/api/orders/{order_id}", get_order)

@@ -61,6 +61,7 @@ class Settings:
     overload_max_lag: float = 0.2
     client_timeout: float = 10.0
     max_connections: int = 0  # 0: from the open-file limit (http_guard.default_max_connections)
+    lean_http: bool = True
     order_retention: int = 1_000_000
     load_test_output_dir: str = "reports/runs"
 
@@ -330,6 +331,14 @@ _FIELDS: tuple[_Field, ...] = (
         "open client connections (0: the open-file limit less 64); more are answered 503 and closed",
         "--max-connections",
         "N",
+    ),
+    _Field(
+        "lean_http",
+        "LEAN_HTTP",
+        _boolean,
+        "answer the trading routes on the lean path (httptools, no aiohttp Request/Response); "
+        "off: aiohttp answers every route",
+        "--lean-http",
     ),
     _Field("order_retention", "ORDER_RETENTION", _integer(1000), "finished orders kept for lookup"),
     _Field(

@@ -25,7 +25,13 @@ from time import perf_counter
 
 from aiohttp import web
 
-from reference_exchange.errors import ApiError, error_response, http_error_body, http_error_response
+from reference_exchange.errors import (
+    INTERNAL_ERROR,
+    ApiError,
+    error_response,
+    http_error_body,
+    http_error_response,
+)
 from reference_exchange.metrics import ServerMetrics
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -62,7 +68,7 @@ def instrumented(handler: Handler, metrics: ServerMetrics, route: str, method: s
                 response = web.Response(status=CLIENT_CLOSED)
             except Exception:
                 log.exception("unhandled error on %s %s", request.method, request.path)
-                response = error_response(500, "internal_error", "internal error: see the server log")
+                response = error_response(*INTERNAL_ERROR)
             status = response.status
             return response
         finally:

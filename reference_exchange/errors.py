@@ -19,6 +19,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+#: What a client sees of a bug: the details go to the server log only.
+INTERNAL_ERROR = (500, "internal_error", "internal error: see the server log")
+
+
 def error_body(code: str, message: str) -> bytes:
     return orjson.dumps({"error": {"code": code, "message": message}})
 

@@ -23,12 +23,12 @@ import asyncio
 import logging
 import resource
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage
-from aiohttp.web_protocol import RequestHandler
 
 log = logging.getLogger("reference_exchange.http")
 
@@ -67,14 +67,24 @@ class _Refusal(asyncio.Protocol):
 
 
 class GuardedSite(web.BaseSite):
-    """A TCP site whose connections beyond ``max_connections`` are refused before aiohttp sees them
-    (``web.TCPSite`` otherwise)."""
+    """A TCP site whose connections beyond ``max_connections`` are refused before anything is set up for
+    them (``web.TCPSite`` otherwise). ``protocol`` makes each accepted connection's protocol and
+    ``open_connections`` counts them (aiohttp's server alone when None)."""
 
     def __init__(
-        self, runner: web.AppRunner, host: str, port: int, *, max_connections: int, backlog: int = 4096
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        max_connections: int,
+        protocol: Callable[[], asyncio.Protocol] | None = None,
+        open_connections: Callable[[], int] | None = None,
+        backlog: int = 4096,
     ) -> None:
         super().__init__(runner, backlog=backlog)
         self._host, self._port, self.max_connections = host, port, max_connections
+        self._protocol, self._open_connections = protocol, open_connections
         self.refused = 0
 
     @property
@@ -85,10 +95,12 @@ class GuardedSite(web.BaseSite):
         await super().start()
         server = self._runner.server
         assert server is not None
+        accept = self._protocol or server
+        count = self._open_connections or (lambda: len(server.connections))
 
         def protocol() -> asyncio.Protocol:
-            if len(server.connections) < self.max_connections:
-                return server()
+            if count() < self.max_connections:
+                return accept()
             self.refused += 1
             return _Refusal()
 
@@ -98,17 +110,27 @@ class GuardedSite(web.BaseSite):
         )
 
 
+class SweptConnection(Protocol):
+    """What the sweeper reads of a connection: aiohttp's ``RequestHandler`` (these are its names) and
+    ``lean_http.LeanConnection``. The count goes up when a request starts; busy while one is handled."""
+
+    _request_count: int
+    _request_in_progress: bool
+
+    def force_close(self) -> None: ...
+
+
 @dataclass
 class ConnectionSweeper:
     """Closes connections that started no request within ``timeout_s`` of opening or of their previous
-    request (see the module docstring); runs until cancelled."""
+    request (see the module docstring); ``connections`` lists the open ones. Runs until cancelled."""
 
-    server: web.Server
+    connections: Callable[[], Iterable[SweptConnection]]
     timeout_s: float
     closed: int = 0
     # Per open connection: its request count when last active, and when. Rebuilt every sweep, so a
     # closed connection is forgotten (aiohttp's handlers take no weak references).
-    _seen: dict[RequestHandler, tuple[int, float]] = field(default_factory=dict)
+    _seen: dict[SweptConnection, tuple[int, float]] = field(default_factory=dict)
 
     async def run(self) -> None:
         while True:
@@ -119,8 +141,8 @@ class ConnectionSweeper:
                 log.exception("connection sweep failed")
 
     def sweep(self, now: float) -> None:
-        seen: dict[RequestHandler, tuple[int, float]] = {}
-        for handler in self.server.connections:
+        seen: dict[SweptConnection, tuple[int, float]] = {}
+        for handler in self.connections():
             # aiohttp counts a request once its headers are parsed and flags one being handled; neither
             # is public, so tests/exchange/test_hostile_clients.py holds them to their meaning.
             count, busy = handler._request_count, handler._request_in_progress
@@ -146,7 +168,12 @@ async def read_body(request: web.Request, timeout_s: float) -> bytes:
     except TimeoutError:
         if request.transport is not None:
             request.transport.close()
-        raise web.HTTPRequestTimeout(text=f"request body not received within {timeout_s:g} s") from None
+        raise body_timeout(timeout_s) from None
+
+
+def body_timeout(timeout_s: float) -> web.HTTPRequestTimeout:
+    """The 408 for a request body that did not arrive within ``timeout_s``."""
+    return web.HTTPRequestTimeout(text=f"request body not received within {timeout_s:g} s")
 
 
 class QuietBadRequests(logging.Filter):

@@ -13,13 +13,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import uvloop
 from aiohttp import web
 
 from reference_exchange.admin import add_admin_routes
-from reference_exchange.api import EXCHANGE, Exchange, add_trading_routes
+from reference_exchange.api import EXCHANGE, ROUTES, Exchange, add_trading_routes
 from reference_exchange.config import ConfigError, Settings, load_settings
 from reference_exchange.endpoints import add_fallback
 from reference_exchange.engine import MatchingEngine
@@ -27,11 +27,13 @@ from reference_exchange.gc_policy import settle_gc
 from reference_exchange.http_guard import (
     ConnectionSweeper,
     GuardedSite,
+    SweptConnection,
     default_max_connections,
     quiet_bad_requests,
 )
 from reference_exchange.instruments import default_instruments
 from reference_exchange.journal import Journal, JournalError
+from reference_exchange.lean_http import LeanHttp
 from reference_exchange.metrics import ServerMetrics
 from reference_exchange.openapi import add_openapi_route
 from reference_exchange.overload import LagMonitor, OverloadCollector
@@ -107,10 +109,29 @@ async def serve(settings: Settings) -> None:
         await runner.setup()
         settle_gc()
         cap = settings.max_connections or default_max_connections()
-        site = GuardedSite(runner, settings.host, settings.port, max_connections=cap)
+        server = runner.server
+        assert server is not None
+        lean = (
+            LeanHttp(app[ROUTES], app[EXCHANGE].metrics, server, settings.max_body_bytes)
+            if settings.lean_http
+            else None
+        )
+        site = GuardedSite(
+            runner,
+            settings.host,
+            settings.port,
+            max_connections=cap,
+            protocol=lean,
+            open_connections=None if lean is None else lean.open_connections,
+        )
+
+        def connections() -> Iterator[SweptConnection]:
+            yield from server.connections
+            if lean is not None:
+                yield from lean.connections
+
         await site.start()
-        assert runner.server is not None
-        sweeper = asyncio.create_task(ConnectionSweeper(runner.server, settings.client_timeout).run())
+        sweeper = asyncio.create_task(ConnectionSweeper(connections, settings.client_timeout).run())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -42,6 +42,7 @@ def test_defaults_from_empty_environment() -> None:
         "overload_max_lag": 0.2,
         "client_timeout": 10.0,
         "max_connections": 0,
+        "lean_http": True,
         "order_retention": 1_000_000,
         "load_test_output_dir": "reports/runs",
     }
@@ -358,7 +359,7 @@ def test_parser_defaults_are_all_none() -> None:
     parser = build_arg_parser()
     assert parser.prog == "reference-exchange"
     namespace = vars(parser.parse_args([]))
-    assert len(namespace) == 17
+    assert len(namespace) == 18
     assert all(value is None for value in namespace.values())
 
 

@@ -11,7 +11,7 @@ import socket
 import time
 import urllib.request
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -76,14 +76,9 @@ class FakeConnection:
         self.closed = True
 
 
-@dataclass
-class FakeServer:
-    connections: list[FakeConnection] = field(default_factory=list)
-
-
 def test_the_sweeper_closes_only_connections_that_started_no_request_within_the_timeout() -> None:
     idle, busy, active = FakeConnection(), FakeConnection(_request_in_progress=True), FakeConnection()
-    sweeper = ConnectionSweeper(FakeServer([idle, busy, active]), timeout_s=10)  # type: ignore[arg-type]
+    sweeper = ConnectionSweeper(lambda: [idle, busy, active], timeout_s=10)
     for now in range(0, 12):
         active._request_count += 1  # a request started since the last sweep
         sweeper.sweep(float(now))

@@ -1,0 +1,233 @@
+"""The lean path answers byte for byte as the aiohttp path does (issue 15).
+
+Two exchanges as shipped (durable journal), one with the lean path and one with LEAN_HTTP=off, get the same
+requests on raw sockets, in the same order; every answer is compared whole, status line, headers and body,
+with only what differs by the clock blanked (Date, timestamps, uptime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+import socket
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from aiohttp import web
+
+from reference_exchange.api import EXCHANGE, ROUTES
+from reference_exchange.config import Settings
+from reference_exchange.lean_http import (
+    BOOK,
+    CANCEL,
+    GET_ORDER,
+    HEALTH,
+    PLACE,
+    SYMBOLS,
+    TRADES,
+    LeanHttp,
+    lean_route,
+)
+from reference_exchange.server import create_app
+
+HEAD = b"Host: x\r\nContent-Type: application/json\r\n"
+LIMIT = b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":"60000","quantity":"0.5"}'
+
+
+def post(body: bytes, extra: bytes = b"") -> bytes:
+    return b"POST /api/orders HTTP/1.1\r\n%s%sContent-Length: %d\r\n\r\n%s" % (HEAD, extra, len(body), body)
+
+
+def get(target: bytes, extra: bytes = b"") -> bytes:
+    return b"GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n" % (target, extra)
+
+
+def delete(target: bytes) -> bytes:
+    return b"DELETE %s HTTP/1.1\r\nHost: x\r\n\r\n" % target
+
+
+# Each entry is what one connection sends at once (several requests: pipelined); its answers are read until
+# the server closes or goes quiet. The order matters: ids and books build up the same way on both sides.
+CONVERSATIONS: list[bytes] = [
+    post(LIMIT),  # 201, resting
+    post(LIMIT.replace(b'"0.5"', b'"0.25"'), b"Connection: close\r\n"),  # 201, and the connection closed
+    post(b'{"symbol":"BTCUSD","side":"sell","type":"market","quantity":"0.1"}'),  # 201 with a trade
+    post(
+        b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":"1","quantity":"1","client_order_id":"c1"}'
+    ),
+    post(
+        b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":"1","quantity":"1","client_order_id":"c1"}'
+    ),
+    post(b"not json"),  # 400 invalid_json
+    post(b""),  # 400 empty
+    post(b"{}"),  # 400 invalid_request (the schema's words)
+    post(b'{"symbol":"NOPE","side":"buy","type":"limit","price":"1","quantity":"1"}'),  # 400 unknown_symbol
+    post(b'{"symbol":"BTCUSD","side":"buy","type":"limit","quantity":"1"}'),  # 400 missing_price
+    post(b'{"symbol":"BTCUSD","side":"buy","type":"market","price":"1","quantity":"1"}'),  # unexpected_price
+    post(b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":"1.0000001","quantity":"1"}'),  # tick
+    post(b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":40000.0000000000000001,"quantity":1}'),
+    post(b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":40000.5,"quantity":1}'),  # exact number
+    post(b"[" * 600 + b"]" * 600),  # nested deep
+    post(b"x" * 70_000),  # 413: past the body limit, aiohttp's answer on both paths
+    get(b"/api/orders/1"),
+    get(b"/api/orders/999999"),  # 404
+    get(b"/api/orders/abc"),  # 400 invalid_order_id
+    get(b"/api/orders/" + b"9" * 19),  # 400, too long
+    delete(b"/api/orders/1"),  # 200 cancelled
+    delete(b"/api/orders/1"),  # 409 not open
+    delete(b"/api/orders/999999"),  # 404
+    delete(b"/api/orders/x1"),  # 400
+    get(b"/api/orderbook/BTCUSD"),
+    get(b"/api/orderbook/BTCUSD?depth=1"),
+    get(b"/api/orderbook/BTCUSD?depth=1&depth=5"),  # the first one counts
+    get(b"/api/orderbook/BTCUSD?depth=0"),  # 400 invalid_depth
+    get(b"/api/orderbook/BTCUSD?depth"),  # 400: no value
+    get(b"/api/orderbook/BTCUSD?other=1"),  # ignored
+    get(b"/api/orderbook/BTCUSD?depth=%32"),  # percent-encoded: aiohttp decodes it (handed over)
+    get(b"/api/orderbook/NOPE"),  # 404 unknown_symbol
+    get(b"/api/trades/BTCUSD?limit=2"),
+    get(b"/api/trades/BTCUSD?limit=5000"),  # 400 invalid_limit
+    get(b"/api/symbols"),
+    get(b"/health"),
+    get(b"/health", b"Connection: close\r\n"),
+    b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n",  # aiohttp's (GET answers HEAD there)
+    b"GET /health HTTP/1.0\r\n\r\n",  # HTTP/1.0: aiohttp's
+    get(b"/api/orders/"),  # no id: aiohttp's 404/405
+    get(b"/nope"),  # 404
+    b"PUT /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",  # 405 with Allow
+    # pipelined: lean answers in order, then a request that is not lean is relayed to aiohttp
+    post(LIMIT) + get(b"/api/orders/1") + delete(b"/api/orders/2") + get(b"/api/orderbook/BTCUSD?depth=3"),
+    get(b"/health") + get(b"/nope") + get(b"/api/symbols"),
+    post(LIMIT) + b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"%x\r\n%s\r\n0\r\n\r\n" % (len(LIMIT), LIMIT),  # a chunked order after a lean one: relayed, re-chunked
+    get(b"/api/orders/1") + b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" + get(b"/health"),
+]
+
+_CLOCKED = [
+    (re.compile(rb"Date: [^\r]*"), b"Date: -"),
+    (re.compile(rb'"timestamp_ns":\d+'), b'"timestamp_ns":0'),
+    (re.compile(rb'"uptime_seconds":[\d.]+'), b'"uptime_seconds":0'),
+]
+
+
+def exchange_answer(port: int, sent: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(sent)
+        sock.settimeout(0.2)
+        received = b""
+        while True:
+            try:
+                data = sock.recv(1 << 16)
+            except TimeoutError:
+                break
+            if not data:
+                break
+            received += data
+    return b"HTTP/1.".join(_unclocked(answer) for answer in received.split(b"HTTP/1."))
+
+
+def _unclocked(answer: bytes) -> bytes:
+    if b'"uptime_seconds"' in answer:  # its digits change the length too
+        answer = re.sub(rb"Content-Length: \d+", b"Content-Length: -", answer)
+    for pattern, blank in _CLOCKED:
+        answer = pattern.sub(blank, answer)
+    return answer
+
+
+@pytest.fixture(scope="module")
+def two_paths() -> Iterator[tuple[int, int]]:
+    from capacity.run.exchange_process import EmbeddedExchange
+
+    with EmbeddedExchange() as lean, EmbeddedExchange(env={"LEAN_HTTP": "off"}) as plain:
+        yield int(lean.url.rsplit(":", 1)[1]), int(plain.url.rsplit(":", 1)[1])
+
+
+@pytest.mark.timeout(120)
+def test_the_lean_path_answers_byte_for_byte_as_aiohttp(two_paths: tuple[int, int]) -> None:
+    lean_port, plain_port = two_paths
+    with ThreadPoolExecutor(2) as pool:
+        for sent in CONVERSATIONS:
+            lean, plain = pool.map(exchange_answer, (lean_port, plain_port), (sent, sent))
+            assert lean, sent[:80]
+            assert lean == plain, sent[:200]
+
+
+@pytest.mark.timeout(120)
+def test_refusals_answer_alike_with_retry_after() -> None:
+    """Every order refused (the loop-lag limit at a microsecond): the same 503 and Retry-After."""
+    from capacity.run.exchange_process import EmbeddedExchange
+
+    env = {"OVERLOAD_MAX_LAG": "0.000001", "JOURNAL_PATH": "none"}
+    with EmbeddedExchange(env=env) as lean, EmbeddedExchange(env={**env, "LEAN_HTTP": "off"}) as plain:
+        answers = [
+            exchange_answer(int(each.url.rsplit(":", 1)[1]), post(LIMIT) + get(b"/health"))
+            for each in (lean, plain)
+        ]
+    assert answers[0] == answers[1]
+    assert answers[0].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ")
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "expected"),
+    [
+        (b"POST", b"/api/orders", (PLACE, "", None)),
+        (b"POST", b"/api/orders?x=1", (PLACE, "", None)),
+        (b"GET", b"/api/orders/12", (GET_ORDER, "12", None)),
+        (b"DELETE", b"/api/orders/12", (CANCEL, "12", None)),
+        (b"GET", b"/api/orderbook/BTCUSD?depth=3&x=1", (BOOK, "BTCUSD", "3")),
+        (b"GET", b"/api/trades/ETHUSD?limit=", (TRADES, "ETHUSD", "")),
+        (b"GET", b"/api/symbols", (SYMBOLS, "", None)),
+        (b"GET", b"/health", (HEALTH, "", None)),
+        (b"GET", b"/api/orderbook/BTC%55SD", None),  # percent-encoded: aiohttp decodes
+        (b"GET", b"/api/orderbook/BTCUSD?depth=%33", None),
+        (b"GET", b"/api/orders/1/2", None),
+        (b"GET", b"/api/orders/", None),
+        (b"GET", b"/api/orders/..", None),
+        (b"HEAD", b"/health", None),
+        (b"PUT", b"/api/orders", None),
+        (b"DELETE", b"/api/orderbook/BTCUSD", None),
+        (b"GET", b"http://x/api/symbols", None),
+        (b"GET", b"/metrics", None),
+    ],
+)
+def test_which_requests_are_lean(method: bytes, target: bytes, expected: object) -> None:
+    assert lean_route(method, target) == expected
+
+
+class FakeTransport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = b""
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+
+async def test_lean_requests_never_reach_aiohttp() -> None:
+    """In process: orders, cancels and reads are answered by the lean connection itself, pipelined ones in
+    order, and no aiohttp protocol is created for them."""
+    app = create_app(dataclasses.replace(Settings(), journal_path=None))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    assert runner.server is not None
+    lean = LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, max_body=65536)
+    connection, transport = lean(), FakeTransport()
+    connection.connection_made(transport)
+    connection.data_received(post(LIMIT) + delete(b"/api/orders/1") + get(b"/api/orderbook/BTCUSD"))
+    connection.data_received(get(b"/health", b"Connection: close\r\n"))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", transport.written)
+    assert statuses == [b"201", b"200", b"200", b"200"] and transport.closed
+    assert b'"status":"cancelled"' in transport.written
+    assert not runner.server.connections and lean.relayed == 0
+    await runner.cleanup()

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from reference_exchange import schemas
+from reference_exchange import published_schemas, schemas
 from reference_exchange.api import EXCHANGE, MAX_DEPTH, MAX_TRADES
 from reference_exchange.endpoints import add_endpoint
 
@@ -20,9 +20,10 @@ OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1.0.0"
 
 COMPONENT_SCHEMAS: dict[str, dict[str, Any]] = {
-    "OrderRequest": schemas.ORDER_REQUEST,
-    "ChaosRequest": schemas.CHAOS_REQUEST,
-    "LoadTestRequest": schemas.LOAD_TEST_REQUEST,
+    # The server's schemas plus the rules it checks after them (published_schemas.py).
+    "OrderRequest": published_schemas.ORDER_REQUEST,
+    "ChaosRequest": published_schemas.CHAOS_REQUEST,
+    "LoadTestRequest": published_schemas.LOAD_TEST_REQUEST,
     "Error": schemas.ERROR,
     "Order": schemas.ORDER,
     "Trade": schemas.TRADE,
@@ -79,8 +80,11 @@ def _operation(
     body: str | None = None,
     admin: bool = False,
     tag: str = "trading",
+    description: str | None = None,
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {"summary": summary, "tags": [tag]}
+    if description is not None:
+        operation["description"] = description
     if parameters:
         operation["parameters"] = parameters
     if body is not None:
@@ -137,6 +141,7 @@ def build_openapi() -> dict[str, Any]:
                 place_ok,
                 (400, 413, 503),
                 body="OrderRequest",
+                description=published_schemas.RULES_IN_WORDS["order"],
             )
         },
         "/api/orders/{order_id}": {
@@ -238,6 +243,7 @@ def build_openapi() -> dict[str, Any]:
                 body="ChaosRequest",
                 admin=True,
                 tag="admin",
+                description=published_schemas.RULES_IN_WORDS["chaos"],
             ),
             "get": _operation(
                 "The active injection, if any",
@@ -273,6 +279,7 @@ def build_openapi() -> dict[str, Any]:
                 body="LoadTestRequest",
                 admin=True,
                 tag="admin",
+                description=published_schemas.RULES_IN_WORDS["load_test"],
             ),
             "get": _operation(
                 "The running load test's id and the recent ones, newest first",

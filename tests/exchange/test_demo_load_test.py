@@ -25,7 +25,7 @@ from aiohttp import web
 from support import with_remote
 
 from capacity.run.exchange_process import EmbeddedExchange
-from reference_exchange import load_test, load_test_request, schemas
+from reference_exchange import load_test, load_test_request, published_schemas, schemas
 from reference_exchange.admin import LOAD_TESTS
 from reference_exchange.config import Settings
 from reference_exchange.errors import ApiError
@@ -415,7 +415,7 @@ def test_openapi_documents_the_load_test_routes():
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/LoadTestRequest")
     assert {"202", "400", "403", "409", "503"} <= set(post["responses"])
     components = document["components"]["schemas"]
-    assert components["LoadTestRequest"] is schemas.LOAD_TEST_REQUEST
+    assert components["LoadTestRequest"] is published_schemas.LOAD_TEST_REQUEST
     assert components["LoadTest"] is schemas.LOAD_TEST and components["LoadTests"] is schemas.LOAD_TESTS
 
 

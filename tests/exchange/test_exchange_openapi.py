@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 from jsonschema import Draft7Validator, Draft202012Validator
 
-from reference_exchange import schemas
+from reference_exchange import published_schemas, schemas
 from reference_exchange.config import Settings
 from reference_exchange.openapi import COMPONENT_SCHEMAS, build_openapi
 from reference_exchange.server import create_app
@@ -99,8 +99,17 @@ def test_every_operation_documents_success_and_the_error_shape():
     assert "Retry-After" in document["components"]["responses"]["Error503"]["headers"]
 
 
-def test_request_schemas_are_the_ones_the_server_compiles():
+def test_request_schemas_are_the_servers_plus_the_rules_it_checks_after_them():
     components = build_openapi()["components"]["schemas"]
-    assert components["OrderRequest"] is schemas.ORDER_REQUEST
-    assert components["ChaosRequest"] is schemas.CHAOS_REQUEST
+    assert components["OrderRequest"] is published_schemas.ORDER_REQUEST
+    assert components["ChaosRequest"] is published_schemas.CHAOS_REQUEST
+    assert components["LoadTestRequest"] is published_schemas.LOAD_TEST_REQUEST
     assert components["Error"] is schemas.ERROR
+    # Derived, not copied by hand: every field the server's schema has, with the same keywords or more.
+    for published, server in (
+        (published_schemas.ORDER_REQUEST, schemas.ORDER_REQUEST),
+        (published_schemas.CHAOS_REQUEST, schemas.CHAOS_REQUEST),
+        (published_schemas.LOAD_TEST_REQUEST, schemas.LOAD_TEST_REQUEST),
+    ):
+        assert published["properties"].keys() == server["properties"].keys()
+        assert published["required"] == server["required"] and published["additionalProperties"] is False

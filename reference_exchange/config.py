@@ -59,6 +59,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     max_pending_orders: int = 2048
     overload_max_lag: float = 0.2
+    admission_target: float = 0.01
+    admission_interval: float = 0.1
+    admission_share: float = 0.9
     client_timeout: float = 10.0
     max_connections: int = 0  # 0: from the open-file limit (http_guard.default_max_connections)
     lean_http: bool = True
@@ -147,6 +150,10 @@ def _integer(low: int, high: int | None = None, note: str = "") -> Parser:
 def _number(low: float) -> Parser:
     """A finite real number >= ``low`` (``1e3`` allowed; nan and inf are not)."""
     return _ranged(float, "number", low, None, "")
+
+
+#: A share of something: not 0 (nothing at all) nor 1 (nothing left over).
+_fraction = _ranged(float, "number", 0.05, 0.95, "")
 
 
 def _choice(*options: str, aliases: Mapping[str, str] | None = None) -> Parser:
@@ -313,6 +320,33 @@ _FIELDS: tuple[_Field, ...] = (
         "--overload-max-lag",
         "DURATION",
         "s",
+    ),
+    _Field(
+        "admission_target",
+        "ADMISSION_TARGET",
+        _duration(positive=True),
+        "event-loop turn length (the queueing delay) that, exceeded for ADMISSION_INTERVAL, is a standing "
+        "queue: new orders are then refused with a cheap 503 (lean path), e.g. 10ms",
+        "--admission-target",
+        "DURATION",
+        "s",
+    ),
+    _Field(
+        "admission_interval",
+        "ADMISSION_INTERVAL",
+        _duration(positive=True),
+        "how long turns must stay above ADMISSION_TARGET before new orders are refused, e.g. 100ms",
+        "--admission-interval",
+        "DURATION",
+        "s",
+    ),
+    _Field(
+        "admission_share",
+        "ADMISSION_SHARE",
+        _fraction,
+        "share of each turn given to admitted orders while the queue stands (the rest refused), 0 to 1",
+        "--admission-share",
+        "FRACTION",
     ),
     _Field(
         "client_timeout",

@@ -43,6 +43,7 @@ from aiohttp.http import SERVER_SOFTWARE
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_response import REASON_PHRASES
 
+from reference_exchange.admission import CoDelAdmission, TurnClock
 from reference_exchange.api import Reply, TradingRoutes
 from reference_exchange.endpoints import CLIENT_CLOSED
 from reference_exchange.errors import INTERNAL_ERROR, ApiError, error_body, http_error_body
@@ -58,6 +59,9 @@ MAX_FIRST_HEAD: Final = 16 * 1024
 
 _PLAIN_SEGMENT = re.compile(rb"[A-Za-z0-9_-]+\Z")
 _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9_-]+(=[A-Za-z0-9_-]*)?(&[A-Za-z0-9_-]+(=[A-Za-z0-9_-]*)?)*\Z")
+_REFUSAL_BODY: Final = error_body(
+    "overloaded", "the exchange is over capacity and refuses new orders until its queue drains; retry later"
+)
 _HEADERS_NOT_LEAN: Final = frozenset({b"transfer-encoding", b"content-encoding", b"expect", b"upgrade"})
 
 # The route kinds: (route pattern and method as aiohttp registers them, whether the answer is awaited).
@@ -147,9 +151,17 @@ class LeanHttp:
     """The protocol factory for the exchange's port, shared by its connections."""
 
     def __init__(
-        self, routes: TradingRoutes, metrics: ServerMetrics, aiohttp_server: web.Server, max_body: int
+        self,
+        routes: TradingRoutes,
+        metrics: ServerMetrics,
+        aiohttp_server: web.Server,
+        max_body: int,
+        admission: CoDelAdmission,
     ) -> None:
         self.routes = routes
+        self.admission = admission
+        self.turns = TurnClock(admission)
+        self._refusals: dict[int, Reply] = {}
         self.aiohttp_server = aiohttp_server
         self.max_body = max_body
         self.connections: set[LeanConnection] = set()
@@ -160,6 +172,15 @@ class LeanHttp:
 
     def __call__(self) -> LeanConnection:
         return LeanConnection(self)
+
+    def refusal(self) -> Reply:
+        """The 503 for an order refused by ``admission``, encoded once per Retry-After value."""
+        self.routes.exchange.service.shed_queue_delay += 1
+        retry = self.admission.retry_after_s()
+        answer = self._refusals.get(retry)
+        if answer is None:
+            answer = self._refusals[retry] = Reply(503, _REFUSAL_BODY, {"Retry-After": str(retry)})
+        return answer
 
     def open_connections(self) -> int:
         return len(self.connections) + len(self.aiohttp_server.connections)
@@ -222,6 +243,7 @@ class LeanConnection(asyncio.Protocol):
             self._relay_to.eof_received()
 
     def data_received(self, data: bytes) -> None:
+        self._lean.turns.touch()
         first = self._first
         if first is not None:
             first += data
@@ -326,7 +348,11 @@ class LeanConnection(asyncio.Protocol):
         routes = self._routes
         try:
             if route is PLACE:
-                routes.admit_order()  # refused here, the body never decoded: a cheap 503
+                lean = self._lean
+                if not lean.admission.admit(lean.turns.now()):
+                    self._send(route, lean.refusal(), keep_alive, started)  # the body never decoded
+                    return
+                routes.admit_order()
                 awaited: Awaitable[Reply] = routes.place_order(body, self.transport)
             elif route is CANCEL:
                 awaited = routes.cancel_order(argument)

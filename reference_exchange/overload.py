@@ -120,6 +120,7 @@ class OverloadCollector:
         )
         shed.add_metric(["pending"], stats["shed_pending"])
         shed.add_metric(["loop_lag"], stats["shed_loop_lag"])
+        shed.add_metric(["queue_delay"], stats["shed_queue_delay"])
         shed.add_metric(["journal_failed"], stats["refused_journal_failed"])
         yield shed
         yield GaugeMetricFamily(

@@ -325,6 +325,7 @@ METRICS: dict[str, Any] = _object(
                 "shed_total": {**_COUNT, "description": "new orders and cancels refused with 503"},
                 "shed_pending": {**_COUNT, "description": "refused: too many awaiting durability"},
                 "shed_loop_lag": {**_COUNT, "description": "refused: event loop behind OVERLOAD_MAX_LAG"},
+                "shed_queue_delay": {**_COUNT, "description": "refused: a standing queue (ADMISSION_TARGET)"},
                 "loop_lag_ms": {"type": "number"},
                 "overloaded": {"type": "boolean"},
                 "journal_healthy": {"type": "boolean"},

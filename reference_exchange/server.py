@@ -19,6 +19,7 @@ import uvloop
 from aiohttp import web
 
 from reference_exchange.admin import add_admin_routes
+from reference_exchange.admission import CoDelAdmission
 from reference_exchange.api import EXCHANGE, ROUTES, Exchange, add_trading_routes
 from reference_exchange.config import ConfigError, Settings, load_settings
 from reference_exchange.endpoints import add_fallback
@@ -112,7 +113,15 @@ async def serve(settings: Settings) -> None:
         server = runner.server
         assert server is not None
         lean = (
-            LeanHttp(app[ROUTES], app[EXCHANGE].metrics, server, settings.max_body_bytes)
+            LeanHttp(
+                app[ROUTES],
+                app[EXCHANGE].metrics,
+                server,
+                settings.max_body_bytes,
+                CoDelAdmission(
+                    settings.admission_target, settings.admission_interval, settings.admission_share
+                ),
+            )
             if settings.lean_http
             else None
         )

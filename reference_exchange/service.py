@@ -129,12 +129,14 @@ class ExchangeService:
         self.pending = 0
         self.shed_pending = 0
         self.shed_loop_lag = 0
+        self.shed_queue_delay = 0  # counted by the lean path's admission (``admission.py``)
         self.refused_journal_failed = 0
 
     @property
     def shed(self) -> int:
-        """Commands refused for overload (pending bound or loop lag); journal failures not included."""
-        return self.shed_pending + self.shed_loop_lag
+        """Commands refused for overload (queue delay, pending bound or loop lag); journal failures not
+        included."""
+        return self.shed_pending + self.shed_loop_lag + self.shed_queue_delay
 
     def stats(self) -> dict[str, int]:
         """Admission counters for ``/api/metrics``."""
@@ -144,6 +146,7 @@ class ExchangeService:
             "shed_total": self.shed,
             "shed_pending": self.shed_pending,
             "shed_loop_lag": self.shed_loop_lag,
+            "shed_queue_delay": self.shed_queue_delay,
             "refused_journal_failed": self.refused_journal_failed,
         }
 

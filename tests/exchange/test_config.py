@@ -40,6 +40,9 @@ def test_defaults_from_empty_environment() -> None:
         "max_body_bytes": 65536,
         "max_pending_orders": 2048,
         "overload_max_lag": 0.2,
+        "admission_target": 0.01,
+        "admission_interval": 0.1,
+        "admission_share": 0.9,
         "client_timeout": 10.0,
         "max_connections": 0,
         "lean_http": True,
@@ -359,7 +362,7 @@ def test_parser_defaults_are_all_none() -> None:
     parser = build_arg_parser()
     assert parser.prog == "reference-exchange"
     namespace = vars(parser.parse_args([]))
-    assert len(namespace) == 18
+    assert len(namespace) == 21
     assert all(value is None for value in namespace.values())
 
 

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from aiohttp import web
 
+from reference_exchange.admission import CoDelAdmission
 from reference_exchange.api import EXCHANGE, ROUTES
 from reference_exchange.config import Settings
 from reference_exchange.lean_http import (
@@ -219,7 +220,8 @@ async def test_lean_requests_never_reach_aiohttp() -> None:
     runner = web.AppRunner(app)
     await runner.setup()
     assert runner.server is not None
-    lean = LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, max_body=65536)
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    lean = LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, 65536, admission)
     connection, transport = lean(), FakeTransport()
     connection.connection_made(transport)
     connection.data_received(post(LIMIT) + delete(b"/api/orders/1") + get(b"/api/orderbook/BTCUSD"))

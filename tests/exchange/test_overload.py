@@ -121,7 +121,7 @@ async def test_new_orders_are_shed_while_the_loop_lags_but_reads_and_cancels_are
         f.name: f for f in text_string_to_metric_families(await (await client.get("/metrics")).text())
     }
     shed_samples = {s.labels["reason"]: s.value for s in families["exchange_shed"].samples}
-    assert shed_samples == {"pending": 0, "loop_lag": 1, "journal_failed": 0}
+    assert shed_samples == {"pending": 0, "loop_lag": 1, "queue_delay": 0, "journal_failed": 0}
     assert "exchange_event_loop_lag_seconds" in families
     health = await (await client.get("/health")).json()
     # overloaded is the lag monitor's state now: a busy host can make one late sample after the recovery

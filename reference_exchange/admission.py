@@ -1,0 +1,115 @@
+"""Admission of new orders by measured queueing delay: CoDel over the event loop's turns.
+
+Under overload with a fixed pool of keep-alive connections, every connection always has a request waiting,
+and each turn of the event loop reads and answers all of them. How long a turn takes is then how long a
+request waits before the loop gets to it: the queue is the turn. ``TurnClock`` measures each busy turn
+(its first read until the work that turn started has run: two ``call_soon`` hops, nothing at idle) and
+``CoDelAdmission`` decides from those measurements, as CoDel does for packets and Facebook's and Envoy's
+request queues do for requests:
+
+- **When to refuse.** A turn shorter than ``target_s`` is a good queue: it drains within a turn. Turns that
+  stay longer than ``target_s`` for a whole ``interval_s`` are a *standing* queue, and only then are new
+  orders refused. The first turn shorter than ``target_s`` ends it. A burst, or one slow turn (a full garbage
+  collection), never refuses anything.
+- **How much.** While the queue stands, each turn admits new orders until it has run ``share`` of the
+  previous turn's length, and refuses the rest with a pre-encoded 503 that costs a small fraction of an
+  order (the body is never decoded). Refusals can then never take more than about ``1 - share`` of the
+  loop, so goodput stays near ``share`` of capacity at any number of connections, while every request is
+  answered: the excess is refused, not left to time out. The turn, and so every admitted order's wait,
+  grows with the connection count (about 40 µs per connection on one core), never without bound.
+- **Retry-After** is the measured drain time: the refused requests of the last turn, at the rate that turn
+  admitted them (its length per admitted order), in whole seconds and at least 1.
+
+Cancels and reads are never refused here: a cancel reduces work and risk, and a read costs about as much as
+a refusal. The journal's pending bound (``MAX_PENDING_ORDERS``) still protects memory while the journal is
+slow, and the loop-lag bound still protects ``LEAN_HTTP=off``, which has no turn clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class CoDelAdmission:
+    """The decision, on whatever clock the caller reads (tests use a fake one). See the module docstring."""
+
+    target_s: float
+    interval_s: float
+    share: float
+    standing: bool = False
+    refused: int = 0
+    # The turn in progress and the last one measured.
+    turn_started: float = 0.0
+    last_turn_s: float = 0.0
+    _above_since: float | None = None
+    _admitted_in_turn: int = 0
+    _refused_in_turn: int = 0
+    _drain_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("target_s", "interval_s"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not 0 < self.share < 1:
+            raise ValueError(f"share must be between 0 and 1, got {self.share!r}")
+
+    def turn_began(self, now: float) -> None:
+        self.turn_started = now
+        self._admitted_in_turn = self._refused_in_turn = 0
+
+    def turn_ended(self, now: float) -> None:
+        """A turn's work is done: its length decides whether the queue stands."""
+        length = self.last_turn_s = now - self.turn_started
+        self._drain_s = self._refused_in_turn * length / max(1, self._admitted_in_turn)
+        if length < self.target_s:
+            self._above_since, self.standing = None, False
+        elif self._above_since is None:
+            self._above_since = now
+        elif now - self._above_since >= self.interval_s:
+            self.standing = True
+
+    def admit(self, now: float) -> bool:
+        """Whether a new order read at ``now`` is admitted (False: refuse it, counted)."""
+        if self.standing and now - self.turn_started > self.share * self.last_turn_s:
+            self._refused_in_turn += 1
+            self.refused += 1
+            return False
+        self._admitted_in_turn += 1
+        return True
+
+    def retry_after_s(self) -> int:
+        """Whole seconds for Retry-After: the last measured drain time, at least 1."""
+        return max(1, math.ceil(self._drain_s))
+
+
+class TurnClock:
+    """Tells ``admission`` when each busy turn of the running loop begins and ends; ``touch()`` on every
+    read. A turn ends two ``call_soon`` hops after its first read, once the tasks it started (orders being
+    matched) have run their first step."""
+
+    def __init__(self, admission: CoDelAdmission, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.admission = admission
+        self._clock = clock
+        self._in_turn = False
+
+    def touch(self) -> None:
+        if not self._in_turn:
+            self._in_turn = True
+            self.admission.turn_began(self._clock())
+            asyncio.get_running_loop().call_soon(self._hop)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def _hop(self) -> None:
+        asyncio.get_running_loop().call_soon(self._end)
+
+    def _end(self) -> None:
+        self._in_turn = False
+        self.admission.turn_ended(self._clock())

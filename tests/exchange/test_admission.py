@@ -1,0 +1,92 @@
+"""CoDel admission on a fake clock (issue 21): when the queue stands, how much is refused, Retry-After."""
+
+from __future__ import annotations
+
+import pytest
+
+from reference_exchange.admission import CoDelAdmission
+
+
+def run_turn(admission: CoDelAdmission, start: float, length: float, orders: int) -> list[bool]:
+    """A turn of ``length`` seconds from ``start`` reading ``orders`` new orders evenly spread over it."""
+    admission.turn_began(start)
+    decisions = [admission.admit(start + length * i / orders) for i in range(orders)]
+    admission.turn_ended(start + length)
+    return decisions
+
+
+def test_short_turns_admit_everything() -> None:
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    now = 0.0
+    for _ in range(100):
+        assert all(run_turn(admission, now, 0.009, 50))
+        now += 0.009
+    assert not admission.standing and admission.refused == 0
+
+
+def test_a_burst_shorter_than_the_interval_refuses_nothing() -> None:
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    now = 0.0
+    for length in (
+        0.03,
+        0.05,
+        0.04,
+        0.002,
+    ):  # 120 ms above target would stand; these are 3 turns then one short
+        assert all(run_turn(admission, now, length, 100))
+        now += length
+    assert not admission.standing and admission.refused == 0
+
+
+def test_a_standing_queue_refuses_the_part_of_each_turn_past_its_share() -> None:
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    now = 0.0
+    while not admission.standing:
+        assert all(run_turn(admission, now, 0.06, 1000))
+        now += 0.06
+    assert now >= 0.1  # only after a whole interval above target
+    decisions = run_turn(admission, now, 0.06, 1000)
+    admitted = sum(decisions)
+    assert admitted == pytest.approx(900, abs=2)  # the first 90 % of the turn's length
+    assert decisions[:admitted] == [True] * admitted and not any(decisions[admitted:])
+    assert admission.refused == 1000 - admitted
+
+
+def test_the_first_short_turn_ends_the_standing_queue() -> None:
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    now = 0.0
+    for _ in range(5):
+        run_turn(admission, now, 0.05, 100)
+        now += 0.05
+    assert admission.standing
+    run_turn(admission, now, 0.005, 10)
+    assert not admission.standing
+    assert all(run_turn(admission, now + 0.005, 0.05, 100))  # standing again only after a new interval
+
+
+def test_retry_after_is_the_measured_drain_time_in_whole_seconds() -> None:
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.5)
+    assert admission.retry_after_s() == 1  # nothing measured yet
+    now = 0.0
+    for _ in range(3):
+        run_turn(admission, now, 2.0, 100)  # stalls of 2 s
+        now += 2.0
+    assert admission.standing
+    run_turn(admission, now, 2.0, 100)  # 50 admitted, 50 refused: 50 more at 40 ms each = 2 s
+    assert admission.retry_after_s() == 2
+    run_turn(admission, now + 2.0, 0.06, 100)
+    assert admission.retry_after_s() == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"target_s": 0.0, "interval_s": 0.1, "share": 0.9},
+        {"target_s": float("nan"), "interval_s": 0.1, "share": 0.9},
+        {"target_s": 0.01, "interval_s": -1.0, "share": 0.9},
+        {"target_s": 0.01, "interval_s": 0.1, "share": 1.0},
+    ],
+)
+def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValueError):
+        CoDelAdmission(**kwargs)

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -89,12 +90,14 @@ class Requests:
 
 @dataclass
 class Timeline:
-    """Per second of the run: answers by the second they came (ok, shed, other) and the latency of
+    """Per second of the run: answers by the second they came (ok, shed, other; and failures: lost
+    connections and timeouts) and the latency of
     requests by the second they were *due* (all outcomes with a latency: completed, timed out, dropped)."""
 
     ok: Counter[int] = field(default_factory=Counter)
     shed: Counter[int] = field(default_factory=Counter)
     other: Counter[int] = field(default_factory=Counter)
+    failed: Counter[int] = field(default_factory=Counter)  # not answers: lost connections, timeouts
     latency: dict[int, HdrHistogram] = field(default_factory=dict)
 
     def record(self, due_s: int, latency_us: int) -> None:
@@ -114,6 +117,7 @@ class Timeline:
             "ok": sum(self.ok[s] for s in span),
             "shed": sum(self.shed[s] for s in span),
             "other": sum(self.other[s] for s in span),
+            "failed": sum(self.failed[s] for s in span),
         }
 
     def merged(self, first: int, last: int) -> HdrHistogram:
@@ -302,7 +306,9 @@ class _Run:
         give_up_s: float = 0.0,
         reconnect: bool = False,
         timeline: bool = False,
+        on_start: Callable[[], None] | None = None,
     ) -> None:
+        self.on_start = on_start
         self.source = requests if isinstance(requests, Requests) else Requests(requests)
         if connections < 1 or seconds <= 0:
             raise ValueError("connections, seconds and rate must be positive")
@@ -346,6 +352,8 @@ class _Run:
         self.all: list[_Connection] = list(self.idle)
         timer = SendTimer(loop, self.pump) if self.schedule else None
         self.timer = timer
+        if self.on_start is not None:
+            self.on_start()  # e.g. the server's CPU from here on: connecting is not the run
         cpu0 = time.process_time()
         self.start_ns = time.monotonic_ns()
         self.deadline_ns = self.start_ns + int(self.seconds * 1e9)
@@ -452,6 +460,8 @@ class _Run:
                 timeline.ok[second] += 1
             elif status in SHED_STATUSES:
                 timeline.shed[second] += 1
+            elif status in (LOST, TIMEOUT):
+                timeline.failed[second] += 1
             else:
                 timeline.other[second] += 1
 
@@ -542,10 +552,14 @@ class _Run:
 
 
 async def closed_loop(
-    url: str, requests: list[bytes] | Requests, seconds: float, connections: int = 32
+    url: str,
+    requests: list[bytes] | Requests,
+    seconds: float,
+    connections: int = 32,
+    on_start: Callable[[], None] | None = None,
 ) -> Result:
     """Saturate: each connection sends again as soon as it is answered, for ``seconds``."""
-    return await _Run(requests, connections, seconds, None, 0).execute(url)
+    return await _Run(requests, connections, seconds, None, 0, on_start=on_start).execute(url)
 
 
 async def open_loop(
@@ -559,6 +573,7 @@ async def open_loop(
     give_up_s: float = 0.0,
     reconnect: bool = False,
     timeline: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> Result:
     """Offer ``rate`` requests/s on an absolute schedule for ``seconds``; latency from intended send times
     (the options: see the module docstring)."""
@@ -574,6 +589,7 @@ async def open_loop(
         give_up_s,
         reconnect,
         timeline,
+        on_start,
     )
 
 
@@ -587,12 +603,22 @@ async def open_loop_phases(
     give_up_s: float = 0.0,
     reconnect: bool = False,
     timeline: bool = False,
+    on_start: Callable[[], None] | None = None,
 ) -> Result:
     """``open_loop`` through constant-rate ``phases`` [(rate, seconds), ...] back to back on one schedule."""
     if not phases:
         raise ValueError("no phases")
     seconds = sum(s for _, s in phases)
     run = _Run(
-        requests, connections, seconds, phases, granularity_us, timeout_s, give_up_s, reconnect, timeline
+        requests,
+        connections,
+        seconds,
+        phases,
+        granularity_us,
+        timeout_s,
+        give_up_s,
+        reconnect,
+        timeline,
+        on_start,
     )
     return await run.execute(url)

@@ -27,8 +27,8 @@ they had reached (a lower bound), so a stalled server cannot hide from the P99. 
 says whether the generator itself was the limit. Options for overload runs: ``timeout_s`` (a request
 unanswered that long after its send is a timeout: the connection is dropped), ``give_up_s`` (a due
 request that found no free connection for that long is dropped unsent: every connection was waiting on
-the server), ``reconnect`` (a closed connection is reopened) and ``timeline`` (per-second counts by answer
-time and latency by intended send time).
+the server; so is one still unsent when its phase ends), ``reconnect`` (a closed connection is reopened)
+and ``timeline`` (per-second counts by answer time and latency by intended send time).
 """
 
 from __future__ import annotations
@@ -281,6 +281,15 @@ class _Schedule:
         first, _, start_ns, rate = self.phases[-1]
         return start_ns + int((i - first) * 1e9 / rate)
 
+    def phase_first(self, elapsed_ns: int) -> int:
+        """The first request of the phase running ``elapsed_ns`` after the start."""
+        first = 0
+        for phase_first, _, start_ns, _ in self.phases:
+            if elapsed_ns < start_ns:
+                break
+            first = phase_first
+        return first
+
     def due(self, elapsed_ns: int) -> int:
         """Requests due by ``elapsed_ns`` after the start (at most ``total``)."""
         for first, end, start_ns, rate in self.phases:
@@ -442,10 +451,13 @@ class _Run:
             self._finish()
 
     def _give_up(self, now: int) -> None:
-        """Drop due requests that have waited ``give_up_s`` for a free connection (their wait recorded)."""
+        """Drop due requests that have waited ``give_up_s`` for a free connection, and those of a phase that
+        has ended (its clients leave with it: the next phase measures the server, not this queue); their
+        wait is recorded."""
+        phase_first = self.schedule.phase_first(now - self.start_ns)  # type: ignore[union-attr]
         while self.dispatched < self.due:
             intended = self.intended_ns(self.dispatched)
-            if now - intended < self.give_up_ns:
+            if self.dispatched >= phase_first and now - intended < self.give_up_ns:
                 return
             self._latency(intended, now)
             self.dropped += 1

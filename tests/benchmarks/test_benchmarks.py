@@ -359,3 +359,26 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
         assert any(name.startswith("hostile:") for name in names)
         assert doc["details"]["hostile"]["connections"] == 600
     assert "MISS" in done.stdout or "PASS" in done.stdout
+
+
+def test_shipped_capacity_search_bisects_between_held_and_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    import shipped_capacity
+
+    tried: list[float] = []
+
+    def measured(rate: float, args: argparse.Namespace, server_cpu: int, label: str) -> dict:
+        tried.append(rate)
+        return {"held": rate <= 9_300, "offered": rate}
+
+    monkeypatch.setattr(shipped_capacity, "measured", measured)
+    args = argparse.Namespace(search=3)
+    steps = {r: measured(r, args, 1, "") for r in (1_000.0, 5_000.0, 8_000.0, 12_000.0)}
+    tried.clear()
+    best, failed = shipped_capacity.search(steps, args, 1)
+    assert tried == [10_000.0, 9_000.0, 9_500.0] and best == 9_000.0 and failed == steps[9_500.0]
+    steps = {r: measured(r, args, 1, "") for r in (1_000.0, 5_000.0)}  # all held: grow, then bisect
+    tried.clear()
+    best, _ = shipped_capacity.search(steps, args, 1)
+    assert tried == [7_500.0, 11_200.0, 9_400.0] and best == 7_500.0

@@ -32,6 +32,8 @@ BENCHMARKS = (
     "http_efficiency",
     "generator_efficiency",
     "native_engine",
+    "shipped_capacity",
+    "overload",
 )
 
 

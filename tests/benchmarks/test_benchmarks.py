@@ -219,3 +219,166 @@ def test_demo_reruns_counts_the_other_runs_each_interval_covers(tmp_path: Path) 
     mean = next(f for f in doc["figures"] if f["name"].startswith("other runs covered"))
     assert mean["value"] == pytest.approx(sum(r["covers"] for r in runs) / 3)
     assert mean["unit"] == "of 2"
+
+
+# -- the seed mix, the shipped-capacity and overload benchmarks (issues 15, 21) --
+
+SYMBOLS_PAYLOAD = {
+    "symbols": [
+        {"symbol": "BTCUSD", "tick_size": "0.01", "lot_size": "0.0001", "reference_price": "60000"},
+        {"symbol": "ETHUSD", "tick_size": "0.01", "lot_size": "0.001", "reference_price": "3000"},
+        {"symbol": "ADAUSD", "tick_size": "0.0001", "lot_size": "1", "reference_price": "0.45"},
+        {"symbol": "DOTUSD", "tick_size": "0.001", "lot_size": "0.01", "reference_price": "6.5"},
+        {"symbol": "SOLUSD", "tick_size": "0.01", "lot_size": "0.01", "reference_price": "150"},
+    ]
+}
+
+
+def seed_plan(url: str = "http://127.0.0.1:9") -> list[tuple[bytes, int]]:
+    from _mix import plan
+
+    from capacity.generator.order_flow import Market
+
+    return plan(url, Market.from_symbols_response(SYMBOLS_PAYLOAD), size=20_000)
+
+
+def test_seed_mix_plan_has_the_seed_proportions() -> None:
+    from _mix import BOOK, CANCEL, LIMIT, MARKET
+
+    planned = seed_plan()
+    share = {k: 100 * sum(1 for _, kind in planned if kind == k) / len(planned) for k in range(4)}
+    assert share[LIMIT] == pytest.approx(70, abs=1.5)
+    assert share[MARKET] == pytest.approx(10, abs=1)
+    assert share[CANCEL] == pytest.approx(15, abs=1)
+    assert share[BOOK] == pytest.approx(5, abs=1)
+    limits = [json.loads(r.split(b"\r\n\r\n", 1)[1]) for r, kind in planned if kind == LIMIT]
+    assert all(body["type"] == "limit" and "client_order_id" not in body for body in limits)
+    # a quarter of limit orders are priced through the reference price (marketable); the rest rest
+    mids = {"BTCUSD": 60000, "ETHUSD": 3000, "ADAUSD": 0.45, "DOTUSD": 6.5, "SOLUSD": 150}
+    through = [(b["side"] == "buy") == (float(b["price"]) > mids[b["symbol"]]) for b in limits]
+    assert 100 * sum(through) / len(through) == pytest.approx(25, abs=2)
+    books = [r for r, kind in planned if kind == BOOK]
+    assert all(r.startswith(b"GET /api/orderbook/") for r in books)
+    assert all(r == b"" for r, kind in planned if kind == CANCEL)  # the id is chosen when sent
+
+
+def test_seed_mix_cancels_learnt_resting_ids() -> None:
+    from _mix import CANCEL, LIMIT, SeedMix, resting_order_id
+
+    new = b'{"id":42,"client_order_id":null,"symbol":"BTCUSD","status":"new","trades":[]}'
+    partial = b'{"id":43,"symbol":"BTCUSD","status":"partially_filled","trades":[{"price":"1"}]}'
+    filled = b'{"id":44,"symbol":"BTCUSD","status":"filled","trades":[]}'
+    assert (resting_order_id(new), resting_order_id(partial), resting_order_id(filled)) == (42, 43, None)
+    assert resting_order_id(b'{"error":"x"}') is None
+    mix = SeedMix("http://127.0.0.1:9", seed_plan())
+    sent = [mix.next() for _ in range(200)]
+    assert all(kind != CANCEL for _, kind in sent)  # nothing learnt yet: limits go instead
+    assert not mix.answered(LIMIT, 201, new) and mix.resting == [42]
+    while (request := mix.next())[1] != CANCEL:
+        pass
+    assert request[0] == b"DELETE /api/orders/42 HTTP/1.1\r\nHost: 127.0.0.1:9\r\n\r\n"
+    assert mix.resting == []
+    assert mix.answered(CANCEL, 409, None)  # its order traded first: answered correctly
+    assert not mix.answered(CANCEL, 500, None)
+    shares = mix.report()["sent_pct"]
+    assert set(shares) == {"limit", "market", "cancel", "book"}
+
+
+def test_open_loop_phases_and_a_mix_source() -> None:
+    from _loadgen import Requests, open_loop_phases
+
+    class Accepting(Requests):
+        def answered(self, kind: int, status: int, body: bytes | None) -> bool:
+            return status == 409
+
+    with stub_server(statuses=(201, 409)) as url:
+        result = uvloop.run(
+            open_loop_phases(url, Accepting(requests_for(url)), [(200, 0.5), (100, 0.5)], 8, timeline=True)
+        )
+    assert result.sent == 150 and result.ok == 75 and result.accepted == 75
+    assert result.completed == 150 and result.errors == 0
+    assert result.timeline is not None
+    answers = result.timeline.answers(0, 10)
+    assert answers["ok"] == 75 and answers["other"] == 75 and answers["failed"] == 0
+    assert result.timeline.merged(0, 10).get_total_count() == 150
+
+
+@pytest.mark.parametrize("script", ["shipped_capacity.py", "overload.py", "wrk_crosscheck.py"])
+def test_new_benchmarks_help(script: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert "--quick" in done.stdout and "--json" in done.stdout
+
+
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="the server on one CPU, the generator on another"
+)
+@pytest.mark.parametrize(
+    ("script", "extra"),
+    [
+        (
+            "shipped_capacity.py",
+            [
+                "--seconds",
+                "1",
+                "--rates",
+                "400",
+                "--search",
+                "0",
+                "--idle-seconds",
+                "1",
+                "--connections",
+                "20",
+            ],
+        ),
+        ("overload.py", ["--saturation-seconds", "1", "--overload-seconds", "2", "--recovery-seconds", "2"]),
+    ],
+)
+def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path) -> None:
+    # overload.py with its hostile part too (600 stalled connections, 15 s in --quick): the whole path runs
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), "--quick", "--json", str(out), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["benchmark"] == script.removesuffix(".py") and doc["quick"] is True
+    names = [figure["name"] for figure in doc["figures"]]
+    if script == "shipped_capacity.py":
+        assert any(name.startswith("P99 at 400/s") for name in names)
+        assert any(name.startswith("idle server CPU") for name in names)
+        (step,) = doc["details"]["steps"]
+        assert step["offered"] == 400 and step["sent"] > 0
+    else:
+        assert any(name.startswith("S: goodput") for name in names)
+        assert any(name.startswith("hostile:") for name in names)
+        assert doc["details"]["hostile"]["connections"] == 600
+    assert "MISS" in done.stdout or "PASS" in done.stdout
+
+
+def test_shipped_capacity_search_bisects_between_held_and_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import argparse
+
+    import shipped_capacity
+
+    tried: list[float] = []
+
+    def measured(rate: float, args: argparse.Namespace, server_cpu: int, label: str) -> dict:
+        tried.append(rate)
+        return {"held": rate <= 9_300, "offered": rate}
+
+    monkeypatch.setattr(shipped_capacity, "measured", measured)
+    args = argparse.Namespace(search=3)
+    steps = {r: measured(r, args, 1, "") for r in (1_000.0, 5_000.0, 8_000.0, 12_000.0)}
+    tried.clear()
+    best, failed = shipped_capacity.search(steps, args, 1)
+    assert tried == [10_000.0, 9_000.0, 9_500.0] and best == 9_000.0 and failed == steps[9_500.0]
+    steps = {r: measured(r, args, 1, "") for r in (1_000.0, 5_000.0)}  # all held: grow, then bisect
+    tried.clear()
+    best, _ = shipped_capacity.search(steps, args, 1)
+    assert tried == [7_500.0, 11_200.0, 9_400.0] and best == 7_500.0

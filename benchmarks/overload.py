@@ -1,0 +1,525 @@
+"""Overload and hostile clients: what the reference exchange as shipped does past its capacity (issue 21).
+
+The exchange runs with its default settings (durable journal) pinned to the last CPU; this generator
+(``_loadgen.py``, the seed mix of ``_mix.py``) on the others. Every part starts a fresh exchange.
+
+1. **S**, goodput at saturation: 2xx answers per second with 64 connections in a closed loop.
+2. **Overload**: an open-loop schedule (latency from the intended send time) of 2 x S for 60 s on 1,000
+   keep-alive connections, then straight away 0.5 x S for 20 s, one schedule. A request unanswered 10 s
+   after its send is a *socket timeout* (its connection is dropped and reopened); a due request that finds
+   no free connection for 1 s is *given up unsent* (every connection was waiting on the server: the excess
+   the server neither answered nor refused), its wait recorded. While it runs, ``/health`` is polled once a
+   second on a connection of its own (2 s timeout) and the server's RSS twice a second. Figures, over the
+   2 x S phase: goodput (goal >= 0.85 S), all answers per second (goal >= 1.3 S: the excess refused, not
+   left to time out), the refused share (503/429), socket timeouts (goal 0), RSS (goal: at most 256 MiB
+   above the RSS at the overload's start: queues bounded), /health failures (goal 0). Over the 0.5 x S
+   phase: P99 (goal <= 20 ms) and the time from its start until the per-second P99 (requests by the second
+   they were due) is back under 20 ms and stays there.
+3. **Hostile clients**: the exchange started with its open-file limit at 512; 600 stalled connections, half
+   sending an incomplete request head one byte every 2 s, half idle. After 30 s: the share the server has
+   closed (goal >= 95 %; a connection refused at once with a 503 counts as closed) and whether ``/health``
+   answers a new connection (polled once a second throughout, 2 s timeout).
+
+Today's exchange may MISS several of these: the figures are measured, not tuned. ``--part`` runs one part.
+
+Usage: python benchmarks/overload.py [--quick] [--part all|overload|hostile] [--saturation-seconds 10]
+       [--overload-seconds 60] [--recovery-seconds 20] [--hostile-seconds 30] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import resource
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's toolkit, not an installed one
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psutil
+import uvloop
+from _common import ROOT, Figure, MachineLoad, cpu_seconds, emit, parser, pin_server_cpu
+from _loadgen import LOST, closed_loop, open_loop_phases
+from _mix import SeedMix
+from shipped_capacity import matching_build
+
+from capacity.generator.http_wire import ProtocolError, parse_head
+from capacity.run.exchange_process import EmbeddedExchange
+
+SATURATION_CONNECTIONS, OVERLOAD_CONNECTIONS = 64, 1_000
+OVERLOAD_FACTOR, RECOVERY_FACTOR = 2.0, 0.5
+SOCKET_TIMEOUT_S, GIVE_UP_S = 10.0, 1.0
+GOAL_GOODPUT, GOAL_ANSWERS, GOAL_P99_MS, GOAL_RSS_GROWTH_MIB = 0.85, 1.3, 20.0, 256.0
+HEALTH_EVERY_S, HEALTH_TIMEOUT_S = 1.0, 2.0
+RSS_EVERY_S = 0.5
+HOSTILE_NOFILE, HOSTILE_CONNECTIONS, TRICKLE_EVERY_S, GOAL_CLOSED_PCT = 512, 600, 2.0, 95.0
+GRANULARITY_US = 250
+STALL_HEAD = b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Stall: " + b"x" * 4096  # never ends
+MIB = 1024 * 1024
+
+
+# -- instruments beside the load --
+
+
+async def health_probe(
+    url: str, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
+) -> tuple[float | None, str, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]:
+    """One ``GET /health`` on ``conn`` (a new connection when None): (latency ms or None, outcome, the
+    connection to reuse or None)."""
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    t0 = time.perf_counter()
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            if conn is None:
+                conn = await asyncio.open_connection(host, int(port))
+            reader, writer = conn
+            writer.write(f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            status, length = parse_head(head, len(head) - 4)
+            await reader.readexactly(length)
+    except (
+        OSError,
+        TimeoutError,
+        asyncio.IncompleteReadError,
+        asyncio.LimitOverrunError,
+        ProtocolError,
+    ) as e:
+        if conn is not None:
+            conn[1].close()
+        return None, type(e).__name__, None
+    latency = 1000 * (time.perf_counter() - t0)
+    if status != 200 or b"connection: close" in head.lower():
+        conn[1].close()
+        conn = None
+    return latency, str(status), conn
+
+
+async def poll_health(url: str, stop: asyncio.Event, keep_alive: bool) -> list[dict]:
+    """``/health`` once a second until ``stop``: on one kept-alive connection (reopened after a failure) or
+    a new connection each time. Each probe: its time (monotonic), latency, outcome."""
+    probes: list[dict] = []
+    conn = None
+    next_at = time.monotonic()
+    while not stop.is_set():
+        t = time.monotonic()
+        latency, outcome, conn = await health_probe(url, conn)
+        if not keep_alive and conn is not None:
+            conn[1].close()
+            conn = None
+        probes.append({"t": t, "ms": latency, "outcome": outcome, "ok": outcome == "200"})
+        next_at = max(next_at + HEALTH_EVERY_S, time.monotonic())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), next_at - time.monotonic())
+    if conn is not None:
+        conn[1].close()
+    return probes
+
+
+def health_summary(probes: list[dict]) -> dict:
+    latencies = [p["ms"] for p in probes if p["ms"] is not None]
+    failed = [p for p in probes if not p["ok"]]
+    return {
+        "probes": len(probes),
+        "failed": len(failed),
+        "outcomes": sorted({p["outcome"] for p in failed}),
+        "max_ms": max(latencies, default=None),
+    }
+
+
+class RssSampler:
+    """The server's RSS every ``RSS_EVERY_S`` in a thread: (monotonic time, bytes)."""
+
+    def __init__(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.samples: list[tuple[float, int]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            with contextlib.suppress(psutil.Error):
+                self.samples.append((time.monotonic(), self.process.memory_info().rss))
+            if self._stop.wait(RSS_EVERY_S):
+                return
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def between(self, t0: float, t1: float) -> list[int]:
+        return [rss for t, rss in self.samples if t0 <= t <= t1]
+
+
+# -- 1. saturation --
+
+
+def saturation(seconds: float, server_cpu: int) -> dict:
+    marks: dict[str, float] = {}
+    with EmbeddedExchange(cpus=[server_cpu]) as exchange:
+        server = psutil.Process(exchange.pid)
+        mix = SeedMix.for_exchange(exchange.url)
+
+        def started() -> None:
+            marks.update(cpu=cpu_seconds(server), t=time.perf_counter())
+
+        result = uvloop.run(closed_loop(exchange.url, mix, seconds, SATURATION_CONNECTIONS, on_start=started))
+        server_pct = 100 * (cpu_seconds(server) - marks["cpu"]) / (time.perf_counter() - marks["t"])
+    s = result.summary()
+    s.update(goodput=result.ok / result.seconds, server_cpu_pct=server_pct, mix=mix.report())
+    print(
+        f"  saturation, {SATURATION_CONNECTIONS} connections: S = {s['goodput']:,.0f} 2xx/s "
+        f"(p99 {s['p99_ms']:.1f} ms, shed {s['shed']}, errors {s['errors']}, CPU % server "
+        f"{server_pct:.0f} generator {s['generator_cpu_pct']:.0f})",
+        flush=True,
+    )
+    return s
+
+
+# -- 2. overload, then recovery --
+
+
+def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> dict:
+    phases = [(OVERLOAD_FACTOR * goodput, float(over_s)), (RECOVERY_FACTOR * goodput, float(recovery_s))]
+    marks: dict[str, float] = {}
+    with EmbeddedExchange(cpus=[server_cpu]) as exchange, RssSampler(exchange.pid) as rss:
+        server = psutil.Process(exchange.pid)
+        mix = SeedMix.for_exchange(exchange.url)
+
+        def started() -> None:
+            marks.update(t=time.monotonic(), cpu=cpu_seconds(server))
+
+        async def run() -> tuple:
+            stop = asyncio.Event()
+            health = asyncio.ensure_future(poll_health(exchange.url, stop, keep_alive=True))
+            try:
+                result = await open_loop_phases(
+                    exchange.url,
+                    mix,
+                    phases,
+                    OVERLOAD_CONNECTIONS,
+                    GRANULARITY_US,
+                    timeout_s=SOCKET_TIMEOUT_S,
+                    give_up_s=GIVE_UP_S,
+                    reconnect=True,
+                    timeline=True,
+                    on_start=started,
+                )
+            finally:
+                stop.set()
+            return result, await health
+
+        result, probes = uvloop.run(run())
+        server_s = cpu_seconds(server) - marks["cpu"]
+        alive = exchange.process is not None and exchange.process.poll() is None
+    t0 = marks["t"]
+    timeline = result.timeline
+    assert timeline is not None
+    answers = timeline.answers(0, over_s)
+    all_answers = answers["ok"] + answers["shed"] + answers["other"]
+    before = rss.between(t0 - 5, t0)
+    during = rss.between(t0, t0 + over_s)
+    recovery = timeline.merged(over_s, over_s + recovery_s)
+    per_second = {s: timeline.p99_ms(s) for s in range(over_s + recovery_s)}
+    bad = [s for s in range(over_s, over_s + recovery_s) if (per_second[s] or 0.0) > GOAL_P99_MS]
+    back = None if bad and bad[-1] == over_s + recovery_s - 1 else (bad[-1] + 1 - over_s if bad else 0)
+    phase_probes = [p for p in probes if p["t"] >= t0]
+    out = {
+        "offered_over": phases[0][0],
+        "offered_recovery": phases[1][0],
+        "goodput": answers["ok"] / over_s,
+        "answers_per_s": all_answers / over_s,
+        "refused_pct": 100 * answers["shed"] / all_answers if all_answers else None,
+        "other_answers": answers["other"],
+        "failed_in_overload": answers["failed"],
+        "timeouts": result.timeouts,
+        "lost": result.statuses[LOST],
+        "given_up_unsent": result.dropped,
+        "reconnects": result.reconnects,
+        "rss_start_mib": (before[-1] if before else (during[0] if during else 0)) / MIB,
+        "rss_max_mib": max(during, default=0) / MIB,
+        "rss_end_mib": (rss.samples[-1][1] / MIB) if rss.samples else None,
+        "health": health_summary(phase_probes),
+        "recovery_p99_ms": recovery.get_value_at_percentile(99) / 1000
+        if recovery.get_total_count()
+        else None,
+        "recovery_completed": timeline.answers(over_s, over_s + recovery_s)["ok"],
+        "back_under_s": back,
+        "per_second_p99_ms": per_second,
+        "per_second_answers": {
+            s: timeline.answers(s, s + 1) for s in range(over_s + recovery_s + int(SOCKET_TIMEOUT_S) + 2)
+        },
+        "server_cpu_pct": 100 * server_s / result.seconds if result.seconds else None,
+        "generator_cpu_pct": result.generator_cpu_pct,
+        "server_alive": alive,
+        "mix": mix.report(),
+        "result": result.summary(),
+    }
+    print(
+        f"  2 x S = {phases[0][0]:,.0f}/s for {over_s} s on {OVERLOAD_CONNECTIONS:,} connections: goodput "
+        f"{out['goodput']:,.0f}/s, answers {out['answers_per_s']:,.0f}/s ({out['refused_pct'] or 0:.1f} % "
+        f"refused), timeouts {out['timeouts']}, given up unsent {out['given_up_unsent']:,}, RSS max "
+        f"{out['rss_max_mib']:.0f} MiB, /health failed {out['health']['failed']} of "
+        f"{out['health']['probes']}; "
+        f"CPU % server {out['server_cpu_pct'] or 0:.0f} generator {out['generator_cpu_pct']:.0f}",
+        flush=True,
+    )
+    print(
+        f"  then 0.5 x S = {phases[1][0]:,.0f}/s for {recovery_s} s: p99 {out['recovery_p99_ms']} ms, "
+        f"per-second p99 back under {GOAL_P99_MS:g} ms after "
+        f"{'never (within the phase)' if back is None else f'{back} s'}",
+        flush=True,
+    )
+    return out
+
+
+# -- 3. hostile clients --
+
+
+@contextlib.contextmanager
+def open_file_limit(limit: int) -> Iterator[None]:
+    """This process's soft open-file limit at ``limit`` (children started inside inherit it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, hard), hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+class _Stalled(asyncio.Protocol):
+    """A client that never finishes a request: notes whether and when the server answered or closed."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.answered = b""
+        self.closed_at: float | None = None
+        self.sent = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.answered = self.answered or data[:12]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed_at = time.monotonic()
+
+
+async def stall(url: str, seconds: float, connections: int) -> dict:
+    host, port = url.split("://", 1)[1].rsplit(":", 1)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    health = asyncio.ensure_future(poll_health(url, stop, keep_alive=False))
+    clients: list[_Stalled] = []
+    failed_connects = 0
+    t0 = time.monotonic()
+    for start in range(0, connections, 100):
+        made = await asyncio.gather(
+            *(
+                loop.create_connection(_Stalled, host, int(port))
+                for _ in range(start, min(start + 100, connections))
+            ),
+            return_exceptions=True,
+        )
+        for item in made:
+            if isinstance(item, BaseException):
+                failed_connects += 1
+            else:
+                clients.append(item[1])
+    tricklers = clients[::2]  # half send a byte of a never-ending head every 2 s, half stay idle
+    deadline = t0 + seconds
+    while (now := time.monotonic()) < deadline:
+        for client in tricklers:
+            if client.closed_at is None and client.transport is not None and client.sent < len(STALL_HEAD):
+                client.transport.write(STALL_HEAD[client.sent : client.sent + 1])
+                client.sent += 1
+        await asyncio.sleep(min(TRICKLE_EVERY_S, deadline - now))
+    closed = [c for c in clients if c.closed_at is not None]
+    final, outcome, conn = await health_probe(url, None)
+    if conn is not None:
+        conn[1].close()
+    stop.set()
+    probes = await health
+    for client in clients:
+        if client.transport is not None:
+            client.transport.abort()
+    refused = sum(1 for c in closed if c.answered.startswith(b"HTTP/1.1 503"))
+    return {
+        "connections": connections,
+        "connected": len(clients),
+        "failed_connects": failed_connects,
+        "closed": len(closed) + failed_connects,
+        "refused_503": refused,
+        "closed_later": len(closed) - refused,
+        "closed_pct": 100 * (len(closed) + failed_connects) / connections,
+        "closed_trickling": sum(1 for c in tricklers if c.closed_at is not None),
+        "closed_idle": sum(1 for c in clients[1::2] if c.closed_at is not None),
+        "closed_by_s": sorted(round(c.closed_at - t0) for c in closed if c.closed_at is not None),
+        "health_during": health_summary(probes),
+        "health_at_end": {"ok": outcome == "200", "outcome": outcome, "ms": final},
+    }
+
+
+def hostile(seconds: float, server_cpu: int) -> dict:
+    with open_file_limit(HOSTILE_NOFILE):
+        exchange = EmbeddedExchange(cpus=[server_cpu]).start()
+    try:
+        limit = psutil.Process(exchange.pid).rlimit(psutil.RLIMIT_NOFILE)
+        out = uvloop.run(stall(exchange.url, seconds, HOSTILE_CONNECTIONS))
+        out["server_nofile"] = list(limit)
+        out["server_alive"] = exchange.process is not None and exchange.process.poll() is None
+    finally:
+        exchange.stop()
+    h = out["health_during"]
+    print(
+        f"  {HOSTILE_CONNECTIONS} stalled connections, server open-file limit {out['server_nofile'][0]}: "
+        f"after {seconds:g} s the server had closed {out['closed']} ({out['refused_503']} refused with 503 "
+        f"at once, {out['closed_later']} later: {out['closed_trickling']} trickling, "
+        f"{out['closed_idle']} idle); /health failed {h['failed']} of {h['probes']} probes, at the end: "
+        f"{out['health_at_end']['outcome']}",
+        flush=True,
+    )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--part", choices=("all", "overload", "hostile"), default="all")
+    p.add_argument("--saturation-seconds", type=float, default=None, help="closed loop for S (10, quick 4)")
+    p.add_argument("--overload-seconds", type=int, default=None, help="2 x S phase (60, quick 15)")
+    p.add_argument("--recovery-seconds", type=int, default=None, help="0.5 x S phase (20, quick 8)")
+    p.add_argument("--hostile-seconds", type=float, default=None, help="stalled clients (30, quick 15)")
+    args = p.parse_args(argv)
+    quick = args.quick
+    sat_s = args.saturation_seconds or (4.0 if quick else 10.0)
+    over_s = args.overload_seconds or (15 if quick else 60)
+    rec_s = args.recovery_seconds or (8 if quick else 20)
+    hostile_s = args.hostile_seconds or (15.0 if quick else 30.0)
+    if min(sat_s, over_s, rec_s, hostile_s) <= 0:
+        p.error("every duration must be positive")
+    if args.json:
+        args.json = str(Path(args.json).resolve())
+    os.chdir(ROOT)  # the exchange is started as `python -m reference_exchange`: this tree's
+    server_cpu = pin_server_cpu()
+    print(
+        f"exchange as shipped (durable journal), matching engine {matching_build()}, on CPU {server_cpu}; "
+        f"generator on CPUs {sorted(os.sched_getaffinity(0))}; seed mix",
+        flush=True,
+    )
+    figures: list[Figure] = []
+    details: dict = {}
+    with MachineLoad() as load:
+        if args.part in ("all", "overload"):
+            sat = details["saturation"] = saturation(sat_s, server_cpu)
+            s = sat["goodput"]
+            o = details["overload"] = overload(s, over_s, rec_s, server_cpu)
+            h = o["health"]
+            figures += [
+                Figure(
+                    f"S: goodput at saturation ({SATURATION_CONNECTIONS} conns)",
+                    s,
+                    "2xx/s",
+                    None,
+                    note=f"CPU % server {sat['server_cpu_pct']:.0f}, "
+                    f"generator {sat['generator_cpu_pct']:.0f}",
+                ),
+                Figure(
+                    f"2 x S for {over_s} s: goodput / S",
+                    o["goodput"] / s,
+                    "x S",
+                    GOAL_GOODPUT,
+                    note=f"{o['goodput']:,.0f} 2xx/s of {o['offered_over']:,.0f}/s offered",
+                ),
+                Figure(
+                    "  all answers / S",
+                    o["answers_per_s"] / s,
+                    "x S",
+                    GOAL_ANSWERS,
+                    note=f"{o['answers_per_s']:,.0f}/s; given up unsent (all {OVERLOAD_CONNECTIONS:,} conns "
+                    f"waiting >= {GIVE_UP_S:g} s) {o['given_up_unsent']:,}",
+                ),
+                Figure("  refused (503/429)", o["refused_pct"], "% answers", None),
+                Figure(
+                    f"  socket timeouts (no answer in {SOCKET_TIMEOUT_S:g} s)",
+                    o["timeouts"],
+                    "requests",
+                    0,
+                    "<=",
+                    note=f"connections lost with a request in flight {o['lost']}",
+                ),
+                Figure(
+                    "  server RSS max",
+                    o["rss_max_mib"],
+                    "MiB",
+                    None,
+                    note=f"{o['rss_start_mib']:.0f} MiB at the start",
+                ),
+                Figure(
+                    "  server RSS growth during it",
+                    o["rss_max_mib"] - o["rss_start_mib"],
+                    "MiB",
+                    GOAL_RSS_GROWTH_MIB,
+                    "<=",
+                ),
+                Figure(
+                    "  /health failures (1/s, own connection)",
+                    h["failed"],
+                    "probes",
+                    0,
+                    "<=",
+                    note=f"of {h['probes']}; slowest {h['max_ms'] or 0:.0f} ms"
+                    + (f"; {', '.join(h['outcomes'])}" if h["outcomes"] else "")
+                    + ("" if o["server_alive"] else "; SERVER DIED"),
+                ),
+                Figure(
+                    f"then 0.5 x S for {rec_s} s: P99",
+                    o["recovery_p99_ms"],
+                    "ms",
+                    GOAL_P99_MS,
+                    "<=",
+                    note=f"{o['offered_recovery']:,.0f}/s offered",
+                ),
+                Figure(
+                    f"  per-second P99 back under {GOAL_P99_MS:g} ms after",
+                    o["back_under_s"],
+                    "s",
+                    None,
+                    note="" if o["back_under_s"] is not None else f"not within the {rec_s} s",
+                ),
+            ]
+        if args.part in ("all", "hostile"):
+            hs = details["hostile"] = hostile(hostile_s, server_cpu)
+            figures += [
+                Figure(
+                    f"hostile: {HOSTILE_CONNECTIONS} stalled conns closed after {hostile_s:g} s",
+                    hs["closed_pct"],
+                    "%",
+                    GOAL_CLOSED_PCT,
+                    note=f"open-file limit {hs['server_nofile'][0]}; {hs['refused_503']} refused with 503 at "
+                    f"once, {hs['closed_later']} closed later",
+                ),
+                Figure(
+                    "  /health answers a new connection at the end",
+                    1.0 if hs["health_at_end"]["ok"] else 0.0,
+                    "yes=1",
+                    1,
+                    note=f"{hs['health_at_end']['outcome']}; during: {hs['health_during']['failed']} of "
+                    f"{hs['health_during']['probes']} probes failed"
+                    + ("" if hs["server_alive"] else "; SERVER DIED"),
+                ),
+            ]
+    emit("overload", figures, args, load, details)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

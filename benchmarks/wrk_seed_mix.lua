@@ -1,0 +1,80 @@
+-- The seed mix for wrk2 (benchmarks/wrk_crosscheck.py): the same pre-encoded requests benchmarks/_mix.py
+-- sends, read from a plan file that wrk_crosscheck.py writes for the exchange's URL; a cancel takes one of
+-- the resting order ids learnt from earlier 201 answers (at random, then forgotten), or, with none known
+-- yet, the next limit order goes instead, as in _mix.py.
+--
+-- Usage: wrk2 -t1 -c1000 -d20s -R8000 --latency -s benchmarks/wrk_seed_mix.lua http://HOST:PORT -- PLAN.lua
+
+local plan, kinds, limits = {}, {}, {}
+local n, i = 0, 0
+local resting, nresting = {}, 0
+local cancel_head, cancel_tail = "DELETE /api/orders/", ""
+sent_limit, sent_market, sent_cancel, sent_book, answered_409, answered_404 = 0, 0, 0, 0, 0, 0
+
+local threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  local loaded = dofile(args[1])
+  plan, kinds = loaded.requests, loaded.kinds
+  cancel_tail = " HTTP/1.1\r\nHost: " .. loaded.host .. "\r\n\r\n"
+  n = #plan
+  for k = 1, n do
+    if kinds[k] == "limit" then
+      table.insert(limits, plan[k])
+    end
+  end
+  math.randomseed(11)
+end
+
+function request()
+  i = i % n + 1
+  local kind = kinds[i]
+  if kind == "cancel" then
+    if nresting > 0 then
+      local at = math.random(nresting)
+      local id = resting[at]
+      resting[at] = resting[nresting]
+      resting[nresting] = nil
+      nresting = nresting - 1
+      sent_cancel = sent_cancel + 1
+      return cancel_head .. id .. cancel_tail
+    end
+    sent_limit = sent_limit + 1
+    return limits[i % #limits + 1]
+  end
+  if kind == "limit" then
+    sent_limit = sent_limit + 1
+  elseif kind == "market" then
+    sent_market = sent_market + 1
+  else
+    sent_book = sent_book + 1
+  end
+  return plan[i]
+end
+
+function response(status, headers, body)
+  if status == 201 then
+    local id = body:match('^{"id":(%d+),')
+    if id and (body:find('"status":"new"', 1, true) or body:find('"status":"partially_filled"', 1, true)) then
+      nresting = nresting + 1
+      resting[nresting] = id
+    end
+  elseif status == 409 then
+    answered_409 = answered_409 + 1
+  elseif status == 404 then
+    answered_404 = answered_404 + 1
+  end
+end
+
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    io.write(string.format(
+      "seed mix sent: limit %d market %d cancel %d book %d; cancels answered 409 %d, 404 %d\n",
+      t:get("sent_limit"), t:get("sent_market"), t:get("sent_cancel"), t:get("sent_book"),
+      t:get("answered_409"), t:get("answered_404")))
+  end
+end

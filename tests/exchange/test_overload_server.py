@@ -289,3 +289,62 @@ def test_loop_lag_overload_without_journal_stays_bounded():
             assert found[acked["id"]]["client_order_id"] == client_order_id
         assert exchange.stop() == 0
     print(f"[overload:loop-lag] {len(ids)} acknowledged orders, all {len(found)} found by GET")
+
+
+@pytest.mark.timeout(90)
+def test_queue_delay_admission_refuses_with_retry_after_loses_nothing_and_recovers(tmp_path: Path):
+    """The lean path's admission (issue 21) as shipped but for a low target, so that this process's client,
+    slower than the server, can still make the turns stand: the excess gets 503 + Retry-After, every
+    acknowledged order is durable and found, and once the flood stops new orders are admitted again."""
+    env = {
+        "JOURNAL_PATH": str(tmp_path / "journal.sqlite3"),
+        "ADMISSION_TARGET": "0.5ms",
+        "ADMISSION_INTERVAL": "5ms",
+        "LOG_LEVEL": "warning",
+    }
+    with pinned([0]), EmbeddedExchange(env=env, cpus=[1]) as exchange:
+        process = psutil.Process(exchange.pid)
+
+        async def scenario() -> tuple[Load, dict, int]:
+            load = await hammer(exchange.url, workers=1000, seconds=LOAD_SECONDS)
+            async with aiohttp.ClientSession() as session:
+                _, metrics = await get_json(session, exchange.url + "/api/metrics")
+                status, health = await get_json(session, exchange.url + "/health")
+                assert status == 200 and health["status"] == "ok"
+                admitted_after = 0
+                for n in range(200):  # one client at a time: a short queue, admitted again
+                    body = {**order_body(0, n), "client_order_id": f"after-{n}"}
+                    async with session.post(exchange.url + "/api/orders", json=body) as response:
+                        if response.status == 201:
+                            admitted_after += 1
+                            if admitted_after == 20:
+                                break
+                        else:
+                            assert response.status == 503
+                            await asyncio.sleep(0.05)
+            return load, metrics["data"], admitted_after
+
+        with RssSampler(exchange.pid) as rss:
+            load, server, admitted_after = asyncio.run(scenario())
+        report("queue-delay", load, rss, server)
+        check_bounded_and_healthy(load, rss, process)
+        assert load.shed > 0 and server["shed_queue_delay"] > 0
+        assert server["shed_total"] == load.shed
+        assert admitted_after == 20  # recovered: a lone client's orders are admitted again
+        ids = [acked["id"] for acked in load.acked.values()]
+        found = asyncio.run(fetch_orders(exchange.url, ids))
+        assert len(found) == len(ids)
+        assert exchange.stop() == 0
+    # Acknowledged means durable: a replay of the journal holds every acknowledged order.
+    engine = MatchingEngine(default_instruments())
+
+    async def replay() -> None:
+        journal = Journal.open(str(tmp_path / "journal.sqlite3"))
+        try:
+            ExchangeService(engine).replay(journal.replay())
+        finally:
+            await journal.close()
+
+    asyncio.run(replay())
+    for acked in load.acked.values():
+        assert engine.get_order(acked["id"]).client_order_id == acked["client_order_id"]

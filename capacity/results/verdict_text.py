@@ -190,7 +190,7 @@ def recovery_sentence(r: Recovery) -> str:
     (the time is in whole seconds: ``capacity.results.verdicts.time_to_recover``)."""
     if r.time_to_recover_s is None:
         return (
-            f"not recovered within the {duration_text(r.duration_s)} at {rate_text(r.offered_rate)} "
+            f"not recovered within the {r.duration_s:g} s at {rate_text(r.offered_rate)} "
             "after the load dropped"
         )
     rate = rate_text(r.offered_rate)

@@ -132,7 +132,16 @@ def _render(view: ReportView, note_limit: int, repeats: RepeatsView | None = Non
     if view.overload:
         out += ["", "#### Past the limit: degraded or collapsed", ""]
         out += _table(
-            ("Tier", "Verdict", "Offered", "Goodput", "Refused", "Admitted P99", "Refused P99", "Recovery"),
+            (
+                "Tier",
+                "Verdict",
+                "Offered",
+                "Goodput",
+                "Refused",
+                "Admitted P99",
+                "Refused P99",
+                "Time to recover",
+            ),
             [
                 (r.tier, r.label, r.offered, r.goodput, r.refused, r.admitted_p99, r.refused_p99, r.recovery)
                 for r in view.overload

@@ -332,6 +332,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
     limit = None if run.status == "failed" else limit_of(s)  # a failed run's problem says it all
     slo = s.slo
     ramp = load.get("ramp_up")
+    recovery = run.scenario.get("recovery")
     duration = run.overrides.duration_s or load.get("duration")
     rows: tuple[TargetRow, ...] = (
         TargetRow(
@@ -379,7 +380,9 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
         ),
         TargetRow(
             "Duration",
-            f"{number(duration, 's')}" + (f" (ramp {number(ramp.get('duration'), 's')})" if ramp else ""),
+            f"{number(duration, 's')}"
+            + (f" (ramp {number(ramp.get('duration'), 's')})" if ramp else "")
+            + (_recovery_target(recovery) if recovery else ""),
             f"steady t = {s.steady_start_s}{DASH}{s.steady_end_s} s",
         ),
     )
@@ -402,6 +405,12 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
         notes=tuple(n for n in (*s.notes, *run.notes) if n not in shown),
         rows=rows,
     )
+
+
+def _recovery_target(recovery: dict[str, Any]) -> str:
+    """`` then 20 s at 500 requests/s to recover``: the scenario's recovery phase as its table shows it."""
+    rate = number(recovery.get("orders_per_second"), "requests/s")
+    return f", then {number(recovery.get('duration'), 's')} at {rate} to recover"
 
 
 # ---------------------------------------------------------------------------------------------- estimates

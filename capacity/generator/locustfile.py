@@ -46,7 +46,14 @@ from capacity.generator.pacing import UserPacer
 from capacity.measure.latency import LatencyRecorder, Second
 from capacity.measure.sampler import MetricsPoller
 from capacity.results.loadgen_file import loadgen_document, progress_document, write_final, write_json_atomic
-from capacity.scenario import Problem, Scenario, ScenarioError, load_scenario, scenario_from_mapping
+from capacity.scenario import (
+    MIN_DURATION_S,
+    Problem,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+    scenario_from_mapping,
+)
 
 log = logging.getLogger("capacity.generator.locustfile")
 
@@ -144,7 +151,9 @@ def scenario_from_options(options: Any) -> Scenario:
     common = CommonOptions.of(options)
     if common is not None:
         if duration_s is None and common.run_time_s and common.run_time_s < scenario.total_duration_s:
-            duration_s = float(common.run_time_s)  # -t cuts the run short, never lengthens it
+            # -t cuts the run short, never lengthens it: the load is cut, a recovery phase keeps its length
+            recovery_s = scenario.total_duration_s - scenario.load_end_s
+            duration_s = max(float(common.run_time_s) - recovery_s, MIN_DURATION_S)
         if users is None and common.users:
             users = common.users
     return scenario.with_overrides(

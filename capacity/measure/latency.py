@@ -41,6 +41,9 @@ PERCENTILES: dict[str, float] = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 
 # Always present in errors_by_kind (other HTTP statuses appear as http_<status> when they occur).
 ERROR_KINDS = ("http_503", "http_400", "connection", "timeout")
 REQUEST_KINDS = ("limit", "market", "cancel", "book")
+#: Answers that refuse a request (overload protection: load shedding, rate limiting) rather than fail it:
+#: counted as ``shed``, their latency kept apart in ``refused``.
+REFUSED_KINDS = frozenset({"http_503", "http_429"})
 
 _NS_PER_S = 1_000_000_000
 
@@ -122,6 +125,7 @@ _COUNTERS = (
     "corrected_sum_us",
     "raw_sum_us",
     "failed_sum_us",
+    "refused_sum_us",
 )
 
 
@@ -130,13 +134,16 @@ class Second:
     """Everything recorded for requests whose intended send time fell in one second of the schedule.
 
     ``scheduled`` slots came due; ``sent`` of them were sent (``late`` more than the threshold after their
-    intended time); ``ok`` and ``errors`` are completed requests (``shed`` = errors that were HTTP 503).
+    intended time); ``ok`` and ``errors`` are completed requests (``shed`` = errors that were refusals,
+    HTTP 503 or 429: ``REFUSED_KINDS``).
     ``sent - ok - errors`` were still in flight when the test stopped. Histograms hold ok responses only and
     are created on first use, so an idle second costs almost nothing.
 
     ``failed`` holds what the requests that did not succeed waited, from their intended time: an error's
     until its answer, and one unanswered or never sent until the test stopped (a lower bound). With
     ``corrected`` it makes the latency of *all outcomes*: what everything that was asked for waited.
+    ``refused`` holds the refusals' part of it alone (their answers' latency from the intended time), so
+    that admitted (``corrected``) and refused requests are measured apart.
 
     ``LatencyRecorder.record`` only appends the two durations to the pending lists; ``fold`` (called by
     every method that reads or moves the second, and by ``LatencyRecorder.seconds``) counts them into
@@ -157,10 +164,13 @@ class Second:
     corrected_sum_us: int = 0  # exact sums, for means without walking the histogram
     raw_sum_us: int = 0
     failed_sum_us: int = 0
+    refused_sum_us: int = 0
     corrected: HdrHistogram | None = field(default=None, repr=False)
     raw: HdrHistogram | None = field(default=None, repr=False)
     failed: HdrHistogram | None = field(default=None, repr=False)
+    refused: HdrHistogram | None = field(default=None, repr=False)
     pending_failed_ns: list[int] = field(default_factory=list, repr=False)
+    pending_refused_ns: list[int] = field(default_factory=list, repr=False)
     # ok responses not yet folded in: (completion - intended) and (completion - sent), ns
     pending_corrected_ns: list[int] = field(default_factory=list, repr=False)
     pending_raw_ns: list[int] = field(default_factory=list, repr=False)
@@ -174,6 +184,13 @@ class Second:
             record_values(self.failed, failed)
             self.failed_sum_us += int(failed.sum())
             self.pending_failed_ns = []
+        if self.pending_refused_ns:
+            if self.refused is None:
+                self.refused = new_histogram()
+            refused = to_us_array(self.pending_refused_ns)
+            record_values(self.refused, refused)
+            self.refused_sum_us += int(refused.sum())
+            self.pending_refused_ns = []
         if not self.pending_corrected_ns:
             return
         if self.corrected is None or self.raw is None:
@@ -202,6 +219,10 @@ class Second:
             if self.failed is None:
                 self.failed = new_histogram()
             self.failed.add(other.failed)
+        if other.refused is not None:
+            if self.refused is None:
+                self.refused = new_histogram()
+            self.refused.add(other.refused)
 
     def to_wire(self) -> dict[str, Any]:
         """Plain data for Locust's master/worker messages: counters plus encoded histograms (or None)."""
@@ -210,6 +231,7 @@ class Second:
         wire["corrected"] = None if self.corrected is None else self.corrected.encode()
         wire["raw"] = None if self.raw is None else self.raw.encode()
         wire["failed"] = None if self.failed is None else self.failed.encode()
+        wire["refused"] = None if self.refused is None else self.refused.encode()
         return wire
 
     @classmethod
@@ -222,6 +244,8 @@ class Second:
             second.raw = HdrHistogram.decode(wire["raw"])
         if wire.get("failed") is not None:
             second.failed = HdrHistogram.decode(wire["failed"])
+        if wire.get("refused") is not None:
+            second.refused = HdrHistogram.decode(wire["refused"])
         return second
 
     def all_outcomes(self) -> dict[str, Any]:
@@ -248,6 +272,7 @@ class Second:
             "generator_late": self.generator_late,
             "corrected": summarize(self.corrected, self.corrected_sum_us),
             "raw": summarize(self.raw, self.raw_sum_us),
+            "refused": summarize(self.refused, self.refused_sum_us),
         }
 
 
@@ -270,6 +295,9 @@ class LatencyRecorder:
         # successful answers by the second they *arrived* (the seconds above are by intended send time):
         # the work done per wall-clock second, which is what a saturated server's throughput is
         self.completed: Counter[int] = Counter()
+        # requests sent, by the second they *left*: with the slots due by then (``scheduled`` by intended
+        # second), what the generator still owed its schedule at the end of each second (its backlog)
+        self.dispatched: Counter[int] = Counter()
 
     @property
     def seconds(self) -> dict[int, Second]:
@@ -317,6 +345,7 @@ class LatencyRecorder:
         if own_ns > 0 and own_ns // 1000 > second.generator_lag_max_us:
             second.generator_lag_max_us = own_ns // 1000
         self.requests_by_kind[kind] += 1
+        self.dispatched[sent_ns // _NS_PER_S] += 1
 
     def record(self, intended_ns: int, sent_ns: int, done_ns: int) -> None:
         """A successful response: corrected latency from the intended time, raw from the actual send."""
@@ -330,11 +359,14 @@ class LatencyRecorder:
         ``done_ns``: when it failed (its wait from the intended time counts in all outcomes)."""
         second = self._second(intended_ns)
         second.errors += 1
-        if kind == "http_503":
+        refused = kind in REFUSED_KINDS
+        if refused:
             second.shed += 1
         self.errors_by_kind[kind] += 1
         if done_ns is not None:
             second.pending_failed_ns.append(done_ns - intended_ns)
+            if refused:
+                second.pending_refused_ns.append(done_ns - intended_ns)
 
     def unanswered(self, intended_ns: int, at_ns: int) -> None:
         """A request still unanswered (or a slot never sent) when the test stopped at ``at_ns``: its wait so
@@ -350,11 +382,13 @@ class LatencyRecorder:
             "errors_by_kind": dict(self.errors_by_kind),
             "requests_by_kind": dict(self.requests_by_kind),
             "completed": [[index, count] for index, count in sorted(self.completed.items())],
+            "dispatched": [[index, count] for index, count in sorted(self.dispatched.items())],
         }
         self._seconds = {}
         self.errors_by_kind = Counter()
         self.requests_by_kind = Counter()
         self.completed = Counter()
+        self.dispatched = Counter()
         return delta
 
     def add_delta(self, delta: Mapping[str, Any]) -> None:
@@ -364,6 +398,7 @@ class LatencyRecorder:
         self.errors_by_kind.update(delta.get("errors_by_kind", {}))
         self.requests_by_kind.update(delta.get("requests_by_kind", {}))
         self.completed.update({int(index): int(count) for index, count in delta.get("completed", ())})
+        self.dispatched.update({int(index): int(count) for index, count in delta.get("dispatched", ())})
 
     def merge(self, other: LatencyRecorder) -> None:
         """Merge another recorder in this process (no encoding)."""
@@ -372,6 +407,7 @@ class LatencyRecorder:
         self.errors_by_kind.update(other.errors_by_kind)
         self.requests_by_kind.update(other.requests_by_kind)
         self.completed.update(other.completed)
+        self.dispatched.update(other.dispatched)
 
     def _merge_second(self, index: int, second: Second) -> None:
         mine = self._seconds.get(index)

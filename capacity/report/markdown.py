@@ -129,6 +129,26 @@ def _render(view: ReportView, note_limit: int, repeats: RepeatsView | None = Non
             out.append(f"  - limit: {_short(tier.limit_sentence, note_limit)}")
     out += ["", "### Breaking points", ""]
     out += _estimates(view.breaking_points, note_limit)
+    if view.overload:
+        out += ["", "#### Past the limit: degraded or collapsed", ""]
+        out += _table(
+            (
+                "Tier",
+                "Verdict",
+                "Offered",
+                "Goodput",
+                "Refused",
+                "Admitted P99",
+                "Refused P99",
+                "Time to recover",
+            ),
+            [
+                (r.tier, r.label, r.offered, r.goodput, r.refused, r.admitted_p99, r.refused_p99, r.recovery)
+                for r in view.overload
+            ],
+            (False, False, True, True, True, True, True, True),
+        )
+        out += [""] + [f"- **{r.tier}**: {r.sentence}" for r in view.overload]
     if repeats is not None:
         out += ["", *_repeats(repeats)]
     out += ["", "### Resource efficiency", ""]

@@ -29,7 +29,17 @@ from capacity.report.units import (
     number,
     percent,
 )
-from capacity.results.verdict_text import LABELS, limit_of, limit_sentence
+from capacity.results.run_file import Overload
+from capacity.results.verdict_text import (
+    LABELS,
+    OVERLOAD_LABELS,
+    backlog_text,
+    limit_of,
+    limit_sentence,
+    overload_note,
+    overload_sentence,
+    share_text,
+)
 from capacity.results.verdicts import NOT_THE_SERVERS, kept_up
 from capacity.sweep.sweep_file import MatrixRow as SweepRow
 from capacity.sweep.sweep_file import matrix_rows
@@ -322,6 +332,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
     limit = None if run.status == "failed" else limit_of(s)  # a failed run's problem says it all
     slo = s.slo
     ramp = load.get("ramp_up")
+    recovery = run.scenario.get("recovery")
     duration = run.overrides.duration_s or load.get("duration")
     rows: tuple[TargetRow, ...] = (
         TargetRow(
@@ -353,7 +364,7 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
             ),
         ),
         TargetRow("P99 raw", "", number(s.raw.p99_ms, "ms")),
-        TargetRow("Shed (503)", "", percent(s.shed_rate)),
+        TargetRow("Refused (503, 429)", "", percent(s.shed_rate)),
         TargetRow(
             "Server CPU mean / max",
             "",
@@ -369,12 +380,16 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
         ),
         TargetRow(
             "Duration",
-            f"{number(duration, 's')}" + (f" (ramp {number(ramp.get('duration'), 's')})" if ramp else ""),
+            f"{number(duration, 's')}"
+            + (f" (ramp {number(ramp.get('duration'), 's')})" if ramp else "")
+            + (_recovery_target(recovery) if recovery else ""),
             f"steady t = {s.steady_start_s}{DASH}{s.steady_end_s} s",
         ),
     )
     if s.other_cpu_percent_mean is not None:  # other work on the machine disturbs the measurement
         rows += (TargetRow("Other processes' CPU", "", number(s.other_cpu_percent_mean, "% of a core")),)
+    if s.overload is not None:
+        rows += (TargetRow("Overload", "", overload_sentence(s.overload)),)
     return TierView(
         name=tier.name,
         anchor=row.anchor,
@@ -390,6 +405,12 @@ def tier_view(index: int, tier: TierRun, row: MatrixRow, shown: Sequence[str] = 
         notes=tuple(n for n in (*s.notes, *run.notes) if n not in shown),
         rows=rows,
     )
+
+
+def _recovery_target(recovery: dict[str, Any]) -> str:
+    """`` then 20 s at 500 requests/s to recover``: the scenario's recovery phase as its table shows it."""
+    rate = number(recovery.get("orders_per_second"), "requests/s")
+    return f", then {number(recovery.get('duration'), 's')} at {rate} to recover"
 
 
 # ---------------------------------------------------------------------------------------------- estimates
@@ -465,6 +486,73 @@ def breaking_rows(model: CapacityModel) -> tuple[EstimateRow, ...]:
     ]
     buffer = f"{points.safety_buffer:.0%} safety buffer"
     rows.append(EstimateRow(f"Recommended maximum ({buffer})", points.recommended_max, True))
+    return tuple(rows)
+
+
+@dataclass(frozen=True)
+class OverloadRow(_TierLimit):
+    """One tier past its capacity (or with a recovery phase): its degraded-mode figures as the breaking-point
+    section shows them, and its verdict (``capacity.results.verdicts.overload_verdict``) in words. A
+    disturbed tier's row is greyed as in the matrix: its figures are not the server's alone."""
+
+    tier: str
+    anchor: str
+    limit: str  # the tier's one limit
+    kind: str  # kept_up, degraded, overwhelmed, collapsed
+    label: str
+    offered: str
+    goodput: str
+    refused: str
+    admitted_p99: str
+    refused_p99: str
+    backlog: str
+    recovery: str
+    sentence: str
+    overload: Overload
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **{k: v for k, v in asdict(self).items() if k != "overload"},
+            "figures": asdict(self.overload),
+        }
+
+
+def overload_rows(source: ReportSource, matrix: Sequence[MatrixRow]) -> tuple[OverloadRow, ...]:
+    """The tiers that have degraded-mode figures, in sweep order."""
+    anchors = {row.tier: row.anchor for row in matrix}
+    rows = []
+    for tier in source.tiers:
+        o = tier.run.summary.overload
+        if o is None or tier.run.status == "failed":
+            continue
+        limit = limit_of(tier.run.summary)
+        disturbed = limit.kind == "disturbed"
+        recovery = o.recovery
+        if recovery is None:
+            recovered = MISSING
+        elif recovery.time_to_recover_s is None:
+            recovered = f"not within {number(recovery.duration_s, 's')}"
+        else:
+            recovered = number(recovery.time_to_recover_s, "s")
+        rows.append(
+            OverloadRow(
+                tier=tier.name,
+                anchor=anchors.get(tier.name, ""),
+                limit=limit.kind,
+                kind=o.kind,
+                label=OVERLOAD_LABELS[o.kind],
+                offered=number(o.offered_rate, "requests/s"),
+                goodput=number(o.goodput, "requests/s"),
+                refused=share_text(o.refused_share),
+                admitted_p99=number(o.admitted_p99_ms, "ms"),
+                refused_p99=number(o.refused_p99_ms, "ms"),
+                backlog=backlog_text(o),
+                recovery=recovered,
+                sentence=overload_sentence(o)
+                + (" (disturbed: not the server's figures alone)" if disturbed else ""),
+                overload=o,
+            )
+        )
     return tuple(rows)
 
 
@@ -575,6 +663,8 @@ class ReportView:
     fit_options: str
     warnings: tuple[str, ...] = field(default=())
     claims: AuditRecord | None = None  # the claims audit, when the sweep was audited
+    overload: tuple[OverloadRow, ...] = ()  # tiers past their capacity: degraded mode, collapse, recovery
+    overload_note: str = field(default_factory=overload_note)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: every table, with numbers as numbers (the matrix) and estimates in full."""
@@ -596,6 +686,8 @@ class ReportView:
             "tiers": [{**asdict(t), "rows": [asdict(r) for r in t.rows]} for t in self.tiers],
             "efficiency": [r.to_dict() for r in self.efficiency],
             "breaking_points": [r.to_dict() for r in self.breaking_points],
+            "overload": [r.to_dict() for r in self.overload],
+            "overload_note": self.overload_note,
             "projections": [
                 {"title": p.title, "rows": [r.to_dict() for r in p.rows], "assumptions": list(p.assumptions)}
                 for p in self.projections
@@ -713,6 +805,7 @@ def build_view(source: ReportSource) -> ReportView:
         ),
         warnings=tuple(warnings),
         claims=source.audit,
+        overload=overload_rows(source, matrix),
     )
 
 

@@ -11,6 +11,7 @@ import json
 import math
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,14 @@ def second_entry(scenario: Scenario, recorder: LatencyRecorder, t: int) -> dict[
         "t": t,
         "offered_rate": offered_in_second(scenario, t),
         "completed": recorder.completed.get(t, 0),
+        "dispatched": recorder.dispatched.get(t, 0),
         **second.summary(),
     }
 
 
-def totals(recorder: LatencyRecorder) -> dict[str, Any]:
-    total = recorder.combined()
+def totals(recorder: LatencyRecorder, indices: Iterable[int] | None = None) -> dict[str, Any]:
+    """The counts and merged latency of the given seconds (default: the whole run)."""
+    total = recorder.combined(indices)
     return {
         "scheduled": total.scheduled,
         "sent": total.sent,
@@ -57,6 +60,20 @@ def totals(recorder: LatencyRecorder) -> dict[str, Any]:
         "corrected": summarize(total.corrected, total.corrected_sum_us),
         "raw": summarize(total.raw, total.raw_sum_us),
         "all_outcomes": total.all_outcomes(),
+        "refused": summarize(total.refused, total.refused_sum_us),
+    }
+
+
+def phase_totals(scenario: Scenario, recorder: LatencyRecorder, length: int) -> dict[str, Any]:
+    """For a scenario with a recovery phase, ``{"load": ..., "recovery": ...}``: each phase's totals (as
+    ``totals``) with its seconds ``[start_s, end_s)``; a second the load's end falls in counts with the
+    load. Empty without a recovery phase (the totals are the load's)."""
+    if scenario.recovery is None:
+        return {}
+    split = min(math.ceil(scenario.load_end_s - 1e-9), length)
+    return {
+        name: {"start_s": start, "end_s": end, **totals(recorder, range(start, end))}
+        for name, start, end in (("load", 0, split), ("recovery", split, length))
     }
 
 
@@ -85,6 +102,7 @@ def loadgen_document(
         "workers": workers,
         "seconds": [second_entry(scenario, recorder, t) for t in range(length)],
         "totals": totals(recorder),
+        "phases": phase_totals(scenario, recorder, length),
         "errors_by_kind": recorder.errors_summary(),
         "requests_by_kind": recorder.requests_summary(),
     }

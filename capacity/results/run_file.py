@@ -90,6 +90,9 @@ class Second:
     exchange_rss_bytes: int | None = None
     exchange_cpu_percent: float | None = None  # the exchange's own process CPU, percent of one core
     exchange_trades_per_sec: float | None = None  # trades (fills) per second, as the exchange reports
+    # requests the generator owed its schedule at the end of the second: due by then, not yet sent (None:
+    # a file from before it was recorded)
+    backlog: int | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,49 @@ class TierLimit:
         return self.kind in ("none", "server")
 
 
+OverloadKind = Literal["kept_up", "degraded", "overwhelmed", "collapsed"]
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """The light-rate phase after the load (a scenario's ``recovery``) and what the server did in it.
+
+    ``time_to_recover_s`` is decided by ``capacity.results.verdicts.time_to_recover`` (the definition and
+    its thresholds are there, docs/report.md says it in words); None: it did not recover within the phase.
+    """
+
+    start_s: float  # when the load dropped: the end of the load phase, seconds since t = 0
+    duration_s: float  # length of the recovery phase
+    offered_rate: float  # requests/s the recovery phase offered
+    time_to_recover_s: float | None
+    refused_share: float | None = None  # refusals (503, 429) / sent over the recovery phase
+    admitted_p99_ms: float | None = None  # corrected P99 of its successes
+
+
+@dataclass(frozen=True)
+class Overload:
+    """How the server behaved past its capacity, over the load phase: the figures of degraded mode and the
+    one verdict ``capacity.results.verdicts.overload_verdict`` gives them (``kind``).
+
+    ``kept_up``: it kept up within its SLO (no overload); ``degraded``: it refused a share of the requests
+    and kept the P99 of the admitted ones within the SLO (graceful); ``overwhelmed``: it neither refused
+    enough nor kept the admitted within the SLO; ``collapsed``: its goodput fell far below the best it
+    delivered in the run.
+    """
+
+    kind: OverloadKind
+    offered_rate: float  # requests/s, the steady window's mean
+    goodput: float  # successful (2xx) answers/s, the steady window's mean
+    peak_goodput: float | None  # the best goodput of the load phase (a few seconds' mean)
+    refused_share: float  # refusals (503, 429) / sent
+    admitted_p99_ms: float | None  # corrected P99 of the successful requests
+    refused_p99_ms: float | None  # P99 of the refusals, from their intended send time
+    p99_limit_ms: float  # the SLO's P99
+    backlog_max: int | None  # most requests the generator was behind its schedule at the end of a second
+    lag_max_ms: float | None  # the longest any request went out behind its intended time
+    recovery: Recovery | None = None  # None: the scenario has no recovery phase
+
+
 @dataclass(frozen=True)
 class SloVerdict:
     """The run against the scenario's SLO: corrected p99 (ms) and error rate (0-1), each with its limit."""
@@ -178,7 +224,8 @@ class Summary:
 
     Rates (offered, achieved, CPU, exchange) are over the steady window ``[steady_start_s, steady_end_s)``:
     the ramp and the first and last second are left out. Counts, error rate and latency are over the whole
-    run; latencies come from the merged histograms, never from averaged percentiles.
+    run, or over its load phase when the scenario has a recovery phase (which ``overload.recovery``
+    describes); latencies come from the merged histograms, never from averaged percentiles.
     ``generator_bound`` means the load generator, not the server, limited the run (``limits`` says why):
     such a run is never evidence of a server limit.
     """
@@ -218,6 +265,8 @@ class Summary:
     # requests waited (until the answer, or the end: a lower bound); the SLO verdict's P99 when present
     all_outcomes: Latency | None = None
     limit: TierLimit | None = None  # what limited the tier (capacity.results.verdicts); None in older files
+    refused: Latency | None = None  # the refusals' (503, 429) latency from their intended time; None: older
+    overload: Overload | None = None  # degraded-mode figures, for a run past its capacity (or with recovery)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,14 @@ here, so the same tier reads the same everywhere and never says two things at on
 
 from __future__ import annotations
 
-from capacity.results.run_file import Reason, Summary, TierLimit
+from capacity.results.run_file import Overload, Reason, Recovery, Summary, TierLimit
+from capacity.results.verdicts import (
+    COLLAPSED_GOODPUT_SHARE,
+    PEAK_WINDOW_S,
+    RECOVERED_FOR_S,
+    RECOVERED_REFUSED_SHARE,
+    REFUSING_SHARE,
+)
 from capacity.text import sentence_ms
 
 #: The tier's limit in a word or two, for tables.
@@ -117,3 +124,103 @@ def limit_of(summary: Summary) -> TierLimit:
 def duration_text(value: float) -> str:
     """``300 ms``, ``2.0 s``."""
     return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+# ---------------------------------------------------------------------------------------------- overload
+
+#: An overload verdict in a word or two, for tables.
+OVERLOAD_LABELS = {
+    "kept_up": "kept up",
+    "degraded": "degraded",
+    "overwhelmed": "overwhelmed",
+    "collapsed": "collapsed",
+}
+
+
+def share_text(fraction: float) -> str:
+    """A share as ``30 %``, ``2.5 %``, ``0.04 %``: two significant figures below 10 %."""
+    percent = 100 * fraction
+    return f"{percent:.0f} %" if percent >= 10 or percent == 0 else f"{percent:.2g} %"
+
+
+def rate_text(value: float) -> str:
+    """A rate in a sentence: ``5,200/s``, ``12.5/s``."""
+    return f"{value:,.0f}/s" if value >= 100 else f"{value:.3g}/s"
+
+
+def _ms(value: float | None) -> str:
+    return "unmeasured" if value is None else f"{sentence_ms(value)} ms"
+
+
+def overload_sentence(o: Overload) -> str:
+    """The run past its capacity in one line, the verdict first with the figures that decided it:
+    ``degraded: refuses 30 %, admitted P99 120 ms ...`` or ``collapsed: goodput fell to 800/s ...``."""
+    slo = f"the SLO's {o.p99_limit_ms:g} ms"
+    offered = f"{rate_text(o.goodput)} of {rate_text(o.offered_rate)} offered"
+    match o.kind:
+        case "collapsed":
+            best = o.peak_goodput if o.peak_goodput is not None else o.offered_rate
+            text = (
+                f"collapsed: goodput fell to {rate_text(o.goodput)}, {share_text(o.goodput / best)} of "
+                f"the best {rate_text(best)} it delivered (offered {rate_text(o.offered_rate)}); refuses "
+                f"{share_text(o.refused_share)}, admitted P99 {_ms(o.admitted_p99_ms)}"
+            )
+        case "degraded":
+            text = (
+                f"degraded: refuses {share_text(o.refused_share)}, admitted P99 {_ms(o.admitted_p99_ms)} "
+                f"within {slo}; goodput {offered}"
+            )
+        case "overwhelmed":
+            text = (
+                f"overwhelmed: admitted P99 {_ms(o.admitted_p99_ms)} against {slo}, refuses "
+                f"{share_text(o.refused_share)}; goodput {offered}"
+            )
+        case "kept_up":
+            text = (
+                f"kept up: goodput {offered}, admitted P99 {_ms(o.admitted_p99_ms)} within {slo}, "
+                f"refuses {share_text(o.refused_share)}"
+            )
+    if o.recovery is not None:
+        text += f"; {recovery_sentence(o.recovery)}"
+    return text
+
+
+def recovery_sentence(r: Recovery) -> str:
+    """``recovered 4 s after the load dropped to 500/s`` or ``not recovered within the 30 s at 500/s``
+    (the time is in whole seconds: ``capacity.results.verdicts.time_to_recover``)."""
+    if r.time_to_recover_s is None:
+        return (
+            f"not recovered within the {r.duration_s:g} s at {rate_text(r.offered_rate)} "
+            "after the load dropped"
+        )
+    rate = rate_text(r.offered_rate)
+    if r.time_to_recover_s == 0:
+        return f"recovered within the first second after the load dropped to {rate}"
+    return f"recovered {r.time_to_recover_s:.0f} s after the load dropped to {rate}"
+
+
+def backlog_text(o: Overload) -> str:
+    """The generator's backlog behind its schedule: ``1,200 requests, up to 2.3 s late``."""
+    parts = []
+    if o.backlog_max is not None:
+        parts.append(f"{o.backlog_max:,} requests")
+    if o.lag_max_ms is not None:
+        parts.append(f"up to {duration_text(o.lag_max_ms / 1000)} late")
+    return ", ".join(parts) if parts else "unmeasured"
+
+
+def overload_note() -> str:
+    """What the degraded-mode figures are and how the verdicts are drawn, with the thresholds' values."""
+    return (
+        "Over each tier's load phase: offered and goodput (successful answers/s) are steady-window means; "
+        "refused is the share of the requests sent that were answered 503 or 429; admitted P99 is the "
+        "corrected P99 of the successful requests, refused P99 that of the refusals, both from the intended "
+        f"send time. Degraded: it refused {share_text(REFUSING_SHARE)} or more and kept the admitted within "
+        f"the SLO. Collapsed: its goodput fell below {share_text(COLLAPSED_GOODPUT_SHARE)} of the best "
+        f"{PEAK_WINDOW_S}-second goodput it delivered in the run (or of the offered rate, if lower). "
+        "Overwhelmed: neither (the admitted waited past the SLO, or it fell behind without refusing). The "
+        "generator's backlog is the most requests it owed its schedule at the end of a second, and the "
+        "longest any request went out behind its intended time. Time to recover: from the end of the load "
+        f"to the first of {RECOVERED_FOR_S} seconds in a row whose admitted P99 is within the SLO with at "
+        f"most {share_text(RECOVERED_REFUSED_SHARE)} refused (docs/report.md)."
+    )

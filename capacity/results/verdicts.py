@@ -16,6 +16,21 @@ Each tier of a run gets exactly one ``TierLimit``, decided from evidence in this
    (P99 or errors), or stalled (answered nothing while asked) for ``STALL_LIMIT_S`` or longer.
 5. ``none``: the server kept up within its SLO; nothing limited the tier.
 
+Past its capacity a server either refuses what it cannot serve in time or does not. A run that refused
+``REFUSING_SHARE`` or more of its requests, fell behind, or has a recovery phase also gets an ``Overload``
+(``overload_verdict``), its degraded-mode figures with one of four verdicts, in this order:
+
+1. ``collapsed``: goodput (successful answers/s) below ``COLLAPSED_GOODPUT_SHARE`` of the best it delivered
+   in the run (the highest ``PEAK_WINDOW_S``-second mean of the load phase) or of the offered rate, if lower.
+2. ``degraded``: it refused ``REFUSING_SHARE`` or more and the admitted requests' P99 stayed within the SLO.
+3. ``kept_up``: it refused less than that, kept up and stayed within the SLO: no overload at all.
+4. ``overwhelmed``: anything else (it queued what it admitted past the SLO, or fell behind without refusing).
+
+**Time to recover** (``time_to_recover``): from the end of the load phase to the first second, by intended
+send time, that starts ``RECOVERED_FOR_S`` consecutive recovered seconds; a second is recovered when its
+successful requests' corrected P99 is within the SLO and at most ``RECOVERED_REFUSED_SHARE`` of the requests
+sent in it were refused. Whole seconds; none if it does not happen within the recovery phase.
+
 Decisions are structured (``Reason`` codes with the numbers); ``capacity.results.verdict_text`` renders them.
 """
 
@@ -25,7 +40,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from capacity.results.run_file import Reason, Stall, TierLimit
+from capacity.results.run_file import (
+    LimitKind,
+    Overload,
+    OverloadKind,
+    Reason,
+    Recovery,
+    Second,
+    Stall,
+    TierLimit,
+)
 
 #: Generator CPU, as a share of the cores it could use, that counts as saturated in a second.
 GENERATOR_SATURATION = 0.90
@@ -48,6 +72,18 @@ SERVER_SATURATION = 0.90
 #: A stall (no answer while requests were outstanding) this long or longer is a server limit; shorter ones
 #: are counted in the latency but do not decide the tier.
 STALL_LIMIT_S = 0.5
+#: Refusals (503, 429) at or above this share of the requests sent: the run was refusing load, past its
+#: capacity, and gets its degraded-mode figures (and "degraded" when the admitted stayed within the SLO).
+REFUSING_SHARE = 0.01
+#: Goodput below this share of the best the server delivered in the run (or of the offered rate, if lower)
+#: is a collapse: overload cost it most of its useful work.
+COLLAPSED_GOODPUT_SHARE = 0.5
+#: Seconds averaged for the best goodput of a run (one second alone is noisy; a backlog drains in bursts).
+PEAK_WINDOW_S = 3
+#: Recovered means at most this share of a second's requests refused: about none.
+RECOVERED_REFUSED_SHARE = 0.001
+#: Consecutive recovered seconds that make a recovery (one good second amid bad ones is not one).
+RECOVERED_FOR_S = 3
 #: Limits whose tier's figures are not the server's: left out of the fits, greyed in the report, not judged
 #: by the gate.
 NOT_THE_SERVERS = frozenset({"generator", "disturbed"})
@@ -160,3 +196,105 @@ def _server_saturated_and_slow(e: TierEvidence) -> bool:
     )
     slow = e.raw_p99_ms is not None and e.raw_p99_ms > e.p99_limit_ms
     return busy and slow
+
+
+# ---------------------------------------------------------------------------------------------- overload
+
+
+@dataclass(frozen=True)
+class OverloadEvidence:
+    """The load phase's figures ``overload_verdict`` judges (rates per second, shares 0-1, latency ms)."""
+
+    offered_rate: float
+    goodput: float
+    goodput_per_second: Sequence[float]  # successful answers/s of each second of the load phase
+    sent: int
+    refused: int
+    admitted_p99_ms: float | None
+    refused_p99_ms: float | None
+    p99_limit_ms: float
+    backlog_max: int | None = None
+    lag_max_ms: float | None = None
+    recovery: Recovery | None = None
+    limit: LimitKind = "none"  # the tier's one limit (``classify``)
+
+
+#: Limits under which a run says nothing about overload: the generator could not offer the load, or the
+#: server answered nothing at all (its own verdict says so).
+NO_OVERLOAD_FIGURES = frozenset({"generator", "unreachable"})
+
+
+def peak_goodput(per_second: Sequence[float], window: int = PEAK_WINDOW_S) -> float | None:
+    """The highest mean over ``window`` consecutive seconds (all of them when fewer); None when empty."""
+    if not per_second:
+        return None
+    width = min(window, len(per_second))
+    return max(sum(per_second[i : i + width]) / width for i in range(len(per_second) - width + 1))
+
+
+def overload_kind(e: OverloadEvidence, peak: float | None) -> OverloadKind:
+    """The one verdict on a run past its capacity (see the module docstring for the order)."""
+    reference = min(e.offered_rate, peak) if peak is not None else e.offered_rate
+    if reference > 0 and e.goodput < COLLAPSED_GOODPUT_SHARE * reference:
+        return "collapsed"
+    within = e.admitted_p99_ms is not None and e.admitted_p99_ms <= e.p99_limit_ms
+    refusing = e.sent > 0 and e.refused / e.sent >= REFUSING_SHARE
+    if refusing and within:
+        return "degraded"
+    if not refusing and within and kept_up(e.offered_rate, e.goodput):
+        return "kept_up"
+    return "overwhelmed"
+
+
+def overload_verdict(e: OverloadEvidence) -> Overload | None:
+    """The run's degraded-mode figures and verdict; None for a run that neither refused ``REFUSING_SHARE``,
+    fell behind, nor has a recovery phase (nothing to say about overload), or whose limit is in
+    ``NO_OVERLOAD_FIGURES``. A disturbed run keeps its figures; the report shows it left out, as elsewhere."""
+    share = e.refused / e.sent if e.sent else 0.0
+    if e.limit in NO_OVERLOAD_FIGURES:
+        return None
+    if share < REFUSING_SHARE and kept_up(e.offered_rate, e.goodput) and e.recovery is None:
+        return None
+    peak = peak_goodput(e.goodput_per_second)
+    return Overload(
+        kind=overload_kind(e, peak),
+        offered_rate=e.offered_rate,
+        goodput=e.goodput,
+        peak_goodput=peak,
+        refused_share=share,
+        admitted_p99_ms=e.admitted_p99_ms,
+        refused_p99_ms=e.refused_p99_ms,
+        p99_limit_ms=e.p99_limit_ms,
+        backlog_max=e.backlog_max,
+        lag_max_ms=e.lag_max_ms,
+        recovery=e.recovery,
+    )
+
+
+def recovered_second(second: Second, p99_limit_ms: float) -> bool:
+    """A second (by intended send time) whose successes' corrected P99 is within ``p99_limit_ms`` and of
+    whose sent requests at most ``RECOVERED_REFUSED_SHARE`` were refused."""
+    if second.sent_rate <= 0 or second.corrected_p99_ms is None:
+        return False
+    return (
+        second.corrected_p99_ms <= p99_limit_ms
+        and second.shed_per_s / second.sent_rate <= RECOVERED_REFUSED_SHARE
+    )
+
+
+def time_to_recover(
+    series: Sequence[Second], start_s: float, end_s: float, p99_limit_ms: float
+) -> float | None:
+    """Seconds from ``start_s`` (the end of the load phase) to the first second that begins
+    ``RECOVERED_FOR_S`` consecutive recovered seconds (``recovered_second``) before ``end_s`` (the end of
+    the recovery phase); None when there is none. A second the load's end falls in is the load's."""
+    by_t = {s.t: s for s in series}
+    first = math.ceil(start_s - 1e-9)
+    last = math.ceil(end_s - 1e-9)  # seconds first .. last - 1 belong to the recovery phase
+    streak = 0
+    for t in range(first, last):
+        second = by_t.get(t)
+        streak = streak + 1 if second is not None and recovered_second(second, p99_limit_ms) else 0
+        if streak == min(RECOVERED_FOR_S, last - first):
+            return max(t - streak + 1 - start_s, 0.0)
+    return None

@@ -56,6 +56,21 @@ class LoadgenSecond:
     corrected: Latency
     raw: Latency
     completed: int | None = None  # successful answers that arrived in this wall-clock second (None: old)
+    dispatched: int | None = None  # requests that left in this wall-clock second (None: an older file)
+
+
+@dataclass(frozen=True)
+class PhaseTotals:
+    """One phase of a scenario with a recovery phase (``load`` or ``recovery``): its seconds
+    ``[start_s, end_s)`` and their counts and merged latency, as the whole run's totals."""
+
+    start_s: int
+    end_s: int
+    totals: Counts
+    corrected: Latency
+    raw: Latency
+    all_outcomes: Latency
+    refused: Latency
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,8 @@ class LoadgenResult:
     all_outcomes: Latency | None = None  # successes and failures' waits (None: an older file)
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     requests_by_kind: dict[str, int] = field(default_factory=dict)
+    refused: Latency | None = None  # the refusals' (503, 429) latency (None: an older file)
+    phases: dict[str, PhaseTotals] = field(default_factory=dict)  # load and recovery, when there is one
 
 
 def read_progress(results_dir: Path) -> LoadgenProgress | None:
@@ -130,6 +147,8 @@ def read_loadgen(results_dir: Path) -> LoadgenResult:
             ),
             errors_by_kind={str(k): int(v) for k, v in (data.get("errors_by_kind") or {}).items()},
             requests_by_kind={str(k): int(v) for k, v in (data.get("requests_by_kind") or {}).items()},
+            refused=latency_from(totals["refused"]) if "refused" in totals else None,
+            phases={str(name): _phase(phase) for name, phase in (data.get("phases") or {}).items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as error:
         raise LoadgenFormatError(f"{path}: malformed ({type(error).__name__}: {error})") from None
@@ -153,6 +172,18 @@ def latency_from(data: Mapping[str, Any] | None) -> Latency:
     )
 
 
+def _phase(data: Mapping[str, Any]) -> PhaseTotals:
+    return PhaseTotals(
+        start_s=int(data["start_s"]),
+        end_s=int(data["end_s"]),
+        totals=_counts(data),
+        corrected=latency_from(data.get("corrected")),
+        raw=latency_from(data.get("raw")),
+        all_outcomes=latency_from(data.get("all_outcomes")),
+        refused=latency_from(data.get("refused")),
+    )
+
+
 def _second(entry: Mapping[str, Any]) -> LoadgenSecond:
     return LoadgenSecond(
         t=int(entry["t"]),
@@ -161,6 +192,7 @@ def _second(entry: Mapping[str, Any]) -> LoadgenSecond:
         corrected=latency_from(entry.get("corrected")),
         raw=latency_from(entry.get("raw")),
         completed=None if entry.get("completed") is None else int(entry["completed"]),
+        dispatched=None if entry.get("dispatched") is None else int(entry["dispatched"]),
     )
 
 

@@ -20,7 +20,13 @@ from rich.table import Table
 from rich.text import Text
 
 from capacity.results.run_file import Run
-from capacity.results.verdict_text import duration_text, limit_of, limit_sentence
+from capacity.results.verdict_text import (
+    backlog_text,
+    duration_text,
+    limit_of,
+    limit_sentence,
+    overload_sentence,
+)
 from capacity.text import figure
 
 
@@ -129,7 +135,7 @@ def summary_table(run: Run) -> Table:
     table.add_row(
         "requests",
         f"{s.counts.sent:,} sent, {s.counts.ok:,} ok, {s.counts.errors:,} errors "
-        f"({figure(s.error_rate, '{:.2%}')}), {s.counts.shed:,} shed, {s.counts.late:,} late "
+        f"({figure(s.error_rate, '{:.2%}')}), {s.counts.shed:,} refused (503, 429), {s.counts.late:,} late "
         f"({s.counts.generator_late:,} by the generator)",
     )
     latencies = [("latency corrected", s.corrected), ("latency raw", s.raw)]
@@ -172,6 +178,9 @@ def summary_table(run: Run) -> Table:
             limit.kind, "bold yellow"
         )
         table.add_row("limit", Text(limit_sentence(limit), style=style))
+    if s.overload is not None:
+        table.add_row("overload", overload_sentence(s.overload))
+        table.add_row("generator backlog", backlog_text(s.overload))
     if s.stalls:
         longest = max(s.stalls, key=lambda stall: stall.duration_s)
         table.add_row(

@@ -36,6 +36,8 @@ from capacity.results.run_file import (
     Run,
     RunFormatError,
     RunStatus,
+    Second,
+    Summary,
     Target,
     dataclass_from_json,
 )
@@ -47,8 +49,8 @@ from capacity.run.loadgen_reader import (
     read_loadgen,
 )
 from capacity.run.series import build_series
-from capacity.run.summary import summarize
-from capacity.scenario import ScenarioError, scenario_from_mapping
+from capacity.run.summary import PhaseFigures, summarize
+from capacity.scenario import Scenario, ScenarioError, scenario_from_mapping
 
 SAMPLES_FILE = "samples.jsonl"
 PENDING_FILE = "run.pending.json"
@@ -210,19 +212,7 @@ def assemble_run(
         scenario = scenario_from_mapping(pending.scenario, str(run_dir / PENDING_FILE))
     except ScenarioError as error:
         raise RecordError("; ".join(str(p) for p in error.problems)) from None
-    summary = summarize(
-        scenario,
-        series,
-        loadgen.totals if loadgen else Counts(),
-        loadgen.corrected if loadgen else Latency(0),
-        loadgen.raw if loadgen else Latency(0),
-        pending.generator_cores,
-        completed=status == "completed",
-        failed=status == "failed",
-        stalls=loadgen.stalls if loadgen else (),
-        all_outcomes=loadgen.all_outcomes if loadgen else None,
-        server_cores=pending.server_cores,
-    )
+    summary = summarize_loadgen(scenario, series, loadgen, pending, status)
     started = datetime.fromisoformat(pending.started_utc)
     return Run(
         status=status,
@@ -250,6 +240,45 @@ def assemble_run(
         summary=summary,
         files=files_in(run_dir),
         notes=tuple(notes),
+    )
+
+
+def summarize_loadgen(
+    scenario: Scenario,
+    series: Sequence[Second],
+    loadgen: LoadgenResult | None,
+    pending: PendingRun,
+    status: RunStatus,
+) -> Summary:
+    """The run's summary from the generator's results: its load phase's totals where the scenario has a
+    recovery phase (the generator totals each phase apart), else the whole run's."""
+    phases = loadgen.phases if loadgen else {}
+    load, recovery = phases.get("load"), phases.get("recovery")
+    all_outcomes: Latency | None
+    refused: Latency | None
+    if load is not None:
+        totals, corrected, raw = load.totals, load.corrected, load.raw
+        all_outcomes, refused = load.all_outcomes, load.refused
+    elif loadgen is not None:
+        totals, corrected, raw = loadgen.totals, loadgen.corrected, loadgen.raw
+        all_outcomes, refused = loadgen.all_outcomes, loadgen.refused
+    else:
+        totals, corrected, raw, all_outcomes, refused = Counts(), Latency(0), Latency(0), None, None
+    return summarize(
+        scenario,
+        series,
+        totals,
+        corrected,
+        raw,
+        pending.generator_cores,
+        completed=status == "completed",
+        failed=status == "failed",
+        stalls=loadgen.stalls if loadgen else (),
+        all_outcomes=all_outcomes,
+        server_cores=pending.server_cores,
+        refused=refused,
+        lag_max_ms=loadgen.lag_max_ms if loadgen else None,
+        recovery_phase=PhaseFigures(recovery.totals, recovery.corrected) if recovery else None,
     )
 
 

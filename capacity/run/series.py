@@ -5,7 +5,9 @@ t = 0 of the generator's schedule (unix seconds). A process sample covers ``[tim
 its CPU is spread over the seconds it overlaps (time-weighted), which is exact for a rate. RSS is the
 largest value seen while the second overlapped a sample. Exchange samples are instantaneous reads of
 its own metrics window; second ``t`` takes the first read at or after its end (within one second), else
-the last read inside it.
+the last read inside it. A second's backlog is what the generator owed its schedule at its end: the slots
+due by then (``scheduled``, by intended second) less the requests sent by then (``dispatched``, by the
+second they left).
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ def build_series(
 ) -> tuple[Second, ...]:
     """One ``Second`` per generator second, with server, generator and exchange figures joined in."""
     series = []
+    due = dispatched = 0
     for entry in seconds:
+        due += entry.counts.scheduled
+        dispatched += entry.dispatched or 0
         start = started_at + entry.t * interval_s
         end = start + interval_s
         server_cpu, generator_cpu, other_cpu, rss = _process_figures(process_samples, start, end)
@@ -59,6 +64,7 @@ def build_series(
                 exchange_rss_bytes=exchange.rss_bytes if exchange else None,
                 exchange_cpu_percent=exchange.cpu_percent if exchange else None,
                 exchange_trades_per_sec=exchange.trades_per_sec if exchange else None,
+                backlog=None if entry.dispatched is None else max(due - dispatched, 0),
             )
         )
     return tuple(series)

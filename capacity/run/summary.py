@@ -4,8 +4,14 @@ not the server, was the limit.
 Rules (documented in ``docs/run-format.md``):
 
 - **Steady window**: seconds ``t`` with ``max(1, ceil(ramp)) <= t < last - 1`` — the ramp and the first
-  and last second are left out, as are any seconds the generator reports beyond the schedule. A run too
-  short to have one uses all its seconds (the window in the summary says so).
+  and last second are left out, as are any seconds the generator reports beyond the schedule, and the
+  recovery phase: ``last`` is the end of the load phase. A run too short to have one uses all its seconds
+  (the window in the summary says so).
+- **Load phase**: with a recovery phase, counts, error rate, latency and the SLO verdict are the load
+  phase's (the generator totals each phase apart); the recovery phase is judged by its time to recover.
+- **Overload**: a run past its capacity (refusing, fallen behind) or with a recovery phase gets its
+  degraded-mode figures and verdict (``capacity.results.verdicts.overload_verdict``), unless the
+  generator limited it or the server answered nothing.
 - **Latency** comes from the generator's merged whole-run histograms, never from averaged percentiles.
 - **Error rate** = (sent - ok) / sent: failed requests *and* requests never answered by the end of the
   run (the generator waits a second for in-flight responses) count against the server. In an
@@ -24,10 +30,29 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from capacity.results.run_file import Counts, Latency, Second, SloVerdict, Stall, Summary
+from capacity.results.run_file import (
+    Counts,
+    Latency,
+    Overload,
+    Recovery,
+    Second,
+    SloVerdict,
+    Stall,
+    Summary,
+    TierLimit,
+)
 from capacity.results.verdict_text import advice, aside_lines, reason_text
-from capacity.results.verdicts import GENERATOR_SATURATION, GeneratorEvidence, TierEvidence, classify
+from capacity.results.verdicts import (
+    GENERATOR_SATURATION,
+    GeneratorEvidence,
+    OverloadEvidence,
+    TierEvidence,
+    classify,
+    overload_verdict,
+    time_to_recover,
+)
 from capacity.scenario import Scenario
 from capacity.text import sentence_ms
 
@@ -39,7 +64,7 @@ def steady_window(scenario: Scenario, seconds: Sequence[int]) -> tuple[int, int]
     if not seconds:
         return 0, 0
     ramp = scenario.load.ramp_up.duration_s if scenario.load.ramp_up else 0.0
-    last = min(max(seconds) + 1, math.ceil(scenario.total_duration_s - 1e-9))
+    last = min(max(seconds) + 1, math.ceil(scenario.load_end_s - 1e-9))
     start = max(EDGE_S, math.ceil(ramp - 1e-9))
     end = last - EDGE_S
     if end - start < 1:
@@ -59,11 +84,16 @@ def summarize(
     all_outcomes: Latency | None = None,
     server_cores: float | None = None,
     failed: bool = False,
+    refused: Latency | None = None,
+    lag_max_ms: float | None = None,
+    recovery_phase: PhaseFigures | None = None,
 ) -> Summary:
     """The ``Summary`` of a run. ``generator_cores``: how many cores the generator could use; ``stalls``:
     times the server answered nothing while asked, as the generator saw them; ``server_cores``: the
     cores the server could use (None: unknown); ``failed``: the run failed (its problem says why), so no
-    limit is judged from what little it measured."""
+    limit is judged from what little it measured. ``totals``, the latencies and ``refused`` (the
+    refusals' latency) are the load phase's; ``recovery_phase``: the recovery phase's counts and admitted
+    latency, when the scenario has one; ``lag_max_ms``: the generator's longest delay behind schedule."""
     start, end = steady_window(scenario, [s.t for s in series])
     steady = [s for s in series if start <= s.t < end]
     offered = _mean([s.offered_rate for s in steady]) or 0.0
@@ -115,6 +145,9 @@ def summarize(
         )
     )
     generator_bound = limit is not None and limit.kind == "generator"
+    overload = _overload(
+        scenario, series, limit, offered, achieved, totals, corrected, refused, lag_max_ms, recovery_phase
+    )
     return Summary(
         steady_start_s=start,
         steady_end_s=end,
@@ -148,6 +181,65 @@ def summarize(
         advice=advice(limit) if limit else None,
         notes=tuple(aside_lines(limit)) if limit else (),
         limit=limit,
+        refused=refused,
+        overload=overload,
+    )
+
+
+@dataclass(frozen=True)
+class PhaseFigures:
+    """A phase's counts and the corrected latency of its successes."""
+
+    counts: Counts
+    corrected: Latency
+
+
+def _overload(
+    scenario: Scenario,
+    series: Sequence[Second],
+    limit: TierLimit | None,
+    offered: float,
+    achieved: float,
+    totals: Counts,
+    corrected: Latency,
+    refused: Latency | None,
+    lag_max_ms: float | None,
+    recovery_phase: PhaseFigures | None,
+) -> Overload | None:
+    """The run's degraded-mode figures (None when it was not overloaded, or they would say nothing: see
+    ``overload_verdict``)."""
+    if limit is None:  # a failed run: its problem says what happened
+        return None
+    load_end = scenario.load_end_s
+    recovery = None
+    if scenario.recovery is not None:
+        phase = recovery_phase.counts if recovery_phase else None
+        recovery = Recovery(
+            start_s=load_end,
+            duration_s=scenario.recovery.duration_s,
+            offered_rate=scenario.recovery.orders_per_second,
+            time_to_recover_s=time_to_recover(
+                series, load_end, scenario.total_duration_s, scenario.slo.p99_ms
+            ),
+            refused_share=phase.shed / phase.sent if phase and phase.sent else None,
+            admitted_p99_ms=recovery_phase.corrected.p99_ms if recovery_phase else None,
+        )
+    backlog = [s.backlog for s in series if s.backlog is not None]
+    return overload_verdict(
+        OverloadEvidence(
+            offered_rate=offered,
+            goodput=achieved,
+            goodput_per_second=[s.achieved_rate for s in series if s.t < load_end],
+            sent=totals.sent,
+            refused=totals.shed,
+            admitted_p99_ms=corrected.p99_ms if corrected.count else None,
+            refused_p99_ms=refused.p99_ms if refused is not None and refused.count else None,
+            p99_limit_ms=scenario.slo.p99_ms,
+            backlog_max=max(backlog, default=None),
+            lag_max_ms=lag_max_ms,
+            recovery=recovery,
+            limit=limit.kind,
+        )
     )
 
 

@@ -77,6 +77,17 @@ def _build_stages(doc: _Doc, raw: Sequence[Mapping[str, Any]], default_users: in
     )
 
 
+def _build_recovery(doc: _Doc, raw: Mapping[str, Any] | None, default_users: int) -> Stage | None:
+    """The light-rate phase after the load, or None when the file has none."""
+    if raw is None:
+        return None
+    return Stage(
+        _seconds(doc, ("recovery", "duration"), raw["duration"]),
+        float(raw["orders_per_second"]),
+        int(raw.get("concurrent_users", default_users)),
+    )
+
+
 def _build_load(doc: _Doc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) -> Load:
     ramp = _build_ramp(doc, raw.get("ramp_up"))
     symbols = tuple(raw["symbols"])
@@ -127,6 +138,7 @@ def _build_scenario(doc: _Doc) -> Scenario:
         mix=_build_mix(doc, data.get("mix")),
         slo=Slo(float(data["slo"]["p99_ms"]), float(data["slo"]["error_rate"])),
         stages=stages,
+        recovery=_build_recovery(doc, data.get("recovery"), users),
     )
     doc.raise_if_any()
     return scenario

@@ -174,7 +174,7 @@ class Load:
     orders_per_second: float  # requests/s, all kinds of the mix together
     concurrent_users: int  # Locust users the rate is spread over
     symbols: tuple[str, ...]
-    duration_s: float  # seconds, ramp included
+    duration_s: float  # seconds, ramp included; the recovery phase, if any, comes after it
     ramp_up: RampUp | None = None
 
 
@@ -211,7 +211,13 @@ class Slo:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. ``stages`` is empty unless the file gives a staged schedule."""
+    """A validated scenario. ``stages`` is empty unless the file gives a staged schedule.
+
+    ``recovery`` is an optional light-rate phase after the load (the load's stages, or its one step): the
+    run goes on at that rate so that it can measure how long the server takes to recover once the load
+    drops (``capacity.results.verdicts.time_to_recover``). The tier's own figures (steady window, counts,
+    latency, SLO verdict) are those of the load phase, ``[0, load_end_s)``.
+    """
 
     name: str
     description: str
@@ -219,15 +225,27 @@ class Scenario:
     mix: Mix
     slo: Slo
     stages: tuple[Stage, ...] = ()
+    recovery: Stage | None = None
 
     # -- schedule arithmetic (t_s: seconds since the start of the run) --
 
     @property
-    def steps(self) -> tuple[Stage, ...]:
-        """The schedule as steps: the stages, or one step made of ``load``."""
+    def load_steps(self) -> tuple[Stage, ...]:
+        """The load phase as steps: the stages, or one step made of ``load`` (the recovery left out)."""
         if self.stages:
             return self.stages
         return (Stage(self.load.duration_s, self.load.orders_per_second, self.load.concurrent_users),)
+
+    @property
+    def steps(self) -> tuple[Stage, ...]:
+        """The whole schedule as steps, as the generators follow it: the load phase, then the recovery."""
+        return self.load_steps + ((self.recovery,) if self.recovery is not None else ())
+
+    @property
+    def load_end_s(self) -> float:
+        """When the load phase ends, seconds since the start: the recovery phase's start, if there is one,
+        else the end of the run."""
+        return sum(step.duration_s for step in self.load_steps)
 
     @property
     def total_duration_s(self) -> float:
@@ -292,6 +310,8 @@ class Scenario:
 
         Stages are scaled to fit: durations proportionally to the new total, rates and users so that the peak
         equals the new value. A ramp keeps its length but never takes a larger share of the run than before.
+        The duration is the load phase's: a recovery phase keeps its length, and its rate and users scale
+        with the load's as a stage's do.
         Raises ScenarioError for non-positive values or an empty symbol list.
         """
         _check_overrides(duration_s, orders_per_second, concurrent_users, target_symbols)
@@ -307,31 +327,48 @@ class Scenario:
         return result
 
     def _scaled_duration(self, duration_s: float) -> Scenario:
-        factor = duration_s / self.total_duration_s
+        factor = duration_s / self.load_end_s
         ramp = self.load.ramp_up
         if ramp is not None:
             ramp = replace(ramp, duration_s=ramp.duration_s * min(factor, 1.0))
         stages = tuple(replace(s, duration_s=s.duration_s * factor) for s in self.stages)
+        # the recovery phase keeps its length: it is the time the run gives the server to recover
         return replace(self, load=replace(self.load, duration_s=duration_s, ramp_up=ramp), stages=stages)
 
     def _scaled_rate(self, rate: float) -> Scenario:
         factor = rate / self.load.orders_per_second
         stages = tuple(replace(s, orders_per_second=s.orders_per_second * factor) for s in self.stages)
-        return replace(self, load=replace(self.load, orders_per_second=rate), stages=stages)
+        recovery = self.recovery
+        if recovery is not None:
+            recovery = replace(recovery, orders_per_second=recovery.orders_per_second * factor)
+        return replace(
+            self, load=replace(self.load, orders_per_second=rate), stages=stages, recovery=recovery
+        )
 
     def _scaled_users(self, users: int) -> Scenario:
         factor = users / self.load.concurrent_users
         stages = tuple(
             replace(s, concurrent_users=max(1, round(s.concurrent_users * factor))) for s in self.stages
         )
-        return replace(self, load=replace(self.load, concurrent_users=users), stages=stages)
+        recovery = self.recovery
+        if recovery is not None:
+            recovery = replace(recovery, concurrent_users=max(1, round(recovery.concurrent_users * factor)))
+        return replace(
+            self, load=replace(self.load, concurrent_users=users), stages=stages, recovery=recovery
+        )
 
     # -- output --
 
     def summary(self) -> str:
-        """One line for listings: ``5000/s, 2m`` or ``3 stages, peak 12000/s, 4m30s``."""
-        text = f"{_num(self.load.orders_per_second)}/s, {format_duration(self.total_duration_s)}"
-        return f"{len(self.stages)} stages, peak {text}" if self.stages else text
+        """One line for listings: ``5000/s, 2m``, ``3 stages, peak 12000/s, 4m30s``, or with a recovery
+        phase ``18000/s, 1m30s, then 500/s for 30s to recover``."""
+        text = f"{_num(self.load.orders_per_second)}/s, {format_duration(self.load_end_s)}"
+        if self.stages:
+            text = f"{len(self.stages)} stages, peak {text}"
+        if self.recovery is not None:
+            rate = _num(round(self.recovery.orders_per_second, 3))
+            text += f", then {rate}/s for {format_duration(self.recovery.duration_s)} to recover"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form in the YAML's own shape (durations as seconds); it loads back equal."""
@@ -347,6 +384,8 @@ class Scenario:
         out: dict[str, Any] = {"name": self.name, "description": self.description, "load": load}
         if self.stages:
             out["stages"] = [stage.to_dict() for stage in self.stages]
+        if self.recovery is not None:
+            out["recovery"] = self.recovery.to_dict()
         out["mix"] = {k: _num(v) for k, v in asdict(self.mix).items()}
         out["slo"] = {k: _num(v) for k, v in asdict(self.slo).items()}
         return out

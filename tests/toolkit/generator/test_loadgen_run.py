@@ -60,10 +60,11 @@ LOADGEN_KEYS = {
     "totals",
     "errors_by_kind",
     "requests_by_kind",
+    "phases",
 }
 COUNTS = ("scheduled", "sent", "ok", "errors", "shed", "late", "generator_late")
-SECOND_KEYS = {"t", "offered_rate", "completed", *COUNTS, "corrected", "raw"}
-TOTAL_KEYS = {*COUNTS, "lag_max_ms", "generator_lag_max_ms", "corrected", "raw", "all_outcomes"}
+SECOND_KEYS = {"t", "offered_rate", "completed", "dispatched", *COUNTS, "corrected", "raw", "refused"}
+TOTAL_KEYS = {*COUNTS, "lag_max_ms", "generator_lag_max_ms", "corrected", "raw", "all_outcomes", "refused"}
 LATENCY_KEYS = {"count", "p50", "p90", "p99", "p999", "max", "mean"}
 
 
@@ -113,11 +114,14 @@ def check_contract(results: Path, scenario_path: Path, url: str) -> dict[str, An
     assert [s["t"] for s in doc["seconds"]] == list(range(len(doc["seconds"])))
     for second in doc["seconds"]:
         assert set(second) == SECOND_KEYS
-        assert set(second["corrected"]) == set(second["raw"]) == LATENCY_KEYS
+        assert set(second["corrected"]) == set(second["raw"]) == set(second["refused"]) == LATENCY_KEYS
     assert set(doc["totals"]) == TOTAL_KEYS
     for name in COUNTS:
         assert doc["totals"][name] == sum(s[name] for s in doc["seconds"]), name
     assert doc["totals"]["corrected"]["count"] == doc["totals"]["ok"]
+    assert doc["totals"]["refused"]["count"] == doc["totals"]["shed"]
+    assert sum(s["dispatched"] for s in doc["seconds"]) == doc["totals"]["sent"]
+    assert doc["phases"] == {}  # no recovery phase: the totals are the load's
     assert set(doc["errors_by_kind"]) >= {"http_503", "http_400", "connection", "timeout"}
     assert set(doc["requests_by_kind"]) == {"limit", "market", "cancel", "book"}
     assert sum(doc["requests_by_kind"].values()) == doc["totals"]["sent"]

@@ -33,6 +33,13 @@ stages:
 slo: {p99_ms: 50, error_rate: 0.01}
 """
 
+RECOVERING = """\
+name: recovering
+load: {orders_per_second: 400, concurrent_users: 10, symbols: [BTCUSD], duration: 5s}
+recovery: {duration: 5s, orders_per_second: 50, concurrent_users: 5}
+slo: {p99_ms: 50, error_rate: 0.01}
+"""
+
 # Drives ScenarioShape.tick() with a stubbed clock and prints what it returned, as JSON.
 SHAPE_SCRIPT = """
 import json, sys
@@ -57,6 +64,7 @@ def shape_ticks() -> dict:
     cases = {
         "ramped": {"yaml": RAMPED, "times": [0, 15, 30, 59.9, 60.5, 61, 70]},
         "staged": {"yaml": STAGED, "times": [0, 1, 4.9, 5, 9.9, 10.5, 11, 20]},
+        "recovering": {"yaml": RECOVERING, "times": [0, 4.9, 5, 9.9, 11, 20]},
     }
     result = subprocess.run(
         [sys.executable, "-c", SHAPE_SCRIPT, json.dumps(cases)],
@@ -87,6 +95,13 @@ def test_stages_then_none_after_the_end(shape_ticks: dict) -> None:
     assert ticks[5] == [10, 5.0] and ticks[9.9] == [10, 5.0]  # 5 more users, within a second
     assert ticks[10.5] == ([10, 5.0] if drain > 0.5 else None)
     assert ticks[11] is None and ticks[20] is None
+
+
+def test_the_shape_follows_the_load_then_its_recovery_phase(shape_ticks: dict) -> None:
+    ticks = {t: (tick, rate) for t, tick, rate in shape_ticks["recovering"]}
+    assert ticks[0] == ([10, 10.0], 400.0) and ticks[4.9] == ([10, 10.0], 400.0)
+    assert ticks[5] == ([5, 5.0], 50.0) and ticks[9.9] == ([5, 5.0], 50.0)  # the light rate, then the end
+    assert ticks[11][0] is None and ticks[20][0] is None
 
 
 def run_locust(*args: str) -> subprocess.CompletedProcess[str]:

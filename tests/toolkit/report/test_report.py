@@ -24,6 +24,7 @@ from capacity.report import ReportPaths, ReportSourceError, render_report
 from capacity.report.markdown import LIMIT, render_markdown
 from capacity.report.source import load_source
 from capacity.report.tables import MATRIX_COLUMNS, build_view
+from capacity.results.run_file import Overload, Recovery, read_run, write_run
 from capacity.testing.sample_sweep import SEED_TIERS, SampleTier, write_sample_run, write_sample_sweep
 
 FIXTURE = support.FIXTURES / "sweep-small"
@@ -333,3 +334,69 @@ def test_cli_writes_the_report_where_asked(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "index.html").is_file()
     assert str(tmp_path / "out" / "index.html") in result.output
+
+
+# ---------------------------------------------------------------------------------------------- overload
+
+
+def test_breaking_points_tell_degraded_from_collapsed_with_the_figures(tmp_path: Path) -> None:
+    """Two tiers past the limit: one refuses 30 % with its admitted P99 within the SLO (degraded, and
+    recovers 4 s after the load drops), the other's goodput fell to a fifth of its best (collapsed)."""
+    sweep = write_sample_sweep(tmp_path / "sweep", SEED_TIERS[:5], duration_s=8)
+    degraded = Overload(
+        kind="degraded",
+        offered_rate=10_000.0,
+        goodput=7_000.0,
+        peak_goodput=7_100.0,
+        refused_share=0.30,
+        admitted_p99_ms=120.0,
+        refused_p99_ms=2.5,
+        p99_limit_ms=500.0,
+        backlog_max=40,
+        lag_max_ms=35.0,
+        recovery=Recovery(start_s=8, duration_s=20, offered_rate=500, time_to_recover_s=4.0),
+    )
+    collapsed = dataclasses.replace(
+        degraded,
+        kind="collapsed",
+        goodput=1_400.0,
+        peak_goodput=7_000.0,
+        refused_share=0.02,
+        admitted_p99_ms=4_200.0,
+        refused_p99_ms=None,
+        backlog_max=52_000,
+        lag_max_ms=9_800.0,
+        recovery=dataclasses.replace(degraded.recovery, time_to_recover_s=None),  # type: ignore[type-var]
+    )
+    for directory, overload in (("04-medium", degraded), ("05-average", collapsed)):
+        run_dir = sweep / "tiers" / directory
+        run = read_run(run_dir)
+        write_run(
+            run_dir, dataclasses.replace(run, summary=dataclasses.replace(run.summary, overload=overload))
+        )
+    paths = render_report(sweep)
+    part = section(html_of(paths), "breaking-points")
+    assert "Past the limit: degraded or collapsed" in part
+    assert (
+        "degraded: refuses 30 %, admitted P99 120 ms within the SLO&#39;s 500 ms; goodput 7,000/s of "
+        "10,000/s offered; recovered 4 s after the load dropped to 500/s"
+    ) in part
+    assert (
+        "collapsed: goodput fell to 1,400/s, 20 % of the best 7,000/s it delivered (offered 10,000/s); "
+        "refuses 2 %, admitted P99 4,200 ms; not recovered within the 20 s at 500/s after the load dropped"
+    ) in part
+    for figure in ("2.50 ms", "40 requests, up to 35 ms late", "52,000 requests, up to 9.8 s late", "4 s"):
+        assert figure in part, figure
+    assert "not within 20 s" in part and "Time to recover" in part
+    markdown = paths.markdown.read_text()
+    assert "#### Past the limit: degraded or collapsed" in markdown
+    assert (
+        "| medium | degraded | 10,000 requests/s | 7,000 requests/s | 30 % | 120 ms | 2.50 ms | 4 s |"
+        in markdown
+    )
+    assert "- **average**: collapsed: goodput fell to 1,400/s" in markdown
+    rows = json.loads(paths.json.read_text())["overload"]
+    assert [(r["tier"], r["kind"], r["figures"]["refused_share"]) for r in rows] == [
+        ("medium", "degraded", 0.30),
+        ("average", "collapsed", 0.02),
+    ]

@@ -132,7 +132,11 @@ def test_quick_sweep_fits_the_demo_budget() -> None:
     quick = load_sweep(ROOT / "scenarios/sweeps/quick.yaml")
     assert 5 <= len(quick.tiers) <= 7
     assert quick.total_duration_s <= 170  # leaves time for start-up within ~3 minutes
-    assert all(15 <= t.scenario.total_duration_s <= 25 for t in quick.tiers)
+    assert all(15 <= t.scenario.load_end_s <= 25 for t in quick.tiers)
+    # the overload tier keeps its recovery phase, at a light rate scaled with the tier's
+    recovery = quick.tiers[-1].scenario.recovery
+    assert recovery is not None and recovery.duration_s == 20
+    assert recovery.orders_per_second == pytest.approx(500 * 6000 / 18000)
     # The top tier goes past this machine's limit on purpose: the demo must show a breaking point.
     rates = [t.scenario.load.orders_per_second for t in quick.tiers]
     assert rates == sorted(rates) and rates[-1] >= 4000
@@ -510,3 +514,52 @@ def test_the_matrix_leaves_a_broken_rate_to_the_schema(tmp_path):
     path.write_text(VALID.split("slo:")[0].replace("orders_per_second: 100", "orders_per_second: fast"))
     with pytest.raises(ScenarioError, match=r"load\.orders_per_second"):
         load_scenario(path, load_sweep(SEED_MATRIX))
+
+
+# ---------------------------------------------------------------------------------------------- recovery
+
+RECOVERING = """\
+name: r
+load: {orders_per_second: 6000, concurrent_users: 300, symbols: [BTCUSD], duration: 20s,
+       ramp_up: {duration: 4s}}
+recovery: {duration: 10s, orders_per_second: 300}
+slo: {p99_ms: 100, error_rate: 0.05}
+"""
+
+
+def test_a_recovery_phase_follows_the_load_at_its_light_rate() -> None:
+    s = load_scenario_text(RECOVERING)
+    assert (s.load_end_s, s.total_duration_s) == (20, 30)
+    assert [step.orders_per_second for step in s.steps] == [6000, 300]
+    assert s.offered_rate_at(19.9) == 6000 and s.offered_rate_at(20) == 300 and s.offered_rate_at(30) == 0
+    assert s.users_at(25) == 300  # the same users, each at a slower pace: a user behind catches up
+    assert s.expected_orders() == pytest.approx(0.6 * 6000 * 4 + 6000 * 16 + 300 * 10)  # ramp 20 -> 100 %
+    assert s.summary() == "6000/s, 20s, then 300/s for 10s to recover"
+    assert scenario_from_mapping(s.to_dict()) == s
+    assert load_scenario_text(RECOVERING.replace("}\nslo", ", concurrent_users: 30}\nslo")).users_at(25) == 30
+
+
+def test_overrides_shape_the_load_and_keep_the_recovery_length() -> None:
+    s = load_scenario_text(RECOVERING).with_overrides(
+        duration_s=10, orders_per_second=3000, concurrent_users=100
+    )
+    assert s.recovery is not None
+    assert (s.load_end_s, s.recovery.duration_s, s.total_duration_s) == (10, 10, 20)
+    assert (s.recovery.orders_per_second, s.recovery.concurrent_users) == (150, 100)
+
+
+@pytest.mark.parametrize(
+    ("recovery", "message"),
+    [
+        ("{duration: 10s}", "recovery.orders_per_second: missing required field"),
+        ("{duration: 0s, orders_per_second: 5}", "recovery.duration: expected a duration"),
+        ("{duration: 5s, orders_per_second: 5, rate: 3}", 'recovery.rate: unknown field "rate"'),
+    ],
+)
+def test_a_bad_recovery_phase_is_reported_with_its_line(recovery: str, message: str) -> None:
+    text = RECOVERING.replace("{duration: 10s, orders_per_second: 300}", recovery)
+    with pytest.raises(ScenarioError) as error:
+        load_scenario_text(text, "r.yaml")
+    assert any(str(p).startswith("r.yaml:4: ") and message in str(p) for p in error.value.problems), str(
+        error.value
+    )

@@ -164,6 +164,8 @@ def report(results: list[Result], concurrency: int) -> None:
 
 
 GOAL_RATIO = 0.8
+#: Through the exchange, the shipped configuration's own figure (issue 15).
+GOAL_THROUGH_EXCHANGE = 0.9
 
 
 async def main_async(args: argparse.Namespace) -> list[Result]:
@@ -210,7 +212,7 @@ def figures(results: list[Result], exchange: dict[str, list[dict]]) -> list[Figu
             "journal through the exchange: sync=full / none, saturated",
             http["full"] / http["none"],
             "ratio",
-            GOAL_RATIO,
+            GOAL_THROUGH_EXCHANGE,
             note=f"{http['full']:,.0f} / {http['none']:,.0f} orders/s on one server core, median of "
             f"{len(exchange['full'])}; per server CPU-second {per_cpu['full'] / per_cpu['none']:.2f}"
             + (

@@ -33,13 +33,17 @@ def series_length(scenario: Scenario, recorder: LatencyRecorder, elapsed_s: floa
     return max(seconds_needed(ran_s), recorder.last_second + 1)
 
 
-def second_entry(scenario: Scenario, recorder: LatencyRecorder, t: int) -> dict[str, Any]:
+def second_entry(scenario: Scenario, recorder: LatencyRecorder, t: int, last: bool = False) -> dict[str, Any]:
+    """Second ``t`` of the series; the ``last`` one also holds the requests sent after it (a request due
+    in the schedule's last second may leave in the next), so the seconds' dispatched add up to ``sent``."""
     second = recorder.seconds.get(t) or Second()
+    dispatched = recorder.dispatched
+    sent = sum(n for s, n in dispatched.items() if s >= t) if last else dispatched.get(t, 0)
     return {
         "t": t,
         "offered_rate": offered_in_second(scenario, t),
         "completed": recorder.completed.get(t, 0),
-        "dispatched": recorder.dispatched.get(t, 0),
+        "dispatched": sent,
         **second.summary(),
     }
 
@@ -100,7 +104,7 @@ def loadgen_document(
         "started_at": round(started_at, 3),
         "interval_s": 1,
         "workers": workers,
-        "seconds": [second_entry(scenario, recorder, t) for t in range(length)],
+        "seconds": [second_entry(scenario, recorder, t, last=t == length - 1) for t in range(length)],
         "totals": totals(recorder),
         "phases": phase_totals(scenario, recorder, length),
         "errors_by_kind": recorder.errors_summary(),

@@ -93,7 +93,7 @@ CONVERSATIONS: list[bytes] = [
     get(b"/api/symbols"),
     get(b"/health"),
     get(b"/health", b"Connection: close\r\n"),
-    b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n",  # aiohttp's (GET answers HEAD there)
+    b"HEAD /api/symbols HTTP/1.1\r\nHost: x\r\n\r\n",  # aiohttp's (GET answers HEAD there); a fixed length
     b"GET /health HTTP/1.0\r\n\r\n",  # HTTP/1.0: aiohttp's
     get(b"/api/orders/"),  # no id: aiohttp's 404/405
     get(b"/nope"),  # 404

@@ -21,6 +21,7 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _canned_server import CannedServer
 from _common import Figure, MachineLoad, cpu_seconds, emit, parser, pin_server_cpu
 from _loadgen import closed_loop
 from http_orders import order_requests
@@ -36,13 +37,19 @@ ADMISSION_REFUSES = {
 }
 
 
-def server_cpu_us(env: dict[str, str], seconds: float, connections: int, cpu: int) -> tuple[float, dict]:
+def server_cpu_us(
+    env: dict[str, str],
+    seconds: float,
+    connections: int,
+    cpu: int,
+    kind: type[EmbeddedExchange] = EmbeddedExchange,
+) -> tuple[float, dict]:
     """Server CPU microseconds used during a closed-loop run of orders, and the run's counts."""
-    with EmbeddedExchange(env=env, cpus=[cpu]) as exchange:
-        server = psutil.Process(exchange.pid)
-        before = cpu_seconds(server)
+    with kind(env=env, cpus=[cpu]) as exchange:
+        process = psutil.Process(exchange.pid)
+        before = cpu_seconds(process)
         result = uvloop.run(closed_loop(exchange.url, order_requests(exchange.url), seconds, connections))
-        used = cpu_seconds(server) - before
+        used = cpu_seconds(process) - before
     return 1e6 * used, result.summary()
 
 
@@ -64,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         admission_us = per_refusal_us(used, admission, accepted_us)
         used, lag = server_cpu_us({"OVERLOAD_MAX_LAG": "0.001ms"}, seconds, args.connections, cpu)
         lag_us = per_refusal_us(used, lag, accepted_us)
+        used, canned = server_cpu_us({}, seconds, args.connections, cpu, CannedServer)
+        floor_us = used / (canned["ok"] + canned["shed"])
     print(f"accepted: {accepted['ok']:,} orders, {accepted_us:.1f} µs of server CPU each")
     for name, counts, each_us in (("by admission", admission, admission_us), ("for loop lag", lag, lag_us)):
         print(f"refused {name}: {counts['shed']:,} (+{counts['ok']:,} accepted), {each_us:.1f} µs each")
@@ -74,8 +83,16 @@ def main(argv: list[str] | None = None) -> int:
         Figure("  server CPU per accepted limit order", accepted_us, "µs", None),
         Figure("  server CPU per refusal (admission, 503)", admission_us, "µs", None),
         Figure("  server CPU per refusal (loop lag, 503)", lag_us, "µs", None),
+        Figure(
+            "  floor: any answer from canned bytes",
+            floor_us,
+            "µs",
+            None,
+            note="_canned_server.py, the same closed loop: the sockets' cost, which no refusal can go below",
+        ),
     ]
-    emit("refusal_cost", figures, args, load, {"accepted": accepted, "admission": admission, "lag": lag})
+    detail = {"accepted": accepted, "admission": admission, "lag": lag, "canned": canned}
+    emit("refusal_cost", figures, args, load, detail)
     return 0
 
 

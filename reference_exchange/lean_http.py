@@ -277,6 +277,7 @@ class LeanConnection(asyncio.Protocol):
         self._url = b""
         self._headers = []
         self._lean_ok = True
+        self._chunked = False
         self._length = 0
         self._request = None
 
@@ -288,7 +289,8 @@ class LeanConnection(asyncio.Protocol):
         lower = name.lower()
         if lower in _HEADERS_NOT_LEAN:
             self._lean_ok = False
-            self._chunked = lower == b"transfer-encoding"
+            if lower == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked"):
+                self._chunked = True  # llhttp hands the body over de-chunked: a relay re-chunks it
         elif lower == b"content-length":
             self._length = int(value) if value.isdigit() else -1
 

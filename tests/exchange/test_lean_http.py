@@ -104,6 +104,12 @@ CONVERSATIONS: list[bytes] = [
     post(LIMIT) + b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     b"%x\r\n%s\r\n0\r\n\r\n" % (len(LIMIT), LIMIT),  # a chunked order after a lean one: relayed, re-chunked
     get(b"/api/orders/1") + b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" + get(b"/health"),
+    # relayed after a chunked one: a body with a Content-Length is passed on as it came
+    get(b"/health")
+    + b"POST /api/orders HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    + b"%x\r\n%s\r\n0\r\n\r\n" % (len(LIMIT), LIMIT)
+    + post(LIMIT.replace(b'"0.5"', b'"0.75"'))
+    + post(LIMIT),
 ]
 
 _CLOCKED = [

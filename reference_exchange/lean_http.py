@@ -54,8 +54,9 @@ log = logging.getLogger("reference_exchange.http")
 
 #: Requests a client may pipeline behind one still being answered before reading from it pauses.
 MAX_QUEUED: Final = 32
-#: Bytes a connection may send before its first request's headers end; past it, aiohttp judges them.
-MAX_FIRST_HEAD: Final = 16 * 1024
+#: A request line and headers longer than this are refused (aiohttp's own limits are 8,190 bytes a line);
+#: on a connection's first request they are handed to aiohttp, which answers them its own way.
+MAX_HEAD: Final = 16 * 1024
 
 _PLAIN_SEGMENT = re.compile(rb"[A-Za-z0-9_-]+\Z")
 _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9_-]+(=[A-Za-z0-9_-]*)?(&[A-Za-z0-9_-]+(=[A-Za-z0-9_-]*)?)*\Z")
@@ -80,6 +81,13 @@ Request = tuple[Route, str, str | None, bytes, bool]  # route, path argument, qu
 
 class _HandOff(Exception):
     """Raised from a parser callback: the connection's first request is aiohttp's."""
+
+
+class _HeadTooLarge(Exception):
+    """Raised from a parser callback: the request line and headers exceed ``MAX_HEAD``."""
+
+    def __str__(self) -> str:
+        return f"request line and headers longer than {MAX_HEAD} bytes"
 
 
 def lean_route(method: bytes, target: bytes) -> tuple[Route, str, str | None] | None:
@@ -198,6 +206,9 @@ class LeanConnection(asyncio.Protocol):
         self._in_message = False
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._heads_seen = 0  # request heads completed on this connection
+        self._unfinished_head = 0  # bytes read since the last head completed, while one is unfinished
         self._lean_ok = True
         self._length = 0
         self._body: list[bytes] = []
@@ -247,12 +258,30 @@ class LeanConnection(asyncio.Protocol):
         first = self._first
         if first is not None:
             first += data
+        heads_before = self._heads_seen
         try:
             self._parser.feed_data(data)
+            # httptools gathers a header's value in itself before calling on_header: bound what a head
+            # still unfinished after this read may hold (to within the one read that began it).
+            if self._in_message and self._request is None:
+                self._unfinished_head = (
+                    0 if self._heads_seen != heads_before else self._unfinished_head + len(data)
+                )
+                if self._unfinished_head > MAX_HEAD:
+                    raise _HeadTooLarge
+            else:
+                self._unfinished_head = 0
+        except _HeadTooLarge as error:
+            self._head_too_large(error)
+            return
         except httptools.HttpParserCallbackError as error:
-            if not isinstance(error.__context__, _HandOff):
+            cause = error.__context__
+            if isinstance(cause, _HandOff):
+                self._hand_off()
+            elif isinstance(cause, _HeadTooLarge):
+                self._head_too_large(cause)
+            else:
                 raise
-            self._hand_off()
             return
         except httptools.HttpParserUpgrade as upgrade:
             # Only a relay gets here (an upgrade is never lean): the rest is not HTTP, and aiohttp's.
@@ -265,9 +294,7 @@ class LeanConnection(asyncio.Protocol):
             else:
                 self._refuse_malformed(error)
             return
-        if self._first is not None and not self._in_message and len(self._first) > MAX_FIRST_HEAD:
-            self._hand_off()
-        elif self._relay_to is not None and not self._in_message and self._held is None:
+        if self._relay_to is not None and not self._in_message and self._held is None:
             self._switch_to_relay()
 
     # -- httptools callbacks --------------------------------------------------------------------
@@ -276,6 +303,7 @@ class LeanConnection(asyncio.Protocol):
         self._in_message = True
         self._url = b""
         self._headers = []
+        self._head_size = 0
         self._lean_ok = True
         self._chunked = False
         self._length = 0
@@ -283,8 +311,16 @@ class LeanConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self._url += url
+        self._grow_head(len(url))
+
+    def _grow_head(self, size: int) -> None:
+        # llhttp sets no limit of its own: without this a client could grow one request's head without end.
+        self._head_size += size
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._grow_head(len(name) + len(value))
         self._headers.append((name, value))
         lower = name.lower()
         if lower in _HEADERS_NOT_LEAN:
@@ -295,6 +331,7 @@ class LeanConnection(asyncio.Protocol):
             self._length = int(value) if value.isdigit() else -1
 
     def on_headers_complete(self) -> None:
+        self._heads_seen += 1
         parser = self._parser
         if self._relay_to is None:
             if (
@@ -450,6 +487,16 @@ class LeanConnection(asyncio.Protocol):
         """Between requests with nothing held: aiohttp reads the socket itself from now on."""
         if self.transport is not None and self._relay_to is not None and not self.transport.is_closing():
             self.transport.set_protocol(self._relay_to)
+
+    def _head_too_large(self, error: _HeadTooLarge) -> None:
+        if self._first is not None:
+            self._hand_off()  # aiohttp refuses it with its own 400, as for any first request it judges
+        elif self._relay_to is not None:
+            log.warning("bad request: %s", error)  # aiohttp owns the answers: end the connection
+            if self.transport is not None:
+                self.transport.close()
+        else:
+            self._refuse_malformed(error)
 
     def _refuse_malformed(self, error: Exception) -> None:
         """A malformed request after lean ones: one short log line, then, once the answers before it are

@@ -97,6 +97,7 @@ CONVERSATIONS: list[bytes] = [
     b"GET /health HTTP/1.0\r\n\r\n",  # HTTP/1.0: aiohttp's
     get(b"/api/orders/"),  # no id: aiohttp's 404/405
     get(b"/nope"),  # 404
+    b"GET /health HTTP/1.1\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n",  # a head too long: aiohttp's 400
     b"PUT /api/orders HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",  # 405 with Allow
     # pipelined: lean answers in order, then a request that is not lean is relayed to aiohttp
     post(LIMIT) + get(b"/api/orders/1") + delete(b"/api/orders/2") + get(b"/api/orderbook/BTCUSD?depth=3"),
@@ -239,3 +240,24 @@ async def test_lean_requests_never_reach_aiohttp() -> None:
     assert b'"status":"cancelled"' in transport.written
     assert not runner.server.connections and lean.relayed == 0
     await runner.cleanup()
+
+
+@pytest.mark.timeout(60)
+def test_a_head_that_never_ends_after_lean_requests_is_refused_not_buffered(
+    two_paths: tuple[int, int],
+) -> None:
+    """llhttp sets no limit on a head: past 16 KB the lean path answers 400 and closes, whatever follows."""
+    lean_port, _ = two_paths
+    with socket.create_connection(("127.0.0.1", lean_port), timeout=5) as sock:
+        sock.sendall(get(b"/health") + b"GET /health HTTP/1.1\r\nX-Big: ")
+        for _ in range(64):  # 4 MB of one header value, never finished
+            try:
+                sock.sendall(b"a" * 65536)
+            except OSError:
+                break
+        received = b""
+        while data := sock.recv(1 << 16):
+            received += data
+    statuses = re.findall(rb"HTTP/1.1 (\d+)", received)
+    assert statuses == [b"200", b"400"], received[-300:]
+    assert b"longer than 16384 bytes" in received

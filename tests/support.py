@@ -9,6 +9,7 @@ from aiohttp import web
 from click.testing import CliRunner, Result
 
 from capacity.cli import main as cli
+from capacity.results.run_file import Second
 
 #: The repository's root, and the recorded fixtures (tests/fixtures), wherever a test file sits.
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -32,3 +33,22 @@ def with_remote(app: web.Application, remote: str) -> web.Application:
 
     app.middlewares.insert(0, fake_remote)
     return app
+
+
+def second(t: int, p99_ms: float | None, refused: float = 0.0, sent: float = 500.0) -> Second:
+    """One second of a run's series: ``sent`` requests/s, ``refused`` of them refused, P99 ``p99_ms``."""
+    return Second(
+        t=t,
+        offered_rate=sent,
+        sent_rate=sent,
+        achieved_rate=sent - refused,
+        errors_per_s=refused,
+        shed_per_s=refused,
+        late_per_s=0.0,
+        corrected_p50_ms=None if p99_ms is None else p99_ms / 2,
+        corrected_p99_ms=p99_ms,
+        corrected_p999_ms=p99_ms,
+        raw_p50_ms=None,
+        raw_p99_ms=None,
+        raw_p999_ms=None,
+    )

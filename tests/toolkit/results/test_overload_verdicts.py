@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from support import second
 
-from capacity.results.run_file import Recovery, Second
+from capacity.results.run_file import Recovery
 from capacity.results.verdict_text import overload_sentence, recovery_sentence
 from capacity.results.verdicts import (
     COLLAPSED_GOODPUT_SHARE,
@@ -95,24 +96,6 @@ def test_peak_goodput_is_the_best_few_seconds() -> None:
     assert peak_goodput([]) is None
     assert peak_goodput([5.0]) == 5.0
     assert peak_goodput([1.0, 9.0, 1.0, 1.0, 4.0, 4.0, 4.0]) == 4.0  # one burst second is not the peak
-
-
-def second(t: int, p99_ms: float | None, refused: float = 0.0, sent: float = 500.0) -> Second:
-    return Second(
-        t=t,
-        offered_rate=sent,
-        sent_rate=sent,
-        achieved_rate=sent - refused,
-        errors_per_s=refused,
-        shed_per_s=refused,
-        late_per_s=0.0,
-        corrected_p50_ms=None if p99_ms is None else p99_ms / 2,
-        corrected_p99_ms=p99_ms,
-        corrected_p999_ms=p99_ms,
-        raw_p50_ms=None,
-        raw_p99_ms=None,
-        raw_p999_ms=None,
-    )
 
 
 def test_time_to_recover_from_the_per_second_series() -> None:

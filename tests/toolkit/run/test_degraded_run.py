@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import support
+from support import second
 
 from capacity.measure.latency import LatencyRecorder
 from capacity.results.loadgen_file import loadgen_document
@@ -16,7 +17,6 @@ from capacity.results.run_file import (
     Counts,
     Latency,
     Recovery,
-    Second,
     read_run,
     run_from_dict,
     run_to_dict,
@@ -29,24 +29,6 @@ from capacity.run.summary import PhaseFigures, summarize
 from capacity.scenario import load_scenario_text
 
 MS = 1_000_000  # ns
-
-
-def second(t: int, p99_ms: float | None, refused: float = 0.0, sent: float = 500.0) -> Second:
-    return Second(
-        t=t,
-        offered_rate=sent,
-        sent_rate=sent,
-        achieved_rate=sent - refused,
-        errors_per_s=refused,
-        shed_per_s=refused,
-        late_per_s=0.0,
-        corrected_p50_ms=None if p99_ms is None else p99_ms / 2,
-        corrected_p99_ms=p99_ms,
-        corrected_p999_ms=p99_ms,
-        raw_p50_ms=None,
-        raw_p99_ms=None,
-        raw_p999_ms=None,
-    )
 
 
 # ---------------------------------------------------------------------------------------------- recorded

@@ -383,9 +383,8 @@ class TradingRoutes:
 ROUTES = web.AppKey("routes", TradingRoutes)
 
 
-def order_placement(exchange: Exchange) -> Handler:
+def order_placement(routes: TradingRoutes) -> Handler:
     """``POST /api/orders`` on aiohttp: refused before its body is read, then ``place_order``."""
-    routes = TradingRoutes(exchange)
 
     async def place_order(request: web.Request) -> web.Response:
         routes.admit_order()
@@ -441,7 +440,7 @@ def add_trading_routes(app: web.Application) -> None:
     """The trading and operations routes; needs ``app[EXCHANGE]``."""
     app[ROUTES] = TradingRoutes(app[EXCHANGE])
     add = partial(add_endpoint, app, app[EXCHANGE].metrics)
-    add("POST", "/api/orders", order_placement(app[EXCHANGE]))
+    add("POST", "/api/orders", order_placement(app[ROUTES]))
     add("GET", "/api/orders/{order_id}", get_order)
     add("DELETE", "/api/orders/{order_id}", cancel_order)
     add("GET", "/api/orderbook/{symbol}", get_orderbook)

@@ -220,7 +220,7 @@ async def test_an_order_whose_client_left_is_dropped_before_it_is_matched() -> N
 
     from aiohttp.test_utils import make_mocked_request
 
-    from reference_exchange.api import EXCHANGE, order_placement
+    from reference_exchange.api import EXCHANGE, ROUTES, order_placement
 
     app = create_app(dataclasses.replace(Settings(), journal_path=None))
     exchange = app[EXCHANGE]
@@ -228,7 +228,7 @@ async def test_an_order_whose_client_left_is_dropped_before_it_is_matched() -> N
     gone.is_closing.return_value = True
     request = make_mocked_request("POST", "/api/orders", app=app, transport=gone)
     request.read = mock.AsyncMock(return_value=json.dumps(ORDER).encode())  # type: ignore[method-assign]
-    response = await order_placement(exchange)(request)
+    response = await order_placement(app[ROUTES])(request)
     assert response.status == 499
     engine = exchange.service.engine
     assert engine.resting_order_count == 0 and engine.book("BTCUSD").best_bid() is None

@@ -8,6 +8,14 @@ from collections.abc import Sequence
 #: What stands for a figure that was not measured.
 MISSING = "-"
 
+#: Bytes in a megabyte: every memory figure is given in MB of 10⁶ bytes, as the seed's "100 MB" reads.
+MB = 1e6
+
+
+def megabytes(size: float | None) -> float | None:
+    """``size`` bytes in MB, or None when it was not measured."""
+    return None if size is None else size / MB
+
 
 def figure(value: float | None, fmt: str) -> str:
     """``value`` formatted with ``fmt`` (a ``str.format`` pattern), or ``MISSING``."""

@@ -23,8 +23,8 @@ from capacity.fit import CapacityModel, Estimate, Projection
 from capacity.fit.summary import TierSummary
 from capacity.scenario import Mix
 from capacity.sweep.sweep_file import SweepResult
+from capacity.text import MB
 
-MB = 1e6
 TIER_MATCH = 0.25  # a tier "at" a claimed rate is within 25 % of it
 
 

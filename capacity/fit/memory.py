@@ -28,8 +28,7 @@ from capacity.fit.estimate import TIMES, Estimate, ToDict, fmt
 from capacity.fit.regression import LinearFit, fit_linear, is_separable
 from capacity.fit.service_demand import MIN_TIERS, RATE
 from capacity.fit.tiers import TierMeasurement, stacked
-
-MB = 1e6
+from capacity.text import MB
 
 _NOT_SIGNIFICANT = "not significantly different from zero"
 

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from capacity.fit.estimate import Estimate, ToDict, finite_or_none
 from capacity.fit.regression import mean_fit
 from capacity.fit.tiers import TierMeasurement
+from capacity.text import megabytes
 
 
 def _mean(values: NDArray[np.float64]) -> float | None:
@@ -75,7 +76,7 @@ def summarise(tier: TierMeasurement, *, seed: int) -> TierSummary:
             no_interval=achieved.no_interval,
         ),
         cpu_cores=None if cpu is None else cpu / 100.0,
-        rss_mb=None if rss is None else rss / 1e6,
+        rss_mb=megabytes(rss),
         resting_orders=_mean(tier.resting_orders),
         p50_ms=finite_or_none(tier.p50_ms),
         p99_ms=p99,

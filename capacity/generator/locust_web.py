@@ -23,7 +23,7 @@ from capacity.measure.sampler import CpuMeter, ExchangeSample, MetricsPoller
 from capacity.results.verdict_text import reason_text
 from capacity.results.verdicts import GENERATOR_SATURATION, GeneratorEvidence, generator_reasons
 from capacity.scenario import Scenario
-from capacity.text import figure
+from capacity.text import figure, megabytes
 
 TAB = "capacity"
 RAW_NOTE = (
@@ -124,8 +124,7 @@ def table_rows(figures: dict[str, Any]) -> list[dict[str, str]]:
             f"{verdict}: P99 ≤ {slo['p99_ms']:g} ms, errors ≤ {100 * slo['error_rate']:g} %"
         ),
         "server CPU / RSS": (
-            f"{figure(f['server_cpu_percent'], '{:.0f} %')} / "
-            f"{figure(None if rss is None else rss / 1e6, '{:,.0f} MB')}"
+            f"{figure(f['server_cpu_percent'], '{:.0f} %')} / {figure(megabytes(rss), '{:,.0f} MB')}"
         ),
         "generator CPU": f"{figure(f['generator_cpu_percent'], '{:.0f} %')}: {health}",
         "note": RAW_NOTE,

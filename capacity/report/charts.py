@@ -31,6 +31,7 @@ from capacity.fit.estimate import TIMES
 from capacity.report.source import TierRun
 from capacity.report.spectrum import Spectrum
 from capacity.report.tables import MatrixRow
+from capacity.text import MB
 
 GREY = "#9aa0a6"
 SLO_RED = "#c62828"
@@ -260,7 +261,7 @@ def resources_chart(tiers: Sequence[TierRun], model: CapacityModel, colours: dic
         colour = GREY if tier.run.summary.generator_bound else colours[tier.name]
         x = [s.achieved_rate for s in steady]
         cpu = [np.nan if s.server_cpu_percent is None else s.server_cpu_percent / 100 for s in steady]
-        rss = [np.nan if s.server_rss_bytes is None else s.server_rss_bytes / 1e6 for s in steady]
+        rss = [np.nan if s.server_rss_bytes is None else s.server_rss_bytes / MB for s in steady]
         bound = tier.run.summary.generator_bound
         size = 6 if len(x) > 10 else 16  # a short tier's few seconds should still be visible
         label = None

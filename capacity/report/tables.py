@@ -44,7 +44,6 @@ from capacity.results.verdicts import NOT_THE_SERVERS, kept_up
 from capacity.sweep.sweep_file import MatrixRow as SweepRow
 from capacity.sweep.sweep_file import matrix_rows
 
-MB = 1e6
 SECONDS_PER_DAY = 86_400
 #: The seed's hardware profile, the machine its numbers claim: projections carry the model there.
 SEED_CORES = 16

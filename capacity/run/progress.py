@@ -27,7 +27,7 @@ from capacity.results.verdict_text import (
     limit_sentence,
     overload_sentence,
 )
-from capacity.text import figure
+from capacity.text import figure, megabytes
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,7 @@ def summary_table(run: Run) -> Table:
         f"max {figure(s.server_cpu_percent_max, '{:.0f}')} % of one core "
         f"({figure(s.server_cores_used_mean, '{:.2f}')} cores on average)",
     )
-    table.add_row("server RSS max", figure(_mb(s.server_rss_max_bytes), "{:,.1f} MB"))
+    table.add_row("server RSS max", figure(megabytes(s.server_rss_max_bytes), "{:,.1f} MB"))
     if s.other_cpu_percent_mean is not None:
         table.add_row("other processes' CPU", f"mean {s.other_cpu_percent_mean:.0f} % of one core")
     table.add_row(
@@ -194,8 +194,3 @@ def summary_table(run: Run) -> Table:
     for note in (*s.notes, *run.notes):
         table.add_row("note", note)
     return table
-
-
-def _mb(value: int | None) -> float | None:
-    """Bytes in MB (10^6 bytes), the report's unit."""
-    return None if value is None else value / 1e6

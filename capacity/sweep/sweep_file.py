@@ -29,6 +29,7 @@ from capacity.results.run_file import (
     read_run,
 )
 from capacity.results.verdicts import SATURATION_ERROR_SHARE, kept_up
+from capacity.text import megabytes
 
 FORMAT = "capacity-sweep/1"
 FORMAT_NAME, _, _FORMAT_VERSION = FORMAT.partition("/")
@@ -372,7 +373,7 @@ def _matrix_row(entry: TierEntry, run: Run | None) -> MatrixRow:
         achieved=s.achieved_rate,
         trades_per_s=s.exchange_trades_per_sec_mean,
         server_cores=s.server_cores_used_mean,
-        rss_mb=None if s.server_rss_max_bytes is None else s.server_rss_max_bytes / 1e6,
+        rss_mb=megabytes(s.server_rss_max_bytes),
         p99_corrected_ms=s.corrected.p99_ms,
         p99_raw_ms=s.raw.p99_ms,
         slo_passed=s.slo.passed,

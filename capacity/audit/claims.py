@@ -18,8 +18,8 @@ from capacity.audit.arithmetic import FormulaError, names_in, parse_formula
 from capacity.audit.units import Dimension, Unit, unit_of
 from capacity.fit.inputs import parse_size
 from capacity.scenario import ScenarioError, parse_duration
-from capacity.scenario.schema_check import _check_schema
-from capacity.scenario.yaml_source import _Doc, _parse, _read
+from capacity.scenario.schema_check import check_schema
+from capacity.scenario.yaml_source import YamlDoc, parse_yaml, read_yaml
 
 Metric = Literal[
     "rate",
@@ -131,8 +131,8 @@ class ClaimsFile:
 def load_claims(path: str | os.PathLike[str]) -> ClaimsFile:
     """Read and check a claims file. Raises ClaimsError with every problem found (never anything else)."""
     try:
-        doc = _parse(_read(path), str(path))
-        _check_schema(doc, "claims")
+        doc = parse_yaml(read_yaml(path), str(path))
+        check_schema(doc, "claims")
         claims = _build(doc)
         doc.raise_if_any()
     except ClaimsError:
@@ -142,7 +142,7 @@ def load_claims(path: str | os.PathLike[str]) -> ClaimsFile:
     return claims
 
 
-def _build(doc: _Doc) -> ClaimsFile:
+def _build(doc: YamlDoc) -> ClaimsFile:
     data = doc.data
     hardware = data["hardware"]
     cores = float(hardware["cores"])
@@ -168,7 +168,9 @@ def _build(doc: _Doc) -> ClaimsFile:
     )
 
 
-def _claim(doc: _Doc, path: tuple[str | int, ...], raw: dict[str, Any], cores: float, memory: int) -> Claim:
+def _claim(
+    doc: YamlDoc, path: tuple[str | int, ...], raw: dict[str, Any], cores: float, memory: int
+) -> Claim:
     unit = unit_of(raw["unit"])
     assert unit is not None  # the schema lists the units
     allowed = METRIC_DIMENSIONS[raw["metric"]]
@@ -210,7 +212,7 @@ def _optional(value: float | None) -> float | None:
     return None if value is None else float(value)
 
 
-def _seconds(doc: _Doc, path: tuple[str | int, ...], value: float | str) -> float | None:
+def _seconds(doc: YamlDoc, path: tuple[str | int, ...], value: float | str) -> float | None:
     if isinstance(value, int | float):
         return float(value)
     try:
@@ -220,7 +222,7 @@ def _seconds(doc: _Doc, path: tuple[str | int, ...], value: float | str) -> floa
         return None
 
 
-def _check_formula(doc: _Doc, path: tuple[str | int, ...], claim: Claim, ids: set[str]) -> None:
+def _check_formula(doc: YamlDoc, path: tuple[str | int, ...], claim: Claim, ids: set[str]) -> None:
     if claim.formula is None:
         return
     try:

@@ -23,13 +23,13 @@ from capacity.scenario.model import (
     Stage,
     Sweep,
     Tier,
-    _num,
-    _show,
     format_duration,
     parse_duration,
+    plain_number,
+    shown,
 )
-from capacity.scenario.schema_check import _check_schema
-from capacity.scenario.yaml_source import FieldPath, _Doc, _parse, _read
+from capacity.scenario.schema_check import check_schema
+from capacity.scenario.yaml_source import FieldPath, YamlDoc, parse_yaml, read_yaml
 
 #: The seed document's scalability matrix, Idle -> Overload, each tier with its SLO (README: the seed).
 SEED_MATRIX = Path(__file__).resolve().parents[2] / "scenarios" / "sweeps" / "full.yaml"
@@ -42,7 +42,7 @@ def _is_sweep(data: Any) -> bool:
 # ---------------------------------------------------------------------------------------------- building
 
 
-def _seconds(doc: _Doc, path: FieldPath, value: Any, minimum: float = MIN_DURATION_S) -> float:
+def _seconds(doc: YamlDoc, path: FieldPath, value: Any, minimum: float = MIN_DURATION_S) -> float:
     """A schema-valid duration in seconds; outside [``minimum``, ``MAX_DURATION_S``] is a problem."""
     seconds = parse_duration(value)
     if seconds < minimum or seconds > MAX_DURATION_S:
@@ -50,23 +50,26 @@ def _seconds(doc: _Doc, path: FieldPath, value: Any, minimum: float = MIN_DURATI
         doc.add(
             path,
             f"expected a duration of {least} and at most {format_duration(MAX_DURATION_S)}, "
-            f"got {_show(value)}",
+            f"got {shown(value)}",
         )
     return seconds
 
 
-def _build_ramp(doc: _Doc, raw: Mapping[str, Any] | None) -> RampUp | None:
+def _build_ramp(doc: YamlDoc, raw: Mapping[str, Any] | None) -> RampUp | None:
     if raw is None or raw.get("enabled", True) is False:
         return None
     path: FieldPath = ("load", "ramp_up")
     start = float(raw.get("start_percent", RampUp.start_percent))
     end = float(raw.get("end_percent", RampUp.end_percent))
     if start > end:
-        doc.add((*path, "start_percent"), f"expected at most end_percent ({_num(end)}), got {_num(start)}")
+        doc.add(
+            (*path, "start_percent"),
+            f"expected at most end_percent ({plain_number(end)}), got {plain_number(start)}",
+        )
     return RampUp(_seconds(doc, (*path, "duration"), raw["duration"]), start, end)
 
 
-def _build_stages(doc: _Doc, raw: Sequence[Mapping[str, Any]], default_users: int) -> tuple[Stage, ...]:
+def _build_stages(doc: YamlDoc, raw: Sequence[Mapping[str, Any]], default_users: int) -> tuple[Stage, ...]:
     return tuple(
         Stage(
             _seconds(doc, ("stages", i, "duration"), item["duration"]),
@@ -77,7 +80,7 @@ def _build_stages(doc: _Doc, raw: Sequence[Mapping[str, Any]], default_users: in
     )
 
 
-def _build_recovery(doc: _Doc, raw: Mapping[str, Any] | None, default_users: int) -> Stage | None:
+def _build_recovery(doc: YamlDoc, raw: Mapping[str, Any] | None, default_users: int) -> Stage | None:
     """The light-rate phase after the load, or None when the file has none."""
     if raw is None:
         return None
@@ -88,7 +91,7 @@ def _build_recovery(doc: _Doc, raw: Mapping[str, Any] | None, default_users: int
     )
 
 
-def _build_load(doc: _Doc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) -> Load:
+def _build_load(doc: YamlDoc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) -> Load:
     ramp = _build_ramp(doc, raw.get("ramp_up"))
     symbols = tuple(raw["symbols"])
     if stages:
@@ -112,7 +115,7 @@ def _build_load(doc: _Doc, raw: Mapping[str, Any], stages: tuple[Stage, ...]) ->
     return replace(load, ramp_up=ramp)
 
 
-def _build_mix(doc: _Doc, raw: Mapping[str, Any] | None) -> Mix:
+def _build_mix(doc: YamlDoc, raw: Mapping[str, Any] | None) -> Mix:
     if raw is None:
         return Mix()
     numbers: dict[str, Any] = {k: (int(v) if k == "price_offset_ticks" else float(v)) for k, v in raw.items()}
@@ -120,14 +123,16 @@ def _build_mix(doc: _Doc, raw: Mapping[str, Any] | None) -> Mix:
     parts = {"limit": mix.limit, "market": mix.market, "cancel": mix.cancel, "book": mix.book}
     total = sum(parts.values())
     if not math.isclose(total, 100.0, abs_tol=1e-6):
-        terms = " + ".join(f"{k} {_num(v)}" for k, v in parts.items())
-        doc.add(("mix",), f"percentages must sum to 100, got {_num(round(total, 6))} ({terms})", key=True)
+        terms = " + ".join(f"{k} {plain_number(v)}" for k, v in parts.items())
+        doc.add(
+            ("mix",), f"percentages must sum to 100, got {plain_number(round(total, 6))} ({terms})", key=True
+        )
     if mix.cancel > 0 and mix.limit == 0:
         doc.add(("mix", "cancel"), "cancels need resting orders: expected limit > 0 when cancel > 0")
     return mix
 
 
-def _build_scenario(doc: _Doc) -> Scenario:
+def _build_scenario(doc: YamlDoc) -> Scenario:
     data = doc.data
     users = int(data["load"]["concurrent_users"])
     stages = _build_stages(doc, data.get("stages") or (), users)
@@ -169,7 +174,7 @@ def _peak_rate(data: Mapping[str, Any]) -> float | None:
     return max(numbers) if numbers else None
 
 
-def _fill_slo(doc: _Doc, matrix: Sweep) -> None:
+def _fill_slo(doc: YamlDoc, matrix: Sweep) -> None:
     """Give a scenario without an ``slo``, or with one of its two limits, the rest from ``matrix``."""
     data = doc.data
     if not isinstance(data, dict) or not isinstance(data.get("slo") or {}, Mapping):
@@ -181,17 +186,17 @@ def _fill_slo(doc: _Doc, matrix: Sweep) -> None:
     data["slo"] = {"p99_ms": tier.p99_ms, "error_rate": tier.error_rate, **(data.get("slo") or {})}
 
 
-def _scenario_from_doc(doc: _Doc, slo_matrix: Sweep | None = None) -> Scenario:
+def _scenario_from_doc(doc: YamlDoc, slo_matrix: Sweep | None = None) -> Scenario:
     if _is_sweep(doc.data):
         doc.add(("tiers",), "this is a sweep (it has tiers); expected a scenario", key=True)
         doc.raise_if_any()
     if slo_matrix is not None:
         _fill_slo(doc, slo_matrix)
-    _check_schema(doc, "scenario")
+    check_schema(doc, "scenario")
     return _build_scenario(doc)
 
 
-def _tier_value(doc: _Doc, index: int, key: str) -> tuple[Any, FieldPath]:
+def _tier_value(doc: YamlDoc, index: int, key: str) -> tuple[Any, FieldPath]:
     """A tier's override for ``key`` (falling back to the sweep's defaults) and where it was written."""
     tier = doc.data["tiers"][index]
     if key in tier:
@@ -199,7 +204,7 @@ def _tier_value(doc: _Doc, index: int, key: str) -> tuple[Any, FieldPath]:
     return doc.data.get("defaults", {}).get(key), ("defaults", key)
 
 
-def _build_tier(doc: _Doc, index: int, base_dir: Path) -> Tier | None:
+def _build_tier(doc: YamlDoc, index: int, base_dir: Path) -> Tier | None:
     """The tier's scenario with overrides applied, or None (with problems added) if it cannot be loaded."""
     raw = doc.data["tiers"][index]
     here: FieldPath = ("tiers", index, "scenario")
@@ -208,7 +213,7 @@ def _build_tier(doc: _Doc, index: int, base_dir: Path) -> Tier | None:
         doc.add(here, f"scenario file not found: {raw['scenario']} (looked for {path})")
         return None
     try:
-        target = _parse(_read(path), path)
+        target = parse_yaml(read_yaml(path), path)
         if _is_sweep(target.data):
             doc.add(here, f"{raw['scenario']} is a sweep; a tier must point at a scenario")
             return None
@@ -230,7 +235,7 @@ def _build_tier(doc: _Doc, index: int, base_dir: Path) -> Tier | None:
     return Tier(raw.get("name", scenario.name), scenario, path)
 
 
-def _build_sweep(doc: _Doc, base_dir: Path) -> Sweep:
+def _build_sweep(doc: YamlDoc, base_dir: Path) -> Sweep:
     tiers: list[Tier] = []
     for index in range(len(doc.data["tiers"])):
         tier = _build_tier(doc, index, base_dir)
@@ -246,8 +251,8 @@ def _build_sweep(doc: _Doc, base_dir: Path) -> Sweep:
     return Sweep(doc.data["name"], doc.data.get("description", ""), tuple(tiers), cooldown)
 
 
-def _sweep_from_doc(doc: _Doc, base_dir: Path) -> Sweep:
-    _check_schema(doc, "sweep")
+def _sweep_from_doc(doc: YamlDoc, base_dir: Path) -> Sweep:
+    check_schema(doc, "sweep")
     return _build_sweep(doc, base_dir)
 
 
@@ -256,13 +261,13 @@ def _sweep_from_doc(doc: _Doc, base_dir: Path) -> Sweep:
 
 def load_scenario_text(text: str, source_name: str = "<string>") -> Scenario:
     """Parse and validate scenario YAML; problems are reported against ``source_name``."""
-    return _scenario_from_doc(_parse(text, source_name))
+    return _scenario_from_doc(parse_yaml(text, source_name))
 
 
 def load_scenario(path: str | os.PathLike[str], slo_matrix: Sweep | None = None) -> Scenario:
     """Load and validate a scenario file. Raises ScenarioError (never anything else for bad input).
     With ``slo_matrix``, SLO limits the file leaves out come from its tier for the scenario's rate."""
-    return _scenario_from_doc(_parse(_read(path), str(path)), slo_matrix)
+    return _scenario_from_doc(parse_yaml(read_yaml(path), str(path)), slo_matrix)
 
 
 def scenario_from_mapping(
@@ -271,24 +276,24 @@ def scenario_from_mapping(
     """Validate an already-parsed mapping (e.g. a JSON request body or ``Scenario.to_dict()``); no lines.
     ``slo_matrix`` as for ``load_scenario``."""
     # a JSON round trip turns tuples into lists, which is what the schema's "array" means
-    return _scenario_from_doc(_Doc(source_name, json.loads(json.dumps(data, default=str))), slo_matrix)
+    return _scenario_from_doc(YamlDoc(source_name, json.loads(json.dumps(data, default=str))), slo_matrix)
 
 
 def load_sweep_text(
     text: str, source_name: str = "<string>", base_dir: str | os.PathLike[str] = "."
 ) -> Sweep:
     """Parse and validate sweep YAML; tier paths are resolved against ``base_dir``."""
-    return _sweep_from_doc(_parse(text, source_name), Path(base_dir))
+    return _sweep_from_doc(parse_yaml(text, source_name), Path(base_dir))
 
 
 def load_sweep(path: str | os.PathLike[str]) -> Sweep:
     """Load a sweep file and every scenario it refers to (paths relative to the sweep file)."""
-    return load_sweep_text(_read(path), str(path), Path(path).parent)
+    return load_sweep_text(read_yaml(path), str(path), Path(path).parent)
 
 
 def load_document(path: str | os.PathLike[str]) -> Scenario | Sweep:
     """Load a scenario or a sweep, deciding by content: a top-level ``tiers`` key means sweep."""
-    doc = _parse(_read(path), str(path))
+    doc = parse_yaml(read_yaml(path), str(path))
     if _is_sweep(doc.data):
         return _sweep_from_doc(doc, Path(path).parent)
     return _scenario_from_doc(doc)

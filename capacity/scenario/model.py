@@ -36,11 +36,11 @@ def range_problem(value: float, low: float, high: float, unit: str = "") -> str 
     """Why ``value`` is not a finite number in [``low``, ``high``], or None when it is."""
     suffix = f" {unit}" if unit else ""
     if not math.isfinite(value):
-        return f"expected a finite number, got {_show(value)}"
+        return f"expected a finite number, got {shown(value)}"
     if value < low:
-        return f"expected at least {_num(low)}{suffix}, got {_show(value)}"
+        return f"expected at least {plain_number(low)}{suffix}, got {shown(value)}"
     if value > high:
-        return f"expected at most {_num(high)}{suffix}, got {_show(value)}"
+        return f"expected at most {plain_number(high)}{suffix}, got {shown(value)}"
     return None
 
 
@@ -97,22 +97,22 @@ def parse_duration(value: float | int | str) -> float:
 def format_duration(seconds: float) -> str:
     """Short human form of a duration in seconds: ``2m30s``, ``45s``, ``1h``, ``250ms``."""
     if 0 < seconds < 1:
-        return f"{_num(round(seconds * 1000, 3))}ms"
+        return f"{plain_number(round(seconds * 1000, 3))}ms"
     whole = round(seconds)
     if abs(seconds - whole) > 1e-9:
-        return f"{_num(round(seconds, 3))}s"
+        return f"{plain_number(round(seconds, 3))}s"
     hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     parts = [f"{v}{unit}" for v, unit in ((hours, "h"), (minutes, "m"), (secs, "s")) if v]
     return "".join(parts) or "0s"
 
 
-def _num(value: float) -> float | int:
+def plain_number(value: float) -> float | int:
     """An int when the float is integral, so 5000.0 prints (and serialises) as 5000."""
     return int(value) if float(value).is_integer() else value
 
 
-def _show(value: Any) -> str:
+def shown(value: Any) -> str:
     """A value as the user would write it (JSON-like), shortened."""
     text = json.dumps(value, default=str, ensure_ascii=False)
     return text if len(text) <= 60 else text[:57] + "..."
@@ -140,9 +140,9 @@ class RampUp:
     def to_dict(self) -> dict[str, Any]:
         return {
             "enabled": True,
-            "duration": _num(self.duration_s),
-            "start_percent": _num(self.start_percent),
-            "end_percent": _num(self.end_percent),
+            "duration": plain_number(self.duration_s),
+            "start_percent": plain_number(self.start_percent),
+            "end_percent": plain_number(self.end_percent),
         }
 
 
@@ -157,8 +157,8 @@ class Stage:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "duration": _num(self.duration_s),
-            "orders_per_second": _num(self.orders_per_second),
+            "duration": plain_number(self.duration_s),
+            "orders_per_second": plain_number(self.orders_per_second),
             "concurrent_users": self.concurrent_users,
         }
 
@@ -362,11 +362,11 @@ class Scenario:
     def summary(self) -> str:
         """One line for listings: ``5000/s, 2m``, ``3 stages, peak 12000/s, 4m30s``, or with a recovery
         phase ``18000/s, 1m30s, then 500/s for 30s to recover``."""
-        text = f"{_num(self.load.orders_per_second)}/s, {format_duration(self.load_end_s)}"
+        text = f"{plain_number(self.load.orders_per_second)}/s, {format_duration(self.load_end_s)}"
         if self.stages:
             text = f"{len(self.stages)} stages, peak {text}"
         if self.recovery is not None:
-            rate = _num(round(self.recovery.orders_per_second, 3))
+            rate = plain_number(round(self.recovery.orders_per_second, 3))
             text += f", then {rate}/s for {format_duration(self.recovery.duration_s)} to recover"
         return text
 
@@ -374,11 +374,11 @@ class Scenario:
         """JSON-serialisable form in the YAML's own shape (durations as seconds); it loads back equal."""
         load: dict[str, Any] = {}
         if not self.stages:
-            load["orders_per_second"] = _num(self.load.orders_per_second)
+            load["orders_per_second"] = plain_number(self.load.orders_per_second)
         load["concurrent_users"] = self.load.concurrent_users
         load["symbols"] = list(self.load.symbols)
         if not self.stages:
-            load["duration"] = _num(self.load.duration_s)
+            load["duration"] = plain_number(self.load.duration_s)
         if self.load.ramp_up is not None:
             load["ramp_up"] = self.load.ramp_up.to_dict()
         out: dict[str, Any] = {"name": self.name, "description": self.description, "load": load}
@@ -386,8 +386,8 @@ class Scenario:
             out["stages"] = [stage.to_dict() for stage in self.stages]
         if self.recovery is not None:
             out["recovery"] = self.recovery.to_dict()
-        out["mix"] = {k: _num(v) for k, v in asdict(self.mix).items()}
-        out["slo"] = {k: _num(v) for k, v in asdict(self.slo).items()}
+        out["mix"] = {k: plain_number(v) for k, v in asdict(self.mix).items()}
+        out["slo"] = {k: plain_number(v) for k, v in asdict(self.slo).items()}
         return out
 
 
@@ -424,7 +424,7 @@ class Sweep:
         return {
             "name": self.name,
             "description": self.description,
-            "cooldown": _num(self.cooldown_s),
+            "cooldown": plain_number(self.cooldown_s),
             "tiers": [{"name": t.name, "path": t.path, "scenario": t.scenario.to_dict()} for t in self.tiers],
         }
 
@@ -436,7 +436,7 @@ def _check_overrides(
     target_symbols: Sequence[str] | None,
 ) -> None:
     problems = [
-        Problem("overrides", None, name, f"expected a number > 0, got {_show(value)}")
+        Problem("overrides", None, name, f"expected a number > 0, got {shown(value)}")
         for name, value in (
             ("duration_s", duration_s),
             ("orders_per_second", orders_per_second),

@@ -13,8 +13,8 @@ from typing import Any
 
 import jsonschema
 
-from capacity.scenario.model import _num, _show
-from capacity.scenario.yaml_source import FieldPath, _Doc, _field_name
+from capacity.scenario.model import plain_number, shown
+from capacity.scenario.yaml_source import FieldPath, YamlDoc, field_name
 
 
 @cache
@@ -29,7 +29,7 @@ def _validator(kind: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema(kind))
 
 
-def _check_schema(doc: _Doc, kind: str) -> None:
+def check_schema(doc: YamlDoc, kind: str) -> None:
     """Add a problem for every schema violation and raise if there was any (with earlier problems too)."""
     root = load_schema(kind)
     if doc.data is None:
@@ -37,12 +37,12 @@ def _check_schema(doc: _Doc, kind: str) -> None:
         doc.raise_if_any()
     reported: set[str] = set()
     for path in _non_finite(doc.data, ()):  # JSON Schema's bounds let NaN through: NaN > max is false
-        reported.add(_field_name(path))
+        reported.add(field_name(path))
         doc.add(path, f"expected a finite number, got {_yaml_number(_value_at(doc.data, path))}", key=True)
     for error in _validator(kind).iter_errors(doc.data):
         for path, message, line_path in _explain(error, root):
-            if _field_name(path) not in reported:  # one message per field is enough
-                reported.add(_field_name(path))
+            if field_name(path) not in reported:  # one message per field is enough
+                reported.add(field_name(path))
                 doc.add(path, message, key=True, line_path=line_path)
     if reported:  # building needs schema-valid data; duplicate keys alone do not stop it
         doc.raise_if_any()
@@ -95,11 +95,11 @@ def _explain(
             ((*path, k), _unknown_field(str(k), allowed), (*path, k)) for k in instance if k not in allowed
         ]
     if error.validator == "uniqueItems":
-        return [(path, f"expected no duplicates, got {_show(instance)}", path)]
+        return [(path, f"expected no duplicates, got {shown(instance)}", path)]
     if error.validator is None:  # a `false` schema
         return [(path, "not allowed here", path)]
     if error.validator in _EXPLAINED:
-        return [(path, f"expected {_expectation(schema)}, got {_show(instance)}", path)]
+        return [(path, f"expected {_expectation(schema)}, got {shown(instance)}", path)]
     return [(path, error.message, path)]
 
 
@@ -161,9 +161,9 @@ def _expectation(schema: dict[str, Any]) -> str:
     if "anyOf" in schema:
         return " or ".join(_expectation(option) for option in schema["anyOf"])
     if "const" in schema:
-        return _show(schema["const"])
+        return shown(schema["const"])
     if "enum" in schema:
-        return "one of " + ", ".join(map(_show, schema["enum"]))
+        return "one of " + ", ".join(map(shown, schema["enum"]))
     kind = str(schema.get("type"))
     text = _TYPE_WORDS.get(kind, "a value")
     if kind in ("number", "integer"):
@@ -186,7 +186,7 @@ _UPPER_BOUNDS = (("exclusiveMaximum", "<"), ("maximum", "<="))
 def _bounds(schema: dict[str, Any]) -> str:
     """' > 0', ' >= 0 and <= 100' or '' for a numeric schema."""
     found = [
-        next((f"{op} {_num(schema[key])}" for key, op in bounds if key in schema), "")
+        next((f"{op} {plain_number(schema[key])}" for key, op in bounds if key in schema), "")
         for bounds in (_LOWER_BOUNDS, _UPPER_BOUNDS)
     ]
     text = " and ".join(b for b in found if b)

@@ -19,7 +19,7 @@ FieldPath = tuple[str | int, ...]
 
 
 @dataclass
-class _Doc:
+class YamlDoc:
     """A parsed YAML document: data, node tree (for line numbers) and the problems found so far."""
 
     source: str
@@ -38,7 +38,7 @@ class _Doc:
     ) -> None:
         """Record a problem of the field at ``path``; its line is that of ``line_path`` if given."""
         line = self.line_of(path if line_path is None else line_path, key)
-        self.problems.append(Problem(self.source, line, _field_name(path), message))
+        self.problems.append(Problem(self.source, line, field_name(path), message))
 
     def raise_if_any(self) -> None:
         if self.problems:
@@ -47,7 +47,7 @@ class _Doc:
             raise ScenarioError(ordered)
 
 
-def _field_name(path: FieldPath) -> str:
+def field_name(path: FieldPath) -> str:
     text = ""
     for part in path:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
@@ -101,7 +101,7 @@ def _structure_problems(
 RECURSIVE_ALIAS = "an alias that refers to its own ancestor (recursive data) is not supported"
 
 
-def _read(path: str | os.PathLike[str]) -> str:
+def read_yaml(path: str | os.PathLike[str]) -> str:
     try:
         return read_bounded_text(path)
     except InputLimitError as exc:
@@ -115,13 +115,13 @@ def _read(path: str | os.PathLike[str]) -> str:
         raise ScenarioError([Problem(str(path), None, "", f"cannot read file: {reason}")]) from None
 
 
-def _parse(text: str, source: str) -> _Doc:
+def parse_yaml(text: str, source: str) -> YamlDoc:
     """YAML text to data plus node tree; syntax errors and structural problems become problems."""
     try:
         check_yaml_structure(text)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         problems = [
-            Problem(source, at.start_mark.line + 1, _field_name(path), message)
+            Problem(source, at.start_mark.line + 1, field_name(path), message)
             for path, at, message in (_structure_problems(node) if node is not None else ())
         ]
         if any(p.message == RECURSIVE_ALIAS for p in problems):
@@ -136,4 +136,4 @@ def _parse(text: str, source: str) -> _Doc:
         raise ScenarioError([Problem(source, line, "", f"YAML syntax error: {detail}")]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(source, None, "", f"YAML error: {exc}")]) from None
-    return _Doc(source, data, node, problems)
+    return YamlDoc(source, data, node, problems)

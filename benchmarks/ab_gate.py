@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -68,6 +69,10 @@ def one_gate(a: RunOptions, b: RunOptions, pairs: int, busy: bool) -> tuple[Pair
     return cpu, time.monotonic() - started
 
 
+def _tally(verdicts: Counter[str]) -> str:
+    return ", ".join(f"{verdict} {n}" for verdict, n in verdicts.most_common())
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--power", type=int, default=10, help="gates with a known regression (default 10)")
@@ -89,12 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         }
         walls: list[float] = []
         counts: dict[str, int] = {}
+        verdicts: dict[str, Counter[str]] = {}
         for name, (count, a, b) in runs.items():
             worse = 0
+            seen = verdicts[name] = Counter()
             for index in range(1, count + 1):
                 cpu, wall = one_gate(a, b, args.pairs, args.busy)
                 walls.append(wall)
                 worse += cpu.verdict == "worse"
+                seen[cpu.verdict] += 1
                 pairs = " ".join(f"{math.expm1(d) * 100:+.0f}" for d in cpu.differences)
                 print(
                     f"{name} gate {index}/{count}: CPU per order {cpu.verdict}: {cpu.detail}; "
@@ -110,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                     counts["power"] / args.power,
                     "of gates",
                     0.9,
-                    note=f"{counts['power']} of {args.power}",
+                    note=f"{counts['power']} of {args.power}; {_tally(verdicts['power'])}",
                 )
             )
         if args.same:
@@ -121,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                     "of gates",
                     0.05,
                     op="<=",
-                    note=f"{counts['same']} of {args.same}",
+                    note=f"{counts['same']} of {args.same}; {_tally(verdicts['same'])}",
                 )
             )
         figures.append(

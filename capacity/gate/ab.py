@@ -25,7 +25,7 @@ from typing import Literal
 from capacity.exit_codes import EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK
 from capacity.gate.compare import Status, Verdict
 from capacity.gate.metrics import METRICS, TierData, tier_data
-from capacity.gate.paired import PairedTest, paired_test, smallest_p
+from capacity.gate.paired import PairedTest, paired_test, pairs_needed, smallest_p
 from capacity.gate.thresholds import Thresholds
 from capacity.run.orchestrator import RunOptions, RunResult
 from capacity.scenario import Sweep
@@ -146,7 +146,7 @@ def run_pairs(
                     tier=tier.name,
                     order=len(runs) + 1,
                     run_dir=str(result.path),
-                    data=tier_data(result.run, tier.name, thresholds.min_steady_seconds),
+                    data=tier_data(result.run, tier.name, thresholds.min_steady_seconds, paired=True),
                 )
             )
     return runs
@@ -191,11 +191,6 @@ def compare_pairs(
         status = "regression"
     elif any(c.verdict == "inconclusive" for c in checks):
         status = "inconclusive"
-    if alpha < smallest_p(min((c.pairs for c in checks), default=0)):
-        notes.append(
-            f"with {min(c.pairs for c in checks)} pairs the sign-flip test cannot reach p < {alpha:g}: "
-            "nothing can be called worse or better; run more pairs (--pairs)"
-        )
     return ABResult(baseline, candidate, tuple(runs), tuple(checks), thresholds, tuple(notes), status)
 
 
@@ -216,8 +211,15 @@ def _check(
         else:
             differences.append(b - a)
     n = len(differences)
-    if n < MIN_PAIRS:
-        why = f"{n} comparable pair(s), fewer than the {MIN_PAIRS} a paired test needs"
+    if n < MIN_PAIRS or smallest_p(n) >= alpha:
+        # Too few pairs for the sign-flip test to say anything: not "not significant", which would read as
+        # evidence of no change when nothing could have been found
+        why = (
+            f"{n} comparable pair(s), fewer than the {MIN_PAIRS} a paired test needs"
+            if n < MIN_PAIRS
+            else f"{n} comparable pairs: the sign-flip test cannot reach p < {alpha:g} (it needs "
+            f"{pairs_needed(alpha)}); run more pairs (--pairs)"
+        )
         return PairedCheck(tier, key, metric.label, "inconclusive", why, n, relative=limit.relative)
     test = paired_test(differences)
     change, low, high = _as_change(test, limit.relative)

@@ -47,9 +47,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from capacity.results.run_file import FloatArray, Run, Second, as_float_array, run_to_dict
+from capacity.results.run_file import FloatArray, Run, Second, TierLimit, as_float_array, run_to_dict
 from capacity.results.verdict_text import limit_of, limit_sentence
-from capacity.results.verdicts import NOT_THE_SERVERS
+from capacity.results.verdicts import NOT_THE_SERVERS, generator_evidence
 
 Direction = Literal["lower", "higher"]
 
@@ -184,16 +184,21 @@ def broken_reasons(run: Run) -> list[str]:
     return []
 
 
-def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
-    """Why ``run`` cannot be compared with a baseline (empty when it can): an interrupted run, a tier
-    limited by the generator or disturbed by other processes (its figures are not the server's), too few
-    steady seconds. A broken run (``broken_reasons``) cannot be compared either, and counts as a
-    regression."""
+def unusable_reasons(run: Run, min_steady_seconds: int, paired: bool = False) -> list[str]:
+    """Why ``run`` cannot be compared (empty when it can): an interrupted run, a tier limited by the
+    generator or disturbed by other processes (its figures are not the server's), too few steady seconds.
+    ``paired`` (one run of an A/B pair, whose other run shared the machine's moment): a disturbed run is
+    compared unless the generator's own evidence says it limited the run. A broken run
+    (``broken_reasons``) cannot be compared either, and counts as a regression."""
     reasons = broken_reasons(run)
     if run.status == "interrupted":
         reasons.append("run interrupted" + (f": {run.problem}" if run.problem else ""))
     limit = limit_of(run.summary)
-    if limit.kind in NOT_THE_SERVERS:
+    if paired and limit.kind == "disturbed":
+        generator = generator_evidence(limit)
+        if generator:
+            reasons.append(limit_sentence(TierLimit("generator", generator)))
+    elif limit.kind in NOT_THE_SERVERS:
         reasons.append(limit_sentence(limit))
     steady = len(run.steady_series())
     if steady < min_steady_seconds:
@@ -203,14 +208,15 @@ def unusable_reasons(run: Run, min_steady_seconds: int) -> list[str]:
     return reasons
 
 
-def tier_data(run: Run, name: str, min_steady_seconds: int) -> TierData:
-    """``run`` reduced to its per-second metric samples and the figures the gate reports."""
+def tier_data(run: Run, name: str, min_steady_seconds: int, paired: bool = False) -> TierData:
+    """``run`` reduced to its per-second metric samples and the figures the gate reports (``paired``: as
+    ``unusable_reasons``)."""
     steady = run.steady_series()
     s = run.summary
     return TierData(
         name=name,
         status=run.status,
-        problems=tuple(unusable_reasons(run, min_steady_seconds)),
+        problems=tuple(unusable_reasons(run, min_steady_seconds, paired)),
         broken=tuple(broken_reasons(run)),
         offered_rate=s.offered_rate,
         steady_seconds=len(steady),

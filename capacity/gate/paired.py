@@ -39,6 +39,16 @@ def smallest_p(pairs: int) -> float:
     return min(1.0, 2.0 / 2**pairs)
 
 
+def pairs_needed(alpha: float) -> int:
+    """The fewest pairs with which the sign-flip test can give p < ``alpha``."""
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be between 0 and 1, got {alpha!r}")
+    pairs = 1
+    while smallest_p(pairs) >= alpha:
+        pairs += 1
+    return pairs
+
+
 def sign_flip_p(differences: Sequence[float], seed: int = 0) -> float:
     """Two-sided p-value of the mean of ``differences`` under random signs (exact up to EXACT_UP_TO)."""
     values = np.asarray(differences, dtype=float)

@@ -13,6 +13,7 @@ from capacity.results.verdicts import (
     RECOVERED_FOR_S,
     RECOVERED_REFUSED_SHARE,
     REFUSING_SHARE,
+    generator_evidence,
 )
 from capacity.text import sentence_ms
 
@@ -104,9 +105,10 @@ def limit_sentence(limit: TierLimit) -> str:
 
 def aside_lines(limit: TierLimit) -> list[str]:
     """Evidence that did not decide the tier, as notes."""
-    if limit.kind == "server" and any(r.code.startswith("generator") for r in limit.asides):
+    generator = generator_evidence(limit)
+    if limit.kind == "server" and generator:
         lead = "the generator was near its limit too, but the server was saturated and slow: "
-        return [lead + "; ".join(reason_text(r) for r in limit.asides if r.code.startswith("generator"))]
+        return [lead + "; ".join(reason_text(r) for r in generator)]
     return [reason_text(r) for r in limit.asides]
 
 

@@ -6,7 +6,8 @@ Each tier of a run gets exactly one ``TierLimit``, decided from evidence in this
    A failure of the server under test, never "inconclusive".
 2. ``disturbed``: other processes on the machine used ``DISTURBED_OTHER_CPU_PERCENT`` or more of a core on
    average during the steady window. The tier's CPU and latency are not the server's alone: it is left out of
-   the fits, and the gate cannot judge it.
+   the fits, and a gate against a stored baseline cannot judge it (an A/B pair can: both its runs share the
+   machine's moment). The generator's own evidence is kept as asides.
 3. ``generator``: the load generator's own evidence - its CPU at ``GENERATOR_SATURATION`` of the cores it
    could use for a sustained part of the steady window, or more than ``GENERATOR_LATE_LIMIT`` of the
    scheduled requests late through its own delay - while the server had spare CPU or answered promptly
@@ -173,11 +174,13 @@ def classify(e: TierEvidence) -> TierLimit:
     """The tier's one limit (see the module docstring for the order of the rules)."""
     if e.sent > 0 and e.ok == 0:
         return TierLimit("unreachable", (Reason("no_answer", e.sent),))
-    if e.other_cpu_percent is not None and e.other_cpu_percent >= DISTURBED_OTHER_CPU_PERCENT:
-        return TierLimit(
-            "disturbed", (Reason("other_cpu", e.other_cpu_percent, DISTURBED_OTHER_CPU_PERCENT),)
-        )
     generator = generator_reasons(e.generator)
+    if e.other_cpu_percent is not None and e.other_cpu_percent >= DISTURBED_OTHER_CPU_PERCENT:
+        # The generator's own evidence rides along: an A/B pair can still use a disturbed run, not a
+        # generator-bound one (capacity.gate.metrics.unusable_reasons)
+        return TierLimit(
+            "disturbed", (Reason("other_cpu", e.other_cpu_percent, DISTURBED_OTHER_CPU_PERCENT),), generator
+        )
     server = server_reasons(e)
     if generator and not _server_saturated_and_slow(e):
         return TierLimit("generator", generator)
@@ -185,6 +188,11 @@ def classify(e: TierEvidence) -> TierLimit:
     if server:
         return TierLimit("server", server, asides)
     return TierLimit("none", (), asides)
+
+
+def generator_evidence(limit: TierLimit) -> tuple[Reason, ...]:
+    """The generator's own evidence among ``limit``'s asides (a disturbed or server-limited tier's)."""
+    return tuple(r for r in limit.asides if r.code.startswith("generator"))
 
 
 def _server_saturated_and_slow(e: TierEvidence) -> bool:

@@ -13,7 +13,7 @@ import support
 
 from capacity.gate.ab import AB_METRICS, PairRun, compare_pairs, interleaving
 from capacity.gate.metrics import MetricSamples, TierData
-from capacity.gate.paired import bootstrap_interval, paired_test, sign_flip_p, smallest_p
+from capacity.gate.paired import bootstrap_interval, paired_test, pairs_needed, sign_flip_p, smallest_p
 from capacity.gate.thresholds import Thresholds
 from capacity.gate.worktree import WorktreeError, checkout, engine_of, exchange_env, resolve
 from capacity.run.exchange_process import EmbeddedExchange
@@ -82,6 +82,16 @@ def test_a_small_consistent_change_below_the_limit_is_not_worse() -> None:
     a = [1e-4] * 6
     found = verdicts(pairs_of(a, [1.05e-4] * 6))  # +5 %, every pair: significant but under the 10 % limit
     assert found["cpu_per_order"] == "not significant"
+
+
+def test_too_few_pairs_to_reach_alpha_are_inconclusive_not_not_significant() -> None:
+    a = [1e-4] * 5
+    found = compare_pairs(pairs_of(a, [1.4e-4] * 5), THRESHOLDS, "A", "B", alpha=0.05)
+    cpu = next(c for c in found.checks if c.key == "cpu_per_order")
+    # +40 % in all five pairs, but five pairs cannot give p below 2 / 32 = 0.0625
+    assert cpu.verdict == "inconclusive" and "needs 6" in cpu.detail and found.status == "inconclusive"
+    assert pairs_needed(0.05) == 6 and pairs_needed(0.01) == 8
+    assert verdicts(pairs_of([1e-4] * 6, [1.4e-4] * 6))["cpu_per_order"] == "worse"
 
 
 def test_a_broken_candidate_fails_and_unusable_pairs_are_left_out() -> None:

@@ -29,7 +29,7 @@ from capacity.gate import (
 )
 from capacity.gate.baseline import baseline_to_dict, dumps, pooled, write_baseline
 from capacity.gate.compare import difference_test
-from capacity.gate.metrics import METRICS
+from capacity.gate.metrics import METRICS, unusable_reasons
 from capacity.gate.render import junit, markdown
 from capacity.results.run_file import (
     Counts,
@@ -368,6 +368,17 @@ def test_errors_in_every_second_fail(tmp_path: Path, baseline_file: Path) -> Non
 
 
 # ---------------------------------------------------------------------------------------------- inconclusive
+
+
+def test_a_disturbed_run_counts_in_an_ab_pair_unless_the_generator_limited_it() -> None:
+    disturbed = TierLimit("disturbed", (Reason("other_cpu", 60.0, 25.0),))
+    run = make_run(limit=disturbed)
+    assert "other processes used 60 % of a core" in " ".join(unusable_reasons(run, 3))
+    assert unusable_reasons(run, 3, paired=True) == []  # its pair's other run shared the machine's moment
+    starved = make_run(
+        limit=replace(disturbed, asides=(Reason("generator_cpu", 8, 0.9, of=10),)),
+    )
+    assert "generator" in " ".join(unusable_reasons(starved, 3, paired=True))
 
 
 @pytest.mark.parametrize(

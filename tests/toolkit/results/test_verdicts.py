@@ -54,7 +54,9 @@ def test_a_hung_server_is_unreachable_whatever_else_happened() -> None:
 
 def test_other_processes_disturb_a_tier() -> None:
     busy = replace(HEALTHY, other_cpu_percent=DISTURBED_OTHER_CPU_PERCENT)
-    assert classify(busy).kind == "disturbed"
+    assert classify(busy).kind == "disturbed" and classify(busy).asides == ()
+    starved = classify(replace(busy, generator=SATURATED_GENERATOR))  # the generator's evidence rides along
+    assert starved.kind == "disturbed" and [r.code for r in starved.asides] == ["generator_cpu"]
     assert classify(replace(busy, other_cpu_percent=DISTURBED_OTHER_CPU_PERCENT - 1)).kind == "none"
 
 

@@ -33,7 +33,6 @@ import contextlib
 import os
 import resource
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +48,7 @@ from _mix import SeedMix
 from shipped_capacity import matching_build
 
 from capacity.generator.http_wire import ProtocolError, parse_head
+from capacity.measure.sampler import ProcessSampler
 from capacity.run.exchange_process import EmbeddedExchange
 
 SATURATION_CONNECTIONS, OVERLOAD_CONNECTIONS = 64, 1_000
@@ -131,34 +131,6 @@ def health_summary(probes: list[dict]) -> dict:
     }
 
 
-class RssSampler:
-    """The server's RSS every ``RSS_EVERY_S`` in a thread: (monotonic time, bytes)."""
-
-    def __init__(self, pid: int) -> None:
-        self.process = psutil.Process(pid)
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while True:
-            with contextlib.suppress(psutil.Error):
-                self.samples.append((time.monotonic(), self.process.memory_info().rss))
-            if self._stop.wait(RSS_EVERY_S):
-                return
-
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def between(self, t0: float, t1: float) -> list[int]:
-        return [rss for t, rss in self.samples if t0 <= t <= t1]
-
-
 # -- 1. saturation --
 
 
@@ -190,12 +162,15 @@ def saturation(seconds: float, server_cpu: int) -> dict:
 def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> dict:
     phases = [(OVERLOAD_FACTOR * goodput, float(over_s)), (RECOVERY_FACTOR * goodput, float(recovery_s))]
     marks: dict[str, float] = {}
-    with EmbeddedExchange(cpus=[server_cpu]) as exchange, RssSampler(exchange.pid) as rss:
+    with (
+        EmbeddedExchange(cpus=[server_cpu]) as exchange,
+        ProcessSampler(exchange.pid, RSS_EVERY_S) as sampler,
+    ):
         server = psutil.Process(exchange.pid)
         mix = SeedMix.for_exchange(exchange.url)
 
         def started() -> None:
-            marks.update(t=time.monotonic(), cpu=cpu_seconds(server))
+            marks.update(t=time.monotonic(), unix=time.time(), cpu=cpu_seconds(server))
 
         async def run() -> tuple:
             stop = asyncio.Event()
@@ -225,8 +200,9 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> d
     assert timeline is not None
     answers = timeline.answers(0, over_s)
     all_answers = answers["ok"] + answers["shed"] + answers["other"]
-    before = rss.between(t0 - 5, t0)
-    during = rss.between(t0, t0 + over_s)
+    rss = [(x.time - marks["unix"], x.server_rss_bytes) for x in sampler.samples if x.server_rss_bytes]
+    before = [b for t, b in rss if -5 <= t <= 0]
+    during = [b for t, b in rss if 0 <= t <= over_s]
     recovery = timeline.merged(over_s, over_s + recovery_s)
     per_second = {s: timeline.p99_ms(s) for s in range(over_s + recovery_s)}
     bad = [s for s in range(over_s, over_s + recovery_s) if (per_second[s] or 0.0) > GOAL_P99_MS]
@@ -246,7 +222,7 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> d
         "reconnects": result.reconnects,
         "rss_start_mib": (before[-1] if before else (during[0] if during else 0)) / MIB,
         "rss_max_mib": max(during, default=0) / MIB,
-        "rss_end_mib": (rss.samples[-1][1] / MIB) if rss.samples else None,
+        "rss_end_mib": (rss[-1][1] / MIB) if rss else None,
         "health": health_summary(phase_probes),
         "recovery_p99_ms": recovery.get_value_at_percentile(99) / 1000
         if recovery.get_total_count()

@@ -166,6 +166,12 @@ class ProcessSampler:
     def latest(self) -> ProcessSample | None:
         return self.samples[-1] if self.samples else None
 
+    def __enter__(self) -> ProcessSampler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
     def _loop(self) -> None:
         next_tick = self._last + self.interval_s
         while True:

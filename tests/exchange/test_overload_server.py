@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import orjson
 import psutil
 import pytest
 
+from capacity.measure.sampler import ProcessSampler
 from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange.engine import MatchingEngine
 from reference_exchange.instruments import default_instruments
@@ -70,37 +70,17 @@ def pinned(cpus: list[int]) -> Iterator[None]:
         me.cpu_affinity(before)
 
 
-class RssSampler:
-    """The server's RSS every 50 ms, from a thread (the test's event loop is busy generating load)."""
+RSS_EVERY_S = 0.05  # the test's event loop is busy generating load: the sampler is a thread
 
-    def __init__(self, pid: int) -> None:
-        self._process = psutil.Process(pid)
-        self.samples: list[tuple[float, int]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def _run(self) -> None:
-        started = time.monotonic()
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                self.samples.append((time.monotonic() - started, self._process.memory_info().rss))
-            self._stop.wait(0.05)
+def rss_at(sampler: ProcessSampler, share: float) -> int:
+    """The server's RSS at ``share`` (0..1) of the way through the samples."""
+    samples = [s.server_rss_bytes for s in sampler.samples if s.server_rss_bytes]
+    return samples[min(len(samples) - 1, int(share * len(samples)))]
 
-    def __enter__(self) -> RssSampler:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def max_bytes(self) -> int:
-        return max(rss for _, rss in self.samples)
-
-    def at(self, share: float) -> int:
-        """RSS at ``share`` (0..1) of the way through the samples."""
-        return self.samples[min(len(self.samples) - 1, int(share * len(self.samples)))][1]
+def max_rss(sampler: ProcessSampler) -> int:
+    return max(s.server_rss_bytes or 0 for s in sampler.samples)
 
 
 def order_body(worker: int, n: int) -> dict:
@@ -182,7 +162,7 @@ async def fetch_orders(url: str, order_ids: list[int], concurrency: int = 64) ->
     return found
 
 
-def report(name: str, load: Load, rss: RssSampler, server: dict) -> None:
+def report(name: str, load: Load, rss: ProcessSampler, server: dict) -> None:
     admitted = len(load.acked)
     print(
         f"\n[overload:{name}] {load.attempts} attempts in {load.seconds:.2f} s: "
@@ -192,21 +172,22 @@ def report(name: str, load: Load, rss: RssSampler, server: dict) -> None:
         f"[overload:{name}] admitted latency at the client p50 {load.percentile_ms(0.5):.1f} ms, "
         f"p99 {load.percentile_ms(0.99):.1f} ms, max {load.percentile_ms(1.0):.1f} ms; "
         f"server-side p99 {server['p99_latency']:.1f} ms, worst loop lag {server['loop_lag_max_ms']:.0f} ms\n"
-        f"[overload:{name}] server RSS start {rss.at(0) / 2**20:.0f} MB, mid {rss.at(0.5) / 2**20:.0f} MB, "
-        f"end {rss.at(1) / 2**20:.0f} MB, max {rss.max_bytes / 2**20:.0f} MB; "
+        f"[overload:{name}] server RSS start {rss_at(rss, 0) / 2**20:.0f} MB, "
+        f"mid {rss_at(rss, 0.5) / 2**20:.0f} MB, end {rss_at(rss, 1) / 2**20:.0f} MB, "
+        f"max {max_rss(rss) / 2**20:.0f} MB; "
         f"server counted shed_pending={server['shed_pending']} shed_loop_lag={server['shed_loop_lag']}"
     )
 
 
-def check_bounded_and_healthy(load: Load, rss: RssSampler, process: psutil.Process) -> None:
+def check_bounded_and_healthy(load: Load, rss: ProcessSampler, process: psutil.Process) -> None:
     assert process.is_running() and process.status() != psutil.STATUS_ZOMBIE
     assert load.attempts > 0 and load.acked, "nothing was admitted"
     assert load.shed_without_retry_after == 0
     assert not load.other_status, f"unexpected statuses {load.other_status}"
     assert load.connection_errors == 0
-    assert rss.max_bytes < MAX_RSS_BYTES
+    assert max_rss(rss) < MAX_RSS_BYTES
     # Flat, not growing with the offered load: the second half adds little on top of the first.
-    assert rss.at(1) - rss.at(0.5) < 40 * 2**20
+    assert rss_at(rss, 1) - rss_at(rss, 0.5) < 40 * 2**20
 
 
 @pytest.mark.timeout(60)
@@ -229,7 +210,7 @@ def test_journal_bound_overload_sheds_and_loses_nothing(tmp_path: Path):
                 assert status == 200 and health["status"] == "ok"
             return load, metrics["data"], health
 
-        with RssSampler(exchange.pid) as rss:
+        with ProcessSampler(exchange.pid, RSS_EVERY_S) as rss:
             load, server, _ = asyncio.run(scenario())
         report("journal", load, rss, server)
         check_bounded_and_healthy(load, rss, process)
@@ -276,7 +257,7 @@ def test_loop_lag_overload_without_journal_stays_bounded():
                 assert status == 200 and health["status"] == "ok"
             return load, metrics["data"]
 
-        with RssSampler(exchange.pid) as rss:
+        with ProcessSampler(exchange.pid, RSS_EVERY_S) as rss:
             load, server = asyncio.run(scenario())
         report("loop-lag", load, rss, server)
         check_bounded_and_healthy(load, rss, process)
@@ -324,7 +305,7 @@ def test_queue_delay_admission_refuses_with_retry_after_loses_nothing_and_recove
                             await asyncio.sleep(0.05)
             return load, metrics["data"], admitted_after
 
-        with RssSampler(exchange.pid) as rss:
+        with ProcessSampler(exchange.pid, RSS_EVERY_S) as rss:
             load, server, admitted_after = asyncio.run(scenario())
         report("queue-delay", load, rss, server)
         check_bounded_and_healthy(load, rss, process)

@@ -70,7 +70,10 @@ class Tenuring:
             resident = self.resident()
             if resident is not None and resident >= self._thorough_at:
                 self._due = True
-                self.schedule(self.collect_thoroughly)
+                try:
+                    self.schedule(self.collect_thoroughly)
+                except RuntimeError:  # the loop has closed (shutting down): nothing left to collect for
+                    self.schedule = None
 
     def collect_thoroughly(self) -> None:
         """Walk everything, the tenured objects too, and tenure what survives."""

@@ -77,6 +77,11 @@ def test_a_thorough_collection_is_asked_for_once_memory_has_grown(restored_gc: N
     tenuring.collect_thoroughly()  # measured from here on: the next one at THOROUGH_GROWTH times this
     tenuring("stop", after_gen1)
     assert len(asked) == 1
+    # A loop that has closed (shutting down) refuses: the policy stops asking, without an error.
+    closed = Tenuring(_refuse, resident=lambda: resident[0])
+    resident[0] *= 100
+    closed("stop", after_gen1)
+    assert closed.schedule is None
     # No loop to run it (the engine benchmark), or no resident figure (no /proc): never asked.
     quiet = Tenuring(None, resident=lambda: resident[0])
     unknown = Tenuring(asked.append, resident=lambda: None)
@@ -84,6 +89,10 @@ def test_a_thorough_collection_is_asked_for_once_memory_has_grown(restored_gc: N
     quiet("stop", after_gen1)
     unknown("stop", after_gen1)
     assert len(asked) == 1
+
+
+def _refuse(callback: Callable[[], None]) -> None:
+    raise RuntimeError("Event loop is closed")
 
 
 def test_the_engines_finished_orders_stay_tracked_so_no_collection_walks_them_again() -> None:

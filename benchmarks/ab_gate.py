@@ -49,7 +49,8 @@ def _half_busy(cpu: int) -> None:
 
 
 def one_gate(a: RunOptions, b: RunOptions, pairs: int, busy: bool) -> tuple[PairedCheck, float]:
-    """The CPU-per-order check of one A/B gate, and its wall seconds."""
+    """The CPU-per-order check of one A/B gate (its "broken" check if the candidate broke), and its wall
+    seconds."""
     thresholds = load_thresholds(THRESHOLDS)
     spinner = None
     if busy:
@@ -65,8 +66,9 @@ def one_gate(a: RunOptions, b: RunOptions, pairs: int, busy: bool) -> tuple[Pair
         if spinner is not None:
             spinner.terminate()
             spinner.join()
-    cpu = next(c for c in result.checks if c.key == "cpu_per_order")
-    return cpu, time.monotonic() - started
+    # A broken candidate has no metrics compared: its check ("fail") stands in, counted as such
+    cpu = next((c for c in result.checks if c.key == "cpu_per_order"), None)
+    return cpu or next(c for c in result.checks if c.key == "broken"), time.monotonic() - started
 
 
 def _tally(verdicts: Counter[str]) -> str:

@@ -8,7 +8,7 @@ the same source interpreted; the goal is judged on the installed build. Each is 
 times, alternating, and the median is the figure (the spread is printed). A baseline loop doing only the
 stream's bookkeeping (a dict insert per command) runs beside them, so the cost can be compared across
 machines as a ratio. The collector runs with the exchange's policy (``reference_exchange.gc_policy``): it
-sets how often a full collection walks every resting order, a third of the time with CPython's defaults.
+keeps full collections from walking every resting order, a third of the time with CPython's defaults.
 ``--profile`` prints the interpreted engine's cProfile top functions (cProfile cannot
 see inside the compiled one).
 

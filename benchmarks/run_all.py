@@ -27,6 +27,7 @@ from _common import ROOT, Figure, git_revision, print_figures, wait_until_quiet
 BENCHMARKS = (
     "engine_throughput",
     "engine_memory",
+    "gc_pauses",
     "journal_group_commit",
     "report_render",
     "http_efficiency",

@@ -65,3 +65,15 @@ class StaleBuild(ImportError):
     """The compiled matching module was built from a different source than the one in the tree.
 
     Defined here, not in ``engine`` (whose import raises it), so an entry point can catch it."""
+
+
+class TrackedDict(dict):  # type: ignore[type-arg]
+    """A dict the garbage collector never stops tracking.
+
+    CPython stops tracking an exact dict whose keys and values are all untracked (in a full collection),
+    and tracks it again, as a new young object, the moment a tracked one goes in. The engine's finished
+    orders (up to a million records, each a tuple the collector untracks) then went through every
+    generation after each full collection, walked at each: 10-80 ms pauses that grew with the dict. A
+    subclass is never untracked, so it stays wherever the collector, or ``gc.freeze``, put it."""
+
+    __slots__ = ()

@@ -90,6 +90,24 @@ class _HeadTooLarge(Exception):
         return f"request line and headers longer than {MAX_HEAD} bytes"
 
 
+_ORDINARY, _LENGTH, _NOT_LEAN = "ordinary", "content-length", "not lean"
+#: Header names as clients spell them, classified once (a client repeats the same few spellings).
+_HEADER_KINDS: dict[bytes, str] = {}
+_HEADER_KINDS_KEPT: Final = 256  # beyond this many spellings, classified each time: the dict stays bounded
+
+
+def _header_kind(name: bytes) -> str:
+    kind = _HEADER_KINDS.get(name)
+    if kind is None:
+        lower = name.lower()
+        kind = (
+            _NOT_LEAN if lower in _HEADERS_NOT_LEAN else _LENGTH if lower == b"content-length" else _ORDINARY
+        )
+        if len(_HEADER_KINDS) < _HEADER_KINDS_KEPT:
+            _HEADER_KINDS[name] = kind
+    return kind
+
+
 def lean_route(method: bytes, target: bytes) -> tuple[Route, str, str | None] | None:
     """The lean route of a request, its path argument and its query value (``depth`` or ``limit``), or
     None when aiohttp should judge it."""
@@ -140,12 +158,27 @@ class _Framer:
     def __init__(self) -> None:
         self._second = -1
         self._tail = b""
+        self._reused: dict[tuple[int, bool], bytes] = {}
 
-    def frame(self, answer: Reply, keep_alive: bool) -> bytes:
+    def _date(self) -> None:
         now = int(time.time())
         if now != self._second:
             self._second = now
             self._tail = f"Date: {rfc822_formatted_time()}\r\nServer: {SERVER_SOFTWARE}\r\n".encode()
+            self._reused.clear()
+
+    def frame_reused(self, answer: Reply, keep_alive: bool) -> bytes:
+        """``frame`` for a reply sent again and again as it is (a refusal): framed once per second, as its
+        Date changes. ``answer`` must live as long as the framer (it is known by its identity)."""
+        self._date()
+        key = (id(answer), keep_alive)
+        framed = self._reused.get(key)
+        if framed is None:
+            framed = self._reused[key] = self.frame(answer, keep_alive)
+        return framed
+
+    def frame(self, answer: Reply, keep_alive: bool) -> bytes:
+        self._date()
         status, body, headers = answer
         extra = "".join(f"{name}: {value}\r\n" for name, value in headers.items()) if headers else ""
         head = (
@@ -309,25 +342,26 @@ class LeanConnection(asyncio.Protocol):
         self._length = 0
         self._request = None
 
+    # llhttp sets no limit of its own on a head: without the count in on_url and on_header a client could
+    # grow one request's head without end. (Inlined, not a helper: they run for every header.)
+
     def on_url(self, url: bytes) -> None:
         self._url += url
-        self._grow_head(len(url))
-
-    def _grow_head(self, size: int) -> None:
-        # llhttp sets no limit of its own: without this a client could grow one request's head without end.
-        self._head_size += size
+        self._head_size += len(url)
         if self._head_size > MAX_HEAD:
             raise _HeadTooLarge
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._grow_head(len(name) + len(value))
+        self._head_size += len(name) + len(value)
+        if self._head_size > MAX_HEAD:
+            raise _HeadTooLarge
         self._headers.append((name, value))
-        lower = name.lower()
-        if lower in _HEADERS_NOT_LEAN:
+        kind = _header_kind(name)
+        if kind is _NOT_LEAN:
             self._lean_ok = False
-            if lower == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked"):
+            if name.lower() == b"transfer-encoding" and value.lower().rstrip().endswith(b"chunked"):
                 self._chunked = True  # llhttp hands the body over de-chunked: a relay re-chunks it
-        elif lower == b"content-length":
+        elif kind is _LENGTH:
             self._length = int(value) if value.isdigit() else -1
 
     def on_headers_complete(self) -> None:
@@ -389,7 +423,10 @@ class LeanConnection(asyncio.Protocol):
             if route is PLACE:
                 lean = self._lean
                 if not lean.admission.admit(lean.turns.now()):
-                    self._send(route, lean.refusal(), keep_alive, started)  # the body never decoded
+                    refusal = lean.refusal()  # the body never decoded, the answer framed once a second
+                    self._send(
+                        route, refusal, keep_alive, started, lean.framer.frame_reused(refusal, keep_alive)
+                    )
                     return
                 routes.admit_order()
                 awaited: Awaitable[Reply] = routes.place_order(body, self.transport)
@@ -437,13 +474,15 @@ class LeanConnection(asyncio.Protocol):
             if not self._in_message:
                 self._switch_to_relay()
 
-    def _send(self, route: Route, answer: Reply, keep_alive: bool, started: float) -> None:
+    def _send(
+        self, route: Route, answer: Reply, keep_alive: bool, started: float, framed: bytes | None = None
+    ) -> None:
         lean = self._lean
         lean.observe(lean.stats[route], answer.status, perf_counter() - started)
         transport = self.transport
         if transport is None or self._closing or answer.status == CLIENT_CLOSED:
             return
-        transport.write(lean.framer.frame(answer, keep_alive))
+        transport.write(framed or lean.framer.frame(answer, keep_alive))
         if not keep_alive:
             self._closing = True
             transport.close()

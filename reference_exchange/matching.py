@@ -32,6 +32,7 @@ from reference_exchange.engine_types import (
     OrderType,
     Side,
     TimeInForce,
+    TrackedDict,
     UnknownSymbol,
 )
 
@@ -357,7 +358,7 @@ class MatchingEngine:
         # Finished orders stay queryable, as records (see ``_archive``), until ``order_retention`` newer
         # ones push them out (``_finished_ids`` is that queue): a long load test cannot grow memory
         # without bound.
-        self._finished: dict[int, FinishedRecord] = {}
+        self._finished: dict[int, FinishedRecord] = TrackedDict()  # see TrackedDict: never re-walked
         self._finished_ids: Fifo[int] = Fifo()
         self._by_client_id: dict[str, PlaceResult] = {}
         self._next_order_id = 1

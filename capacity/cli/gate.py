@@ -27,7 +27,13 @@ from capacity.exit_codes import EXIT_INVALID
 from capacity.gate.baseline import BaselineFormatError, load_side, read_baseline
 from capacity.gate.compare import GateInputError, GateResult, gate
 from capacity.gate.render import print_result, write_junit, write_markdown
-from capacity.gate.thresholds import DEFAULT_PATH, Thresholds, ThresholdsError, load_thresholds
+from capacity.gate.thresholds import (
+    AB_PAIRS_RANGE,
+    DEFAULT_PATH,
+    Thresholds,
+    ThresholdsError,
+    load_thresholds,
+)
 from capacity.run.orchestrator import RunSetupError, check_target
 from capacity.sweep.sweep_file import SweepFormatError
 
@@ -52,7 +58,12 @@ from capacity.sweep.sweep_file import SweepFormatError
 @click.option("--baseline-server-pid", metavar="PID", help="With --baseline-target: its pid, for its CPU.")
 @click.option("--target", metavar="URL", help="With --baseline-target: the candidate's URL (loopback).")
 @click.option("--server-pid", metavar="PID", help="With --target: its pid, for its CPU.")
-@click.option("--pairs", metavar="N", help="A/B: pairs per tier (default: ab_pairs in the thresholds, 6).")
+@click.option(
+    "--pairs",
+    metavar="N",
+    help=f"A/B: pairs per tier, {AB_PAIRS_RANGE[0]} to {AB_PAIRS_RANGE[1]} "
+    f"(default: ab_pairs in the thresholds, {Thresholds().ab_pairs}).",
+)
 @click.option(
     "--output-dir",
     metavar="DIR",
@@ -192,7 +203,7 @@ def _ab_request(given: dict[str, Any]) -> ABRequest:
         baseline_server_pid=positive_number(given["baseline_server_pid"], "--baseline-server-pid", int),
         target=None if target is None else check_target(target),
         server_pid=positive_number(given["server_pid"], "--server-pid", int),
-        pairs=positive_number(given["pairs"], "--pairs", int, 50),
+        pairs=ab_pairs(given["pairs"]),
         output_dir=given["output_dir"],
         markdown_path=given["markdown_path"],
         junit_path=given["junit_path"],
@@ -203,3 +214,12 @@ def _ab_request(given: dict[str, Any]) -> ABRequest:
 def _fail(message: str) -> NoReturn:
     click.echo(f"capacity gate: error: {message}", err=True)
     sys.exit(EXIT_INVALID)
+
+
+def ab_pairs(text: str | None) -> int | None:
+    """``--pairs`` as a whole number within ``AB_PAIRS_RANGE``, None when not given."""
+    low, high = AB_PAIRS_RANGE
+    pairs = positive_number(text, "--pairs", int, high)
+    if pairs is not None and pairs < low:
+        raise BadInput(f"--pairs {text!r}: expected at least {low} (a paired test needs them)")
+    return pairs

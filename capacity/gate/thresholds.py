@@ -35,6 +35,8 @@ from capacity.gate.metrics import METRICS
 from capacity.input_limits import InputLimitError, check_yaml_structure, read_bounded_text
 
 DEFAULT_PATH = Path("scenarios/gate/thresholds.yaml")
+#: How many A/B pairs a tier may have (``ab_pairs``, ``--pairs``).
+AB_PAIRS_RANGE = (3, 50)
 
 
 class ThresholdsError(ValueError):
@@ -176,8 +178,11 @@ def parse_thresholds(text: str, source: str = "<thresholds>") -> Thresholds:
             result = replace(result, ab_alpha=ab_alpha)
     if "ab_pairs" in data:
         pairs = data["ab_pairs"]
-        if isinstance(pairs, bool) or not isinstance(pairs, int) or not 3 <= pairs <= 50:
-            checker.add(("ab_pairs",), f"expected a whole number of pairs from 3 to 50, got {_show(pairs)}")
+        low, high = AB_PAIRS_RANGE
+        if isinstance(pairs, bool) or not isinstance(pairs, int) or not low <= pairs <= high:
+            checker.add(
+                ("ab_pairs",), f"expected a whole number of pairs from {low} to {high}, got {_show(pairs)}"
+            )
         else:
             result = replace(result, ab_pairs=pairs)
     if "min_steady_seconds" in data:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 from decimal import Decimal
 
 import pytest
 
 from reference_exchange.config import Settings
 from reference_exchange.engine import MatchingEngine, OrderStatus, OrderType, Side, TimeInForce
-from reference_exchange.gc_policy import GC_THRESHOLDS, settle_gc
 from reference_exchange.instruments import InstrumentError, default_instruments
 from reference_exchange.journal import Journal, JournalError
 from reference_exchange.server import create_app
@@ -134,15 +132,3 @@ async def test_failed_journal_replay_never_half_starts(tmp_path):
         create_app(Settings(journal_path=str(path)), journal)
     await journal.close()
     assert ExchangeService(MatchingEngine(["BTCUSD"])).replay([]) == 0
-
-
-def test_settle_gc_freezes_the_start_up_heap_and_sets_the_thresholds():
-    """Without the freeze every full collection walks the whole start-up heap (15-28 ms pauses)."""
-    before = gc.get_threshold()
-    try:
-        settle_gc()
-        assert gc.get_freeze_count() > 0
-        assert gc.get_threshold() == GC_THRESHOLDS
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*before)

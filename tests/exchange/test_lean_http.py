@@ -21,6 +21,11 @@ from reference_exchange.admission import CoDelAdmission
 from reference_exchange.api import EXCHANGE, ROUTES
 from reference_exchange.config import Settings
 from reference_exchange.lean_http import (
+    _HEADER_KINDS,
+    _HEADER_KINDS_KEPT,
+    _LENGTH,
+    _NOT_LEAN,
+    _ORDINARY,
     BOOK,
     CANCEL,
     GET_ORDER,
@@ -29,6 +34,7 @@ from reference_exchange.lean_http import (
     SYMBOLS,
     TRADES,
     LeanHttp,
+    _header_kind,
     lean_route,
 )
 from reference_exchange.server import create_app
@@ -261,3 +267,12 @@ def test_a_head_that_never_ends_after_lean_requests_is_refused_not_buffered(
     statuses = re.findall(rb"HTTP/1.1 (\d+)", received)
     assert statuses == [b"200", b"400"], received[-300:]
     assert b"longer than 16384 bytes" in received
+
+
+def test_header_spellings_are_classified_once_and_their_memory_stays_bounded() -> None:
+    assert _header_kind(b"Content-Length") is _header_kind(b"content-length") is _LENGTH
+    assert _header_kind(b"Transfer-Encoding") is _header_kind(b"EXPECT") is _NOT_LEAN
+    assert _header_kind(b"Host") is _ORDINARY
+    for index in range(2 * _HEADER_KINDS_KEPT):  # a client inventing header names cannot grow it
+        assert _header_kind(b"X-Invented-%d" % index) is _ORDINARY
+    assert len(_HEADER_KINDS) <= _HEADER_KINDS_KEPT

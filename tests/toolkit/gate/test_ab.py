@@ -199,6 +199,7 @@ def test_bad_ab_options_exit_2(tmp_path: Path) -> None:
         (("--baseline-target", "http://10.1.1.1:1", "--target", "http://127.0.0.1:1"), "--baseline-target"),
         (("--against", "no-such-revision-anywhere"), "not a commit"),
         (("--against", "HEAD", "--pairs", "0"), "--pairs"),
+        (("--against", "HEAD", "--pairs", "2"), "expected at least 3"),
         ((), "give --baseline FILE and RUN_OR_SWEEP_DIR, or --against REV"),
     ):
         result = support.invoke_capacity("gate", *args)

@@ -73,7 +73,8 @@ class TrackedDict(dict):  # type: ignore[type-arg]
     CPython stops tracking an exact dict whose keys and values are all untracked (in a full collection),
     and tracks it again, as a new young object, the moment a tracked one goes in. The engine's finished
     orders (up to a million records, each a tuple the collector untracks) then went through every
-    generation after each full collection, walked at each: 10-80 ms pauses that grew with the dict. A
-    subclass is never untracked, so it stays wherever the collector, or ``gc.freeze``, put it."""
+    generation after each full collection, walked at each: pauses that grew with the dict
+    (docs/benchmarks.md). A subclass is never untracked, so it stays wherever the collector, or
+    ``gc.freeze``, put it."""
 
     __slots__ = ()

@@ -5,15 +5,14 @@ Generations 0 and 1 keep CPython's thresholds: a young collection's pause grows 
 the tail is what matters here.
 
 A full collection walks every tracked object in the old generation, and a resting order is one: left to
-CPython, its pause grows with the book (docs/benchmarks.md, "Micro-costs behind code choices": 60 ms at
-200,000 resting orders, 170-380 ms in the overload benchmark's book, a stall that refuses orders by
-itself). So what survives a full collection is *tenured* (``gc.freeze``): the next one walks only what was
-promoted since, whatever the size of the book. A tenured object is still freed the moment its last
-reference goes (a filled or cancelled order); only a reference cycle among tenured objects would wait. For
-those, once resident memory has grown ``THOROUGH_GROWTH`` times since the last thorough collection, the
-event loop runs one that walks everything (``Tenuring.collect_thoroughly``), as Go paces its collector by
-heap growth: a book that turns over at a steady size never needs one, one that grows needs one per
-quadrupling.
+CPython, its pause grows with the book until it is a stall that refuses orders by itself (the figures are
+in docs/benchmarks.md, "Micro-costs behind code choices", and ``benchmarks/gc_pauses.py``). So what
+survives a full collection is *tenured* (``gc.freeze``): the next one walks only what was promoted since,
+whatever the size of the book. A tenured object is still freed the moment its last reference goes (a
+filled or cancelled order); only a reference cycle among tenured objects would wait. For those, once
+resident memory has grown ``THOROUGH_GROWTH`` times since the last thorough collection, the event loop
+runs one that walks everything (``Tenuring.collect_thoroughly``), as Go paces its collector by heap
+growth: a book that turns over at a steady size never needs one, one that grows needs one per quadrupling.
 """
 
 from __future__ import annotations
@@ -101,8 +100,8 @@ def settle_gc(schedule: Callable[[Callable[[], None]], object] | None = None) ->
     """Once start-up is done: collect, tenure everything alive (modules, the replayed books), and from then
     on tenure what each full collection leaves (``schedule``: see ``Tenuring``).
 
-    A full collection in 3.11 walks every tracked object: with the start-up heap in it, one took 15-28 ms
-    within seconds at 5,000 orders/s, longer than the P99 goal, with ~100 requests queued behind it."""
+    Left in the collector's sight, the start-up heap alone made full collections longer than the P99 goal
+    within seconds of load (docs/benchmarks.md)."""
     for callback in [c for c in gc.callbacks if isinstance(c, Tenuring)]:
         gc.callbacks.remove(callback)  # settled again (tests, benchmarks): one policy
     tenure_everything()

@@ -134,7 +134,9 @@ def test_finish_works_from_the_record_written_before_any_load(
     monkeypatch.setattr(run_module, "write_pending", full_disk_at_the_end)
     monkeypatch.setattr(run_module, "write_run", full_disk)
     scenario = tmp_path / "s.yaml"
-    scenario.write_text(SCENARIO.replace("duration: 3s", "duration: 2s"))
+    # What is tested is finishing, not the SLO: one slow fsync among 100 requests must not decide the exit
+    lenient = SCENARIO.replace("duration: 3s", "duration: 2s").replace("p99_ms: 20", "p99_ms: 5000")
+    scenario.write_text(lenient)
     assert invoke_capacity("run", scenario, "--output-dir", tmp_path / "runs", "-q").exit_code == 1
     (run_dir,) = (tmp_path / "runs").iterdir()
     monkeypatch.undo()

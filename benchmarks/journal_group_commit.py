@@ -12,9 +12,11 @@ with one every command costs a suspension, and all N clients share at most two b
 committing, one being served), so the loop and the disk must each keep up with the other.
 
 Then the same question as a user meets it: the whole exchange (HTTP, one server core) saturated by the
-lean generator of http_efficiency.py with JOURNAL_SYNC=full and with no journal, alternating --repeat
-times (median). There every order already suspends on its socket, so the journal pays only for its own
-work; in-process, the no-journal side never suspends at all, which makes that ratio the harshest bound.
+lean generator of http_efficiency.py on --connections (default 1,000, as shipped_capacity.py: the clients
+decide the batch size, and 32 clients waiting on fsync bound the rate before the server's CPU does) with
+JOURNAL_SYNC=full and with no journal, alternating --repeat times (median). There every order already
+suspends on its socket, so the journal pays only for its own work; in-process, the no-journal side never
+suspends at all, which makes that ratio the harshest bound.
 Both figures are printed against the goal.
 """
 
@@ -39,6 +41,7 @@ import uvloop
 from _common import Figure, MachineLoad, emit, pin_server_cpu
 from _common import parser as _parser
 from http_efficiency import SATURATED_CPU_PCT, saturated
+from shipped_capacity import CONNECTIONS as SHIPPED_CONNECTIONS
 
 from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange.engine import EngineError, MatchingEngine, OrderType, Side, TimeInForce
@@ -181,7 +184,7 @@ async def main_async(args: argparse.Namespace) -> list[Result]:
 EXCHANGE_MODES = {"none": {"JOURNAL_PATH": "none"}, "full": {"JOURNAL_SYNC": "full"}}
 
 
-def exchange_saturated(repeat: int, seconds: float, connections: int = 32) -> dict[str, list[dict]]:
+def exchange_saturated(repeat: int, seconds: float, connections: int) -> dict[str, list[dict]]:
     """The exchange saturated on one core per journal mode, the modes alternating ``repeat`` times."""
     server_cpu = pin_server_cpu()
     runs: dict[str, list[dict]] = {mode: [] for mode in EXCHANGE_MODES}
@@ -197,7 +200,7 @@ def exchange_saturated(repeat: int, seconds: float, connections: int = 32) -> di
     return runs
 
 
-def figures(results: list[Result], exchange: dict[str, list[dict]]) -> list[Figure]:
+def figures(results: list[Result], exchange: dict[str, list[dict]], connections: int) -> list[Figure]:
     """Durable acks (sync=full) vs no journal through the exchange and in-process; sync=normal beside."""
     by_mode = {r.mode: r for r in results}
     none, full, normal = by_mode["none"], by_mode["full"], by_mode["normal"]
@@ -213,7 +216,8 @@ def figures(results: list[Result], exchange: dict[str, list[dict]]) -> list[Figu
             http["full"] / http["none"],
             "ratio",
             GOAL_THROUGH_EXCHANGE,
-            note=f"{http['full']:,.0f} / {http['none']:,.0f} orders/s on one server core, median of "
+            note=f"{http['full']:,.0f} / {http['none']:,.0f} orders/s on one server core and {connections:,} "
+            f"connections, median of "
             f"{len(exchange['full'])}; per server CPU-second {per_cpu['full'] / per_cpu['none']:.2f}"
             + (
                 f"; {unsaturated} run(s) had the server below {SATURATED_CPU_PCT:.0f} % of its core "
@@ -251,21 +255,27 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--seconds", type=float, default=None, help="each exchange run's length (default 6, quick 3)"
     )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=SHIPPED_CONNECTIONS,
+        help=f"the exchange runs' keep-alive connections (default {SHIPPED_CONNECTIONS:,})",
+    )
     args = parser.parse_args(argv)
     args.orders = args.orders or (5_000 if args.quick else 20_000)
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.seconds = args.seconds or (3.0 if args.quick else 6.0)
-    if args.orders <= 0 or args.concurrency <= 0 or args.repeat <= 0 or args.seconds <= 0:
-        parser.error("--orders, --concurrency, --repeat and --seconds must be positive")
+    if min(args.orders, args.concurrency, args.repeat, args.seconds, args.connections) <= 0:
+        parser.error("--orders, --concurrency, --repeat, --seconds and --connections must be positive")
     with MachineLoad() as load:
         run = asyncio.run if args.asyncio else uvloop.run
         results = run(main_async(args))
-        exchange = exchange_saturated(args.repeat, args.seconds)
+        exchange = exchange_saturated(args.repeat, args.seconds, args.connections)
     details: dict[str, Any] = {
         r.mode: {"orders_per_s": r.rate, "p99_ms": percentile_ms(r.latencies_s, 0.99)} for r in results
     }
     details["exchange"] = exchange
-    emit("journal_group_commit", figures(results, exchange), args, load, details)
+    emit("journal_group_commit", figures(results, exchange, args.connections), args, load, details)
 
 
 if __name__ == "__main__":

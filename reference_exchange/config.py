@@ -55,6 +55,7 @@ class Settings:
     metrics_collection_time: float = 60.0
     journal_path: str | None = "reference_exchange.sqlite3"
     journal_sync: str = "full"
+    journal_commit_interval: float = 0.002
     admin_token: str | None = None
     max_body_bytes: int = 64 * 1024
     max_pending_orders: int = 2048
@@ -113,13 +114,15 @@ def parse_duration(text: str) -> float:
     return seconds
 
 
-def _duration(*, positive: bool = False) -> Parser:
-    """A duration in seconds; ``positive`` rejects zero."""
+def _duration(*, positive: bool = False, maximum: float | None = None) -> Parser:
+    """A duration in seconds; ``positive`` rejects zero, ``maximum`` (seconds) anything longer."""
 
     def parse(text: str) -> float:
         seconds = parse_duration(text)
         if positive and seconds == 0:
             raise ConfigError(text, "a duration greater than zero, e.g. 60s or 1m")
+        if maximum is not None and seconds > maximum:
+            raise ConfigError(text, f"a duration of at most {_show(maximum * 1000, 'ms')}, e.g. 2ms")
         return seconds
 
     return parse
@@ -287,6 +290,16 @@ _FIELDS: tuple[_Field, ...] = (
         "SQLite synchronous mode: full, normal or off",
         "--journal-sync",
         "MODE",
+    ),
+    _Field(
+        "journal_commit_interval",
+        "JOURNAL_COMMIT_INTERVAL",
+        _duration(maximum=0.1),
+        "least time between the starts of back-to-back journal commits: more orders per fsync, each "
+        "waiting up to this long (0: commit as soon as the last commit ends), at most 100ms",
+        "--journal-commit-interval",
+        "DURATION",
+        "s",
     ),
     _Field(
         "admin_token",

@@ -3,8 +3,15 @@
 The service applies a command to the engine, ``append``s it here (cheap, synchronous, in apply
 order) and awaits ``durable(seq)`` before acknowledging. A dedicated writer thread commits each
 batch of buffered commands as one row in one transaction, so fsync never blocks the event loop.
-While one batch commits, the next one accumulates; it starts the moment the first is durable. At
-start-up ``replay()`` yields every committed command in sequence order to rebuild the engine.
+While one batch commits, the next one accumulates. At start-up ``replay()`` yields every committed
+command in sequence order to rebuild the engine.
+
+When the next batch is already waiting as a commit finishes, the writer is busy back to back, and it
+starts that commit no sooner than ``commit_interval_s`` after the last one started (as PostgreSQL's
+``commit_delay`` and MySQL's ``binlog_group_commit_sync_delay`` do). An fsync costs the core about as
+much as an order, and on a fast disk back-to-back commits carry only a few orders each: spacing them
+gathers more orders per fsync, for a wait of up to the interval. A writer that went idle commits the
+next command at once, so a lone client never waits for the interval.
 
 The costs are per batch wherever they can be: one row (the batch's commands as one JSON array)
 and one SQLite statement per commit, so the writer thread needs the GIL about once per commit, not
@@ -80,10 +87,18 @@ class Journal:
     sequence; ``committed_sequence`` the highest one known to be durable.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: str, sync: str, last_sequence: int) -> None:
+    def __init__(
+        self,
+        connection: sqlite3.Connection,
+        path: str,
+        sync: str,
+        last_sequence: int,
+        commit_interval_s: float = 0.0,
+    ) -> None:
         """Use ``Journal.open``; this takes an already validated connection."""
         self.path = path
         self.sync = sync
+        self.commit_interval_s = commit_interval_s
         self._conn = connection
         self._conn_lock = threading.Lock()  # the writer thread and replay() share one connection
         self._last_appended = last_sequence
@@ -97,7 +112,7 @@ class Journal:
         self._waiters: list[asyncio.Future[None]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._wakeup = threading.Condition()  # wakes the writer thread when it is idle
+        self._wakeup = threading.Condition()  # wakes the writer when idle (appends) or pacing (close)
         self._writer_idle = False  # True while the writer thread waits for work (or is about to)
         self._stopped: asyncio.Future[None] | None = None  # done once the thread let go of the file
         self._closing = False
@@ -115,14 +130,18 @@ class Journal:
     # -- opening -------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str, sync: str = "full") -> Journal:
+    def open(cls, path: str, sync: str = "full", commit_interval_s: float = 0.0) -> Journal:
         """Open the journal at ``path`` (``":memory:"`` for tests), creating it if it does not exist.
+        ``commit_interval_s`` is the least time between the starts of back-to-back commits (see above).
 
         Raises ``JournalError`` if the file is not a journal, is corrupt, has an unknown format
-        version, is locked by another process, or ``sync`` is not full, normal or off.
+        version, is locked by another process, ``sync`` is not full, normal or off, or the interval is
+        not a finite number of seconds >= 0.
         """
         if sync not in SYNC_MODES:
             raise JournalError(f"journal sync mode {sync!r} is not one of {', '.join(SYNC_MODES)}")
+        if not (math.isfinite(commit_interval_s) and commit_interval_s >= 0):
+            raise JournalError(f"journal commit interval must be seconds >= 0, got {commit_interval_s!r}")
         memory = path == ":memory:"
         new = memory or not os.path.exists(path)
         if new and os.path.exists(path + "-wal"):
@@ -148,7 +167,7 @@ class Journal:
             if isinstance(exc, sqlite3.Error):
                 raise JournalError(_explain(path, exc)) from exc
             raise
-        return cls(connection, path, sync, last_sequence)
+        return cls(connection, path, sync, last_sequence, commit_interval_s)
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -279,13 +298,16 @@ class Journal:
     def _write(self) -> None:
         """Writer thread: commit batches until closed and drained, or until a commit fails.
 
-        It takes the next batch itself as soon as a commit is durable, while it holds the GIL
-        anyway: while busy it needs the GIL once per commit and no wake-up from the loop."""
+        It takes the next batch itself once a commit is durable (and the commit interval has
+        passed), while it holds the GIL anyway: while busy it needs the GIL once per commit and no
+        wake-up from the loop."""
         taken = self._committed
         batch: Batch | None = None
+        not_before = 0.0  # the monotonic time before which a back-to-back commit does not start
         try:
-            while batch := self._take(taken + 1):
+            while batch := self._take(taken + 1, not_before):
                 taken += batch[1]
+                not_before = time.monotonic() + self.commit_interval_s
                 elapsed_s = self._commit(batch)
                 self._notify(self._on_committed, taken, batch[1], elapsed_s)
         except BaseException as exc:
@@ -294,14 +316,15 @@ class Journal:
             self._close_connection()  # may checkpoint the WAL into the main file: off the loop
             self._notify(self._on_stopped)
 
-    def _take(self, first: int) -> Batch | None:
+    def _take(self, first: int, not_before: float) -> Batch | None:
         """Writer thread: the next batch, waiting for one if need be; None once closed and drained.
 
-        After waiting idle it takes the older half only. Committing everything would leave the
-        loop nothing to do until the commit is durable, and wake every waiter at once to append
-        again at once: closed-loop clients would move in lockstep with the disk. With half in
-        flight, the other half's commit starts the moment the first is durable, while the loop
-        serves the first half's waiters, so the loop and the disk work side by side."""
+        A batch already waiting is taken at ``not_before`` at the earliest (the commit interval),
+        or as soon as the journal is closing. After waiting idle it takes at once, and the older half
+        only. Committing everything would leave the loop nothing to do until the commit is durable,
+        and wake every waiter at once to append again at once: closed-loop clients would move in
+        lockstep with the disk. With half in flight, the other half's commit follows the first,
+        while the loop serves the first half's waiters, so the loop and the disk work side by side."""
         bodies = self._bodies
         split = False
         if not bodies:
@@ -311,6 +334,10 @@ class Journal:
                     self._wakeup.wait()
                 self._writer_idle = False
             split = True
+        elif (wait_s := not_before - time.monotonic()) > 0:
+            with self._wakeup:  # the loop goes on adding to this batch; close() ends the wait
+                if not self._closing:
+                    self._wakeup.wait(wait_s)
         count = len(bodies)
         if count == 0:
             return None

@@ -101,7 +101,11 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
 
 
 async def serve(settings: Settings) -> None:
-    journal = Journal.open(settings.journal_path, settings.journal_sync) if settings.journal_path else None
+    journal = (
+        Journal.open(settings.journal_path, settings.journal_sync, settings.journal_commit_interval)
+        if settings.journal_path
+        else None
+    )
     if journal is not None:
         await journal.start()
     try:

@@ -36,6 +36,7 @@ def test_defaults_from_empty_environment() -> None:
         "metrics_collection_time": 60,
         "journal_path": "reference_exchange.sqlite3",
         "journal_sync": "full",
+        "journal_commit_interval": 0.002,
         "admin_token": None,
         "max_body_bytes": 65536,
         "max_pending_orders": 2048,
@@ -122,6 +123,7 @@ def test_every_variable_from_environment() -> None:
         "METRICS_COLLECTION_TIME": "500ms",
         "JOURNAL_PATH": "/tmp/journal.db",
         "JOURNAL_SYNC": "NORMAL",
+        "JOURNAL_COMMIT_INTERVAL": "0.5ms",
         "ADMIN_TOKEN": "s3cret",
         "MAX_BODY_BYTES": "1024",
         "MAX_PENDING_ORDERS": "1",
@@ -138,6 +140,7 @@ def test_every_variable_from_environment() -> None:
         metrics_collection_time=0.5,
         journal_path="/tmp/journal.db",
         journal_sync="normal",
+        journal_commit_interval=0.0005,
         admin_token="s3cret",
         max_body_bytes=1024,
         max_pending_orders=1,
@@ -164,6 +167,8 @@ def test_types_are_normalised() -> None:
         ("LOG_LEVEL", "warning", "log_level", "warning"),
         ("LOG_LEVEL", "Error", "log_level", "error"),
         ("JOURNAL_SYNC", "off", "journal_sync", "off"),
+        ("JOURNAL_COMMIT_INTERVAL", "0", "journal_commit_interval", 0.0),
+        ("JOURNAL_COMMIT_INTERVAL", "100ms", "journal_commit_interval", 0.1),
     ],
 )
 def test_boundary_values_accepted(variable: str, value: str, attribute: str, expected: object) -> None:
@@ -202,6 +207,7 @@ def test_unrelated_variables_are_ignored() -> None:
         "METRICS_COLLECTION_TIME",
         "JOURNAL_PATH",
         "JOURNAL_SYNC",
+        "JOURNAL_COMMIT_INTERVAL",
         "ADMIN_TOKEN",
         "MAX_BODY_BYTES",
         "MAX_PENDING_ORDERS",
@@ -241,6 +247,9 @@ def test_empty_value_means_default(variable: str, blank: str) -> None:
         ("METRICS_COLLECTION_TIME", "-60s"),
         ("METRICS_COLLECTION_TIME", "60x"),
         ("JOURNAL_SYNC", "extra"),
+        ("JOURNAL_COMMIT_INTERVAL", "101ms"),
+        ("JOURNAL_COMMIT_INTERVAL", "-1ms"),
+        ("JOURNAL_COMMIT_INTERVAL", "nan"),
         ("MAX_BODY_BYTES", "1023"),
         ("MAX_BODY_BYTES", str(16 * 1024 * 1024 + 1)),
         ("MAX_BODY_BYTES", "64KiB"),
@@ -362,7 +371,7 @@ def test_parser_defaults_are_all_none() -> None:
     parser = build_arg_parser()
     assert parser.prog == "reference-exchange"
     namespace = vars(parser.parse_args([]))
-    assert len(namespace) == 21
+    assert len(namespace) == 22
     assert all(value is None for value in namespace.values())
 
 

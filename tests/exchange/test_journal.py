@@ -73,6 +73,55 @@ async def test_concurrent_waiters_share_commits(path):
     await journal.close()
 
 
+def commit_starts(journal: Journal, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The monotonic time at which each of ``journal``'s commits starts, filled in as they run."""
+    starts: list[float] = []
+    commit = journal._commit
+
+    def timed(batch):
+        starts.append(time.monotonic())
+        return commit(batch)
+
+    monkeypatch.setattr(journal, "_commit", timed)
+    return starts
+
+
+async def test_back_to_back_commits_start_the_commit_interval_apart(path, monkeypatch):
+    journal = Journal.open(path, commit_interval_s=0.05)
+    starts = commit_starts(journal, monkeypatch)
+    # All appended before the first commit ends: every later commit has a batch waiting as the last ends.
+    await append_all(journal, [{"i": i} for i in range(10)])
+    assert len(starts) >= 2  # the first commit takes half of what waited after an idle spell
+    assert all(later - earlier >= 0.05 for earlier, later in zip(starts, starts[1:]))
+    await journal.close()
+
+
+async def test_an_idle_writer_commits_at_once_and_closing_cuts_the_interval_short(path, monkeypatch):
+    journal = Journal.open(path, commit_interval_s=30.0)
+    starts = commit_starts(journal, monkeypatch)
+    await journal.durable(journal.append({"i": 0}))
+    await asyncio.sleep(0.05)  # the writer goes idle
+    started = time.monotonic()
+    await journal.durable(journal.append({"i": 1}))  # a lone command: no interval after an idle spell
+    assert time.monotonic() - started < 10
+    await asyncio.sleep(0.05)  # idle again: the burst below wakes the writer, which commits half at once
+    for i in range(2, 12):
+        journal.append({"i": i})
+    await asyncio.sleep(0.2)  # half committed, the rest waiting out the 30 s interval
+    assert journal.committed_sequence < 12
+    await asyncio.wait_for(journal.close(), 10)
+    assert journal.committed_sequence == 12 and len(starts) == 4
+    reopened = Journal.open(path)
+    assert [command["i"] for command in reopened.replay()] == list(range(12))
+    await reopened.close()
+
+
+def test_open_refuses_a_commit_interval_that_is_not_seconds(path):
+    for bad in (-0.001, float("nan"), float("inf")):
+        with pytest.raises(JournalError, match="commit interval"):
+            Journal.open(path, commit_interval_s=bad)
+
+
 async def test_durable_waits_for_its_commit():
     journal = Journal.open(":memory:")
     journal.inject_latency(0.3, 5.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
 import random
 import signal
@@ -92,7 +93,7 @@ async def test_back_to_back_commits_start_the_commit_interval_apart(path, monkey
     # All appended before the first commit ends: every later commit has a batch waiting as the last ends.
     await append_all(journal, [{"i": i} for i in range(10)])
     assert len(starts) >= 2  # the first commit takes half of what waited after an idle spell
-    assert all(later - earlier >= 0.05 for earlier, later in zip(starts, starts[1:]))
+    assert all(later - earlier >= 0.05 for earlier, later in itertools.pairwise(starts))
     await journal.close()
 
 

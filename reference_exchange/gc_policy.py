@@ -1,18 +1,23 @@
 """How the exchange runs CPython's garbage collector: one policy for the server and the engine benchmark,
 so the benchmark measures the engine as the exchange runs it.
 
-Generations 0 and 1 keep CPython's thresholds: a young collection's pause grows with its threshold, and
-the tail is what matters here.
+Generation 0 keeps CPython's threshold: a young collection's pause grows with it, and the tail is what
+matters here. The older generations never fill (see below), so only generation 0 is ever collected, apart
+from the thorough collections.
 
 A full collection walks every tracked object in the old generation, and a resting order is one: left to
 CPython, its pause grows with the book until it is a stall that refuses orders by itself (the figures are
 in docs/benchmarks.md, "Micro-costs behind code choices", and ``benchmarks/gc_pauses.py``). So what
-survives a full collection is *tenured* (``gc.freeze``): the next one walks only what was promoted since,
-whatever the size of the book. A tenured object is still freed the moment its last reference goes (a
-filled or cancelled order); only a reference cycle among tenured objects would wait. For those, once
-resident memory has grown ``THOROUGH_GROWTH`` times since the last thorough collection, the event loop
-runs one that walks everything (``Tenuring.collect_thoroughly``), as Go paces its collector by heap
-growth: a book that turns over at a steady size never needs one, one that grows needs one per quadrupling.
+survives any collection is *tenured* (``gc.freeze``, which moves the survivors in one step): every
+collection walks only what was allocated since the last one, whatever the size of the book. Tenuring
+only what survived full collections left the middle and old generations to fill up between them, and near
+saturation each of their pauses left a queue that took far longer to drain than the pause itself
+(docs/benchmarks.md, "Tenuring after every collection"). A tenured object is still freed the moment its
+last reference goes (a filled or cancelled order, a request's objects once it is answered); only a
+reference cycle among tenured objects waits. For those, once resident memory has grown
+``THOROUGH_GROWTH`` times since the last thorough collection, the event loop runs one that walks
+everything (``Tenuring.collect_thoroughly``), as Go paces its collector by heap growth: a book that turns
+over at a steady size never needs one, one that grows needs one per quadrupling.
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-#: Generations 0 and 1 as CPython's; a full collection whenever CPython allows one (threshold 0: once a
-#: quarter as much as the last one left has been promoted), which walks only what is not tenured yet.
+#: Generation 0 as CPython's. The others never reach theirs: each collection tenures its survivors, and
+#: ``gc.freeze`` zeroes the counts that would start a middle or full collection.
 GC_THRESHOLDS = (700, 10, 0)
 #: A thorough collection once resident memory is this many times what it was after the last one.
 THOROUGH_GROWTH = 4.0
@@ -40,10 +45,10 @@ def resident_bytes() -> int | None:
 
 
 class Tenuring:
-    """A ``gc.callbacks`` entry that tenures what each full collection leaves and, given ``schedule`` (the
+    """A ``gc.callbacks`` entry that tenures what each collection leaves and, given ``schedule`` (the
     loop's ``call_soon_threadsafe``: a collection cannot start another from its callback, which may run
     on any thread), asks for a thorough collection once resident memory has grown ``growth`` times. It
-    looks at memory after generation-1 collections only (a file read each, about 20 a second at load)."""
+    looks at memory after every collection (a file read each, a few dozen a second at load)."""
 
     def __init__(
         self,
@@ -54,7 +59,7 @@ class Tenuring:
         self.schedule = schedule
         self.growth = growth
         self.resident = resident
-        self.full_collections = 0
+        self.tenurings = 0
         self.thorough_collections = 0
         self._due = False
         self._thorough_at = self._next_threshold()
@@ -62,10 +67,9 @@ class Tenuring:
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
         if phase != "stop":
             return
-        if info["generation"] == 2:
-            self.full_collections += 1
-            gc.freeze()
-        elif info["generation"] == 1 and self.schedule is not None and not self._due:
+        self.tenurings += 1
+        gc.freeze()  # also zeroes the generations' counts: no middle or full collection follows
+        if self.schedule is not None and not self._due:
             resident = self.resident()
             if resident is not None and resident >= self._thorough_at:
                 self._due = True
@@ -98,7 +102,7 @@ def tenure_everything() -> None:
 
 def settle_gc(schedule: Callable[[Callable[[], None]], object] | None = None) -> Tenuring:
     """Once start-up is done: collect, tenure everything alive (modules, the replayed books), and from then
-    on tenure what each full collection leaves (``schedule``: see ``Tenuring``).
+    on tenure what each collection leaves (``schedule``: see ``Tenuring``).
 
     Left in the collector's sight, the start-up heap alone made full collections longer than the P99 goal
     within seconds of load (docs/benchmarks.md)."""

@@ -1,5 +1,5 @@
 """The exchange's garbage-collector policy (reference_exchange/gc_policy.py): the start-up heap and what
-survives each full collection are tenured, a thorough collection reclaims a cycle among tenured objects and
+survives each collection are tenured, a thorough collection reclaims a cycle among tenured objects and
 is asked for when resident memory has grown, and the engine's finished orders stay tracked so that no
 collection walks them again."""
 
@@ -44,15 +44,23 @@ def test_settle_gc_tenures_the_start_up_heap_and_installs_one_policy(restored_gc
     assert gc.get_freeze_count() > 0
 
 
-def test_survivors_of_a_full_collection_are_tenured_and_a_thorough_one_reclaims_their_cycles(
-    restored_gc: None,
-) -> None:
+@pytest.mark.parametrize("generation", [0, 1, 2])
+def test_survivors_of_every_collection_are_tenured(restored_gc: None, generation: int) -> None:
+    tenuring = settle_gc()
+    kept = a_cycle()
+    frozen = gc.get_freeze_count()
+    gc.collect(generation)  # the cycle is still referenced, so it survives, and is tenured at once
+    assert gc.get_freeze_count() > frozen and tenuring.tenurings >= 1
+    del kept
+
+
+def test_survivors_are_tenured_and_a_thorough_collection_reclaims_their_cycles(restored_gc: None) -> None:
     tenuring = settle_gc()
     kept = a_cycle()
     alive = weakref.ref(kept)
     frozen = gc.get_freeze_count()
-    gc.collect()  # a full collection: the cycle is still referenced, so it survives and is tenured
-    assert gc.get_freeze_count() > frozen and tenuring.full_collections >= 1
+    gc.collect(0)  # a young collection: the cycle is still referenced, so it survives and is tenured
+    assert gc.get_freeze_count() > frozen and tenuring.tenurings >= 1
     del kept
     gc.collect()  # garbage now, but tenured: a full collection no longer walks it
     assert alive() is not None
@@ -65,29 +73,29 @@ def test_a_thorough_collection_is_asked_for_once_memory_has_grown(restored_gc: N
     resident = [100_000_000]
     asked: list[Callable[[], None]] = []
     tenuring = Tenuring(asked.append, resident=lambda: resident[0])
-    after_gen1 = {"generation": 1, "collected": 0, "uncollectable": 0}
-    tenuring("stop", after_gen1)
+    after_a_collection = {"generation": 0, "collected": 0, "uncollectable": 0}
+    tenuring("stop", after_a_collection)
     resident[0] = int(THOROUGH_GROWTH * 100_000_000) - 1
-    tenuring("stop", after_gen1)
+    tenuring("stop", after_a_collection)
     assert asked == []  # grown, but not yet THOROUGH_GROWTH times
     resident[0] += 1
-    tenuring("stop", after_gen1)
-    tenuring("stop", after_gen1)
+    tenuring("stop", after_a_collection)
+    tenuring("stop", after_a_collection)
     assert asked == [tenuring.collect_thoroughly]  # once, until it has run
     tenuring.collect_thoroughly()  # measured from here on: the next one at THOROUGH_GROWTH times this
-    tenuring("stop", after_gen1)
+    tenuring("stop", after_a_collection)
     assert len(asked) == 1
     # A loop that has closed (shutting down) refuses: the policy stops asking, without an error.
     closed = Tenuring(_refuse, resident=lambda: resident[0])
     resident[0] *= 100
-    closed("stop", after_gen1)
+    closed("stop", after_a_collection)
     assert closed.schedule is None
     # No loop to run it (the engine benchmark), or no resident figure (no /proc): never asked.
     quiet = Tenuring(None, resident=lambda: resident[0])
     unknown = Tenuring(asked.append, resident=lambda: None)
     resident[0] *= 100
-    quiet("stop", after_gen1)
-    unknown("stop", after_gen1)
+    quiet("stop", after_a_collection)
+    unknown("stop", after_a_collection)
     assert len(asked) == 1
 
 

@@ -32,6 +32,9 @@ from typing import Any
 GC_THRESHOLDS = (700, 10, 0)
 #: A thorough collection once resident memory is this many times what it was after the last one.
 THOROUGH_GROWTH = 4.0
+#: Resident memory is read once per this many collections (a file read inside the collector's pause), the
+#: rate at which the generation-1 collections that used to trigger the read came.
+MEMORY_CHECK_EVERY = GC_THRESHOLDS[1]
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -48,7 +51,7 @@ class Tenuring:
     """A ``gc.callbacks`` entry that tenures what each collection leaves and, given ``schedule`` (the
     loop's ``call_soon_threadsafe``: a collection cannot start another from its callback, which may run
     on any thread), asks for a thorough collection once resident memory has grown ``growth`` times. It
-    looks at memory after every collection (a file read each, a few dozen a second at load)."""
+    looks at memory after every ``MEMORY_CHECK_EVERY``-th collection."""
 
     def __init__(
         self,
@@ -69,7 +72,7 @@ class Tenuring:
             return
         self.tenurings += 1
         gc.freeze()  # also zeroes the generations' counts: no middle or full collection follows
-        if self.schedule is not None and not self._due:
+        if self.tenurings % MEMORY_CHECK_EVERY == 0 and self.schedule is not None and not self._due:
             resident = self.resident()
             if resident is not None and resident >= self._thorough_at:
                 self._due = True

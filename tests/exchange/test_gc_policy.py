@@ -12,7 +12,13 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from reference_exchange.engine import MatchingEngine, OrderType, Side
-from reference_exchange.gc_policy import GC_THRESHOLDS, THOROUGH_GROWTH, Tenuring, settle_gc
+from reference_exchange.gc_policy import (
+    GC_THRESHOLDS,
+    MEMORY_CHECK_EVERY,
+    THOROUGH_GROWTH,
+    Tenuring,
+    settle_gc,
+)
 
 
 @pytest.fixture
@@ -69,34 +75,56 @@ def test_survivors_are_tenured_and_a_thorough_collection_reclaims_their_cycles(r
     assert gc.get_freeze_count() > 0  # what survived the thorough one is tenured again
 
 
+def collections(tenuring: Tenuring, count: int = MEMORY_CHECK_EVERY) -> None:
+    """``count`` collections as the collector reports them: by default, enough for one memory check."""
+    for _ in range(count):
+        tenuring("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
+
+
 def test_a_thorough_collection_is_asked_for_once_memory_has_grown(restored_gc: None) -> None:
     resident = [100_000_000]
     asked: list[Callable[[], None]] = []
     tenuring = Tenuring(asked.append, resident=lambda: resident[0])
-    after_a_collection = {"generation": 0, "collected": 0, "uncollectable": 0}
-    tenuring("stop", after_a_collection)
+    collections(tenuring)
     resident[0] = int(THOROUGH_GROWTH * 100_000_000) - 1
-    tenuring("stop", after_a_collection)
+    collections(tenuring)
     assert asked == []  # grown, but not yet THOROUGH_GROWTH times
     resident[0] += 1
-    tenuring("stop", after_a_collection)
-    tenuring("stop", after_a_collection)
+    collections(tenuring)
+    collections(tenuring)
     assert asked == [tenuring.collect_thoroughly]  # once, until it has run
     tenuring.collect_thoroughly()  # measured from here on: the next one at THOROUGH_GROWTH times this
-    tenuring("stop", after_a_collection)
+    collections(tenuring)
     assert len(asked) == 1
     # A loop that has closed (shutting down) refuses: the policy stops asking, without an error.
     closed = Tenuring(_refuse, resident=lambda: resident[0])
     resident[0] *= 100
-    closed("stop", after_a_collection)
+    collections(closed)
     assert closed.schedule is None
     # No loop to run it (the engine benchmark), or no resident figure (no /proc): never asked.
     quiet = Tenuring(None, resident=lambda: resident[0])
     unknown = Tenuring(asked.append, resident=lambda: None)
     resident[0] *= 100
-    quiet("stop", after_a_collection)
-    unknown("stop", after_a_collection)
+    collections(quiet)
+    collections(unknown)
     assert len(asked) == 1
+
+
+def test_memory_is_read_once_per_memory_check_every_collections(restored_gc: None) -> None:
+    reads: list[int] = []
+
+    def resident() -> int:
+        reads.append(1)
+        return 100_000_000
+
+    tenuring = Tenuring(lambda callback: None, resident=resident)
+    reads.clear()  # the read that sets the first threshold
+    collections(tenuring, MEMORY_CHECK_EVERY - 1)
+    assert reads == []
+    collections(tenuring, 1)
+    assert len(reads) == 1
+    collections(tenuring, 2 * MEMORY_CHECK_EVERY)
+    assert len(reads) == 3
 
 
 def _refuse(callback: Callable[[], None]) -> None:

@@ -15,15 +15,21 @@ The exchange runs with its default settings (durable journal) pinned to the last
    above the RSS at the overload's start: queues bounded), /health failures (goal 0). Over the 0.5 x S
    phase: P99 (goal <= 20 ms) and the time from its start until the per-second P99 (requests by the second
    they were due) is back under 20 ms and stays there.
-3. **Hostile clients**: the exchange started with its open-file limit at 512; 600 stalled connections, half
+3. **Many connections**: part 2 again on 10,000 connections (``--many-connections``), the open-file limit
+   raised (or lowered) to fit them, which sets the exchange's connection cap. Also: the server's RSS before
+   they open and with all of them open (per connection), and its open files. Same goals but for the 0.5 x S
+   P99: each turn of the loop reads every waiting connection, so with 10,000 of them an admitted order
+   waits for a turn of hundreds of ms (printed, no goal).
+4. **Hostile clients**: the exchange started with its open-file limit at 512; 600 stalled connections, half
    sending an incomplete request head one byte every 2 s, half idle. After 30 s: the share the server has
    closed (goal >= 95 %; a connection refused at once with a 503 counts as closed) and whether ``/health``
    answers a new connection (polled once a second throughout, 2 s timeout).
 
 Today's exchange may MISS several of these: the figures are measured, not tuned. ``--part`` runs one part.
 
-Usage: python benchmarks/overload.py [--quick] [--part all|overload|hostile] [--saturation-seconds 10]
-       [--overload-seconds 60] [--recovery-seconds 20] [--hostile-seconds 30] [--json PATH]
+Usage: python benchmarks/overload.py [--quick] [--part all|overload|many|hostile] [--saturation-seconds 10]
+       [--overload-seconds 60] [--recovery-seconds 20] [--many-connections 10000] [--hostile-seconds 30]
+       [--json PATH]
 """
 
 from __future__ import annotations
@@ -51,7 +57,9 @@ from capacity.generator.http_wire import ProtocolError, parse_head
 from capacity.measure.sampler import ProcessSampler
 from capacity.run.exchange_process import EmbeddedExchange
 
-SATURATION_CONNECTIONS, OVERLOAD_CONNECTIONS = 64, 1_000
+SATURATION_CONNECTIONS, OVERLOAD_CONNECTIONS, MANY_CONNECTIONS = 64, 1_000, 10_000
+ACCEPT_WAIT_S = 10.0
+MANY_FD_SPARE = 256  # this process's own files beside the many connections (the exchange's cap keeps 64)
 OVERLOAD_FACTOR, RECOVERY_FACTOR = 2.0, 0.5
 SOCKET_TIMEOUT_S, GIVE_UP_S = 10.0, 1.0
 GOAL_GOODPUT, GOAL_ANSWERS, GOAL_P99_MS, GOAL_RSS_GROWTH_MIB = 0.85, 1.3, 20.0, 256.0
@@ -159,7 +167,7 @@ def saturation(seconds: float, server_cpu: int) -> dict:
 # -- 2. overload, then recovery --
 
 
-def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> dict:
+def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, connections: int) -> dict:
     phases = [(OVERLOAD_FACTOR * goodput, float(over_s)), (RECOVERY_FACTOR * goodput, float(recovery_s))]
     marks: dict[str, float] = {}
     with (
@@ -168,8 +176,13 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> d
     ):
         server = psutil.Process(exchange.pid)
         mix = SeedMix.for_exchange(exchange.url)
+        rss_unconnected = server.memory_info().rss
 
         def started() -> None:
+            accepted_by = time.monotonic() + ACCEPT_WAIT_S  # connected here is not yet accepted there
+            while server.num_fds() < connections and time.monotonic() < accepted_by:
+                time.sleep(0.01)
+            marks.update(rss=server.memory_info().rss, fds=server.num_fds())
             marks.update(t=time.monotonic(), unix=time.time(), cpu=cpu_seconds(server))
 
         async def run() -> tuple:
@@ -180,7 +193,7 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> d
                     exchange.url,
                     mix,
                     phases,
-                    OVERLOAD_CONNECTIONS,
+                    connections,
                     GRANULARITY_US,
                     timeout_s=SOCKET_TIMEOUT_S,
                     give_up_s=GIVE_UP_S,
@@ -209,6 +222,13 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> d
     back = None if bad and bad[-1] == over_s + recovery_s - 1 else (bad[-1] + 1 - over_s if bad else 0)
     phase_probes = [p for p in probes if p["t"] >= t0]
     out = {
+        "connections": connections,
+        "over_s": over_s,
+        "recovery_s": recovery_s,
+        "rss_unconnected_mib": rss_unconnected / MIB,
+        "rss_connected_mib": marks["rss"] / MIB,
+        "rss_per_connection_kib": (marks["rss"] - rss_unconnected) / connections / 1024,
+        "server_fds_connected": marks["fds"],
         "offered_over": phases[0][0],
         "offered_recovery": phases[1][0],
         "goodput": answers["ok"] / over_s,
@@ -240,7 +260,8 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int) -> d
         "result": result.summary(),
     }
     print(
-        f"  2 x S = {phases[0][0]:,.0f}/s for {over_s} s on {OVERLOAD_CONNECTIONS:,} connections: goodput "
+        f"  2 x S = {phases[0][0]:,.0f}/s for {over_s} s on {connections:,} connections (server RSS "
+        f"{out['rss_connected_mib']:.0f} MiB once connected, {out['server_fds_connected']:,} files): goodput "
         f"{out['goodput']:,.0f}/s, answers {out['answers_per_s']:,.0f}/s ({out['refused_pct'] or 0:.1f} % "
         f"refused), timeouts {out['timeouts']}, given up unsent {out['given_up_unsent']:,}, RSS max "
         f"{out['rss_max_mib']:.0f} MiB, /health failed {out['health']['failed']} of "
@@ -367,9 +388,85 @@ def hostile(seconds: float, server_cpu: int) -> dict:
     return out
 
 
+def overload_figures(o: dict, s: float, goal_p99_ms: float | None) -> list[Figure]:
+    """The figures of one ``overload`` run against S, ``s``."""
+    over_s, rec_s, connections, h = o["over_s"], o["recovery_s"], o["connections"], o["health"]
+    return [
+        Figure(
+            f"2 x S for {over_s} s on {connections:,} conns: goodput / S",
+            o["goodput"] / s,
+            "x S",
+            GOAL_GOODPUT,
+            note=f"{o['goodput']:,.0f} 2xx/s of {o['offered_over']:,.0f}/s offered",
+        ),
+        Figure(
+            "  all answers / S",
+            o["answers_per_s"] / s,
+            "x S",
+            GOAL_ANSWERS,
+            note=f"{o['answers_per_s']:,.0f}/s; given up unsent (all {connections:,} conns "
+            f"waiting >= {GIVE_UP_S:g} s) {o['given_up_unsent']:,}",
+        ),
+        Figure("  refused (503/429)", o["refused_pct"], "% answers", None),
+        Figure(
+            f"  socket timeouts (no answer in {SOCKET_TIMEOUT_S:g} s)",
+            o["timeouts"],
+            "requests",
+            0,
+            "<=",
+            note=f"connections lost with a request in flight {o['lost']}",
+        ),
+        Figure(
+            "  server RSS max",
+            o["rss_max_mib"],
+            "MiB",
+            None,
+            note=f"{o['rss_start_mib']:.0f} MiB at the start",
+        ),
+        Figure(
+            "  server RSS growth during it",
+            o["rss_max_mib"] - o["rss_start_mib"],
+            "MiB",
+            GOAL_RSS_GROWTH_MIB,
+            "<=",
+        ),
+        Figure(
+            "  /health failures (1/s, own connection)",
+            h["failed"],
+            "probes",
+            0,
+            "<=",
+            note=f"of {h['probes']}; slowest {h['max_ms'] or 0:.0f} ms"
+            + (f"; {', '.join(h['outcomes'])}" if h["outcomes"] else "")
+            + ("" if o["server_alive"] else "; SERVER DIED"),
+        ),
+        Figure(
+            f"then 0.5 x S for {rec_s} s: P99",
+            o["recovery_p99_ms"],
+            "ms",
+            goal_p99_ms,
+            "<=",
+            note=f"{o['offered_recovery']:,.0f}/s offered",
+        ),
+        Figure(
+            f"  per-second P99 back under {GOAL_P99_MS:g} ms after",
+            o["back_under_s"],
+            "s",
+            None,
+            note="" if o["back_under_s"] is not None else f"not within the {rec_s} s",
+        ),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "overload", "hostile"), default="all")
+    p.add_argument("--part", choices=("all", "overload", "many", "hostile"), default="all")
+    p.add_argument(
+        "--many-connections",
+        type=int,
+        default=MANY_CONNECTIONS,
+        help=f"connections of the 'many' part ({MANY_CONNECTIONS:,})",
+    )
     p.add_argument("--saturation-seconds", type=float, default=None, help="closed loop for S (10, quick 4)")
     p.add_argument("--overload-seconds", type=int, default=None, help="2 x S phase (60, quick 15)")
     p.add_argument("--recovery-seconds", type=int, default=None, help="0.5 x S phase (20, quick 8)")
@@ -382,6 +479,15 @@ def main(argv: list[str] | None = None) -> int:
     hostile_s = args.hostile_seconds or (15.0 if quick else 30.0)
     if min(sat_s, over_s, rec_s, hostile_s) <= 0:
         p.error("every duration must be positive")
+    if args.many_connections < 1:
+        p.error("--many-connections must be at least 1")
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    needed = args.many_connections + MANY_FD_SPARE
+    if args.part in ("all", "many") and hard != resource.RLIM_INFINITY and hard < needed:
+        p.error(
+            f"--many-connections {args.many_connections:,} needs {needed:,} open files; the hard limit "
+            f"here is {hard:,} (ulimit -Hn)"
+        )
     if args.json:
         args.json = str(Path(args.json).resolve())
     os.chdir(ROOT)  # the exchange is started as `python -m reference_exchange`: this tree's
@@ -397,8 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("all", "overload"):
             sat = details["saturation"] = saturation(sat_s, server_cpu)
             s = sat["goodput"]
-            o = details["overload"] = overload(s, over_s, rec_s, server_cpu)
-            h = o["health"]
+            o = details["overload"] = overload(s, over_s, rec_s, server_cpu, OVERLOAD_CONNECTIONS)
             figures += [
                 Figure(
                     f"S: goodput at saturation ({SATURATION_CONNECTIONS} conns)",
@@ -408,69 +513,25 @@ def main(argv: list[str] | None = None) -> int:
                     note=f"CPU % server {sat['server_cpu_pct']:.0f}, "
                     f"generator {sat['generator_cpu_pct']:.0f}",
                 ),
+                *overload_figures(o, s, GOAL_P99_MS),
+            ]
+        if args.part in ("all", "many"):
+            s = s if args.part == "all" else saturation(sat_s, server_cpu)["goodput"]
+            with open_file_limit(args.many_connections + MANY_FD_SPARE):
+                m = details["many_connections"] = overload(
+                    s, over_s, rec_s, server_cpu, args.many_connections
+                )
+            figures += [
                 Figure(
-                    f"2 x S for {over_s} s: goodput / S",
-                    o["goodput"] / s,
-                    "x S",
-                    GOAL_GOODPUT,
-                    note=f"{o['goodput']:,.0f} 2xx/s of {o['offered_over']:,.0f}/s offered",
-                ),
-                Figure(
-                    "  all answers / S",
-                    o["answers_per_s"] / s,
-                    "x S",
-                    GOAL_ANSWERS,
-                    note=f"{o['answers_per_s']:,.0f}/s; given up unsent (all {OVERLOAD_CONNECTIONS:,} conns "
-                    f"waiting >= {GIVE_UP_S:g} s) {o['given_up_unsent']:,}",
-                ),
-                Figure("  refused (503/429)", o["refused_pct"], "% answers", None),
-                Figure(
-                    f"  socket timeouts (no answer in {SOCKET_TIMEOUT_S:g} s)",
-                    o["timeouts"],
-                    "requests",
-                    0,
-                    "<=",
-                    note=f"connections lost with a request in flight {o['lost']}",
-                ),
-                Figure(
-                    "  server RSS max",
-                    o["rss_max_mib"],
-                    "MiB",
+                    f"{args.many_connections:,} connections: server RSS per connection",
+                    m["rss_per_connection_kib"],
+                    "KiB",
                     None,
-                    note=f"{o['rss_start_mib']:.0f} MiB at the start",
+                    note=f"{m['rss_unconnected_mib']:.0f} MiB before they opened, "
+                    f"{m['rss_connected_mib']:.0f} MiB with all open; {m['server_fds_connected']:,} files",
                 ),
-                Figure(
-                    "  server RSS growth during it",
-                    o["rss_max_mib"] - o["rss_start_mib"],
-                    "MiB",
-                    GOAL_RSS_GROWTH_MIB,
-                    "<=",
-                ),
-                Figure(
-                    "  /health failures (1/s, own connection)",
-                    h["failed"],
-                    "probes",
-                    0,
-                    "<=",
-                    note=f"of {h['probes']}; slowest {h['max_ms'] or 0:.0f} ms"
-                    + (f"; {', '.join(h['outcomes'])}" if h["outcomes"] else "")
-                    + ("" if o["server_alive"] else "; SERVER DIED"),
-                ),
-                Figure(
-                    f"then 0.5 x S for {rec_s} s: P99",
-                    o["recovery_p99_ms"],
-                    "ms",
-                    GOAL_P99_MS,
-                    "<=",
-                    note=f"{o['offered_recovery']:,.0f}/s offered",
-                ),
-                Figure(
-                    f"  per-second P99 back under {GOAL_P99_MS:g} ms after",
-                    o["back_under_s"],
-                    "s",
-                    None,
-                    note="" if o["back_under_s"] is not None else f"not within the {rec_s} s",
-                ),
+                # The turn, and so every admitted order's wait, grows with the connections: no P99 goal.
+                *overload_figures(m, s, None),
             ]
         if args.part in ("all", "hostile"):
             hs = details["hostile"] = hostile(hostile_s, server_cpu)

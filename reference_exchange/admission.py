@@ -21,8 +21,9 @@ request queues do for requests:
   admitted them (its length per admitted order), in whole seconds and at least 1.
 
 Cancels and reads are never refused here: a cancel reduces work and risk, and a read costs about as much as
-a refusal. The journal's pending bound (``MAX_PENDING_ORDERS``) still protects memory while the journal is
-slow, and the loop-lag bound still protects ``LEAN_HTTP=off``, which has no turn clock.
+a refusal. The journal's pending bound (``MAX_PENDING_ORDERS``, by default the connection cap) still refuses
+while the journal is slow, when set below the cap. The loop-lag bound protects only ``LEAN_HTTP=off``,
+which has no turn clock: here it would refuse every order whenever many connections make a turn long.
 """
 
 from __future__ import annotations

@@ -286,15 +286,18 @@ class TradingRoutes:
         self._instruments = exchange.instruments
         self._place, self._admit = exchange.service.place, exchange.service.admit_order
 
-    def admit_order(self) -> None:
-        """Refuse a new order now if the service would (before its body is read: a cheap refusal)."""
+    def admit_order(self, by_lag: bool = True) -> None:
+        """Refuse a new order now if the service would (before its body is read: a cheap refusal).
+        ``by_lag=False`` where the lean path's admission decides instead of the loop-lag bound."""
         try:
-            self._admit()
+            self._admit(by_lag)
         except Overloaded as error:
             raise overloaded(error) from None
 
-    async def place_order(self, raw: bytes, transport: asyncio.BaseTransport | None) -> Reply:
-        """``POST /api/orders`` once admitted (``admit_order``) and its body read."""
+    async def place_order(
+        self, raw: bytes, transport: asyncio.BaseTransport | None, by_lag: bool = True
+    ) -> Reply:
+        """``POST /api/orders`` once admitted (``admit_order``, the same ``by_lag``) and its body read."""
         body = parse_json(raw)
         if not plain_order_request(body):  # the schema decides, and words the error, for anything unusual
             body = validated(validate_order_request, body)
@@ -306,7 +309,7 @@ class TradingRoutes:
             # waits for, and nothing was acknowledged, so dropping it loses nothing (counted as 499).
             return Reply(CLIENT_CLOSED, b"")
         try:
-            result = await self._place(command)
+            result = await self._place(command, by_lag)
         except EngineError as error:
             raise engine_error(error) from None
         except Overloaded as error:

@@ -58,13 +58,13 @@ class Settings:
     journal_commit_interval: float = 0.002
     admin_token: str | None = None
     max_body_bytes: int = 64 * 1024
-    max_pending_orders: int = 2048
+    max_pending_orders: int = 0  # 0: the connection cap (http_guard.connection_cap)
     overload_max_lag: float = 0.2
     admission_target: float = 0.01
     admission_interval: float = 0.1
     admission_share: float = 0.9
     client_timeout: float = 10.0
-    max_connections: int = 0  # 0: from the open-file limit (http_guard.default_max_connections)
+    max_connections: int = 0  # 0: from the open-file limit (http_guard.connection_cap)
     lean_http: bool = True
     order_retention: int = 1_000_000
     load_test_output_dir: str = "reports/runs"
@@ -320,8 +320,9 @@ _FIELDS: tuple[_Field, ...] = (
     _Field(
         "max_pending_orders",
         "MAX_PENDING_ORDERS",
-        _integer(1),
-        "orders admitted but not yet acknowledged before shedding with 503",
+        _integer(0, note="0 = the connection cap"),
+        "orders admitted but not yet acknowledged before shedding with 503 (0: the connection cap, as "
+        "each connection waits on at most one order)",
         "--max-pending-orders",
         "N",
     ),

@@ -49,8 +49,11 @@ _FULL = (
 )
 
 
-def default_max_connections() -> int:
-    """The connection cap when none is set: the soft open-file limit less ``FD_RESERVE``."""
+def connection_cap(max_connections: int) -> int:
+    """The connection cap: ``max_connections``, or when that is 0 the soft open-file limit less
+    ``FD_RESERVE``."""
+    if max_connections:
+        return max_connections
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20

@@ -29,7 +29,7 @@ from reference_exchange.http_guard import (
     ConnectionSweeper,
     GuardedSite,
     SweptConnection,
-    default_max_connections,
+    connection_cap,
     quiet_bad_requests,
 )
 from reference_exchange.instruments import default_instruments
@@ -54,7 +54,10 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
     engine = MatchingEngine(instruments, order_retention=settings.order_retention)
     metrics = ServerMetrics(window_s=settings.metrics_collection_time)
     lag = LagMonitor(settings.overload_max_lag)
-    service = ExchangeService(engine, journal, metrics, max_pending=settings.max_pending_orders, load=lag)
+    # Each connection waits on at most one order, so by default the bound is the connection cap: a fixed
+    # bound below it would refuse orders for having many clients, not for a slow journal.
+    max_pending = settings.max_pending_orders or connection_cap(settings.max_connections)
+    service = ExchangeService(engine, journal, metrics, max_pending=max_pending, load=lag)
     app = web.Application(client_max_size=settings.max_body_bytes)  # no middleware: see endpoints.py
     exchange = Exchange(
         instruments=instruments, service=service, metrics=metrics, settings=settings, journal=journal, lag=lag
@@ -113,7 +116,7 @@ async def serve(settings: Settings) -> None:
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         settle_gc(asyncio.get_running_loop().call_soon_threadsafe)
-        cap = settings.max_connections or default_max_connections()
+        cap = connection_cap(settings.max_connections)
         server = runner.server
         assert server is not None
         lean = (

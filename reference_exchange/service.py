@@ -150,11 +150,12 @@ class ExchangeService:
             "refused_journal_failed": self.refused_journal_failed,
         }
 
-    async def place(self, command: PlaceCommand) -> PlaceResult:
-        """Match the order now; return only once it is durable.
+    async def place(self, command: PlaceCommand, by_lag: bool = True) -> PlaceResult:
+        """Match the order now; return only once it is durable. ``by_lag=False``: the caller's own
+        admission (the lean path's, ``admission.py``) has decided, so the loop-lag bound does not apply.
 
         Raises EngineError, Overloaded (nothing was applied) or JournalFailed."""
-        self._admit(new_order=True)
+        self._admit(by_lag)
         result = self.engine.place(
             command.symbol,
             command.side,
@@ -180,16 +181,16 @@ class ExchangeService:
         return result
 
     async def cancel(self, order_id: int) -> Order:
-        self._admit(new_order=False)
+        self._admit(by_lag=False)
         order = copy(self.engine.cancel(order_id))  # as this command left it (see place)
         await self._make_durable({"op": "cancel", "order_id": order_id})
         return order
 
-    def admit_order(self) -> None:
+    def admit_order(self, by_lag: bool = True) -> None:
         """Refuse a new order now (Overloaded or JournalFailed) if ``place`` would, before anything of it
         is read: a refusal that skips decoding and validating the body costs the loop far less, and under
         overload only answering faster drains the clients' queue. ``place`` checks again."""
-        self._admit(new_order=True)
+        self._admit(by_lag)
 
     def replay(self, commands: Iterable[Mapping[str, Any]]) -> int:
         """Re-apply journaled commands to an empty engine at start-up; returns how many.
@@ -208,7 +209,7 @@ class ExchangeService:
                 raise ReplayError(f"command {count} cannot be replayed ({detail})") from error
         return count
 
-    def _admit(self, new_order: bool) -> None:
+    def _admit(self, by_lag: bool) -> None:
         journal_error = journal_error_of(self.journal)
         if journal_error is not None:
             self.refused_journal_failed += 1
@@ -218,7 +219,7 @@ class ExchangeService:
             raise Overloaded(
                 f"{self.pending} orders are waiting to be made durable; retry later", reason="pending"
             )
-        if new_order and self.load is not None:
+        if by_lag and self.load is not None:
             lag_s = self.load.lag_s()
             if lag_s > self.load.max_lag_s:
                 self.shed_loop_lag += 1

@@ -333,11 +333,24 @@ def test_new_benchmarks_help(script: str) -> None:
                 "20",
             ],
         ),
-        ("overload.py", ["--saturation-seconds", "1", "--overload-seconds", "2", "--recovery-seconds", "2"]),
+        (
+            "overload.py",
+            [
+                "--saturation-seconds",
+                "1",
+                "--overload-seconds",
+                "2",
+                "--recovery-seconds",
+                "2",
+                "--many-connections",
+                "300",
+            ],
+        ),
     ],
 )
 def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path) -> None:
-    # overload.py with its hostile part too (600 stalled connections, 15 s in --quick): the whole path runs
+    # overload.py with its many-connections and hostile parts too (600 stalled connections, 15 s in
+    # --quick): the whole path runs
     out = tmp_path / "figures.json"
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--quick", "--json", str(out), *extra],
@@ -358,6 +371,9 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
         assert any(name.startswith("S: goodput") for name in names)
         assert any(name.startswith("hostile:") for name in names)
         assert doc["details"]["hostile"]["connections"] == 600
+        many = doc["details"]["many_connections"]
+        assert many["connections"] == 300 and many["server_fds_connected"] >= 300
+        assert any(name.startswith("2 x S for 2 s on 300 conns") for name in names)
     assert "MISS" in done.stdout or "PASS" in done.stdout
 
 

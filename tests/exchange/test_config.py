@@ -39,7 +39,7 @@ def test_defaults_from_empty_environment() -> None:
         "journal_commit_interval": 0.002,
         "admin_token": None,
         "max_body_bytes": 65536,
-        "max_pending_orders": 2048,
+        "max_pending_orders": 0,
         "overload_max_lag": 0.2,
         "admission_target": 0.01,
         "admission_interval": 0.1,
@@ -253,7 +253,7 @@ def test_empty_value_means_default(variable: str, blank: str) -> None:
         ("MAX_BODY_BYTES", "1023"),
         ("MAX_BODY_BYTES", str(16 * 1024 * 1024 + 1)),
         ("MAX_BODY_BYTES", "64KiB"),
-        ("MAX_PENDING_ORDERS", "0"),
+        ("MAX_PENDING_ORDERS", "-1"),
         ("ORDER_RETENTION", "999"),
     ],
 )

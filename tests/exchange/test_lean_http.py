@@ -169,39 +169,34 @@ def test_the_lean_path_answers_byte_for_byte_as_aiohttp(two_paths: tuple[int, in
             assert lean == plain, sent[:200]
 
 
-_REFUSAL = re.compile(rb"HTTP/1.1 503 [^\r]*\r\n(?:[^\r]+\r\n)*?Content-Length: (\d+)\r\n(?:[^\r]+\r\n)*\r\n")
-_LAG_MEASURED = re.compile(rb"is \d+ ms behind")
+_LATENCY = b'{"type": "latency_injection", "duration": 30, "parameters": {"latency_ms": 2000}}'
 
 
-def refused_answer(port: int) -> bytes:
-    """An order and a health check, answered while the loop-lag monitor's last sample is above its
-    microsecond limit. uvloop's timers run on libuv's millisecond clock, so a third of a quiet loop's
-    samples wake before their due time and measure no lag, and an order read after such a sample is
-    admitted: the conversation is repeated until its order is refused. The lag in the message (and so
-    the length) is each process's own: it is blanked once the length is checked."""
-    for _ in range(100):
-        answer = exchange_answer(port, post(LIMIT) + get(b"/health"))
-        if head := _REFUSAL.match(answer):
-            length = int(head[1])
-            assert answer[head.end() : head.end() + length].endswith(b"}}"), answer
-            assert answer[head.end() + length :].startswith(b"HTTP/1.1 200 OK"), answer
-            return _LAG_MEASURED.sub(
-                b"is - ms behind", answer[: head.start(1)] + b"-" + answer[head.end(1) :]
-            )
-        time.sleep(0.02)
-    return answer
+def pending_refusal(port: int) -> bytes:
+    """An order and a health check, sent while another connection's order waits out two seconds of journal
+    latency (the seed's chaos route) and the pending bound is one order: the order is refused."""
+    exchange_answer(
+        port,
+        b"POST /demo/chaos-test HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(_LATENCY), _LATENCY),
+    )
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as waiting:
+        waiting.sendall(post(LIMIT))
+        time.sleep(0.5)
+        return exchange_answer(port, post(LIMIT) + get(b"/health"))
 
 
 @pytest.mark.timeout(120)
 def test_refusals_answer_alike_with_retry_after() -> None:
-    """An order refused by the loop-lag limit (at a microsecond): the same 503 and Retry-After."""
+    """An order refused by the pending bound: the same 503, Retry-After and body on both paths."""
     from capacity.run.exchange_process import EmbeddedExchange
 
-    env = {"OVERLOAD_MAX_LAG": "0.000001", "JOURNAL_PATH": "none"}
+    env = {"MAX_PENDING_ORDERS": "1"}
     with EmbeddedExchange(env=env) as lean, EmbeddedExchange(env={**env, "LEAN_HTTP": "off"}) as plain:
-        answers = [refused_answer(int(each.url.rsplit(":", 1)[1])) for each in (lean, plain)]
+        answers = [pending_refusal(int(each.url.rsplit(":", 1)[1])) for each in (lean, plain)]
     assert answers[0] == answers[1]
-    assert answers[0].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: ")
+    assert answers[0].startswith(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"), answers[0]
+    assert b'"overloaded"' in answers[0] and b"HTTP/1.1 200 OK" in answers[0]
 
 
 @pytest.mark.parametrize(

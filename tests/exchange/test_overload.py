@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from reference_exchange.api import EXCHANGE
 from reference_exchange.config import ConfigError, Settings, load_settings, settings_from_env
+from reference_exchange.http_guard import MIN_CONNECTIONS, connection_cap
 from reference_exchange.journal import Journal
 from reference_exchange.overload import LagMonitor
 from reference_exchange.server import create_app
@@ -132,6 +133,18 @@ async def test_new_orders_are_shed_while_the_loop_lags_but_reads_and_cancels_are
         "overloaded": health["overloaded"],
     }
     assert isinstance(health["overloaded"], bool)
+
+
+@pytest.mark.parametrize(("max_pending", "max_connections", "bound"), [(0, 50, 50), (3, 50, 3), (0, 0, None)])
+async def test_the_pending_bound_defaults_to_the_connection_cap(
+    aiohttp_client, max_pending: int, max_connections: int, bound: int | None
+):
+    """Each connection waits on at most one order: a default below the cap would refuse orders for the
+    number of clients, not for a slow journal."""
+    app = create_app(settings(max_pending_orders=max_pending, max_connections=max_connections))
+    data = (await (await (await aiohttp_client(app)).get("/api/metrics")).json())["data"]
+    assert data["max_pending_orders"] == (bound or connection_cap(0))
+    assert connection_cap(0) >= MIN_CONNECTIONS
 
 
 async def test_orders_beyond_the_pending_bound_get_503_with_retry_after(aiohttp_client):

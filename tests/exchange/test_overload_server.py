@@ -4,7 +4,8 @@ Two ways to be past capacity, one test each:
 
 - **journal bound**: a journal slowed by the seed's chaos injection (its own admin route) and a small
   MAX_PENDING_ORDERS, so the server can durably acknowledge only a few thousand orders per second;
-- **loop lag**: no journal and a low OVERLOAD_MAX_LAG, so the event loop itself is the limit.
+- **loop lag**: no journal, a low OVERLOAD_MAX_LAG and ``LEAN_HTTP=off`` (the lag bound is that path's), so
+  the event loop itself is the limit.
 
 Each checks what overload must never cost: the process stays up and healthy, RSS stays bounded,
 refusals are quick 503s with Retry-After, and every order that was acknowledged (2xx) is really there
@@ -245,7 +246,8 @@ def test_journal_bound_overload_sheds_and_loses_nothing(tmp_path: Path):
 
 @pytest.mark.timeout(60)
 def test_loop_lag_overload_without_journal_stays_bounded():
-    env = {"JOURNAL_PATH": "none", "OVERLOAD_MAX_LAG": "20ms", "LOG_LEVEL": "warning"}
+    # The lag bound is LEAN_HTTP=off's: the lean path's admission decides by its turns instead.
+    env = {"JOURNAL_PATH": "none", "OVERLOAD_MAX_LAG": "20ms", "LOG_LEVEL": "warning", "LEAN_HTTP": "off"}
     with pinned([0]), EmbeddedExchange(env=env, cpus=[1]) as exchange:
         process = psutil.Process(exchange.pid)
 

@@ -59,3 +59,28 @@ async def test_ack_shows_the_order_as_its_own_command_left_it(slow_journal):
     assert acked.order.status.value == "new" and acked.order.filled == 0
     assert service.engine.get_order(acked.order.order_id).status.value == "filled"  # live state moved on
     assert (await filled_by).order.status.value == "filled"
+
+
+class Lagging:
+    """A load signal whose loop is always far behind."""
+
+    max_lag_s = 0.2
+
+    def lag_s(self) -> float:
+        return 10.0
+
+
+async def test_the_loop_lag_bound_applies_only_where_the_caller_did_not_admit():
+    """The lean path's own admission (by_lag=False) decides instead of the lag bound; everything else
+    keeps it, and cancels are never refused for lag."""
+    service = ExchangeService(MatchingEngine(["BTCUSD"]), load=Lagging())
+    with pytest.raises(Overloaded) as refused:
+        await service.place(command())
+    assert refused.value.reason == "loop_lag"
+    with pytest.raises(Overloaded):
+        service.admit_order()
+    service.admit_order(by_lag=False)
+    placed = await service.place(command(), by_lag=False)
+    assert service.shed_loop_lag == 2 and service.engine.resting_order_count == 1
+    await service.cancel(placed.order.order_id)
+    assert service.engine.resting_order_count == 0

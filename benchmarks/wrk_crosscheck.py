@@ -36,8 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
 import uvloop
+from _canned_server import CannedServer
 from _common import ROOT, Figure, MachineLoad, cpu_seconds, emit, parser, pin_server_cpu
-from _loadgen import open_loop
+from _loadgen import encode_posts, open_loop
 from _mix import KINDS, SeedMix, fetch_market, plan
 from shipped_capacity import GRANULARITY_US, matching_build
 
@@ -45,6 +46,8 @@ from capacity.run.exchange_process import EmbeddedExchange
 
 LUA = ROOT / "benchmarks" / "wrk_seed_mix.lua"
 P99_BAND = (0.67, 1.5)
+#: The floor runs' one request: a limit order as the exchange takes it (the canned sink acks anything).
+PLAIN_ORDER = b'{"symbol":"BTCUSD","side":"buy","type":"limit","price":"59000","quantity":"0.5"}'
 # wrk2 opens its connections 5 ms apart and, 10 s after the last, calibrates and starts its figures afresh:
 # its run is that much longer than ours, so that both measure ``--seconds`` at the full rate
 WRK2_CALIBRATION_S, WRK2_CONNECT_STAGGER_S = 10.0, 0.005
@@ -94,12 +97,32 @@ def measured_window(args: argparse.Namespace) -> float:
     return wrk2_seconds(args) - WRK2_CALIBRATION_S - args.connections * WRK2_CONNECT_STAGGER_S
 
 
+def write_plain_order(path: Path) -> None:
+    """A wrk2 script of one static request, ``PLAIN_ORDER`` (no Lua per request: wrk2's own fast path)."""
+    path.write_text(
+        f'wrk.method = "POST"\nwrk.path = "/api/orders"\nwrk.body = {lua_string(PLAIN_ORDER)}\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+
+
 def run_wrk2(
-    wrk2: str, args: argparse.Namespace, server_cpu: int, generator_cpus: list[int], workdir: Path
+    wrk2: str,
+    args: argparse.Namespace,
+    server_cpu: int,
+    generator_cpus: list[int],
+    workdir: Path,
+    sink: bool = False,
 ) -> dict:
-    with EmbeddedExchange(cpus=[server_cpu]) as exchange:
-        plan_file = workdir / "plan.lua"
-        write_plan(plan_file, exchange.url, plan(exchange.url, fetch_market(exchange.url)))
+    """wrk2 against a fresh exchange with the seed mix, or (``sink``) against canned bytes with
+    ``PLAIN_ORDER``."""
+    with (CannedServer if sink else EmbeddedExchange)(cpus=[server_cpu]) as exchange:
+        if sink:
+            script, script_args = workdir / "plain.lua", []
+            write_plain_order(script)
+        else:
+            script, plan_file = LUA, workdir / "plan.lua"
+            write_plan(plan_file, exchange.url, plan(exchange.url, fetch_market(exchange.url)))
+            script_args = ["--", str(plan_file)]
         server = psutil.Process(exchange.pid)
         command = [
             "taskset",
@@ -112,10 +135,9 @@ def run_wrk2(
             f"-R{args.rate:g}",
             "--latency",
             "-s",
-            str(LUA),
+            str(script),
             exchange.url,
-            "--",
-            str(plan_file),
+            *script_args,
         ]
         c0, t0 = cpu_seconds(server), time.perf_counter()
         process = subprocess.Popen(
@@ -147,16 +169,22 @@ def run_wrk2(
         "socket_errors": socket.group(1).strip() if socket else "",
         "mix": sent.group(1).strip() if sent else "",
         "tool_cpu_s": usage.ru_utime + usage.ru_stime,
+        "tool_cpu_pct": 100 * (usage.ru_utime + usage.ru_stime) / elapsed,
         "server_cpu_pct": 100 * server_s / elapsed,
         "output_tail": output[-1500:],
     }
 
 
-def run_ours(args: argparse.Namespace, server_cpu: int) -> dict:
+def run_ours(args: argparse.Namespace, server_cpu: int, sink: bool = False) -> dict:
+    """``_loadgen`` as ``run_wrk2`` runs wrk2."""
     marks: dict[str, float] = {}
-    with EmbeddedExchange(cpus=[server_cpu]) as exchange:
+    with (CannedServer if sink else EmbeddedExchange)(cpus=[server_cpu]) as exchange:
         server = psutil.Process(exchange.pid)
-        mix = SeedMix.for_exchange(exchange.url)
+        mix = (
+            encode_posts(exchange.url, "/api/orders", [PLAIN_ORDER])
+            if sink
+            else SeedMix.for_exchange(exchange.url)
+        )
 
         def started() -> None:
             marks.update(cpu=cpu_seconds(server), t=time.perf_counter())
@@ -175,7 +203,8 @@ def run_ours(args: argparse.Namespace, server_cpu: int) -> dict:
         non_2xx=sum(n for status, n in result.statuses.items() if not 200 <= status < 300),
         server_cpu_pct=100 * server_s / elapsed,
         tool_cpu_s=result.generator_cpu_s,
-        mix=mix.report(),
+        tool_cpu_pct=result.generator_cpu_pct,
+        mix=mix.report() if isinstance(mix, SeedMix) else {"sent_pct": {"plain order": 100.0}},
     )
     return s
 
@@ -186,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=None, help="measured, each tool (default 20, quick 10)")
     p.add_argument("--connections", type=int, default=1000)
     p.add_argument("--wrk2", default=None, help="the wrk2 binary")
+    p.add_argument(
+        "--no-floor",
+        action="store_true",
+        help="skip each tool's own floor (one plain order at the same rate against canned bytes)",
+    )
     args = p.parse_args(argv)
     args.seconds = args.seconds or (10.0 if args.quick else 20.0)
     if args.rate <= 0 or args.connections < 1 or args.seconds <= 0:
@@ -209,7 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="wrk-crosscheck-") as tmp, MachineLoad() as load:
         theirs = run_wrk2(wrk2, args, server_cpu, generator_cpus, Path(tmp))
         ours = run_ours(args, server_cpu)
-    for name, r in (("wrk2", theirs), ("_loadgen", ours)):
+        floors = (
+            {}
+            if args.no_floor
+            else {
+                "wrk2": run_wrk2(wrk2, args, server_cpu, generator_cpus, Path(tmp), sink=True),
+                "_loadgen": run_ours(args, server_cpu, sink=True),
+            }
+        )
+    for name, r in (("wrk2", theirs), ("_loadgen", ours), *((f"{n} floor", r) for n, r in floors.items())):
         cpu, answers = r["tool_cpu_s"], r.get("answers_per_s", r["achieved"]) or 0
         print(
             f"  {name:<9} answers {answers:>8,.0f}/s  p50 {r['p50_ms'] or 0:7.2f} ms  "
@@ -244,7 +286,19 @@ def main(argv: list[str] | None = None) -> int:
             note=f"its Requests/sec, whole run and ramp: {theirs['requests_per_sec_whole_run']}",
         ),
     ]
-    emit("wrk_crosscheck", figures, args, load, {"wrk2": theirs, "ours": ours, "wrk2_binary": wrk2})
+    for name, r in floors.items():
+        figures.append(
+            Figure(
+                f"  {name}'s own P99 floor (canned bytes, one plain order)",
+                r["p99_ms"],
+                "ms",
+                None,
+                note=f"its CPU {r['tool_cpu_pct']:.0f} % of its core: a P99 near this is the tool's, not the "
+                "server's",
+            )
+        )
+    details = {"wrk2": theirs, "ours": ours, "floors": floors, "wrk2_binary": wrk2}
+    emit("wrk_crosscheck", figures, args, load, details)
     return 0
 
 

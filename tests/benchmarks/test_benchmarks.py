@@ -398,3 +398,16 @@ def test_shipped_capacity_search_bisects_between_held_and_failed(monkeypatch: py
     tried.clear()
     best, _ = shipped_capacity.search(steps, args, 1)
     assert tried == [7_500.0, 11_200.0, 9_400.0] and best == 7_500.0
+
+
+def test_wrk2_floor_script_sends_the_plain_order(tmp_path: Path) -> None:
+    """The floor runs' wrk2 script: one static request (no Lua per request), the very order ours sends."""
+    import wrk_crosscheck
+
+    path = tmp_path / "plain.lua"
+    wrk_crosscheck.write_plain_order(path)
+    lines = path.read_text().splitlines()
+    assert 'wrk.method = "POST"' in lines and 'wrk.path = "/api/orders"' in lines
+    assert not any(line.startswith("function") for line in lines)
+    body = next(line for line in lines if line.startswith("wrk.body = ")).removeprefix("wrk.body = ")
+    assert json.loads(body) == wrk_crosscheck.PLAIN_ORDER.decode()  # Lua's escapes here are JSON's

@@ -10,7 +10,8 @@ inside the server behind another connection's). Two modes:
   (saturation). Latency runs from the actual send.
 - ``open_loop``: an absolute schedule (wrk2-style): request *i* is due at ``start + i / rate`` whatever
   the answers do. On every loop wake-up (an answer, or a timer armed for the next due request) what is
-  due goes to idle connections; the rest waits in the generator, counted as backlog. Latency runs from
+  due goes to idle connections, the one idle longest first (so every connection stays in use, as with
+  many clients); the rest waits in the generator, counted as backlog. Latency runs from
   the *intended* send time (coordinated omission corrected), so a request that waited behind a slow one
   counts its wait. The timer is a ``timerfd`` because libuv's (and selectors') timers round to 1 ms: the
   send granularity is ``granularity_us`` (100 µs) without spinning the core. ``open_loop_phases`` runs
@@ -36,7 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -334,7 +335,7 @@ class _Run:
         self.statuses: Counter[int] = Counter()
         self.hist = HdrHistogram(1, 3_600_000_000, 3)
         self.send_lag = HdrHistogram(1, 3_600_000_000, 3)
-        self.idle: list[_Connection] = []
+        self.idle: deque[_Connection] = deque()
         self.in_flight: set[_Connection] = set()
         self.due = self.dispatched = self.max_backlog = self.accepted = self.dropped = self.reconnects = 0
         self.sent = 0
@@ -357,7 +358,7 @@ class _Run:
             await loop.create_connection(lambda: _Connection(self), self.host, self.port)
             for _ in range(self.n_connections)
         ]
-        self.idle = [protocol for _, protocol in made]
+        self.idle = deque(protocol for _, protocol in made)
         self.all: list[_Connection] = list(self.idle)
         timer = SendTimer(loop, self.pump) if self.schedule else None
         self.timer = timer
@@ -435,7 +436,9 @@ class _Run:
         if self.give_up_ns and self.dispatched < self.due:
             self._give_up(now)
         while self.dispatched < self.due and self.idle:
-            conn = self.idle.pop()
+            # The one answered last would send again and again, leaving the rest idle until the server's
+            # idle timeout closed them: "1,000 connections" would have been a few dozen.
+            conn = self.idle.popleft()
             self.in_flight.add(conn)
             intended = self.intended_ns(self.dispatched)
             conn.send(intended)

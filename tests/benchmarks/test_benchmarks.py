@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -124,16 +125,22 @@ def test_parse_head() -> None:
 
 @contextmanager
 def stub_server(
-    delay_s: float = 0.0, statuses: tuple[int, ...] = (201,), stall_at_s: float = 0.0, stall_s: float = 0.0
+    delay_s: float = 0.0,
+    statuses: tuple[int, ...] = (201,),
+    stall_at_s: float = 0.0,
+    stall_s: float = 0.0,
+    served: Counter[int] | None = None,
 ) -> Iterator[str]:
     """An HTTP/1.1 server in a thread: answers each request ``delay_s`` late with the next of ``statuses``;
-    ``stall_s`` > 0 blocks its loop that long once, ``stall_at_s`` after the first request."""
+    ``stall_s`` > 0 blocks its loop that long once, ``stall_at_s`` after the first request; ``served``
+    counts the requests of each connection (by the order they opened)."""
     loop = asyncio.new_event_loop()
-    state = {"answered": 0, "first": 0.0, "stalled": False}
+    state = {"answered": 0, "first": 0.0, "stalled": False, "opened": 0}
 
     class Stub(asyncio.Protocol):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport, self.buf = transport, b""
+            self.number = state["opened"] = state["opened"] + 1
 
         def data_received(self, data: bytes) -> None:
             self.buf += data
@@ -148,6 +155,8 @@ def stub_server(
                     time.sleep(stall_s)  # the whole server stops, as in a GC pause
                 status = statuses[state["answered"] % len(statuses)]
                 state["answered"] += 1
+                if served is not None:
+                    served[self.number] += 1
                 answer = b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\n{}" % status
                 loop.call_later(delay_s, self.transport.write, answer)
 
@@ -282,6 +291,17 @@ def test_seed_mix_cancels_learnt_resting_ids() -> None:
     assert not mix.answered(CANCEL, 500, None)
     shares = mix.report()["sent_pct"]
     assert set(shares) == {"limit", "market", "cancel", "book"}
+
+
+def test_open_loop_spreads_requests_over_every_connection() -> None:
+    """As many clients each sending its own orders: the connection idle longest sends next, so a light
+    load on many connections keeps all of them in use (the most recently answered one, sending again and
+    again, would leave the rest idle until the server's idle timeout closed them)."""
+    served: Counter[int] = Counter()
+    with stub_server(served=served) as url:
+        result = uvloop.run(open_loop(url, requests_for(url), 200, 0.5, 10))
+    assert result.sent == 100 and result.errors == 0
+    assert sorted(served) == list(range(1, 11)) and set(served.values()) == {10}
 
 
 def test_open_loop_phases_and_a_mix_source() -> None:

@@ -389,6 +389,7 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
         assert step["offered"] == 400 and step["sent"] > 0
     else:
         assert any(name.startswith("S: goodput") for name in names)
+        assert len(doc["details"]["saturation"]["goodput_runs"]) == 3  # S is the median of three
         assert any(name.startswith("hostile:") for name in names)
         assert doc["details"]["hostile"]["connections"] == 600
         many = doc["details"]["many_connections"]

@@ -330,7 +330,7 @@ _FIELDS: tuple[_Field, ...] = (
         "overload_max_lag",
         "OVERLOAD_MAX_LAG",
         _duration(positive=True),
-        "event-loop lag above which new orders are shed with 503, e.g. 200ms",
+        "with LEAN_HTTP=off, the event-loop lag above which new orders are shed with 503, e.g. 200ms",
         "--overload-max-lag",
         "DURATION",
         "s",

@@ -320,7 +320,7 @@ _FIELDS: tuple[_Field, ...] = (
     _Field(
         "max_pending_orders",
         "MAX_PENDING_ORDERS",
-        _integer(0, note="0 = the connection cap"),
+        _integer(0, note=" (0 = the connection cap)"),
         "orders admitted but not yet acknowledged before shedding with 503 (0: the connection cap, as "
         "each connection waits on at most one order)",
         "--max-pending-orders",
@@ -375,7 +375,7 @@ _FIELDS: tuple[_Field, ...] = (
     _Field(
         "max_connections",
         "MAX_CONNECTIONS",
-        _integer(0, note="0 = the open-file limit less 64"),
+        _integer(0, note=" (0 = the open-file limit less 64)"),
         "open client connections (0: the open-file limit less 64); more are answered 503 and closed",
         "--max-connections",
         "N",

@@ -497,3 +497,16 @@ def test_unknown_flag_exits_through_argparse(capsys: pytest.CaptureFixture[str])
         load_settings(["--bogus"], {})
     assert caught.value.code == 2
     assert "--bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variable", "meaning"),
+    [
+        ("MAX_PENDING_ORDERS", "0 = the connection cap"),
+        ("MAX_CONNECTIONS", "0 = the open-file limit less 64"),
+    ],
+)
+def test_a_setting_whose_zero_means_a_default_says_so_when_refused(variable: str, meaning: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        settings_from_env({variable: "-1"})
+    assert str(caught.value) == f"{variable}='-1': expected an integer >= 0 ({meaning})"

@@ -4,8 +4,9 @@ Four limits, each an ``Estimate`` in requests/s: CPU saturation (service demand 
 memory exhaustion (a projection for the given RAM), latency (P99 crosses its limit, or the knee), and
 throughput saturation (measured: the first tier that fell behind). The recommended maximum is the lowest
 of those with a value, times ``1 - safety_buffer``; it inherits that limit's basis and interval. A limit
-that was extrapolated never becomes the recommendation by itself: the recommendation is then also capped at
-the highest rate the server was measured to sustain, and says so. A limit known only as an upper bound
+past the measured range (extrapolated, or a projection such as memory exhaustion) never becomes the
+recommendation by itself: the recommendation is then also capped at the highest rate the server was measured
+to sustain, and says so. A limit known only as an upper bound
 (breached at the lowest tier) still binds: then no recommendation can be made from this sweep, and the
 result says why.
 """
@@ -19,6 +20,8 @@ from capacity.fit.estimate import TIMES, Estimate, ToDict, fmt
 from capacity.fit.service_demand import RATE
 
 DEFAULT_SAFETY_BUFFER = 0.2
+#: Bases of a limit that no tier measured: such a limit is capped at the highest rate measured healthy.
+BEYOND_THE_DATA = ("extrapolated", "projection")
 
 
 @dataclass(frozen=True)
@@ -88,7 +91,7 @@ def breaking_points(
     if limit.known:
         note = f"{binding} limit {fmt(limit.value)} {RATE} less a {buffer} ({limit.basis})"
         recommended = limit.scaled(keep, note=note)
-        if limit.basis == "extrapolated":
+        if limit.basis in BEYOND_THE_DATA:
             recommended = _measured_cap(recommended, sustained)
     else:
         note = f"{binding} limit breached below the measured range ({limit.note}); {buffer}"
@@ -97,8 +100,8 @@ def breaking_points(
 
 
 def _measured_cap(recommended: Estimate, sustained: Estimate) -> Estimate:
-    """An extrapolated recommendation, capped at the highest rate measured healthy: past that rate only a
-    fitted curve speaks for the server. With no such rate the recommendation has no value."""
+    """A recommendation from a limit beyond the data, capped at the highest rate measured healthy: past that
+    rate only a fitted curve speaks for the server. With no such rate the recommendation has no value."""
     if not sustained.known:
         note = f"{recommended.note}, but no tier was measured healthy to vouch for it"
         return Estimate(None, RATE, None, recommended.value, "insufficient_data", note)
@@ -107,6 +110,6 @@ def _measured_cap(recommended: Estimate, sustained: Estimate) -> Estimate:
         return recommended
     note = (
         f"{recommended.note}: capped at {fmt(sustained.value)} {RATE}, the highest rate measured healthy, "
-        "since an extrapolated limit is not evidence by itself"
+        "since a limit beyond the measured range is not evidence by itself"
     )
     return dataclasses.replace(sustained, note=note)

@@ -152,6 +152,25 @@ def test_an_extrapolated_limit_is_not_the_recommended_maximum_by_itself() -> Non
     assert near.recommended_max.basis == "extrapolated"
 
 
+def test_a_memory_projection_is_not_the_recommended_maximum_by_itself() -> None:
+    """The demo's quick sweep measured up to 6,000/s, and its memory grew so slowly that RAM would run out
+    near 3.9 million/s: 0.8 x that, 3.1 million/s, was printed as the recommended maximum."""
+    sustained = Estimate(6000.0, "requests/s", 5990, 6010, "measured", "highest rate measured healthy")
+    memory = Estimate(3.9e6, "requests/s", 2.65e6, 7.46e6, "projection", "rate at which RSS reaches 23.5 GiB")
+    not_reached = Estimate.not_reached("requests/s", "kept up", at_least=6000)
+    points = breaking_points(
+        cpu=not_reached,
+        memory=memory,
+        latency=not_reached,
+        throughput=not_reached,
+        sustained=sustained,
+        safety_buffer=0.2,
+    )
+    assert points.binding == "memory" and points.memory.value == 3.9e6  # the limit itself is still shown
+    assert points.recommended_max.value == 6000 and points.recommended_max.basis == "measured"
+    assert "capped at 6,000" in points.recommended_max.note
+
+
 def test_a_concave_server_sweep_recommends_within_what_it_measured() -> None:
     rng = np.random.default_rng(6)
     model = fit_sweep([concave_tier(r, rng) for r in (2000, 4000, 6000, 8000, 9000)], available_cores=1.0)

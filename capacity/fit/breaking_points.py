@@ -49,9 +49,17 @@ class BreakingPoints(ToDict):
         """Plain-English statements with the numbers."""
         lines = [f"Breaking point ({name}): {est.text()}: {est.note}" for name, est in self.limits().items()]
         known = ", ".join(f"{name} {fmt(est.value)}" for name, est in self.limits().items() if est.known)
+        binding = self.limits()[self.binding] if self.binding else None
+        capped = (
+            binding is not None
+            and binding.basis in BEYOND_THE_DATA
+            and self.recommended_max.known
+            and self.recommended_max.basis not in BEYOND_THE_DATA
+        )
         lines.append(
-            f"Recommended maximum = {1 - self.safety_buffer:g} {TIMES} min({known or 'none'}) "
-            f"≈ {self.recommended_max.text()}"
+            f"Recommended maximum = {1 - self.safety_buffer:g} {TIMES} min({known or 'none'})"
+            + (", capped at the highest rate measured healthy" if capped else "")
+            + f" ≈ {self.recommended_max.text()}"
         )
         return lines
 

@@ -7,6 +7,7 @@ import pytest
 
 from capacity.fit import Estimate, TierMeasurement, fit_sweep
 from capacity.fit.breaking_points import breaking_points
+from capacity.fit.estimate import TIMES
 from capacity.fit.service_demand import fit_service_demand
 from capacity.measure.sampler import ProcessSample
 from capacity.results.run_file import Counts, Latency
@@ -169,6 +170,10 @@ def test_a_memory_projection_is_not_the_recommended_maximum_by_itself() -> None:
     assert points.binding == "memory" and points.memory.value == 3.9e6  # the limit itself is still shown
     assert points.recommended_max.value == 6000 and points.recommended_max.basis == "measured"
     assert "capped at 6,000" in points.recommended_max.note
+    assert points.formulas()[-1].startswith(
+        f"Recommended maximum = 0.8 {TIMES} min(memory 3,900,000), capped at the highest rate measured "
+        "healthy ≈ 6,000"
+    )
 
 
 def test_a_concave_server_sweep_recommends_within_what_it_measured() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from capacity.fit import Estimate, TierMeasurement, fit_sweep
-from capacity.fit.breaking_points import breaking_points
+from capacity.fit.breaking_points import BreakingPoints, breaking_points
 from capacity.fit.estimate import TIMES
 from capacity.fit.service_demand import fit_service_demand
 from capacity.measure.sampler import ProcessSample
@@ -122,33 +122,26 @@ def test_one_ms_per_order_gives_a_thousand_per_core_with_saturated_tiers_include
     assert old.requests_per_core.value is None or abs(old.requests_per_core.value - 1000) > 100
 
 
+def only_limit(name: str, limit: Estimate, sustained: Estimate) -> BreakingPoints:
+    """Breaking points where ``name`` is the only limit reached (the others kept up to ``sustained``)."""
+    assert sustained.value is not None
+    not_reached = Estimate.not_reached(sustained.unit, "kept up", at_least=sustained.value)
+    limits = {other: not_reached for other in ("cpu", "memory", "latency", "throughput")}
+    return breaking_points(**{**limits, name: limit}, sustained=sustained, safety_buffer=0.2)
+
+
 def test_an_extrapolated_limit_is_not_the_recommended_maximum_by_itself() -> None:
     sustained = Estimate(800.0, "orders/s", 790, 810, "measured", "highest rate before saturation")
     cpu = Estimate(
         1400.0, "orders/s", 1300, 1500, "extrapolated", "rate at which the fitted CPU reaches 1 core"
     )
-    not_reached = Estimate.not_reached("orders/s", "kept up", at_least=800)
-    points = breaking_points(
-        cpu=cpu,
-        memory=not_reached,
-        latency=not_reached,
-        throughput=not_reached,
-        sustained=sustained,
-        safety_buffer=0.2,
-    )
+    points = only_limit("cpu", cpu, sustained)
     assert points.binding == "cpu"
     assert points.recommended_max.value == 800  # not 0.8 x 1,400 = 1,120, which nothing measured
     assert points.recommended_max.basis == "measured"
     assert "capped at 800" in points.recommended_max.note
     # within what was measured healthy, the buffered limit stands
-    near = breaking_points(
-        cpu=cpu.scaled(0.6),
-        memory=not_reached,
-        latency=not_reached,
-        throughput=not_reached,
-        sustained=sustained,
-        safety_buffer=0.2,
-    )
+    near = only_limit("cpu", cpu.scaled(0.6), sustained)
     assert near.recommended_max.value == pytest.approx(0.8 * 840)
     assert near.recommended_max.basis == "extrapolated"
 
@@ -158,15 +151,7 @@ def test_a_memory_projection_is_not_the_recommended_maximum_by_itself() -> None:
     near 3.9 million/s: 0.8 x that, 3.1 million/s, was printed as the recommended maximum."""
     sustained = Estimate(6000.0, "requests/s", 5990, 6010, "measured", "highest rate measured healthy")
     memory = Estimate(3.9e6, "requests/s", 2.65e6, 7.46e6, "projection", "rate at which RSS reaches 23.5 GiB")
-    not_reached = Estimate.not_reached("requests/s", "kept up", at_least=6000)
-    points = breaking_points(
-        cpu=not_reached,
-        memory=memory,
-        latency=not_reached,
-        throughput=not_reached,
-        sustained=sustained,
-        safety_buffer=0.2,
-    )
+    points = only_limit("memory", memory, sustained)
     assert points.binding == "memory" and points.memory.value == 3.9e6  # the limit itself is still shown
     assert points.recommended_max.value == 6000 and points.recommended_max.basis == "measured"
     assert "capped at 6,000" in points.recommended_max.note

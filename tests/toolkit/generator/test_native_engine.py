@@ -208,15 +208,23 @@ def run_generator(
 # ---------------------------------------------------------------------------------------------- behaviour
 
 
+def assert_every_slot_sent_but_a_few_generator_late(totals: dict[str, Any]) -> None:
+    """Against an instant stub every slot is sent, except that a shared machine may delay a few past the
+    schedule's end: those are left unsent and must be counted as the generator's lateness."""
+    unsent = totals["scheduled"] - totals["sent"]
+    assert 0 <= unsent <= totals["generator_late"] <= 6, totals
+
+
+
 @pytest.mark.timeout(60)
 def test_sends_follow_the_schedule(stub: StubExchange, tmp_path: Path) -> None:
     # 200/s over 20 users: each user's slots are 0.1 s apart from a random phase, 30 in 3 s
     _, doc = run_generator(scenario(tmp_path / "s.yaml", 200, 20, "3s"), stub.url, tmp_path / "out")
     totals = doc["totals"]
     assert doc["engine"] == "native" and doc["workers"] == 1
-    assert totals["scheduled"] == totals["sent"] == totals["ok"] == 600
-    assert totals["errors"] == 0 and totals["generator_late"] <= 6  # a shared machine may delay a few
-    assert stub.answered_2xx == 600
+    assert totals["scheduled"] == 600 and totals["errors"] == 0
+    assert_every_slot_sent_but_a_few_generator_late(totals)
+    assert totals["ok"] == totals["sent"] == stub.answered_2xx
     # per second of intended send time, every second of the schedule got its 200
     assert [s["scheduled"] for s in doc["seconds"]] == [200, 200, 200]
 
@@ -276,7 +284,10 @@ def test_two_processes_merge_their_histograms_exactly(stub: StubExchange, tmp_pa
     assert doc["workers"] == 2
     # what the stub saw, by method and route, is printed if the counts disagree
     seen = Counter((method, path.split("?")[0].rstrip("0123456789")) for method, path in stub.requests)
-    assert totals["ok"] == totals["sent"] == stub.answered_2xx == 900, (totals, seen)
+    # users 0..19 split over the two processes: every user ran (each had its 45 slots)
+    assert totals["scheduled"] == 900, (totals, seen)
+    assert_every_slot_sent_but_a_few_generator_late(totals)
+    assert totals["ok"] == totals["sent"] == stub.answered_2xx, (totals, seen)
     for name in ("scheduled", "sent", "ok", "errors", "late", "generator_late"):
         assert totals[name] == sum(second[name] for second in doc["seconds"]), name
     assert totals["corrected"]["count"] == totals["raw"]["count"] == totals["ok"]
@@ -286,8 +297,6 @@ def test_two_processes_merge_their_histograms_exactly(stub: StubExchange, tmp_pa
         while (interval := reader.get_next_interval_histogram()) is not None:
             counted += interval.get_total_count()
         assert counted == totals["ok"], name
-    # users 0..19 split over the two processes: every user ran (each sent its 45 slots)
-    assert totals["scheduled"] == 900
 
 
 @pytest.mark.timeout(60)

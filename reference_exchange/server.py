@@ -115,7 +115,7 @@ async def serve(settings: Settings) -> None:
         app = create_app(settings, journal)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        settle_gc(asyncio.get_running_loop().call_soon_threadsafe)
+        settle_gc(asyncio.get_running_loop())
         cap = connection_cap(settings.max_connections)
         server = runner.server
         assert server is not None

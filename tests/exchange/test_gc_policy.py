@@ -1,7 +1,7 @@
 """The exchange's garbage-collector policy (reference_exchange/gc_policy.py): the start-up heap and what
 survives each collection are tenured, a thorough collection reclaims a cycle among tenured objects and
-is asked for when resident memory has grown, and the engine's finished orders stay tracked so that no
-collection walks them again."""
+runs in a quiet moment once resident memory has grown (at once if it grows much more), and the engine's
+finished orders stay tracked so that no collection walks them again."""
 
 from __future__ import annotations
 
@@ -15,7 +15,10 @@ from reference_exchange.engine import MatchingEngine, OrderType, Side
 from reference_exchange.gc_policy import (
     GC_THRESHOLDS,
     MEMORY_CHECK_EVERY,
+    QUIET_CPU_SHARE,
+    QUIET_WINDOW_S,
     THOROUGH_GROWTH,
+    URGENT_GROWTH,
     Tenuring,
     settle_gc,
 )
@@ -81,33 +84,104 @@ def collections(tenuring: Tenuring, count: int = MEMORY_CHECK_EVERY) -> None:
         tenuring("stop", {"generation": 0, "collected": 0, "uncollectable": 0})
 
 
-def test_a_thorough_collection_is_asked_for_once_memory_has_grown(restored_gc: None) -> None:
-    resident = [100_000_000]
-    asked: list[Callable[[], None]] = []
-    tenuring = Tenuring(asked.append, resident=lambda: resident[0])
+class FakeLoop:
+    """The two calls Tenuring makes of the event loop, recorded; ``run`` runs what is pending."""
+
+    def __init__(self, closed: bool = False) -> None:
+        self.closed = closed
+        self.pending: list[Callable[[], None]] = []
+        self.delays: list[float] = []
+
+    def call_soon_threadsafe(self, callback: Callable[[], None]) -> None:
+        if self.closed:
+            raise RuntimeError("Event loop is closed")
+        self.pending.append(callback)
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        self.delays.append(delay)
+        self.pending.append(callback)
+
+    def run(self) -> None:
+        pending, self.pending = self.pending, []
+        for callback in pending:
+            callback()
+
+
+class FakeProcess:
+    """Resident memory, CPU seconds and the clock, set by the test."""
+
+    def __init__(self) -> None:
+        self.resident: int | None = 100_000_000
+        self.cpu = 0.0
+        self.now = 0.0
+
+    def tenuring(self, loop: FakeLoop | None) -> Tenuring:
+        return Tenuring(
+            loop,  # type: ignore[arg-type]
+            resident=lambda: self.resident,
+            cpu_seconds=lambda: self.cpu,
+            clock=lambda: self.now,
+        )
+
+    def window(self, cpu_share: float) -> None:
+        """A window of QUIET_WINDOW_S passes with the process using ``cpu_share`` of a core."""
+        self.now += QUIET_WINDOW_S
+        self.cpu += cpu_share * QUIET_WINDOW_S
+
+
+def test_a_due_thorough_collection_waits_for_a_quiet_window(restored_gc: None) -> None:
+    process, loop = FakeProcess(), FakeLoop()
+    tenuring = process.tenuring(loop)
     collections(tenuring)
-    resident[0] = int(THOROUGH_GROWTH * 100_000_000) - 1
+    assert process.resident is not None
+    process.resident = int(THOROUGH_GROWTH * 100_000_000) - 1
     collections(tenuring)
-    assert asked == []  # grown, but not yet THOROUGH_GROWTH times
-    resident[0] += 1
+    assert loop.pending == []  # grown, but not yet THOROUGH_GROWTH times
+    process.resident += 1
     collections(tenuring)
     collections(tenuring)
-    assert asked == [tenuring.collect_thoroughly]  # once, until it has run
-    tenuring.collect_thoroughly()  # measured from here on: the next one at THOROUGH_GROWTH times this
+    assert len(loop.pending) == 1  # due once, until it has run
+    loop.run()  # on the loop: the first window opens
+    for _ in range(3):  # busy windows: it waits, looking once a window
+        process.window(0.5)
+        loop.run()
+        assert tenuring.thorough_collections == 0 and len(loop.pending) == 1
+    assert loop.delays == [QUIET_WINDOW_S] * 4
+    process.window(QUIET_CPU_SHARE / 2)
+    loop.run()
+    assert tenuring.thorough_collections == 1 and loop.pending == []
+    # measured from here on: due again at THOROUGH_GROWTH times this
     collections(tenuring)
-    assert len(asked) == 1
-    # A loop that has closed (shutting down) refuses: the policy stops asking, without an error.
-    closed = Tenuring(_refuse, resident=lambda: resident[0])
-    resident[0] *= 100
-    collections(closed)
-    assert closed.schedule is None
-    # No loop to run it (the engine benchmark), or no resident figure (no /proc): never asked.
-    quiet = Tenuring(None, resident=lambda: resident[0])
-    unknown = Tenuring(asked.append, resident=lambda: None)
-    resident[0] *= 100
-    collections(quiet)
-    collections(unknown)
-    assert len(asked) == 1
+    assert loop.pending == []
+
+
+def test_memory_past_urgent_growth_collects_at_once_busy_or_not(restored_gc: None) -> None:
+    process, loop = FakeProcess(), FakeLoop()
+    tenuring = process.tenuring(loop)
+    process.resident = int(THOROUGH_GROWTH * 100_000_000)
+    collections(tenuring)
+    loop.run()
+    process.window(1.0)
+    loop.run()
+    assert tenuring.thorough_collections == 0  # due, busy: waiting
+    process.resident = int(URGENT_GROWTH * 100_000_000)
+    process.window(1.0)
+    loop.run()
+    assert tenuring.thorough_collections == 1 and loop.pending == []
+
+
+def test_without_a_loop_or_a_resident_figure_no_thorough_collection_is_asked_for(restored_gc: None) -> None:
+    process = FakeProcess()
+    closed = process.tenuring(FakeLoop(closed=True))  # the loop has closed (shutting down)
+    no_loop = process.tenuring(None)  # the engine benchmark
+    loop = FakeLoop()
+    process.resident = None  # no /proc
+    unknown = process.tenuring(loop)
+    process.resident = 100 * 100_000_000
+    for tenuring in (closed, no_loop, unknown):
+        collections(tenuring)
+    assert closed.loop is None  # it stops asking, without an error
+    assert loop.pending == [] and unknown.thorough_collections == 0
 
 
 def test_memory_is_read_once_per_memory_check_every_collections(restored_gc: None) -> None:
@@ -117,7 +191,7 @@ def test_memory_is_read_once_per_memory_check_every_collections(restored_gc: Non
         reads.append(1)
         return 100_000_000
 
-    tenuring = Tenuring(lambda callback: None, resident=resident)
+    tenuring = Tenuring(FakeLoop(), resident=resident)  # type: ignore[arg-type]
     reads.clear()  # the read that sets the first threshold
     collections(tenuring, MEMORY_CHECK_EVERY - 1)
     assert reads == []
@@ -125,10 +199,6 @@ def test_memory_is_read_once_per_memory_check_every_collections(restored_gc: Non
     assert len(reads) == 1
     collections(tenuring, 2 * MEMORY_CHECK_EVERY)
     assert len(reads) == 3
-
-
-def _refuse(callback: Callable[[], None]) -> None:
-    raise RuntimeError("Event loop is closed")
 
 
 def test_the_engines_finished_orders_stay_tracked_so_no_collection_walks_them_again() -> None:

@@ -26,20 +26,28 @@ The exchange runs with its default settings (durable journal) pinned to the last
    closed (goal >= 95 %; a connection refused at once with a 503 counts as closed) and whether ``/health``
    answers a new connection (polled once a second throughout, 2 s timeout).
 
+With ``--wrk2``, part 2's overload phase is cross-checked: wrk2 (``wrk_crosscheck.py`` finds it) sends the
+same mix at the same 2 x S on the same 1,000 connections to a fresh exchange, its socket timeout set to the
+same 10 s, and its goodput, answers and refused share over its measured window are printed beside ours.
+wrk2 neither gives up a request nor reconnects: what the server does not answer queues in wrk2.
+
 Today's exchange may MISS several of these: the figures are measured, not tuned. ``--part`` runs one part.
 
 Usage: python benchmarks/overload.py [--quick] [--part all|overload|many|hostile] [--saturation-seconds 10]
        [--overload-seconds 60] [--recovery-seconds 20] [--many-connections 10000] [--hostile-seconds 30]
-       [--json PATH]
+       [--wrk2 [PATH]] [--json PATH]
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import os
+import re
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -53,6 +61,7 @@ from _common import ROOT, Figure, MachineLoad, cpu_seconds, emit, parser, pin_se
 from _loadgen import LOST, closed_loop, open_loop_phases
 from _mix import SeedMix
 from shipped_capacity import matching_build
+from wrk_crosscheck import BUILD_HINT, find_wrk2, run_wrk2
 
 from capacity.generator.http_wire import ProtocolError, parse_head
 from capacity.measure.sampler import ProcessSampler
@@ -292,6 +301,77 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
     return out
 
 
+def wrk2_overload(wrk2: str, goodput: float, over_s: int, server_cpu: int) -> dict:
+    """Part 2's overload phase sent by wrk2 instead: the same mix, rate, connections and socket timeout."""
+    args = argparse.Namespace(
+        rate=OVERLOAD_FACTOR * goodput, connections=OVERLOAD_CONNECTIONS, seconds=float(over_s)
+    )
+    generator_cpus = sorted(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="overload-wrk2-") as tmp:
+        r = run_wrk2(wrk2, args, server_cpu, generator_cpus, Path(tmp), timeout_s=SOCKET_TIMEOUT_S)
+    counted, seconds = r["counted"], r["counted_seconds"]
+    answers = sum(counted.values())
+    refused = counted["503"] + counted["429"]
+    timeouts = re.search(r"timeout (\d+)", r["socket_errors"])
+    out = {
+        "offered": args.rate,
+        "seconds": seconds,
+        "goodput": counted["2xx"] / seconds,
+        "answers_per_s": answers / seconds,
+        "refused_pct": 100 * refused / answers if answers else None,
+        "timeouts": int(timeouts.group(1)) if timeouts else 0,
+        "socket_errors": r["socket_errors"],
+        "p99_ms": r["p99_ms"],
+        "tool_cpu_pct": r["tool_cpu_pct"],
+        "server_cpu_pct": r["server_cpu_pct"],
+        "counted": counted,
+        "output_tail": r["output_tail"],
+    }
+    print(
+        f"  wrk2 at 2 x S = {args.rate:,.0f}/s on {OVERLOAD_CONNECTIONS:,} connections, {seconds:.0f} s "
+        f"counted: goodput {out['goodput']:,.0f}/s, answers {out['answers_per_s']:,.0f}/s "
+        f"({out['refused_pct'] or 0:.1f} % refused), socket errors: {out['socket_errors'] or 'none'}; "
+        f"corrected p99 {out['p99_ms']} ms; "
+        f"CPU % server {out['server_cpu_pct']:.0f} wrk2 {out['tool_cpu_pct']:.0f}",
+        flush=True,
+    )
+    return out
+
+
+def wrk2_figures(w: dict, ours: dict, s: float) -> list[Figure]:
+    """wrk2's overload figures beside ours (the goals are ours: wrk2 confirms or contradicts them)."""
+    return [
+        Figure(
+            "wrk2 cross-check, 2 x S: goodput / S",
+            w["goodput"] / s,
+            "x S",
+            None,
+            note=f"{w['goodput']:,.0f} 2xx/s; ours {ours['goodput'] / s:.3f} S",
+        ),
+        Figure(
+            "  all answers / S",
+            w["answers_per_s"] / s,
+            "x S",
+            None,
+            note=f"{w['answers_per_s']:,.0f}/s; ours {ours['answers_per_s'] / s:.3f} S",
+        ),
+        Figure(
+            "  refused (503/429)",
+            w["refused_pct"],
+            "% answers",
+            None,
+            note=f"ours {ours['refused_pct'] or 0:.1f} %",
+        ),
+        Figure(
+            f"  socket timeouts (no answer in {SOCKET_TIMEOUT_S:g} s)",
+            w["timeouts"],
+            "requests",
+            None,
+            note=f"ours {ours['timeouts']}; corrected P99 of wrk2's own queue {w['p99_ms']} ms",
+        ),
+    ]
+
+
 # -- 3. hostile clients --
 
 
@@ -485,6 +565,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overload-seconds", type=int, default=None, help="2 x S phase (60, quick 15)")
     p.add_argument("--recovery-seconds", type=int, default=None, help="0.5 x S phase (20, quick 8)")
     p.add_argument("--hostile-seconds", type=float, default=None, help="stalled clients (30, quick 15)")
+    p.add_argument(
+        "--wrk2",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="PATH",
+        help="cross-check the overload phase with wrk2 (at PATH, else where wrk_crosscheck.py looks)",
+    )
     args = p.parse_args(argv)
     quick = args.quick
     sat_s = args.saturation_seconds or (4.0 if quick else 10.0)
@@ -502,6 +590,12 @@ def main(argv: list[str] | None = None) -> int:
             f"--many-connections {args.many_connections:,} needs {needed:,} open files; the hard limit "
             f"here is {hard:,} (ulimit -Hn)"
         )
+    wrk2 = None if args.wrk2 is None else find_wrk2(args.wrk2 or None)
+    if args.wrk2 is not None and wrk2 is None:
+        print(BUILD_HINT, file=sys.stderr)
+        return 2
+    if wrk2 is not None and args.part not in ("all", "overload"):
+        p.error("--wrk2 cross-checks the overload part: use it with --part all or overload")
     if args.json:
         args.json = str(Path(args.json).resolve())
     os.chdir(ROOT)  # the exchange is started as `python -m reference_exchange`: this tree's
@@ -530,6 +624,9 @@ def main(argv: list[str] | None = None) -> int:
                 ),
                 *overload_figures(o, s, GOAL_P99_MS),
             ]
+            if wrk2 is not None:
+                w = details["wrk2_overload"] = wrk2_overload(wrk2, s, over_s, server_cpu)
+                figures += wrk2_figures(w, o, s)
         if args.part in ("all", "many"):
             s = s if args.part == "all" else median_saturation(sat_s, server_cpu)["goodput"]
             with open_file_limit(args.many_connections + MANY_FD_SPARE):

@@ -22,6 +22,7 @@ Usage: python benchmarks/wrk_crosscheck.py [--rate 5000] [--seconds 20] [--conne
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import shutil
@@ -60,10 +61,18 @@ BUILD_HINT = (
 
 
 def find_wrk2(given: str | None) -> str | None:
-    for candidate in (given, os.environ.get("WRK2"), str(ROOT / "benchmarks" / "tools" / "wrk2")):
-        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+    """``given`` if it is an executable (else None: a path asked for is not silently replaced), else the
+    first of ``$WRK2``, ``benchmarks/tools/wrk2`` and ``wrk2`` on PATH."""
+    if given:
+        return given if _executable(given) else None
+    for candidate in (os.environ.get("WRK2"), str(ROOT / "benchmarks" / "tools" / "wrk2")):
+        if candidate and _executable(candidate):
             return candidate
     return shutil.which("wrk2")
+
+
+def _executable(path: str) -> bool:
+    return Path(path).is_file() and os.access(path, os.X_OK)
 
 
 def lua_string(data: bytes) -> str:
@@ -112,9 +121,11 @@ def run_wrk2(
     generator_cpus: list[int],
     workdir: Path,
     sink: bool = False,
+    timeout_s: float | None = None,
 ) -> dict:
     """wrk2 against a fresh exchange with the seed mix, or (``sink``) against canned bytes with
-    ``PLAIN_ORDER``."""
+    ``PLAIN_ORDER``. With the mix, answers are also counted by class over its measured window (from the
+    whole second after its ramp). ``timeout_s``: its socket timeout (its own default is 2 s)."""
     with (CannedServer if sink else EmbeddedExchange)(cpus=[server_cpu]) as exchange:
         if sink:
             script, script_args = workdir / "plain.lua", []
@@ -124,6 +135,7 @@ def run_wrk2(
             write_plan(plan_file, exchange.url, plan(exchange.url, fetch_market(exchange.url)))
             script_args = ["--", str(plan_file)]
         server = psutil.Process(exchange.pid)
+        count_from = math.ceil(time.time() + wrk2_seconds(args) - args.seconds)  # after its ramp
         command = [
             "taskset",
             "-c",
@@ -133,11 +145,13 @@ def run_wrk2(
             f"-c{args.connections}",
             f"-d{wrk2_seconds(args):g}s",
             f"-R{args.rate:g}",
+            *([] if timeout_s is None else [f"--timeout={timeout_s:g}s"]),
             "--latency",
             "-s",
             str(script),
             exchange.url,
             *script_args,
+            *([] if sink else [str(count_from)]),
         ]
         c0, t0 = cpu_seconds(server), time.perf_counter()
         process = subprocess.Popen(
@@ -148,6 +162,7 @@ def run_wrk2(
         _, status, usage = os.wait4(process.pid, 0)  # its CPU: the resource usage of the process
         process.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.perf_counter() - t0
+        counted_seconds = time.time() - count_from
         server_s = cpu_seconds(server) - c0
     if process.returncode != 0:
         raise RuntimeError(f"wrk2 exited {process.returncode}: {output[-800:]}")
@@ -157,6 +172,7 @@ def run_wrk2(
     socket = re.search(r"Socket errors:(.*)", output)
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
     sent = re.search(r"seed mix sent: (.*)", output)
+    by_class = re.search(r"answers counted: 2xx (\d+) 503 (\d+) 429 (\d+) other (\d+)", output)
     return {
         "requests_per_sec_whole_run": float(rate.group(1)) if rate else None,
         # the answers it measured over its measured window (its run less the connecting and calibration)
@@ -168,6 +184,10 @@ def run_wrk2(
         "non_2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": socket.group(1).strip() if socket else "",
         "mix": sent.group(1).strip() if sent else "",
+        "counted": dict(zip(("2xx", "503", "429", "other"), map(int, by_class.groups()), strict=True))
+        if by_class
+        else {},
+        "counted_seconds": counted_seconds,
         "tool_cpu_s": usage.ru_utime + usage.ru_stime,
         "tool_cpu_pct": 100 * (usage.ru_utime + usage.ru_stime) / elapsed,
         "server_cpu_pct": 100 * server_s / elapsed,

@@ -1,15 +1,19 @@
 -- The seed mix for wrk2 (benchmarks/wrk_crosscheck.py): the same pre-encoded requests benchmarks/_mix.py
 -- sends, read from a plan file that wrk_crosscheck.py writes for the exchange's URL; a cancel takes one of
 -- the resting order ids learnt from earlier 201 answers (at random, then forgotten), or, with none known
--- yet, the next limit order goes instead, as in _mix.py.
+-- yet, the next limit order goes instead, as in _mix.py. Answers are counted by class (2xx, 503, 429, other)
+-- from the Unix second COUNT_FROM on (default: all), so that a window excluding wrk2's ramp can be read.
 --
 -- Usage: wrk2 -t1 -c1000 -d20s -R8000 --latency -s benchmarks/wrk_seed_mix.lua http://HOST:PORT -- PLAN.lua
+--        [COUNT_FROM]
 
 local plan, kinds, limits = {}, {}, {}
 local n, i = 0, 0
 local resting, nresting = {}, 0
 local cancel_head, cancel_tail = "DELETE /api/orders/", ""
 sent_limit, sent_market, sent_cancel, sent_book, answered_409, answered_404 = 0, 0, 0, 0, 0, 0
+counted_2xx, counted_503, counted_429, counted_other = 0, 0, 0, 0
+local count_from = 0
 
 local threads = {}
 
@@ -27,6 +31,7 @@ function init(args)
       table.insert(limits, plan[k])
     end
   end
+  count_from = tonumber(args[2] or "0")
   math.randomseed(11)
 end
 
@@ -57,6 +62,17 @@ function request()
 end
 
 function response(status, headers, body)
+  if os.time() >= count_from then
+    if status >= 200 and status < 300 then
+      counted_2xx = counted_2xx + 1
+    elseif status == 503 then
+      counted_503 = counted_503 + 1
+    elseif status == 429 then
+      counted_429 = counted_429 + 1
+    else
+      counted_other = counted_other + 1
+    end
+  end
   if status == 201 then
     local id = body:match('^{"id":(%d+),')
     if id and (body:find('"status":"new"', 1, true) or body:find('"status":"partially_filled"', 1, true)) then
@@ -76,5 +92,8 @@ function done(summary, latency, requests)
       "seed mix sent: limit %d market %d cancel %d book %d; cancels answered 409 %d, 404 %d\n",
       t:get("sent_limit"), t:get("sent_market"), t:get("sent_cancel"), t:get("sent_book"),
       t:get("answered_409"), t:get("answered_404")))
+    io.write(string.format(
+      "answers counted: 2xx %d 503 %d 429 %d other %d\n",
+      t:get("counted_2xx"), t:get("counted_503"), t:get("counted_429"), t:get("counted_other")))
   end
 end

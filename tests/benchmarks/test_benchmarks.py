@@ -432,3 +432,24 @@ def test_wrk2_floor_script_sends_the_plain_order(tmp_path: Path) -> None:
     assert not any(line.startswith("function") for line in lines)
     body = next(line for line in lines if line.startswith("wrk.body = ")).removeprefix("wrk.body = ")
     assert json.loads(body) == wrk_crosscheck.PLAIN_ORDER.decode()  # Lua's escapes here are JSON's
+
+
+def test_a_wrk2_path_asked_for_is_not_replaced_by_another(tmp_path: Path) -> None:
+    import wrk_crosscheck
+
+    missing = str(tmp_path / "wrk2")
+    assert wrk_crosscheck.find_wrk2(missing) is None
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "overload.py"), "--part", "overload", "--wrk2", missing],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "wrk2 not found" in done.stderr  # before any load
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "overload.py"), "--part", "hostile", "--wrk2", sys.executable],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "--wrk2 cross-checks the overload part" in done.stderr

@@ -144,7 +144,7 @@ def run_wrk2(
             "-t1",
             f"-c{args.connections}",
             f"-d{wrk2_seconds(args):g}s",
-            f"-R{args.rate:g}",
+            f"-R{args.rate:.0f}",  # whole requests/s: wrk2 refuses a fraction
             *([] if timeout_s is None else [f"--timeout={timeout_s:g}s"]),
             "--latency",
             "-s",

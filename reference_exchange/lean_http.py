@@ -273,6 +273,9 @@ class LeanConnection(asyncio.Protocol):
             # The client left mid-request: nginx's 499, as the aiohttp path counts it; no answer.
             self._lean.observe(self._lean.stats[self._request[0]], CLIENT_CLOSED, 0.0)
         self.transport = None
+        # The parser refers back to this protocol (its callbacks): a cycle, which the collector policy
+        # (gc_policy) would tenure until a thorough collection. Without it, both are freed at once.
+        del self._parser
 
     def pause_writing(self) -> None:
         if self._relay_to is not None:

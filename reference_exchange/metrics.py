@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from bisect import bisect_left
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -85,8 +86,14 @@ MIN_SLOT_S = 1.0  # a fresh HdrHistogram is costly to allocate: at most one per 
 
 
 def new_latency_histogram() -> HdrHistogram:
-    """An empty histogram in microseconds with the module's range and precision."""
-    return HdrHistogram(LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_SIGNIFICANT_DIGITS)
+    """An empty histogram in microseconds with the module's range and precision.
+
+    hdrh's histogram and its encoder refer to each other: a cycle, which the exchange's collector policy
+    (``gc_policy``) tenures, so each slot's and each snapshot's 139 KB of counts would wait for a thorough
+    collection. With the encoder's reference weak, a histogram is freed as soon as nothing uses it."""
+    histogram = HdrHistogram(LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_SIGNIFICANT_DIGITS)
+    histogram.encoder.histogram = weakref.proxy(histogram)
+    return histogram
 
 
 @dataclass(slots=True)

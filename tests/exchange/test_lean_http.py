@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import re
 import socket
 import time
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -261,6 +263,29 @@ async def test_lean_requests_never_reach_aiohttp() -> None:
     assert statuses == [b"201", b"200", b"200", b"200"] and transport.closed
     assert b'"status":"cancelled"' in transport.written
     assert not runner.server.connections and lean.relayed == 0
+    await runner.cleanup()
+
+
+async def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
+    """The parser refers back to its connection: once the connection is lost, nothing may keep that cycle
+    for a collection to find (the exchange tenures what survives, so it would wait for a thorough one)."""
+    app = create_app(dataclasses.replace(Settings(), journal_path=None))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    assert runner.server is not None
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    lean = LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, 65536, admission)
+    connection, transport = lean(), FakeTransport()
+    connection.connection_made(transport)
+    connection.data_received(get(b"/health"))
+    gone = weakref.ref(connection)
+    gc.disable()
+    try:
+        connection.connection_lost(None)
+        del connection
+        assert gone() is None
+    finally:
+        gc.enable()
     await runner.cleanup()
 
 

@@ -6,6 +6,8 @@ where the machine could) and the same source interpreted."""
 from __future__ import annotations
 
 import contextlib
+import gc
+import tracemalloc
 from copy import copy
 
 import pytest
@@ -185,6 +187,49 @@ def test_finished_orders_are_retained_only_up_to_the_bound(engine_class):
     assert engine.get_order(ids[-1]).status is OrderStatus.CANCELLED
     # An evicted client id is forgotten, so it places a new order.
     assert not engine.place("BTCUSD", BUY, LIMIT, 1, price=1, client_order_id="c0").duplicate
+
+
+@every_build
+def test_a_finished_order_reads_back_as_it_finished_from_its_compact_record(engine_class):
+    engine = engine_class(["BTCUSD"])
+    rejected = engine.place("BTCUSD", SELL, MARKET, 7, time_in_force=TimeInForce.IOC, timestamp_ns=1 << 61)
+    rested = engine.place(
+        "BTCUSD", BUY, LIMIT, 12_345, price=4_000_000, client_order_id="mine", timestamp_ns=9
+    )
+    filled = engine.place("BTCUSD", SELL, LIMIT, 345, price=3_999_999, timestamp_ns=10)
+    engine.cancel(rested.order.order_id)
+    for result in (rejected, rested, filled):
+        finished = copy(result.order)
+        assert engine.get_order(finished.order_id) == finished and finished.remaining == 0
+    assert engine.get_order(rejected.order.order_id).price is None
+    assert engine.get_order(rested.order.order_id).filled == 345
+    assert not engine.audit()
+
+
+def test_a_finished_order_is_kept_in_a_few_hundred_bytes():
+    """The archive keeps up to ORDER_RETENTION (a million) finished orders: each in about 240 bytes with its
+    share of the dict, where a tuple of its fields took about 430 (every int above 256 an object)."""
+    engine = MatchingEngine(["BTCUSD"])
+    stamp = 1_733_000_000_000_000_000
+
+    def place_and_cancel(count: int) -> None:
+        for i in range(count):
+            order = engine.place(
+                "BTCUSD", BUY, LIMIT, 500, price=59_000 + i % 50, timestamp_ns=stamp + i
+            ).order
+            engine.cancel(order.order_id)
+
+    place_and_cancel(1_000)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        place_and_cancel(50_000)
+        gc.collect()
+        per_order = (tracemalloc.get_traced_memory()[0] - before) / 50_000
+    finally:
+        tracemalloc.stop()
+    assert per_order < 300, per_order
 
 
 # -- property-based: random streams of commands keep every invariant --------------------------

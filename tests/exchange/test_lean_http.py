@@ -244,15 +244,20 @@ class FakeTransport(asyncio.Transport):
         return self.closed
 
 
-async def test_lean_requests_never_reach_aiohttp() -> None:
-    """In process: orders, cancels and reads are answered by the lean connection itself, pipelined ones in
-    order, and no aiohttp protocol is created for them."""
+async def lean_in_process() -> tuple[LeanHttp, web.AppRunner]:
+    """The lean protocol factory over an exchange without a journal, and the runner to clean up."""
     app = create_app(dataclasses.replace(Settings(), journal_path=None))
     runner = web.AppRunner(app)
     await runner.setup()
     assert runner.server is not None
     admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
-    lean = LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, 65536, admission)
+    return LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, 65536, admission), runner
+
+
+async def test_lean_requests_never_reach_aiohttp() -> None:
+    """In process: orders, cancels and reads are answered by the lean connection itself, pipelined ones in
+    order, and no aiohttp protocol is created for them."""
+    lean, runner = await lean_in_process()
     connection, transport = lean(), FakeTransport()
     connection.connection_made(transport)
     connection.data_received(post(LIMIT) + delete(b"/api/orders/1") + get(b"/api/orderbook/BTCUSD"))
@@ -269,12 +274,7 @@ async def test_lean_requests_never_reach_aiohttp() -> None:
 async def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
     """The parser refers back to its connection: once the connection is lost, nothing may keep that cycle
     for a collection to find (the exchange tenures what survives, so it would wait for a thorough one)."""
-    app = create_app(dataclasses.replace(Settings(), journal_path=None))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    assert runner.server is not None
-    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
-    lean = LeanHttp(app[ROUTES], app[EXCHANGE].metrics, runner.server, 65536, admission)
+    lean, runner = await lean_in_process()
     connection, transport = lean(), FakeTransport()
     connection.connection_made(transport)
     connection.data_received(get(b"/health"))

@@ -368,7 +368,9 @@ class MatchingEngine:
         # Keyed by the id object the queue holds too: an int converted again would be another object.
         self._finished: dict[object, FinishedRecord] = TrackedDict()  # see TrackedDict: never re-walked
         self._finished_ids: Fifo[object] = Fifo()
-        self._by_client_id: dict[str, PlaceResult] = {}
+        # A client order id's first answer, as its order's id and trades: the order itself is looked up
+        # (resting, or rebuilt from its record), so a finished Order does not stay in memory beside it.
+        self._by_client_id: dict[str, tuple[int, tuple[Trade, ...]]] = {}
         self._next_order_id = 1
         self._next_trade_id = 1
         self.orders_accepted = 0
@@ -436,7 +438,7 @@ class MatchingEngine:
         if client_order_id is not None:
             first = self._by_client_id.get(client_order_id)
             if first is not None:
-                return PlaceResult(first.order, first.trades, True)
+                return PlaceResult(self.get_order(first[0]), first[1], True)
         book = self.book(symbol)
         _validate(order_type, quantity, price, time_in_force)
 
@@ -465,10 +467,9 @@ class MatchingEngine:
                 trades = self._match(book, order, opposite, limit_key)
             self._settle(book, order)
 
-        result = PlaceResult(order, trades)
         if client_order_id is not None:
-            self._by_client_id[client_order_id] = result
-        return result
+            self._by_client_id[client_order_id] = (order_id, trades)
+        return PlaceResult(order, trades)
 
     def cancel(self, order_id: int) -> Order:
         order = self._open.pop(order_id, None)

@@ -340,13 +340,17 @@ def _depth(book_side: BookSide, count: int) -> list[tuple[int, int]]:
 # A finished order, as ``MatchingEngine._archive`` keeps it under its id: its numbers packed in one bytes
 # object (``_PACKED``), then symbol, client_order_id and reason (shared strings, or the client's own).
 # A tuple of its fields held each int above 256 as an object of its own (the id three times, the
-# timestamp, quantities): about 340 bytes a finished order, against about 150 packed, and a million are kept.
+# timestamp, quantities): about 430 bytes a finished order with its share of the dict, against about 240
+# packed (docs/benchmarks.md), and a million are kept.
 # Enums are kept as their index in these tuples (tuple.index compares as str, in C; an enum's ``value`` and
 # hash are Python calls).
 FinishedRecord = tuple[bytes, str, str | None, str | None]
 # price (_NO_PRICE for none), quantity, timestamp_ns, filled, cancelled; side, type, time_in_force, status
 _PACKED: Final = struct.Struct("<qqqqqBBBB")
 _NO_PRICE: Final = -1  # prices are positive ticks
+# The largest price or quantity a record holds (a signed 64-bit field). The API's bound (instruments'
+# MAX_UNITS, 10**15) is far below it; this one keeps the engine itself from archiving what it cannot pack.
+_MAX_AMOUNT: Final = (1 << 63) - 1
 _CLIENT_ORDER_ID: Final = 2
 _STATUS_BYTE: Final = _PACKED.size - 1
 _SIDES: Final = tuple(Side)
@@ -557,7 +561,7 @@ class MatchingEngine:
     def _archive(self, order: Order) -> None:
         """Keep a finished order as a record, evicting the oldest beyond ``order_retention``.
 
-        A record is a tuple of ints, strings and None, which the garbage collector stops tracking: a
+        A record is a tuple of bytes, strings and None, which the garbage collector stops tracking: a
         million retained Order objects would be walked again on every full collection (measured: that
         alone cost a third of the engine's time on the benchmark stream)."""
         order_id: object = order.order_id  # converted to an object once: the key and the queue's entry
@@ -616,11 +620,15 @@ def _audit_side(symbol: str, book_side: BookSide, resting_ids: set[int]) -> list
 def _validate(order_type: OrderType, quantity: int, price: int | None, time_in_force: TimeInForce) -> None:
     if quantity <= 0:
         raise InvalidOrder("invalid_quantity", "quantity must be greater than 0")
+    if quantity > _MAX_AMOUNT:
+        raise InvalidOrder("invalid_quantity", f"quantity must be at most {_MAX_AMOUNT} lots")
     if order_type is _LIMIT:
         if price is None:
             raise InvalidOrder("missing_price", "a limit order needs a price")
         if price <= 0:
             raise InvalidOrder("invalid_price", "price must be greater than 0")
+        if price > _MAX_AMOUNT:
+            raise InvalidOrder("invalid_price", f"price must be at most {_MAX_AMOUNT} ticks")
     else:
         if price is not None:
             raise InvalidOrder("unexpected_price", "a market order takes no price")

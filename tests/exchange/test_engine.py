@@ -201,6 +201,19 @@ def test_finished_orders_are_retained_only_up_to_the_bound(engine_class):
 
 
 @every_build
+def test_amounts_a_record_cannot_hold_are_refused_before_anything_changes(engine_class):
+    engine = engine_class(["BTCUSD"])
+    too_large = 1 << 63
+    with pytest.raises(InvalidOrder, match="quantity must be at most"):
+        engine.place("BTCUSD", BUY, MARKET, too_large, time_in_force=TimeInForce.IOC)
+    with pytest.raises(InvalidOrder, match="price must be at most"):
+        engine.place("BTCUSD", BUY, LIMIT, 1, price=too_large)
+    assert engine.orders_accepted == 0 and not engine.audit()
+    engine.place("BTCUSD", SELL, LIMIT, too_large - 1, price=too_large - 1, time_in_force=TimeInForce.IOC)
+    assert engine.get_order(1).cancelled == too_large - 1  # the largest amounts archive and read back
+
+
+@every_build
 def test_a_finished_order_reads_back_as_it_finished_from_its_compact_record(engine_class):
     engine = engine_class(["BTCUSD"])
     rejected = engine.place("BTCUSD", SELL, MARKET, 7, time_in_force=TimeInForce.IOC, timestamp_ns=1 << 61)

@@ -35,6 +35,8 @@ class BreakingPoints(ToDict):
     recommended_max: Estimate
     binding: str | None
     safety_buffer: float
+    #: The binding limit lay beyond the data, so the recommendation is the highest rate measured healthy.
+    capped_at_sustained: bool = False
 
     def limits(self) -> dict[str, Estimate]:
         """The limits by name."""
@@ -49,16 +51,9 @@ class BreakingPoints(ToDict):
         """Plain-English statements with the numbers."""
         lines = [f"Breaking point ({name}): {est.text()}: {est.note}" for name, est in self.limits().items()]
         known = ", ".join(f"{name} {fmt(est.value)}" for name, est in self.limits().items() if est.known)
-        binding = self.limits()[self.binding] if self.binding else None
-        capped = (
-            binding is not None
-            and binding.basis in BEYOND_THE_DATA
-            and self.recommended_max.known
-            and self.recommended_max.basis not in BEYOND_THE_DATA
-        )
         lines.append(
             f"Recommended maximum = {1 - self.safety_buffer:g} {TIMES} min({known or 'none'})"
-            + (", capped at the highest rate measured healthy" if capped else "")
+            + (", capped at the highest rate measured healthy" if self.capped_at_sustained else "")
             + f" ≈ {self.recommended_max.text()}"
         )
         return lines
@@ -90,21 +85,21 @@ def breaking_points(
         note = f"no limit reached in or near the measured range; {buffer}"
         at_least = keep * max(floors) if floors else None
         recommended = Estimate.not_reached(RATE, note, at_least=at_least)
-        return BreakingPoints(
-            **limits, recommended_max=recommended, binding=None, safety_buffer=safety_buffer
-        )
+        return BreakingPoints(cpu, memory, latency, throughput, recommended, None, safety_buffer)
 
     binding = min(caps, key=caps.__getitem__)
     limit = limits[binding]
+    capped = False
     if limit.known:
         note = f"{binding} limit {fmt(limit.value)} {RATE} less a {buffer} ({limit.basis})"
         recommended = limit.scaled(keep, note=note)
         if limit.basis in BEYOND_THE_DATA:
-            recommended = _measured_cap(recommended, sustained)
+            uncapped, recommended = recommended, _measured_cap(recommended, sustained)
+            capped = recommended.known and recommended is not uncapped
     else:
         note = f"{binding} limit breached below the measured range ({limit.note}); {buffer}"
         recommended = Estimate(None, RATE, None, keep * caps[binding], "insufficient_data", note)
-    return BreakingPoints(**limits, recommended_max=recommended, binding=binding, safety_buffer=safety_buffer)
+    return BreakingPoints(cpu, memory, latency, throughput, recommended, binding, safety_buffer, capped)
 
 
 def _measured_cap(recommended: Estimate, sustained: Estimate) -> Estimate:

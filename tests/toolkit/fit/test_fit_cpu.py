@@ -144,6 +144,8 @@ def test_an_extrapolated_limit_is_not_the_recommended_maximum_by_itself() -> Non
     near = only_limit("cpu", cpu.scaled(0.6), sustained)
     assert near.recommended_max.value == pytest.approx(0.8 * 840)
     assert near.recommended_max.basis == "extrapolated"
+    assert points.capped_at_sustained and not near.capped_at_sustained
+    assert "capped" not in near.formulas()[-1]
 
 
 def test_a_memory_projection_is_not_the_recommended_maximum_by_itself() -> None:

@@ -73,6 +73,32 @@ def cpu_seconds(process: psutil.Process) -> float:
     return times.user + times.system
 
 
+def core_busy_seconds(cpu: int) -> float:
+    """Seconds CPU ``cpu`` has been busy: user, system and interrupt time, whoever it was for. Beside a
+    process's own CPU, it tells whether that process had its core to itself and whether the core was full."""
+    times = psutil.cpu_times(percpu=True)[cpu]
+    return times.user + times.nice + times.system + times.irq + times.softirq
+
+
+class ServerCpu:
+    """The server's CPU over a span of a run, as percent of one core: its process's own (user + system)
+    and its core's whole busy share (``core_busy_seconds``). ``mark()`` at the span's start and end."""
+
+    def __init__(self, process: psutil.Process, cpu: int) -> None:
+        self._process, self._cpu = process, cpu
+        self._marks: list[tuple[float, float, float]] = []
+
+    def mark(self) -> None:
+        self._marks.append((time.perf_counter(), cpu_seconds(self._process), core_busy_seconds(self._cpu)))
+
+    def percent(self) -> tuple[float, float]:
+        """(process %, core busy %) between the first and the last mark (now, if only one was made)."""
+        if len(self._marks) < 2:
+            self.mark()
+        (t0, process0, core0), (t1, process1, core1) = self._marks[0], self._marks[-1]
+        return 100 * (process1 - process0) / (t1 - t0), 100 * (core1 - core0) / (t1 - t0)
+
+
 def pin_server_cpu() -> int:
     """Keep the last CPU for a server under test: this process (the generator) moves to the others.
 

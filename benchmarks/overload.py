@@ -28,8 +28,14 @@ The exchange runs with its default settings (durable journal) pinned to the last
 
 With ``--wrk2``, part 2's overload phase is cross-checked: wrk2 (``wrk_crosscheck.py`` finds it) sends the
 same mix at the same 2 x S on the same 1,000 connections to a fresh exchange, its socket timeout set to the
-same 10 s, and its goodput, answers and refused share over its measured window are printed beside ours.
-wrk2 neither gives up a request nor reconnects: what the server does not answer queues in wrk2.
+same 10 s, and its goodput, answers and refused share are printed beside ours, counted over the same span
+of the load: from its connections being open, for the 2 x S phase's length (the exchange's state grows
+through the overload, so a later window answers less). wrk2 neither gives up a request nor reconnects:
+what the server does not answer queues in wrk2.
+
+The server's CPU is given over the 2 x S phase alone, twice: its process's (user + system) and its core's
+whole busy share (interrupts and anything else that ran there included): whether the server had its core
+to itself, and whether the core was full.
 
 Today's exchange may MISS several of these: the figures are measured, not tuned. ``--part`` runs one part.
 
@@ -48,6 +54,7 @@ import re
 import resource
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,11 +64,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
 import uvloop
-from _common import ROOT, Figure, MachineLoad, cpu_seconds, emit, parser, pin_server_cpu
+from _common import ROOT, Figure, MachineLoad, ServerCpu, emit, parser, pin_server_cpu
 from _loadgen import LOST, closed_loop, open_loop_phases
 from _mix import SeedMix
 from shipped_capacity import matching_build
-from wrk_crosscheck import BUILD_HINT, find_wrk2, run_wrk2
+from wrk_crosscheck import BUILD_HINT, WRK2_CONNECT_STAGGER_S, find_wrk2, run_wrk2
 
 from capacity.generator.http_wire import ProtocolError, parse_head
 from capacity.measure.sampler import ProcessSampler
@@ -166,22 +173,25 @@ def median_saturation(seconds: float, server_cpu: int) -> dict:
 
 
 def saturation(seconds: float, server_cpu: int) -> dict:
-    marks: dict[str, float] = {}
     with EmbeddedExchange(cpus=[server_cpu]) as exchange:
-        server = psutil.Process(exchange.pid)
+        cpu = ServerCpu(psutil.Process(exchange.pid), server_cpu)
         mix = SeedMix.for_exchange(exchange.url)
-
-        def started() -> None:
-            marks.update(cpu=cpu_seconds(server), t=time.perf_counter())
-
-        result = uvloop.run(closed_loop(exchange.url, mix, seconds, SATURATION_CONNECTIONS, on_start=started))
-        server_pct = 100 * (cpu_seconds(server) - marks["cpu"]) / (time.perf_counter() - marks["t"])
+        result = uvloop.run(
+            closed_loop(exchange.url, mix, seconds, SATURATION_CONNECTIONS, on_start=cpu.mark)
+        )
+        cpu.mark()
+    server_pct, core_pct = cpu.percent()
     s = result.summary()
-    s.update(goodput=result.ok / result.seconds, server_cpu_pct=server_pct, mix=mix.report())
+    s.update(
+        goodput=result.ok / result.seconds,
+        server_cpu_pct=server_pct,
+        server_core_pct=core_pct,
+        mix=mix.report(),
+    )
     print(
         f"  saturation, {SATURATION_CONNECTIONS} connections: S = {s['goodput']:,.0f} 2xx/s "
         f"(p99 {s['p99_ms']:.1f} ms, shed {s['shed']}, errors {s['errors']}, CPU % server "
-        f"{server_pct:.0f} generator {s['generator_cpu_pct']:.0f})",
+        f"{server_pct:.0f} (its core busy {core_pct:.0f}) generator {s['generator_cpu_pct']:.0f})",
         flush=True,
     )
     return s
@@ -198,6 +208,8 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
         ProcessSampler(exchange.pid, RSS_EVERY_S) as sampler,
     ):
         server = psutil.Process(exchange.pid)
+        over_cpu = ServerCpu(server, server_cpu)  # over the 2 x S phase alone, marked from a timer
+        phase_end = threading.Timer(over_s, over_cpu.mark)
         mix = SeedMix.for_exchange(exchange.url)
         rss_unconnected = server.memory_info().rss
 
@@ -206,7 +218,9 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
             while server.num_fds() < connections and time.monotonic() < accepted_by:
                 time.sleep(0.01)
             marks.update(rss=server.memory_info().rss, fds=server.num_fds())
-            marks.update(t=time.monotonic(), unix=time.time(), cpu=cpu_seconds(server))
+            marks.update(t=time.monotonic(), unix=time.time())
+            over_cpu.mark()
+            phase_end.start()
 
         async def run() -> tuple:
             stop = asyncio.Event()
@@ -229,7 +243,8 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
             return result, await health
 
         result, probes = uvloop.run(run())
-        server_s = cpu_seconds(server) - marks["cpu"]
+        phase_end.cancel()
+        server_pct, core_pct = over_cpu.percent()
         alive = exchange.process is not None and exchange.process.poll() is None
     t0 = marks["t"]
     timeline = result.timeline
@@ -276,7 +291,8 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
         "per_second_answers": {
             s: timeline.answers(s, s + 1) for s in range(over_s + recovery_s + int(SOCKET_TIMEOUT_S) + 2)
         },
-        "server_cpu_pct": 100 * server_s / result.seconds if result.seconds else None,
+        "server_cpu_pct": server_pct,
+        "server_core_pct": core_pct,
         "generator_cpu_pct": result.generator_cpu_pct,
         "server_alive": alive,
         "mix": mix.report(),
@@ -289,7 +305,8 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
         f"refused), timeouts {out['timeouts']}, given up unsent {out['given_up_unsent']:,}, RSS max "
         f"{out['rss_max_mib']:.0f} MiB, /health failed {out['health']['failed']} of "
         f"{out['health']['probes']}; "
-        f"CPU % server {out['server_cpu_pct'] or 0:.0f} generator {out['generator_cpu_pct']:.0f}",
+        f"CPU % server {out['server_cpu_pct']:.0f} (its core busy {out['server_core_pct']:.0f}) generator "
+        f"{out['generator_cpu_pct']:.0f} (over both phases)",
         flush=True,
     )
     print(
@@ -308,7 +325,16 @@ def wrk2_overload(wrk2: str, goodput: float, over_s: int, server_cpu: int) -> di
     )
     generator_cpus = sorted(os.sched_getaffinity(0))
     with tempfile.TemporaryDirectory(prefix="overload-wrk2-") as tmp:
-        r = run_wrk2(wrk2, args, server_cpu, generator_cpus, Path(tmp), timeout_s=SOCKET_TIMEOUT_S)
+        # Counted over the same span as ours: from its connections being open, for the 2 x S phase's length.
+        r = run_wrk2(
+            wrk2,
+            args,
+            server_cpu,
+            generator_cpus,
+            Path(tmp),
+            timeout_s=SOCKET_TIMEOUT_S,
+            count_after_s=OVERLOAD_CONNECTIONS * WRK2_CONNECT_STAGGER_S,
+        )
     counted, seconds = r["counted"], r["counted_seconds"]
     answers = sum(counted.values())
     refused = counted["503"] + counted["429"]
@@ -503,6 +529,13 @@ def overload_figures(o: dict, s: float, goal_p99_ms: float | None) -> list[Figur
         ),
         Figure("  refused (503/429)", o["refused_pct"], "% answers", None),
         Figure(
+            "  server CPU (its process)",
+            o["server_cpu_pct"],
+            "% core",
+            None,
+            note=f"its core busy {o['server_core_pct']:.0f} %",
+        ),
+        Figure(
             f"  socket timeouts (no answer in {SOCKET_TIMEOUT_S:g} s)",
             o["timeouts"],
             "requests",
@@ -620,7 +653,8 @@ def main(argv: list[str] | None = None) -> int:
                     None,
                     note=f"median of {SATURATION_RUNS} fresh exchanges: "
                     + ", ".join(f"{g:,.0f}" for g in sat["goodput_runs"])
-                    + f"; CPU % server {sat['server_cpu_pct']:.0f}, generator {sat['generator_cpu_pct']:.0f}",
+                    + f"; CPU % server {sat['server_cpu_pct']:.0f} (its core busy "
+                    + f"{sat['server_core_pct']:.0f}), generator {sat['generator_cpu_pct']:.0f}",
                 ),
                 *overload_figures(o, s, GOAL_P99_MS),
             ]

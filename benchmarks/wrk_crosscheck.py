@@ -122,10 +122,12 @@ def run_wrk2(
     workdir: Path,
     sink: bool = False,
     timeout_s: float | None = None,
+    count_after_s: float | None = None,
 ) -> dict:
     """wrk2 against a fresh exchange with the seed mix, or (``sink``) against canned bytes with
-    ``PLAIN_ORDER``. With the mix, answers are also counted by class over its measured window (from the
-    whole second after its ramp). ``timeout_s``: its socket timeout (its own default is 2 s)."""
+    ``PLAIN_ORDER``. With the mix, answers are also counted by class over ``args.seconds`` whole seconds,
+    from the first whole second ``count_after_s`` after its start (by default, after its ramp: its
+    connecting and its calibration). ``timeout_s``: its socket timeout (its own default is 2 s)."""
     with (CannedServer if sink else EmbeddedExchange)(cpus=[server_cpu]) as exchange:
         if sink:
             script, script_args = workdir / "plain.lua", []
@@ -135,7 +137,9 @@ def run_wrk2(
             write_plan(plan_file, exchange.url, plan(exchange.url, fetch_market(exchange.url)))
             script_args = ["--", str(plan_file)]
         server = psutil.Process(exchange.pid)
-        count_from = math.ceil(time.time() + wrk2_seconds(args) - args.seconds)  # after its ramp
+        after_s = wrk2_seconds(args) - args.seconds if count_after_s is None else count_after_s
+        count_from = math.ceil(time.time() + after_s)
+        count_until = count_from + round(args.seconds)
         command = [
             "taskset",
             "-c",
@@ -151,7 +155,7 @@ def run_wrk2(
             str(script),
             exchange.url,
             *script_args,
-            *([] if sink else [str(count_from)]),
+            *([] if sink else [str(count_from), str(count_until)]),
         ]
         c0, t0 = cpu_seconds(server), time.perf_counter()
         process = subprocess.Popen(
@@ -162,7 +166,7 @@ def run_wrk2(
         _, status, usage = os.wait4(process.pid, 0)  # its CPU: the resource usage of the process
         process.returncode = os.waitstatus_to_exitcode(status)
         elapsed = time.perf_counter() - t0
-        counted_seconds = time.time() - count_from
+        counted_seconds = min(time.time(), count_until) - count_from
         server_s = cpu_seconds(server) - c0
     if process.returncode != 0:
         raise RuntimeError(f"wrk2 exited {process.returncode}: {output[-800:]}")

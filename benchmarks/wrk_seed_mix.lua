@@ -2,10 +2,11 @@
 -- sends, read from a plan file that wrk_crosscheck.py writes for the exchange's URL; a cancel takes one of
 -- the resting order ids learnt from earlier 201 answers (at random, then forgotten), or, with none known
 -- yet, the next limit order goes instead, as in _mix.py. Answers are counted by class (2xx, 503, 429, other)
--- from the Unix second COUNT_FROM on (default: all), so that a window excluding wrk2's ramp can be read.
+-- from the Unix second COUNT_FROM on, until COUNT_UNTIL (default: all), so that a window of wrk2's run can be
+-- read apart from its ramp.
 --
 -- Usage: wrk2 -t1 -c1000 -d20s -R8000 --latency -s benchmarks/wrk_seed_mix.lua http://HOST:PORT -- PLAN.lua
---        [COUNT_FROM]
+--        [COUNT_FROM [COUNT_UNTIL]]
 
 local plan, kinds, limits = {}, {}, {}
 local n, i = 0, 0
@@ -13,7 +14,7 @@ local resting, nresting = {}, 0
 local cancel_head, cancel_tail = "DELETE /api/orders/", ""
 sent_limit, sent_market, sent_cancel, sent_book, answered_409, answered_404 = 0, 0, 0, 0, 0, 0
 counted_2xx, counted_503, counted_429, counted_other = 0, 0, 0, 0
-local count_from = 0
+local count_from, count_until = 0, math.huge
 
 local threads = {}
 
@@ -32,6 +33,7 @@ function init(args)
     end
   end
   count_from = tonumber(args[2] or "0")
+  count_until = tonumber(args[3] or "inf")
   math.randomseed(11)
 end
 
@@ -62,7 +64,8 @@ function request()
 end
 
 function response(status, headers, body)
-  if os.time() >= count_from then
+  local now = os.time()
+  if now >= count_from and now < count_until then
     if status >= 200 and status < 300 then
       counted_2xx = counted_2xx + 1
     elseif status == 503 then

@@ -453,3 +453,65 @@ def test_a_wrk2_path_asked_for_is_not_replaced_by_another(tmp_path: Path) -> Non
         timeout=30,
     )
     assert done.returncode == 2 and "--wrk2 cross-checks the overload part" in done.stderr
+
+
+def test_server_cpu_counts_a_pinned_process_and_its_core() -> None:
+    """``ServerCpu``: a process pinned to one CPU and kept busy shows in its own share and, at least as much
+    (within the tick accounting's slack), in its core's busy share."""
+    import psutil
+    from _common import ServerCpu
+
+    cpu = sorted(os.sched_getaffinity(0))[-1]
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        meter = ServerCpu(psutil.Process(), cpu)
+        meter.mark()
+        until = time.perf_counter() + 0.5
+        while time.perf_counter() < until:
+            pass
+        process_pct, core_pct = meter.percent()  # one mark: the span ends now
+    finally:
+        os.sched_setaffinity(0, before)
+    assert process_pct > 50
+    assert core_pct > process_pct - 10
+
+
+def test_give_up_drops_exactly_the_expired_and_the_ended_phase() -> None:
+    """``_give_up`` finds in one step the requests the one-by-one rule would drop: every due one of an
+    ended phase, and those of the running phase intended ``give_up_s`` or more ago; each recorded later
+    with its wait at the moment it was dropped."""
+    from _loadgen import _Run
+
+    run = _Run(requests_for("http://127.0.0.1:9"), 1, 1.0, [(997, 0.37), (311, 0.5)], 100, give_up_s=0.05)
+    schedule = run.schedule
+    assert schedule is not None
+    for now in range(0, 900_000_000, 1_300_017):
+        run.due = schedule.due(now)
+        expected = run.dispatched
+        while expected < run.due and (
+            expected < schedule.phase_first(now) or now - run.intended_ns(expected) >= run.give_up_ns
+        ):
+            expected += 1
+        run._give_up(now)
+        assert run.dispatched == expected
+        run.dispatched = min(run.due, run.dispatched + 1)  # one sent a step: fewer than fall due
+    assert run.dropped > 50
+    run._record_given_up()
+    assert run.hist.get_total_count() == run.dropped
+    assert run.hist.get_max_value() < 70_000  # no wait recorded beyond give_up_s and a step
+
+
+def test_a_phase_backlog_dropped_at_its_end_leaves_the_next_phase_on_time() -> None:
+    """A server slower than the first phase's rate leaves a backlog in the generator; the next phase drops
+    it at once and sends on schedule. Every due request is sent or dropped, and each carries a latency."""
+    from _loadgen import open_loop_phases
+
+    with stub_server(delay_s=0.1) as url:
+        result = uvloop.run(
+            open_loop_phases(url, requests_for(url), [(400, 0.5), (20, 0.5)], 2, give_up_s=0.3, timeline=True)
+        )
+    assert result.sent + result.dropped + result.unfinished == 210
+    assert result.dropped >= 100 and result.statuses == {201: result.sent}
+    assert result.timeline is not None
+    assert result.timeline.merged(0, 10).get_total_count() == result.ok + result.dropped + result.unfinished

@@ -395,6 +395,9 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
         many = doc["details"]["many_connections"]
         assert many["connections"] == 300 and many["server_fds_connected"] >= 300
         assert any(name.startswith("2 x S for 2 s on 300 conns") for name in names)
+        over = doc["details"]["overload"]  # read at the 2 x S phase's start and end
+        assert over["orders_kept_growth"] > 0 and over["rss_per_order_kept_b"] is not None
+        assert over["server_cpu_pct"] > 0 and over["server_core_pct"] > 0
     assert "MISS" in done.stdout or "PASS" in done.stdout
 
 

@@ -15,8 +15,7 @@ The exchange runs with its default settings (durable journal) pinned to the last
    left to time out), the refused share (503/429), socket timeouts (goal 0), RSS growth per order the
    exchange keeps (resting, or finished within its retention: what its memory grows with by design; goal
    at most ``engine_memory.GOAL_BYTES``, 400 B: nothing else, no queue, grows), counted from 5 s into the
-   phase, once each connection's first use has grown it, /health failures (goal 0).
-   Over the 0.5 x S
+   phase, once each connection's first use has grown it, /health failures (goal 0). Over the 0.5 x S
    phase: P99 (goal <= 20 ms) and the time from its start until the per-second P99 (requests by the second
    they were due) is back under 20 ms and stays there.
 3. **Many connections**: part 2 again on 10,000 connections (``--many-connections``), the open-file limit
@@ -213,7 +212,7 @@ def orders_kept(url: str) -> int | None:
     """Orders the exchange keeps, resting or finished (up to its retention): the state its memory grows
     with by design. None when ``/api/metrics`` does not answer."""
     try:
-        with urllib.request.urlopen(url + "/api/metrics", timeout=HEALTH_TIMEOUT_S * 5) as response:
+        with urllib.request.urlopen(url + "/api/metrics", timeout=SOCKET_TIMEOUT_S) as response:
             data = json.load(response)["data"]
         resting, total = int(data["resting_orders"]), int(data["total_orders"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -33,7 +33,7 @@ function init(args)
     end
   end
   count_from = tonumber(args[2] or "0")
-  count_until = tonumber(args[3] or "inf")
+  count_until = args[3] and tonumber(args[3]) or math.huge
   math.randomseed(11)
 end
 

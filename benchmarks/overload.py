@@ -602,7 +602,7 @@ def overload_figures(o: dict, s: float, goal_p99_ms: float | None) -> list[Figur
             "B",
             GOAL_BYTES,
             "<=",
-            note=f"from {o['warm_s']:g} s into it (every connection served) to its end: "
+            note=f"from {o['warm_s']:.3g} s into it (every connection served) to its end: "
             f"{o['orders_kept_growth'] or 0:,} more orders kept, resting or finished (retention "
             f"{ORDER_RETENTION:,})",
         ),

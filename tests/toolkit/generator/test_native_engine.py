@@ -215,7 +215,6 @@ def assert_every_slot_sent_but_a_few_generator_late(totals: dict[str, Any]) -> N
     assert 0 <= unsent <= totals["generator_late"] <= 6, totals
 
 
-
 @pytest.mark.timeout(60)
 def test_sends_follow_the_schedule(stub: StubExchange, tmp_path: Path) -> None:
     # 200/s over 20 users: each user's slots are 0.1 s apart from a random phase, 30 in 3 s

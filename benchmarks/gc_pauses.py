@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Figure, MachineLoad, emit, parser
 from engine_throughput import mixed_stream, run_engine
 
-from reference_exchange.engine import MatchingEngine
+from reference_exchange.engine import MatchingEngine, SplitDict
 from reference_exchange.gc_policy import GC_THRESHOLDS, Tenuring, settle_gc
 
 BEFORE_THRESHOLDS = (700, 10, 100)
@@ -56,9 +56,9 @@ class Pauses:
 
 
 def exact_dict_engine(symbols: Any) -> MatchingEngine:
-    """The engine with its finished orders in an exact dict, as before ``TrackedDict``."""
+    """The engine with its finished orders in exact dicts, as before ``TrackedDict``."""
     engine = MatchingEngine(symbols)
-    engine._finished = {}
+    engine._finished = SplitDict()
     return engine
 
 

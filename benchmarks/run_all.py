@@ -28,6 +28,7 @@ BENCHMARKS = (
     "engine_throughput",
     "engine_memory",
     "gc_pauses",
+    "engine_stalls",
     "journal_group_commit",
     "report_render",
     "http_efficiency",

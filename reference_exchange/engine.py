@@ -31,7 +31,15 @@ from reference_exchange.engine_types import (
     TimeInForce,
     UnknownSymbol,
 )
-from reference_exchange.matching import BookSide, MatchingEngine, Order, OrderBook, PlaceResult, Trade
+from reference_exchange.matching import (
+    BookSide,
+    MatchingEngine,
+    Order,
+    OrderBook,
+    PlaceResult,
+    SplitDict,
+    Trade,
+)
 
 __all__ = [
     "IMPLEMENTATION",
@@ -48,6 +56,7 @@ __all__ = [
     "OrderType",
     "PlaceResult",
     "Side",
+    "SplitDict",
     "StaleBuild",
     "TimeInForce",
     "Trade",

@@ -210,7 +210,7 @@ def test_the_engines_finished_orders_stay_tracked_so_no_collection_walks_them_ag
         order = engine.place("BTCUSD", Side.BUY, OrderType.LIMIT, 1, 59_000).order
         engine.cancel(order.order_id)
     gc.collect()
-    assert gc.is_tracked(engine._finished)
-    plain = dict(engine._finished)
+    assert all(gc.is_tracked(part) for part in engine._finished._parts)
+    plain = dict(engine._finished.items())
     gc.collect()
     assert not gc.is_tracked(plain)  # what the exact dict did

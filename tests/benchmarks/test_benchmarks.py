@@ -35,6 +35,7 @@ BENCHMARKS = support.REPO_ROOT / "benchmarks"
     [
         ("engine_throughput.py", ["--orders", "5000"]),
         ("engine_memory.py", ["--orders", "10000"]),
+        ("engine_stalls.py", ["--orders", "20000", "--repeat", "1"]),
         ("http_efficiency.py", ["--seconds", "1", "--rates", "1000"]),
         ("journal_group_commit.py", ["--orders", "2000", "--seconds", "1"]),
     ],

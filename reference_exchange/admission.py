@@ -75,11 +75,19 @@ class CoDelAdmission:
         elif now - self._above_since >= self.interval_s:
             self.standing = True
 
+    def refuses(self, now: float) -> bool:
+        """Whether a new order read at ``now`` is to be refused (nothing counted: ``refuse`` or ``admit``)."""
+        return self.standing and now - self.turn_started > self.share * self.last_turn_s
+
+    def refuse(self) -> None:
+        """Count an order refused."""
+        self._refused_in_turn += 1
+        self.refused += 1
+
     def admit(self, now: float) -> bool:
         """Whether a new order read at ``now`` is admitted (False: refuse it, counted)."""
-        if self.standing and now - self.turn_started > self.share * self.last_turn_s:
-            self._refused_in_turn += 1
-            self.refused += 1
+        if self.refuses(now):
+            self.refuse()
             return False
         self._admitted_in_turn += 1
         return True

@@ -49,6 +49,7 @@ from reference_exchange.endpoints import CLIENT_CLOSED
 from reference_exchange.errors import INTERNAL_ERROR, ApiError, error_body, http_error_body
 from reference_exchange.http_guard import body_timeout
 from reference_exchange.metrics import ServerMetrics
+from reference_exchange.order_framing import OrderFraming
 
 log = logging.getLogger("reference_exchange.http")
 
@@ -205,6 +206,7 @@ class LeanHttp:
         self._refusals: dict[int, Reply] = {}
         self.aiohttp_server = aiohttp_server
         self.max_body = max_body
+        self.framing = OrderFraming(max_body)
         self.connections: set[LeanConnection] = set()
         self.framer = _Framer()
         self.stats = {route: metrics.route_stats(*route) for route in LEAN_ROUTES}
@@ -290,7 +292,11 @@ class LeanConnection(asyncio.Protocol):
             self._relay_to.eof_received()
 
     def data_received(self, data: bytes) -> None:
-        self._lean.turns.touch()
+        lean = self._lean
+        lean.turns.touch()
+        if lean.admission.refuses(lean.turns.now()) and self._between_requests() and lean.framing.plain(data):
+            self._refuse_unparsed()
+            return
         first = self._first
         if first is not None:
             first += data
@@ -332,6 +338,28 @@ class LeanConnection(asyncio.Protocol):
             return
         if self._relay_to is not None and not self._in_message and self._held is None:
             self._switch_to_relay()
+
+    def _between_requests(self) -> bool:
+        """Whether this lean connection has answered all it read and is not in a request: the parser
+        stands between messages, so a whole request may pass it by."""
+        return not (
+            self._in_message
+            or self._busy
+            or self._queue
+            or self._closing
+            or self._first is not None
+            or self._relay_to is not None
+            or self._last is not None
+        )
+
+    def _refuse_unparsed(self) -> None:
+        """Refuse a read that is exactly one plain order (``OrderFraming``) without parsing it: under a
+        standing queue most reads are, and llhttp's callbacks were half of a refusal's Python."""
+        lean = self._lean
+        lean.admission.refuse()
+        self._request_count += 1
+        refusal = lean.refusal()
+        self._send(PLACE, refusal, True, perf_counter(), lean.framer.frame_reused(refusal, True))
 
     # -- httptools callbacks --------------------------------------------------------------------
 

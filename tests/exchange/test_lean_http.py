@@ -271,6 +271,64 @@ async def test_lean_requests_never_reach_aiohttp() -> None:
     await runner.cleanup()
 
 
+class ParserSpy:
+    """A connection's llhttp parser, recording what it is fed."""
+
+    def __init__(self, parser: object) -> None:
+        self.parser = parser
+        self.fed: list[bytes] = []
+
+    def feed_data(self, data: bytes) -> None:
+        self.fed.append(data)
+        self.parser.feed_data(data)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.parser, name)
+
+
+def standing_queue(lean: LeanHttp) -> None:
+    """The admission as in a standing queue, every order read from now on past the turn's share."""
+    admission = lean.admission
+    admission.standing, admission.last_turn_s = True, 1e-9
+    admission.turn_began(lean.turns.now() - 1.0)
+    lean.turns._in_turn = True  # this turn never ends here: no loop turn passes between the reads
+
+
+async def test_a_plain_order_in_a_standing_queue_is_refused_unparsed_and_the_connection_goes_on() -> None:
+    """A read that is exactly one plain order gets the admission's 503 without llhttp seeing it; the
+    parser stands between requests, so what follows on the connection is read as before."""
+    lean, runner = await lean_in_process()
+    connection, transport = lean(), FakeTransport()
+    connection.connection_made(transport)
+    connection.data_received(get(b"/health"))
+    standing_queue(lean)
+    before = connection._request_count
+    parser = connection._parser = ParserSpy(connection._parser)
+    for _ in range(3):
+        connection.data_received(post(LIMIT))
+    assert parser.fed == [] and connection._request_count == before + 3 and lean.admission.refused == 3
+    connection.data_received(get(b"/api/orderbook/BTCUSD"))
+    connection.data_received(post(LIMIT, b"X-Note: a\tb\r\n"))  # a tab: not plain, so parsed
+    answers = re.findall(rb"HTTP/1.1 (\d+)[^\r]*\r\n(Retry-After: \d+)?", transport.written)
+    assert [status for status, _ in answers] == [b"200", b"503", b"503", b"503", b"200", b"503"]
+    assert all(retry for status, retry in answers if status == b"503")
+    assert len(parser.fed) == 2 and not transport.closed
+    await runner.cleanup()
+
+
+async def test_a_plain_order_is_parsed_as_usual_when_the_admission_admits_it() -> None:
+    lean, runner = await lean_in_process()
+    connection, transport = lean(), FakeTransport()
+    connection.connection_made(transport)
+    connection.data_received(get(b"/health"))
+    connection.data_received(post(LIMIT))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert re.findall(rb"HTTP/1.1 (\d+)", transport.written) == [b"200", b"201"]
+    assert lean.admission.refused == 0
+    await runner.cleanup()
+
+
 async def test_a_closed_connection_is_freed_without_the_garbage_collector() -> None:
     """The parser refers back to its connection: once the connection is lost, nothing may keep that cycle
     for a collection to find (the exchange tenures what survives, so it would wait for a thorough one)."""

@@ -294,7 +294,14 @@ class LeanConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         lean = self._lean
         lean.turns.touch()
-        if lean.admission.refuses(lean.turns.now()) and self._between_requests() and lean.framing.plain(data):
+        admission = lean.admission
+        # ``standing`` first: the clock is read only then, and every read of a busy server passes here.
+        if (
+            admission.standing
+            and admission.refuses(lean.turns.now())
+            and self._between_requests()
+            and lean.framing.plain(data)
+        ):
             self._refuse_unparsed()
             return
         first = self._first

@@ -4,9 +4,9 @@
 
 A dict grows, and sheds what its deletions left, by copying every entry into a new table in one step. The
 engine keeps its resting orders, its finished orders (a million, ``ORDER_RETENTION``) and its client order
-ids in maps; as one dict each, the step at a million entries held the exchange's only thread for
-50-250 ms, the new table's pages faulted in from the kernel (a stall the overload benchmark's recovery
-phase hit). ``SplitDict`` spreads each map over 256 dicts.
+ids in maps; as one dict each, the step at a million entries held the exchange's only thread longer than
+its latency objective, the new table's pages faulted in from the kernel (a stall the overload benchmark's
+recovery phase hit; figures in docs/benchmarks.md). ``SplitDict`` spreads each map over 256 dicts.
 
 ``engine_throughput``'s seeded stream runs through the engine, every ``place`` and ``cancel`` timed, in a
 fresh process per run (so no run reuses memory a previous one freed), with the collector off (its pauses

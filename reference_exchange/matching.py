@@ -180,7 +180,7 @@ V = TypeVar("V")
 SPLIT_PARTS: Final = 256
 #: Consecutive order ids (an int's hash is itself) share a part in runs of 2**SPLIT_RUN_BITS: the engine's
 #: inserts and deletions then stay in one part's memory for a while, as in one dict. Spread one id to a
-#: part, they missed the cache: the engine ran 15 % slower.
+#: part, they missed the cache and slowed the engine (docs/benchmarks.md, "Engine stalls").
 SPLIT_RUN_BITS: Final = 10
 
 
@@ -189,9 +189,9 @@ class SplitDict(Generic[K, V]):
     resize moves more than a small share of the entries.
 
     A dict grows, and sheds the slots its deletions left, by copying every entry into a new table in one
-    step, with the GIL held. The engine's order maps reach a million entries: one such step took 50-250 ms
-    (the new table's memory first faulted in from the kernel), and the exchange answered nothing meanwhile
-    (docs/benchmarks.md, "Engine stalls"). Split, each step moves about 1/256 of that."""
+    step, with the GIL held. The engine's order maps reach a million entries, and one such step (the new
+    table's memory first faulted in from the kernel) broke the exchange's latency objective on its own
+    while it answered nothing (docs/benchmarks.md, "Engine stalls"). Split, each step moves about 1/256."""
 
     __slots__ = ("_parts",)
 
@@ -434,7 +434,7 @@ class MatchingEngine:
         # Its parts are TrackedDicts: never re-walked by the collector (see TrackedDict).
         self._finished: SplitDict[object, FinishedRecord] = SplitDict(TrackedDict)
         # A deque, not a Fifo: trimming a list of a million ids released a quarter of a million objects and
-        # copied them in one step (16 ms); a deque frees each block of 64 as it empties.
+        # copied them in one step (a stall of its own); a deque frees each block of 64 as it empties.
         self._finished_ids: deque[object] = deque()
         # A client order id's first answer, as its order's id and trades: the order itself is looked up
         # (resting, or rebuilt from its record), so a finished Order does not stay in memory beside it.

@@ -391,6 +391,8 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
     else:
         assert any(name.startswith("S: goodput") for name in names)
         assert len(doc["details"]["saturation"]["goodput_runs"]) == 3  # S is the median of three
+        assert doc["details"]["saturation_after"]["goodput"] > 0  # and measured again once it is over
+        assert any(name.startswith("S again, after the overload") for name in names)
         assert any(name.startswith("hostile:") for name in names)
         assert doc["details"]["hostile"]["connections"] == 600
         many = doc["details"]["many_connections"]

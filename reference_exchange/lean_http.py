@@ -21,6 +21,10 @@ limit. Anything else is aiohttp's, which stays the authority on HTTP:
   answers before it are written, so answers stay in order. When the parser stands between requests at
   the end of a read, the socket is given to aiohttp outright.
 
+While the admission refuses (a standing queue), a read that is exactly one plain order request
+(``order_framing``) is refused before llhttp sees it: the parser stands between requests, so it is passed
+by whole.
+
 Responses go out in request order: an order or a cancel waits for the journal, and requests pipelined
 behind it wait in ``_queue`` (reading pauses if a client pipelines more than ``MAX_QUEUED``).
 """

@@ -18,8 +18,8 @@ request queues do for requests:
   any number of connections, while every request is answered: the excess is refused, not left to time out.
   The share is of the time elapsed in the turn when an order is *read*; an admitted order's work runs as
   a task after the turn's reads, so fewer are refused than a share of the CPU would refuse, the fewer the
-  more connections a turn reads (docs/benchmarks.md, "Overload"). The turn, and so every admitted order's wait,
-  grows with the connection count (about 40 µs per connection on one core), never without bound.
+  more connections a turn reads (docs/benchmarks.md, "Overload"). The turn, and so every admitted order's
+  wait, grows with the connection count (about 40 µs per connection on one core), never without bound.
 - **Retry-After** is the measured drain time: the refused requests of the last turn, at the rate that turn
   admitted them (its length per admitted order), in whole seconds and at least 1.
 

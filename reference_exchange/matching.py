@@ -7,9 +7,9 @@ deterministic: replaying the same commands rebuilds the same books and ids (the 
 The hot path (``place``/``cancel``) is written for speed as well as for reading: each book side is a dict
 of price levels plus a heap of their keys for the best price, a level is a list-backed queue in arrival
 (= id) order, the maps by order id are split so that no resize stalls (``SplitDict``), finished orders
-are kept as plain tuples the garbage collector stops walking, enum members
-are module constants, an order's open lots are a field rather than a computed property, and the records
-have explicit ``__init__`` methods (mypyc compiles those; a dataclass's generated one stays interpreted).
+are kept as plain tuples the garbage collector stops walking, enum members are module constants, an
+order's open lots are a field rather than a computed property, and the records have explicit
+``__init__`` methods (mypyc compiles those; a dataclass's generated one stays interpreted).
 This module is compiled with mypyc at install time when a C compiler is present (``setup.py``); import it
 through ``reference_exchange.engine``, which says which build runs and refuses a stale one.
 """

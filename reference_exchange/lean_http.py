@@ -53,7 +53,7 @@ from reference_exchange.endpoints import CLIENT_CLOSED
 from reference_exchange.errors import INTERNAL_ERROR, ApiError, error_body, http_error_body
 from reference_exchange.http_guard import body_timeout
 from reference_exchange.metrics import ServerMetrics
-from reference_exchange.order_framing import OrderFraming
+from reference_exchange.order_framing import HEADERS_NOT_LEAN, OrderFraming
 
 log = logging.getLogger("reference_exchange.http")
 
@@ -68,7 +68,6 @@ _PLAIN_QUERY = re.compile(rb"[A-Za-z0-9_-]+(=[A-Za-z0-9_-]*)?(&[A-Za-z0-9_-]+(=[
 _REFUSAL_BODY: Final = error_body(
     "overloaded", "the exchange is over capacity and refuses new orders until its queue drains; retry later"
 )
-_HEADERS_NOT_LEAN: Final = frozenset({b"transfer-encoding", b"content-encoding", b"expect", b"upgrade"})
 
 # The route kinds: (route pattern and method as aiohttp registers them, whether the answer is awaited).
 PLACE: Final = ("/api/orders", "POST")
@@ -106,7 +105,7 @@ def _header_kind(name: bytes) -> str:
     if kind is None:
         lower = name.lower()
         kind = (
-            _NOT_LEAN if lower in _HEADERS_NOT_LEAN else _LENGTH if lower == b"content-length" else _ORDINARY
+            _NOT_LEAN if lower in HEADERS_NOT_LEAN else _LENGTH if lower == b"content-length" else _ORDINARY
         )
         if len(_HEADER_KINDS) < _HEADER_KINDS_KEPT:
             _HEADER_KINDS[name] = kind

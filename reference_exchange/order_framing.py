@@ -23,8 +23,10 @@ ORDER_REQUEST_LINE: Final = b"POST /api/orders HTTP/1.1\r\n"
 #: Header lines llhttp accepts as they are (a subset: no obs-fold, no tab, no space before the colon), and
 #: the blank line that ends the head.
 _PLAIN_HEADERS: Final = re.compile(rb"(?:[A-Za-z0-9!#$%&'*+.^_`|~-]+:[ ]*[\x21-\x7e][\x20-\x7e]*\r\n)*\r\n")
-#: Headers whose presence makes a request not lean (``lean_http._HEADERS_NOT_LEAN``), as a line begins.
-_NOT_PLAIN: Final = re.compile(rb"\r\n(?:transfer-encoding|content-encoding|expect|upgrade):")
+#: Headers whose presence makes a request not lean: aiohttp's to judge (``lean_http`` reads them too).
+HEADERS_NOT_LEAN: Final = frozenset({b"transfer-encoding", b"content-encoding", b"expect", b"upgrade"})
+#: Any of them, as a header line begins in a lowercased head.
+_NOT_PLAIN: Final = re.compile(rb"\r\n(?:" + b"|".join(sorted(HEADERS_NOT_LEAN)) + rb"):")
 _CONTENT_LENGTH: Final = b"\r\ncontent-length:"
 _CONNECTION: Final = b"\r\nconnection:"
 #: Heads judged, kept per framer: a client repeats a few heads (they differ by Content-Length alone).

@@ -12,6 +12,10 @@ seconds (or a duration such as "60s"), and then stops by itself. GET shows what 
 ends it early, a new POST replaces the one in progress. It needs the journal: with JOURNAL_PATH=none
 there is nothing to slow down and POST answers 409.
 
+Admission (``/demo/admission``): GET shows the lean path's admission controller (``admission.py``): its
+settings, whether a standing queue has it refusing, how many it refused and the Retry-After it gives; PUT
+changes ``share``, ``target_s`` or ``interval_s`` while running, until a restart (409 with LEAN_HTTP=off).
+
 Load test (``/demo/load-test``): the seed's body starts a capacity run against this exchange itself
 (``load_test_request.py`` checks the body, ``load_test.py`` launches and tracks the run): POST answers 202
 with the run id and ``status_url``; GET ``/demo/load-test/{run_id}`` shows progress and, once it has ended,
@@ -36,11 +40,17 @@ from typing import Any
 from aiohttp import web
 
 from reference_exchange import load_test, load_test_request
+from reference_exchange.admission import CoDelAdmission
 from reference_exchange.api import EXCHANGE, json_response, read_json, validated
 from reference_exchange.config import ConfigError, parse_duration
 from reference_exchange.endpoints import add_endpoint
 from reference_exchange.errors import ApiError
-from reference_exchange.schemas import MAX_CHAOS_DURATION_S, MIN_CHAOS_DURATION_S, validate_chaos_request
+from reference_exchange.schemas import (
+    MAX_CHAOS_DURATION_S,
+    MIN_CHAOS_DURATION_S,
+    validate_admission_request,
+    validate_chaos_request,
+)
 
 log = logging.getLogger("reference_exchange.admin")
 
@@ -129,6 +139,7 @@ class ChaosRun:
     started_monotonic: float
 
 
+ADMISSION = web.AppKey("admission", CoDelAdmission)  # absent with LEAN_HTTP=off
 CHAOS = web.AppKey("chaos", dict)  # {"run": ChaosRun | None}; a dict because the app is frozen later
 
 
@@ -299,6 +310,49 @@ async def cancel_load_test(request: web.Request) -> web.Response:
     return json_response(test.describe())
 
 
+# --- the admission controller -----------------------------------------------------------------------
+
+
+def _admission(request: web.Request) -> CoDelAdmission:
+    if ADMISSION not in request.app:
+        raise ApiError(
+            409,
+            "admission_off",
+            "this exchange runs with LEAN_HTTP=off, where no admission controller runs "
+            "(the loop-lag bound OVERLOAD_MAX_LAG sheds instead)",
+        )
+    return request.app[ADMISSION]
+
+
+def _admission_state(admission: CoDelAdmission) -> dict[str, Any]:
+    return {
+        "share": admission.share,
+        "target_s": admission.target_s,
+        "interval_s": admission.interval_s,
+        "standing": admission.standing,
+        "refused": admission.refused,
+        "last_turn_s": admission.last_turn_s,
+        "retry_after_s": admission.retry_after_s(),
+    }
+
+
+@admin_only
+async def get_admission(request: web.Request) -> web.Response:
+    """GET /demo/admission: the controller's settings and state."""
+    return json_response(_admission_state(_admission(request)))
+
+
+@admin_only
+async def retune_admission(request: web.Request) -> web.Response:
+    """PUT /demo/admission: change any of share, target_s, interval_s while running (an SRE's knob, and
+    how ``benchmarks/overload.py --part shares`` compares two shares within one run)."""
+    body = validated(validate_admission_request, await read_json(request))
+    admission = _admission(request)
+    admission.retune(body.get("target_s"), body.get("interval_s"), body.get("share"))
+    log.warning("admission: now %s (requested by %s)", body, request.remote)
+    return json_response(_admission_state(admission))
+
+
 # --- diagnostics ----------------------------------------------------------------------------------
 
 
@@ -318,9 +372,16 @@ async def book_checksums(request: web.Request) -> web.Response:
     )
 
 
-def add_admin_routes(app: web.Application, load_test_output_dir: str) -> None:
-    """Admin routes; every handler here is wrapped in ``admin_only``. Needs ``app[EXCHANGE]``."""
+def add_admin_routes(
+    app: web.Application, load_test_output_dir: str, admission: CoDelAdmission | None
+) -> None:
+    """Admin routes; every handler here is wrapped in ``admin_only``. Needs ``app[EXCHANGE]``.
+    ``admission``: the lean path's controller (``app[ADMISSION]``), None with LEAN_HTTP=off."""
     add = partial(add_endpoint, app, app[EXCHANGE].metrics)
+    if admission is not None:
+        app[ADMISSION] = admission
+    add("GET", "/demo/admission", get_admission)
+    add("PUT", "/demo/admission", retune_admission)
     app[CHAOS] = {"run": None}
     add("POST", "/demo/chaos-test", start_chaos)
     add("GET", "/demo/chaos-test", get_chaos)

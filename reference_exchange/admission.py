@@ -56,12 +56,18 @@ class CoDelAdmission:
     _drain_s: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("target_s", "interval_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if not 0 < self.share < 1:
-            raise ValueError(f"share must be between 0 and 1, got {self.share!r}")
+        _check_settings(self.target_s, self.interval_s, self.share)
+
+    def retune(
+        self, target_s: float | None = None, interval_s: float | None = None, share: float | None = None
+    ) -> None:
+        """Change settings while running (``PUT /demo/admission``): all checked before any is changed. The
+        next turn decides with them; a queue already standing stays standing until a turn is short."""
+        target_s = self.target_s if target_s is None else target_s
+        interval_s = self.interval_s if interval_s is None else interval_s
+        share = self.share if share is None else share
+        _check_settings(target_s, interval_s, share)
+        self.target_s, self.interval_s, self.share = target_s, interval_s, share
 
     def turn_began(self, now: float) -> None:
         self.turn_started = now
@@ -98,6 +104,14 @@ class CoDelAdmission:
     def retry_after_s(self) -> int:
         """Whole seconds for Retry-After: the last measured drain time, at least 1."""
         return max(1, math.ceil(self._drain_s))
+
+
+def _check_settings(target_s: float, interval_s: float, share: float) -> None:
+    for name, value in (("target_s", target_s), ("interval_s", interval_s)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    if not 0 < share < 1:
+        raise ValueError(f"share must be between 0 and 1, got {share!r}")
 
 
 class TurnClock:

@@ -369,6 +369,33 @@ CHAOS_STATE: dict[str, Any] = _object(
     required=["active"],
 )
 
+MAX_ADMISSION_SECONDS = 3600.0
+_SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_ADMISSION_SECONDS}
+_SHARE = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+
+ADMISSION_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "minProperties": 1,
+    "properties": {
+        "share": {**_SHARE, "description": "ADMISSION_SHARE: each turn's share given to admitted orders"},
+        "target_s": {**_SECONDS, "description": "ADMISSION_TARGET in seconds (at most 1 h)"},
+        "interval_s": {**_SECONDS, "description": "ADMISSION_INTERVAL in seconds (at most 1 h)"},
+    },
+}
+
+ADMISSION_STATE: dict[str, Any] = _object(
+    {
+        "share": _SHARE,
+        "target_s": _SECONDS,
+        "interval_s": _SECONDS,
+        "standing": {"type": "boolean", "description": "a standing queue: new orders are being refused"},
+        "refused": {**_COUNT, "description": "orders refused by this controller since the start"},
+        "last_turn_s": {"type": "number", "minimum": 0, "description": "the last busy turn's length"},
+        "retry_after_s": {"type": "integer", "minimum": 1, "description": "what a refusal says now"},
+    }
+)
+
 CHECKSUMS: dict[str, Any] = _object(
     {
         "checksums": {
@@ -494,5 +521,6 @@ def compile_schema(schema: dict[str, Any]) -> Callable[[Any], Any]:
 
 validate_order_request = compile_schema(ORDER_REQUEST)
 validate_chaos_request = compile_schema(CHAOS_REQUEST)
+validate_admission_request = compile_schema(ADMISSION_REQUEST)
 validate_load_test_request = compile_schema(LOAD_TEST_REQUEST)
 validate_run_summary = compile_schema(LOAD_TEST_RESULT)

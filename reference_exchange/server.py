@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 import uvloop
 from aiohttp import web
 
-from reference_exchange.admin import add_admin_routes
+from reference_exchange.admin import ADMISSION, add_admin_routes
 from reference_exchange.admission import CoDelAdmission
 from reference_exchange.api import EXCHANGE, ROUTES, Exchange, add_trading_routes
 from reference_exchange.config import ConfigError, Settings, load_settings
@@ -64,7 +64,12 @@ def create_app(settings: Settings, journal: Journal | None = None) -> web.Applic
     )
     app[EXCHANGE] = exchange
     add_trading_routes(app)
-    add_admin_routes(app, settings.load_test_output_dir)
+    admission = (
+        CoDelAdmission(settings.admission_target, settings.admission_interval, settings.admission_share)
+        if settings.lean_http
+        else None
+    )
+    add_admin_routes(app, settings.load_test_output_dir, admission)
     add_openapi_route(app)
     add_fallback(app, metrics)  # last: it takes whatever no other route did
     metrics.registry.register(
@@ -125,9 +130,7 @@ async def serve(settings: Settings) -> None:
                 app[EXCHANGE].metrics,
                 server,
                 settings.max_body_bytes,
-                CoDelAdmission(
-                    settings.admission_target, settings.admission_interval, settings.admission_share
-                ),
+                app[ADMISSION],
             )
             if settings.lean_http
             else None

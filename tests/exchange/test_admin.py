@@ -9,7 +9,7 @@ import time
 import pytest
 from support import with_remote
 
-from reference_exchange.admin import admin_allowed, is_loopback, presented_tokens, token_matches
+from reference_exchange.admin import ADMISSION, admin_allowed, is_loopback, presented_tokens, token_matches
 from reference_exchange.config import Settings
 from reference_exchange.engine import MatchingEngine
 from reference_exchange.journal import Journal
@@ -121,6 +121,8 @@ async def test_remote_client_needs_the_token_over_http(aiohttp_client, journal):
         ("GET", "/demo/chaos-test"),
         ("DELETE", "/demo/chaos-test"),
         ("GET", "/api/books/checksum"),
+        ("GET", "/demo/admission"),
+        ("PUT", "/demo/admission"),
     ]:
         error = await error_of(await client.request(method, path), 403)
         assert error["code"] == "forbidden" and "ADMIN_TOKEN" in error["message"]
@@ -247,6 +249,64 @@ async def test_chaos_without_a_journal_is_a_409(aiohttp_client):
 async def test_unparsable_chaos_body(client):
     assert (await error_of(await client.post("/demo/chaos-test", data=b"{"), 400))["code"] == "invalid_json"
     assert (await error_of(await client.post("/demo/chaos-test", data=b""), 400))["code"] == "invalid_json"
+
+
+# --- the admission controller ------------------------------------------------------------------------
+
+
+async def test_admission_shows_its_settings_and_is_retuned_while_running(client):
+    shown = await client.get("/demo/admission")
+    assert shown.status == 200
+    state = await shown.json()
+    defaults = Settings()
+    assert state == {
+        "share": defaults.admission_share,
+        "target_s": defaults.admission_target,
+        "interval_s": defaults.admission_interval,
+        "standing": False,
+        "refused": 0,
+        "last_turn_s": 0.0,
+        "retry_after_s": 1,
+    }
+
+    retuned = await client.put("/demo/admission", json={"share": 0.6, "target_s": 0.005})
+    assert retuned.status == 200
+    assert (await retuned.json())["share"] == 0.6
+    controller = client.app[ADMISSION]  # the very object the lean path decides with
+    assert (controller.share, controller.target_s, controller.interval_s) == (
+        0.6,
+        0.005,
+        defaults.admission_interval,
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ({"share": 1}, "share"),
+        ({"share": 0}, "share"),
+        ({"share": "0.5"}, "share"),
+        ({"share": True}, "share"),
+        ({"target_s": 0}, "target_s"),
+        ({"interval_s": 7200}, "interval_s"),
+        ({"share": 0.5, "speed": 2}, "speed"),
+        ({}, "body"),
+        ([0.5], "body"),
+    ],
+)
+async def test_admission_refuses_bad_settings_and_keeps_its_own(client, body, named):
+    controller = client.app[ADMISSION]
+    before = (controller.share, controller.target_s, controller.interval_s)
+    error = await error_of(await client.put("/demo/admission", json=body), 400)
+    assert named in error["message"]
+    assert (controller.share, controller.target_s, controller.interval_s) == before
+
+
+async def test_admission_is_the_lean_paths(aiohttp_client, journal):
+    client = await aiohttp_client(create_app(settings(lean_http=False), journal))
+    for method in ("GET", "PUT"):
+        response = await client.request(method, "/demo/admission", json={"share": 0.5})
+        assert (await error_of(response, 409))["code"] == "admission_off"
 
 
 # --- checksums ----------------------------------------------------------------------------------------

@@ -90,3 +90,12 @@ def test_retry_after_is_the_measured_drain_time_in_whole_seconds() -> None:
 def test_bad_settings_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CoDelAdmission(**kwargs)
+
+
+def test_retune_checks_every_setting_before_changing_any():
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.9)
+    with pytest.raises(ValueError, match="share"):
+        admission.retune(target_s=0.02, share=1.5)
+    assert (admission.target_s, admission.share) == (0.01, 0.9)
+    admission.retune(share=0.7)
+    assert (admission.target_s, admission.interval_s, admission.share) == (0.01, 0.1, 0.7)

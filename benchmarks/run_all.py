@@ -36,6 +36,7 @@ BENCHMARKS = (
     "native_engine",
     "shipped_capacity",
     "overload",
+    "admission_shares",
 )
 
 

@@ -463,6 +463,49 @@ def test_a_wrk2_path_asked_for_is_not_replaced_by_another(tmp_path: Path) -> Non
     assert done.returncode == 2 and "--wrk2 cross-checks the overload part" in done.stderr
 
 
+def test_admission_shares_bins_each_second_by_the_share_in_force(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCHMARKS / "admission_shares.py"),
+            "--quick",
+            "--json",
+            str(out),
+            "--shares",
+            "0.7,0.95",
+            "--seconds",
+            "6",
+            "--period",
+            "2",
+            "--saturation-seconds",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    shares = doc["details"]["alternated"]["shares"]
+    # seconds 0, 2 and 4 hold a switch; 1 and 5 ran at 0.7, 3 at 0.95
+    assert {share: counts["seconds"] for share, counts in shares.items()} == {"0.7": 2, "0.95": 1}
+    assert all(counts["ok"] > 0 for counts in shares.values())
+    names = [figure["name"] for figure in doc["figures"]]
+    assert "answers: share 0.95 less share 0.7" in names
+
+
+@pytest.mark.parametrize("shares", ["0.9", "0.9,0.9", "0.9,1", "a,b", "0.9,0.8,0.7"])
+def test_admission_shares_refuses_a_bad_pair_before_any_load(shares: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "admission_shares.py"), "--shares", shares],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and "--shares" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_server_cpu_counts_a_pinned_process_and_its_core() -> None:
     """``ServerCpu``: a process pinned to one CPU and kept busy shows in its own share and, at least as much
     (within the tick accounting's slack), in its core's busy share."""

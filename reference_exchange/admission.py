@@ -13,13 +13,15 @@ request queues do for requests:
   collection), never refuses anything.
 - **How much.** While the queue stands, each turn admits new orders until it has run ``share`` of the
   previous turn's length, and refuses the rest with a pre-encoded 503 that costs a small fraction of an
-  order (the body is never decoded; for a plain order, not even its head: ``order_framing``). Refusals can
-  then never take more than about ``1 - share`` of the loop, so goodput stays near ``share`` of capacity at
-  any number of connections, while every request is answered: the excess is refused, not left to time out.
-  The share is of the time elapsed in the turn when an order is *read*; an admitted order's work runs as
-  a task after the turn's reads, so fewer are refused than a share of the CPU would refuse, the fewer the
-  more connections a turn reads (docs/benchmarks.md, "Overload"). The turn, and so every admitted order's
-  wait, grows with the connection count (about 40 µs per connection on one core), never without bound.
+  order (the body is never decoded; for a plain order, not even its head: ``order_framing``). Refusals
+  take a bounded part of the loop, so goodput stays near capacity at any number of connections, while
+  every request is answered: the excess is refused, not left to time out. The share is of the time
+  elapsed in the turn when an order is *read*, not of the CPU: an admitted order's work runs as a task
+  after the turn's reads, so fewer are refused than a share of the CPU would refuse, the fewer the more
+  connections a turn reads. The default, 0.8, was chosen by ``benchmarks/admission_shares.py``, which
+  alternates two shares within one overload run (``retune``, through ``PUT /demo/admission``):
+  docs/benchmarks.md, "Overload", gives what it gains over 0.9 and why not lower. The turn, and so every admitted order's wait, grows with the
+  connection count (about 40 µs per connection on one core), never without bound.
 - **Retry-After** is the measured drain time: the refused requests of the last turn, at the rate that turn
   admitted them (its length per admitted order), in whole seconds and at least 1.
 

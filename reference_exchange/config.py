@@ -62,7 +62,7 @@ class Settings:
     overload_max_lag: float = 0.2
     admission_target: float = 0.01
     admission_interval: float = 0.1
-    admission_share: float = 0.9
+    admission_share: float = 0.8
     client_timeout: float = 10.0
     max_connections: int = 0  # 0: from the open-file limit (http_guard.connection_cap)
     lean_http: bool = True

@@ -43,7 +43,7 @@ def test_defaults_from_empty_environment() -> None:
         "overload_max_lag": 0.2,
         "admission_target": 0.01,
         "admission_interval": 0.1,
-        "admission_share": 0.9,
+        "admission_share": 0.8,
         "client_timeout": 10.0,
         "max_connections": 0,
         "lean_http": True,

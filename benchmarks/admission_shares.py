@@ -29,15 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import orjson
 import uvloop
 from _common import ROOT, Figure, MachineLoad, emit, parser, pin_server_cpu
-from _loadgen import open_loop_phases
 from _mix import SeedMix
 from overload import (
-    GIVE_UP_S,
-    GRANULARITY_US,
     OVERLOAD_CONNECTIONS,
     OVERLOAD_FACTOR,
     SOCKET_TIMEOUT_S,
     median_saturation,
+    overload_schedule,
 )
 
 from capacity.run.exchange_process import EmbeddedExchange
@@ -75,17 +73,8 @@ def alternated(s: float, shares: tuple[float, float], seconds: int, period: int,
 
         try:
             result = uvloop.run(
-                open_loop_phases(
-                    exchange.url,
-                    mix,
-                    [(OVERLOAD_FACTOR * s, float(seconds))],
-                    OVERLOAD_CONNECTIONS,
-                    GRANULARITY_US,
-                    timeout_s=SOCKET_TIMEOUT_S,
-                    give_up_s=GIVE_UP_S,
-                    reconnect=True,
-                    timeline=True,
-                    on_start=started,
+                overload_schedule(
+                    exchange.url, mix, [(OVERLOAD_FACTOR * s, float(seconds))], OVERLOAD_CONNECTIONS, started
                 )
             )
         finally:

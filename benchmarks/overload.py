@@ -61,7 +61,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # this tree's toolkit, not an installed one
@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psutil
 import uvloop
 from _common import ROOT, Figure, MachineLoad, ServerCpu, emit, parser, pin_server_cpu
-from _loadgen import LOST, closed_loop, open_loop_phases
+from _loadgen import LOST, Result, closed_loop, open_loop_phases
 from _mix import SeedMix
 from engine_memory import GOAL_BYTES
 from shipped_capacity import matching_build
@@ -235,6 +235,24 @@ def orders_kept(url: str) -> int | None:
     return resting + min(total - resting, ORDER_RETENTION)
 
 
+async def overload_schedule(
+    url: str, mix: SeedMix, phases: list[tuple[float, float]], connections: int, on_start: Callable[[], None]
+) -> Result:
+    """The overload parts' open loop: socket timeouts, giving up, reconnecting, and a per-second timeline."""
+    return await open_loop_phases(
+        url,
+        mix,
+        phases,
+        connections,
+        GRANULARITY_US,
+        timeout_s=SOCKET_TIMEOUT_S,
+        give_up_s=GIVE_UP_S,
+        reconnect=True,
+        timeline=True,
+        on_start=on_start,
+    )
+
+
 def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, connections: int) -> dict:
     phases = [(OVERLOAD_FACTOR * goodput, float(over_s)), (RECOVERY_FACTOR * goodput, float(recovery_s))]
     marks: dict[str, float] = {}
@@ -274,18 +292,7 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
             stop = asyncio.Event()
             health = asyncio.ensure_future(poll_health(exchange.url, stop, keep_alive=True))
             try:
-                result = await open_loop_phases(
-                    exchange.url,
-                    mix,
-                    phases,
-                    connections,
-                    GRANULARITY_US,
-                    timeout_s=SOCKET_TIMEOUT_S,
-                    give_up_s=GIVE_UP_S,
-                    reconnect=True,
-                    timeline=True,
-                    on_start=started,
-                )
+                result = await overload_schedule(exchange.url, mix, phases, connections, started)
             finally:
                 stop.set()
             return result, await health

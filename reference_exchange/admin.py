@@ -345,7 +345,7 @@ async def get_admission(request: web.Request) -> web.Response:
 @admin_only
 async def retune_admission(request: web.Request) -> web.Response:
     """PUT /demo/admission: change any of share, target_s, interval_s while running (an SRE's knob, and
-    how ``benchmarks/overload.py --part shares`` compares two shares within one run)."""
+    how ``benchmarks/admission_shares.py`` compares two shares within one run)."""
     body = validated(validate_admission_request, await read_json(request))
     admission = _admission(request)
     admission.retune(body.get("target_s"), body.get("interval_s"), body.get("share"))

@@ -1,13 +1,15 @@
 """Two admission shares compared within one overload run, the share switched every few seconds.
 
     python benchmarks/admission_shares.py [--quick] [--shares 0.9,0.8] [--seconds 90] [--period 3]
+        [--connections 1000]
 
 Issue 21 sets two goals at 2 x S that pull against each other: goodput >= 0.85 S and all answers >= 1.3 S.
 ``ADMISSION_SHARE`` trades one for the other. Separate runs minutes apart cannot tell two shares apart
 on this machine: its speed moves by 10-15 % between them (docs/benchmarks.md, "How much the machine moves").
 So one exchange as shipped (pinned to the last CPU) takes the overload part's load (``overload.py``: the
-seed mix at 2 x S on 1,000 connections, open loop) for ``--seconds``, and ``PUT /demo/admission`` switches
-its share between the two values every ``--period`` seconds, counted from the start of the schedule.
+seed mix at 2 x S on 1,000 connections, or ``--connections``, open loop) for ``--seconds``, and
+``PUT /demo/admission`` switches its share between the two values every ``--period`` seconds, counted
+from the start of the schedule.
 Each second of answers is binned by the share in force; the second in which a switch happens is left out
 (the switch lands within it). Printed per share: goodput, all answers and refusals over S (the median of
 three saturation runs, as ``overload.py`` measures it), and the difference between the two shares, measured
@@ -17,6 +19,7 @@ at the same moments. No goals here: the goals belong to ``overload.py``, which r
 from __future__ import annotations
 
 import os
+import resource
 import sys
 import threading
 import time
@@ -31,10 +34,13 @@ import uvloop
 from _common import ROOT, Figure, MachineLoad, emit, parser, pin_server_cpu
 from _mix import SeedMix
 from overload import (
+    MANY_FD_SPARE,
     OVERLOAD_CONNECTIONS,
     OVERLOAD_FACTOR,
     SOCKET_TIMEOUT_S,
+    files_short_of,
     median_saturation,
+    open_file_limit,
     overload_schedule,
 )
 
@@ -55,9 +61,14 @@ def retune(url: str, share: float) -> None:
         assert orjson.loads(response.read())["share"] == share
 
 
-def alternated(s: float, shares: tuple[float, float], seconds: int, period: int, server_cpu: int) -> dict:
+def alternated(
+    s: float, shares: tuple[float, float], seconds: int, period: int, server_cpu: int, connections: int
+) -> dict:
     """The overload schedule on one exchange, the share switched every ``period`` s: answers per share."""
-    with EmbeddedExchange(cpus=[server_cpu]) as exchange:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    # raised only (the exchange inherits it, and derives its connection cap from it): as overload.py runs
+    files = soft if soft == resource.RLIM_INFINITY else max(soft, connections + MANY_FD_SPARE)
+    with open_file_limit(files), EmbeddedExchange(cpus=[server_cpu]) as exchange:
         mix = SeedMix.for_exchange(exchange.url)
         retune(exchange.url, shares[0])
         stop = threading.Event()
@@ -74,7 +85,7 @@ def alternated(s: float, shares: tuple[float, float], seconds: int, period: int,
         try:
             result = uvloop.run(
                 overload_schedule(
-                    exchange.url, mix, [(OVERLOAD_FACTOR * s, float(seconds))], OVERLOAD_CONNECTIONS, started
+                    exchange.url, mix, [(OVERLOAD_FACTOR * s, float(seconds))], connections, started
                 )
             )
         finally:
@@ -95,7 +106,7 @@ def alternated(s: float, shares: tuple[float, float], seconds: int, period: int,
     return {"shares": per_share, "timeouts": result.timeouts, "result": result.summary()}
 
 
-def share_figures(measured: dict, s: float, shares: tuple[float, float]) -> list[Figure]:
+def share_figures(measured: dict, s: float, shares: tuple[float, float], connections: int) -> list[Figure]:
     rates = {}
     for share in shares:
         c = measured["shares"][f"{share:g}"]
@@ -109,7 +120,13 @@ def share_figures(measured: dict, s: float, shares: tuple[float, float]) -> list
     for share in shares:
         r, seconds = rates[share], measured["shares"][f"{share:g}"]["seconds"]
         figures += [
-            Figure(f"share {share:g}: goodput / S", r["goodput"], "x S", None, note=f"over {seconds} s"),
+            Figure(
+                f"share {share:g}: goodput / S",
+                r["goodput"],
+                "x S",
+                None,
+                note=f"over {seconds} s, {connections:,} connections",
+            ),
             Figure("  all answers / S", r["answers"], "x S", None),
             Figure("  refused / S", r["refused"], "x S", None),
         ]
@@ -137,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=None, help="the 2 x S schedule (90, quick 24)")
     p.add_argument("--period", type=int, default=3, help="seconds between switches (3)")
     p.add_argument("--saturation-seconds", type=float, default=None, help="closed loop for S (10, quick 4)")
+    p.add_argument(
+        "--connections", type=int, default=OVERLOAD_CONNECTIONS, help=f"({OVERLOAD_CONNECTIONS:,}; S uses 64)"
+    )
     args = p.parse_args(argv)
     try:
         shares = tuple(float(x) for x in args.shares.split(","))
@@ -148,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     sat_s = args.saturation_seconds or (4.0 if args.quick else 10.0)
     if args.period < 2 or seconds < 2 * args.period or sat_s <= 0:
         p.error("--period must be at least 2 s, --seconds at least two periods, durations positive")
+    if args.connections < 1:
+        p.error("--connections must be at least 1")
+    short = files_short_of(args.connections)
+    if short:
+        p.error(f"--connections {args.connections:,} {short}")
     if args.json:
         args.json = str(Path(args.json).resolve())
     os.chdir(ROOT)  # the exchange is started as `python -m reference_exchange`: this tree's
@@ -156,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     with MachineLoad() as load:
         sat = median_saturation(sat_s, server_cpu)
         s = sat["goodput"]
-        measured = alternated(s, pair, seconds, args.period, server_cpu)
+        measured = alternated(s, pair, seconds, args.period, server_cpu, args.connections)
     figures = [
         Figure(
             "S: goodput at saturation (64 conns)",
@@ -165,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             None,
             note="median of 3: " + ", ".join(f"{g:,.0f}" for g in sat["goodput_runs"]),
         ),
-        *share_figures(measured, s, pair),
+        *share_figures(measured, s, pair, args.connections),
         Figure("socket timeouts", measured["timeouts"], "requests", None),
     ]
     emit("admission_shares", figures, args, load, {"saturation": sat, "alternated": measured})

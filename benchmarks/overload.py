@@ -462,6 +462,15 @@ def wrk2_figures(w: dict, ours: dict, s: float) -> list[Figure]:
 # -- 3. hostile clients --
 
 
+def files_short_of(connections: int) -> str | None:
+    """Why this process cannot open ``connections`` and its own files, or None if the hard limit allows."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    needed = connections + MANY_FD_SPARE
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        return f"needs {needed:,} open files; the hard limit here is {hard:,} (ulimit -Hn)"
+    return None
+
+
 @contextlib.contextmanager
 def open_file_limit(limit: int) -> Iterator[None]:
     """This process's soft open-file limit at ``limit`` (children started inside inherit it)."""
@@ -687,13 +696,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error("every duration must be positive")
     if args.many_connections < 1:
         p.error("--many-connections must be at least 1")
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    needed = args.many_connections + MANY_FD_SPARE
-    if args.part in ("all", "many") and hard != resource.RLIM_INFINITY and hard < needed:
-        p.error(
-            f"--many-connections {args.many_connections:,} needs {needed:,} open files; the hard limit "
-            f"here is {hard:,} (ulimit -Hn)"
-        )
+    short = files_short_of(args.many_connections)
+    if args.part in ("all", "many") and short:
+        p.error(f"--many-connections {args.many_connections:,} {short}")
     wrk2 = None if args.wrk2 is None else find_wrk2(args.wrk2 or None)
     if args.wrk2 is not None and wrk2 is None:
         print(BUILD_HINT, file=sys.stderr)

@@ -495,15 +495,22 @@ def test_admission_shares_bins_each_second_by_the_share_in_force(tmp_path: Path)
     assert "answers: share 0.95 less share 0.7" in names
 
 
-@pytest.mark.parametrize("shares", ["0.9", "0.9,0.9", "0.9,1", "a,b", "0.9,0.8,0.7"])
-def test_admission_shares_refuses_a_bad_pair_before_any_load(shares: str) -> None:
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        *[(["--shares", shares], "--shares") for shares in ("0.9", "0.9,0.9", "0.9,1", "a,b", "0.9,0.8,0.7")],
+        (["--connections", "0"], "--connections"),
+        (["--connections", "100000000"], "open files"),
+    ],
+)
+def test_admission_shares_refuses_bad_arguments_before_any_load(arguments: list[str], named: str) -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "admission_shares.py"), "--shares", shares],
+        [sys.executable, str(BENCHMARKS / "admission_shares.py"), *arguments],
         capture_output=True,
         text=True,
         timeout=30,
     )
-    assert done.returncode == 2 and "--shares" in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
 
 
 def test_server_cpu_counts_a_pinned_process_and_its_core() -> None:

@@ -387,8 +387,9 @@ ADMISSION_REQUEST: dict[str, Any] = {
 ADMISSION_STATE: dict[str, Any] = _object(
     {
         "share": _SHARE,
-        "target_s": _SECONDS,
-        "interval_s": _SECONDS,
+        # as configured: ADMISSION_TARGET and ADMISSION_INTERVAL have no upper bound, only PUT has
+        "target_s": {"type": "number", "exclusiveMinimum": 0},
+        "interval_s": {"type": "number", "exclusiveMinimum": 0},
         "standing": {"type": "boolean", "description": "a standing queue: new orders are being refused"},
         "refused": {**_COUNT, "description": "orders refused by this controller since the start"},
         "last_turn_s": {"type": "number", "minimum": 0, "description": "the last busy turn's length"},

@@ -323,3 +323,12 @@ async def test_book_checksums_match_the_engine(client, journal):
     ExchangeService(replayed).replay(journal.replay())
     assert body["checksums"] == {symbol: book.checksum() for symbol, book in replayed.books.items()}
     assert body["checksums"]["BTCUSD"] != 0 and body["checksums"]["ETHUSD"] == 0
+
+
+async def test_admission_state_matches_its_schema_with_long_configured_settings(aiohttp_client, journal):
+    from reference_exchange.schemas import ADMISSION_STATE, compile_schema
+
+    app = create_app(settings(admission_target=7200.0, admission_interval=9000.0), journal)
+    state = await (await (await aiohttp_client(app)).get("/demo/admission")).json()
+    assert state["target_s"] == 7200.0
+    compile_schema(ADMISSION_STATE)(state)  # raises when the document and the answer disagree

@@ -107,25 +107,22 @@ def alternated(
 
 
 def share_figures(measured: dict, s: float, shares: tuple[float, float], connections: int) -> list[Figure]:
-    rates = {}
+    figures, rates = [], {}
     for share in shares:
         c = measured["shares"][f"{share:g}"]
-        seconds = c["seconds"] or 1
-        rates[share] = {
-            "goodput": c["ok"] / seconds / s,
-            "answers": (c["ok"] + c["shed"] + c["other"]) / seconds / s,
-            "refused": c["shed"] / seconds / s,
+        per_s = max(1, c["seconds"]) * s
+        r = rates[share] = {
+            "goodput": c["ok"] / per_s,
+            "answers": (c["ok"] + c["shed"] + c["other"]) / per_s,
+            "refused": c["shed"] / per_s,
         }
-    figures = []
-    for share in shares:
-        r, seconds = rates[share], measured["shares"][f"{share:g}"]["seconds"]
         figures += [
             Figure(
                 f"share {share:g}: goodput / S",
                 r["goodput"],
                 "x S",
                 None,
-                note=f"over {seconds} s, {connections:,} connections",
+                note=f"over {c['seconds']} s, {connections:,} connections",
             ),
             Figure("  all answers / S", r["answers"], "x S", None),
             Figure("  refused / S", r["refused"], "x S", None),

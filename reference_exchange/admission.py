@@ -40,6 +40,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+#: ``share`` lies strictly between these: 0 would admit no order while the queue stands, 1 would refuse none.
+SHARE_BOUNDS = (0.0, 1.0)
+
 
 @dataclass
 class CoDelAdmission:
@@ -113,8 +116,9 @@ def _check_settings(target_s: float, interval_s: float, share: float) -> None:
     for name, value in (("target_s", target_s), ("interval_s", interval_s)):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    if not 0 < share < 1:
-        raise ValueError(f"share must be between 0 and 1, got {share!r}")
+    low, high = SHARE_BOUNDS
+    if not low < share < high:
+        raise ValueError(f"share must be between {low:g} and {high:g}, got {share!r}")
 
 
 class TurnClock:

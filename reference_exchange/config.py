@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from reference_exchange.admission import SHARE_BOUNDS
 from reference_exchange.instruments import DEFAULT_INSTRUMENTS
 
 KNOWN_SYMBOLS: tuple[str, ...] = tuple(instrument.symbol for instrument in DEFAULT_INSTRUMENTS)
@@ -128,17 +129,35 @@ def _duration(*, positive: bool = False, maximum: float | None = None) -> Parser
     return parse
 
 
-def _ranged(convert: Callable[[str], float], kind: str, low: float, high: float | None, note: str) -> Parser:
-    """A finite ``kind`` ("integer" or "number") converted by ``convert``, in ``[low, high]``."""
-    bounds = f"{kind} >= {_show(low)}" if high is None else f"{kind} from {_show(low)} to {_show(high)}"
+def _ranged(
+    convert: Callable[[str], float],
+    kind: str,
+    low: float,
+    high: float | None,
+    note: str,
+    exclusive: bool = False,
+) -> Parser:
+    """A finite ``kind`` ("integer" or "number") converted by ``convert``, in ``[low, high]`` (with
+    ``exclusive``, strictly between them)."""
+    if high is None:
+        bounds = f"{kind} >= {_show(low)}"
+    elif exclusive:
+        bounds = f"{kind} strictly between {_show(low)} and {_show(high)}"
+    else:
+        bounds = f"{kind} from {_show(low)} to {_show(high)}"
     expected = f"{'an' if kind[0] in 'aeiou' else 'a'} {bounds}{note}"
+
+    def outside(value: float) -> bool:
+        if exclusive:
+            return value <= low or (high is not None and value >= high)
+        return value < low or (high is not None and value > high)
 
     def parse(text: str) -> float:
         try:
             value = convert(text)
         except ValueError:
             raise ConfigError(text, expected) from None
-        if not math.isfinite(value) or value < low or (high is not None and value > high):
+        if not math.isfinite(value) or outside(value):
             raise ConfigError(text, expected)
         return value
 
@@ -155,8 +174,7 @@ def _number(low: float) -> Parser:
     return _ranged(float, "number", low, None, "")
 
 
-#: A share of something: not 0 (nothing at all) nor 1 (nothing left over).
-_fraction = _ranged(float, "number", 0.05, 0.95, "")
+_share = _ranged(float, "number", *SHARE_BOUNDS, "", exclusive=True)
 
 
 def _choice(*options: str, aliases: Mapping[str, str] | None = None) -> Parser:
@@ -357,8 +375,8 @@ _FIELDS: tuple[_Field, ...] = (
     _Field(
         "admission_share",
         "ADMISSION_SHARE",
-        _fraction,
-        "share of each turn given to admitted orders while the queue stands (the rest refused), 0 to 1",
+        _share,
+        "share of each turn given to admitted orders while the queue stands (the rest refused), in (0, 1)",
         "--admission-share",
         "FRACTION",
     ),

@@ -16,6 +16,7 @@ from typing import Any
 
 import fastjsonschema
 
+from reference_exchange.admission import SHARE_BOUNDS
 from reference_exchange.instruments import DEFAULT_INSTRUMENTS
 
 KNOWN_SYMBOLS = tuple(instrument.symbol for instrument in DEFAULT_INSTRUMENTS)
@@ -371,7 +372,7 @@ CHAOS_STATE: dict[str, Any] = _object(
 
 MAX_ADMISSION_SECONDS = 3600.0
 _SECONDS = {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_ADMISSION_SECONDS}
-_SHARE = {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}
+_SHARE = {"type": "number", "exclusiveMinimum": SHARE_BOUNDS[0], "exclusiveMaximum": SHARE_BOUNDS[1]}
 
 ADMISSION_REQUEST: dict[str, Any] = {
     "type": "object",

@@ -6,6 +6,7 @@ import dataclasses
 
 import pytest
 
+from reference_exchange.admission import SHARE_BOUNDS, CoDelAdmission
 from reference_exchange.config import (
     ConfigError,
     Settings,
@@ -15,6 +16,7 @@ from reference_exchange.config import (
     settings_from_env,
 )
 from reference_exchange.instruments import DEFAULT_INSTRUMENTS
+from reference_exchange.schemas import ADMISSION_REQUEST
 
 ALL_SYMBOLS = tuple(instrument.symbol for instrument in DEFAULT_INSTRUMENTS)
 
@@ -169,6 +171,8 @@ def test_types_are_normalised() -> None:
         ("JOURNAL_SYNC", "off", "journal_sync", "off"),
         ("JOURNAL_COMMIT_INTERVAL", "0", "journal_commit_interval", 0.0),
         ("JOURNAL_COMMIT_INTERVAL", "100ms", "journal_commit_interval", 0.1),
+        ("ADMISSION_SHARE", "0.000001", "admission_share", 0.000001),
+        ("ADMISSION_SHARE", "0.999", "admission_share", 0.999),
     ],
 )
 def test_boundary_values_accepted(variable: str, value: str, attribute: str, expected: object) -> None:
@@ -255,6 +259,10 @@ def test_empty_value_means_default(variable: str, blank: str) -> None:
         ("MAX_BODY_BYTES", "64KiB"),
         ("MAX_PENDING_ORDERS", "-1"),
         ("ORDER_RETENTION", "999"),
+        ("ADMISSION_SHARE", "0"),
+        ("ADMISSION_SHARE", "1"),
+        ("ADMISSION_SHARE", "-0.5"),
+        ("ADMISSION_SHARE", "nan"),
     ],
 )
 def test_bad_environment_value_names_variable(variable: str, value: str) -> None:
@@ -270,6 +278,18 @@ def test_bad_environment_value_names_variable(variable: str, value: str) -> None
 def test_port_message_is_readable() -> None:
     with pytest.raises(ConfigError, match=r"^SERVER_PORT='abc': expected an integer from 0 to 65535"):
         settings_from_env({"SERVER_PORT": "abc"})
+
+
+def test_admission_share_takes_the_range_put_and_the_controller_take() -> None:
+    # one range (admission.SHARE_BOUNDS) for the variable, the PUT body's schema and the controller
+    with pytest.raises(
+        ConfigError, match=r"^ADMISSION_SHARE='1': expected a number strictly between 0 and 1$"
+    ):
+        settings_from_env({"ADMISSION_SHARE": "1"})
+    share = ADMISSION_REQUEST["properties"]["share"]
+    assert (share["exclusiveMinimum"], share["exclusiveMaximum"]) == SHARE_BOUNDS
+    with pytest.raises(ValueError, match="share must be between 0 and 1"):
+        CoDelAdmission(target_s=0.01, interval_s=0.1, share=SHARE_BOUNDS[1])
 
 
 def test_unknown_symbol_is_named() -> None:

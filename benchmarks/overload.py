@@ -24,7 +24,14 @@ The exchange runs with its default settings (durable journal) pinned to the last
    they open and with all of them open (per connection), and its open files. Same goals but for the 0.5 x S
    P99: each turn of the loop reads every waiting connection, so with 10,000 of them an admitted order
    waits for a turn of hundreds of ms (printed, no goal).
-4. **Hostile clients**: the exchange started with its open-file limit at 512; 600 stalled connections, half
+4. **Clients that retry at once**: the seed mix in a closed loop on 3,000 connections
+   (``--storm-connections``) for the overload phase's length, on a fresh exchange: every client sends again
+   the moment it is answered, refused or not, as a client ignoring Retry-After does, so the offered rate
+   grows as fast as the exchange answers. More than 1,024 connections, because the loop reads up to 48
+   batches of 1,024 ready sockets in one turn: with fewer, a turn reads each connection once whatever it
+   does. Figures: goodput (goal >= 0.85 S, as under 2 x S), all answers and the refused share, the P99 of
+   all answers, and the generator's CPU (were it the limit, fewer would be offered).
+5. **Hostile clients**: the exchange started with its open-file limit at 512; 600 stalled connections, half
    sending an incomplete request head one byte every 2 s, half idle. After 30 s: the share the server has
    closed (goal >= 95 %; a connection refused at once with a 503 counts as closed) and whether ``/health``
    answers a new connection (polled once a second throughout, 2 s timeout).
@@ -42,9 +49,9 @@ to itself, and whether the core was full.
 
 Today's exchange may MISS several of these: the figures are measured, not tuned. ``--part`` runs one part.
 
-Usage: python benchmarks/overload.py [--quick] [--part all|overload|many|hostile] [--saturation-seconds 10]
-       [--overload-seconds 60] [--recovery-seconds 20] [--many-connections 10000] [--hostile-seconds 30]
-       [--wrk2 [PATH]] [--json PATH]
+Usage: python benchmarks/overload.py [--quick] [--part all|overload|many|storm|hostile]
+       [--saturation-seconds 10] [--overload-seconds 60] [--recovery-seconds 20] [--many-connections 10000]
+       [--storm-connections 3000] [--hostile-seconds 30] [--wrk2 [PATH]] [--json PATH]
 """
 
 from __future__ import annotations
@@ -81,7 +88,7 @@ from capacity.measure.sampler import ProcessSampler
 from capacity.run.exchange_process import EmbeddedExchange
 from reference_exchange.config import Settings
 
-SATURATION_CONNECTIONS, OVERLOAD_CONNECTIONS, MANY_CONNECTIONS = 64, 1_000, 10_000
+SATURATION_CONNECTIONS, OVERLOAD_CONNECTIONS, MANY_CONNECTIONS, STORM_CONNECTIONS = 64, 1_000, 10_000, 3_000
 SATURATION_RUNS = 3
 ACCEPT_WAIT_S = 10.0
 MANY_FD_SPARE = 256  # this process's own files beside the many connections (the exchange's cap keeps 64)
@@ -181,13 +188,13 @@ def median_saturation(seconds: float, server_cpu: int) -> dict:
     return median
 
 
-def saturation(seconds: float, server_cpu: int) -> dict:
+def closed_run(seconds: float, server_cpu: int, connections: int) -> dict:
+    """The seed mix in a closed loop on ``connections`` against a fresh exchange: each connection sends its
+    next request as soon as it has an answer."""
     with EmbeddedExchange(cpus=[server_cpu]) as exchange:
         cpu = ServerCpu(psutil.Process(exchange.pid), server_cpu)
         mix = SeedMix.for_exchange(exchange.url)
-        result = uvloop.run(
-            closed_loop(exchange.url, mix, seconds, SATURATION_CONNECTIONS, on_start=cpu.mark)
-        )
+        result = uvloop.run(closed_loop(exchange.url, mix, seconds, connections, on_start=cpu.mark))
         cpu.mark()
     server_pct, core_pct = cpu.percent()
     s = result.summary()
@@ -197,10 +204,16 @@ def saturation(seconds: float, server_cpu: int) -> dict:
         server_core_pct=core_pct,
         mix=mix.report(),
     )
+    return s
+
+
+def saturation(seconds: float, server_cpu: int) -> dict:
+    s = closed_run(seconds, server_cpu, SATURATION_CONNECTIONS)
     print(
         f"  saturation, {SATURATION_CONNECTIONS} connections: S = {s['goodput']:,.0f} 2xx/s "
         f"(p99 {s['p99_ms']:.1f} ms, shed {s['shed']}, errors {s['errors']}, CPU % server "
-        f"{server_pct:.0f} (its core busy {core_pct:.0f}) generator {s['generator_cpu_pct']:.0f})",
+        f"{s['server_cpu_pct']:.0f} (its core busy {s['server_core_pct']:.0f}) generator "
+        f"{s['generator_cpu_pct']:.0f})",
         flush=True,
     )
     return s
@@ -377,6 +390,44 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
         flush=True,
     )
     return out
+
+
+def storm(seconds: float, server_cpu: int, connections: int) -> dict:
+    """Part 4: clients that retry at once (see the module docstring)."""
+    with open_file_limit(connections + MANY_FD_SPARE):
+        r = closed_run(seconds, server_cpu, connections)
+    answers = r["ok"] + r["shed"] + r["errors"]
+    r.update(answers_per_s=r["completed_per_s"], refused_pct=100 * r["shed"] / answers if answers else None)
+    print(
+        f"  closed loop on {connections:,} connections for {seconds:g} s: goodput {r['goodput']:,.0f}/s, "
+        f"answers {r['answers_per_s']:,.0f}/s ({r['refused_pct'] or 0:.1f} % refused), p99 {r['p99_ms']:.0f} "
+        f"ms; CPU % server {r['server_cpu_pct']:.0f} (its core busy {r['server_core_pct']:.0f}) generator "
+        f"{r['generator_cpu_pct']:.0f}",
+        flush=True,
+    )
+    return r
+
+
+def storm_figures(r: dict, s: float) -> list[Figure]:
+    return [
+        Figure(
+            f"storm: {r['connections']:,} conns retrying at once: goodput / S",
+            r["goodput"] / s,
+            "x S",
+            GOAL_GOODPUT,
+            note=f"{r['goodput']:,.0f} 2xx/s for {r['seconds']:g} s, closed loop",
+        ),
+        Figure("  all answers / S", r["answers_per_s"] / s, "x S", None, note=f"{r['answers_per_s']:,.0f}/s"),
+        Figure("  refused (503/429)", r["refused_pct"], "% answers", None),
+        Figure("  P99, all answers", r["p99_ms"], "ms", None),
+        Figure(
+            "  server CPU (its process)",
+            r["server_cpu_pct"],
+            "% core",
+            None,
+            note=f"its core busy {r['server_core_pct']:.0f} %; generator {r['generator_cpu_pct']:.0f} %",
+        ),
+    ]
 
 
 def wrk2_overload(wrk2: str, goodput: float, over_s: int, server_cpu: int) -> dict:
@@ -667,12 +718,18 @@ def overload_figures(o: dict, s: float, goal_p99_ms: float | None) -> list[Figur
 
 def main(argv: list[str] | None = None) -> int:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--part", choices=("all", "overload", "many", "hostile"), default="all")
+    p.add_argument("--part", choices=("all", "overload", "many", "storm", "hostile"), default="all")
     p.add_argument(
         "--many-connections",
         type=int,
         default=MANY_CONNECTIONS,
         help=f"connections of the 'many' part ({MANY_CONNECTIONS:,})",
+    )
+    p.add_argument(
+        "--storm-connections",
+        type=int,
+        default=STORM_CONNECTIONS,
+        help=f"connections of the 'storm' part ({STORM_CONNECTIONS:,})",
     )
     p.add_argument("--saturation-seconds", type=float, default=None, help="closed loop for S (10, quick 4)")
     p.add_argument("--overload-seconds", type=int, default=None, help="2 x S phase (60, quick 15)")
@@ -694,11 +751,15 @@ def main(argv: list[str] | None = None) -> int:
     hostile_s = args.hostile_seconds or (15.0 if quick else 30.0)
     if min(sat_s, over_s, rec_s, hostile_s) <= 0:
         p.error("every duration must be positive")
-    if args.many_connections < 1:
-        p.error("--many-connections must be at least 1")
-    short = files_short_of(args.many_connections)
-    if args.part in ("all", "many") and short:
-        p.error(f"--many-connections {args.many_connections:,} {short}")
+    for flag, part, connections in (
+        ("--many-connections", "many", args.many_connections),
+        ("--storm-connections", "storm", args.storm_connections),
+    ):
+        if connections < 1:
+            p.error(f"{flag} must be at least 1")
+        short = files_short_of(connections)
+        if args.part in ("all", part) and short:
+            p.error(f"{flag} {connections:,} {short}")
     wrk2 = None if args.wrk2 is None else find_wrk2(args.wrk2 or None)
     if args.wrk2 is not None and wrk2 is None:
         print(BUILD_HINT, file=sys.stderr)
@@ -717,11 +778,10 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     details: dict = {}
     with MachineLoad() as load:
-        if args.part in ("all", "overload"):
+        if args.part != "hostile":
             sat = details["saturation"] = median_saturation(sat_s, server_cpu)
             s = sat["goodput"]
-            o = details["overload"] = overload(s, over_s, rec_s, server_cpu, OVERLOAD_CONNECTIONS)
-            figures += [
+            figures.append(
                 Figure(
                     f"S: goodput at saturation ({SATURATION_CONNECTIONS} conns)",
                     s,
@@ -731,16 +791,17 @@ def main(argv: list[str] | None = None) -> int:
                     + ", ".join(f"{g:,.0f}" for g in sat["goodput_runs"])
                     + f"; CPU % server {sat['server_cpu_pct']:.0f} (its core busy "
                     + f"{sat['server_core_pct']:.0f}), generator {sat['generator_cpu_pct']:.0f}",
-                ),
-                *overload_figures(o, s, GOAL_P99_MS),
-            ]
+                )
+            )
+        if args.part in ("all", "overload"):
+            o = details["overload"] = overload(s, over_s, rec_s, server_cpu, OVERLOAD_CONNECTIONS)
+            figures += overload_figures(o, s, GOAL_P99_MS)
             if wrk2 is not None:
                 w = details["wrk2_overload"] = wrk2_overload(wrk2, s, over_s, server_cpu)
                 figures += wrk2_figures(w, o, s)
             after = details["saturation_after"] = saturation(sat_s, server_cpu)
             figures.append(drift_figure(after["goodput"], s, o["goodput"]))
         if args.part in ("all", "many"):
-            s = s if args.part == "all" else median_saturation(sat_s, server_cpu)["goodput"]
             with open_file_limit(args.many_connections + MANY_FD_SPARE):
                 m = details["many_connections"] = overload(
                     s, over_s, rec_s, server_cpu, args.many_connections
@@ -757,6 +818,9 @@ def main(argv: list[str] | None = None) -> int:
                 # The turn, and so every admitted order's wait, grows with the connections: no P99 goal.
                 *overload_figures(m, s, None),
             ]
+        if args.part in ("all", "storm"):
+            details["storm"] = storm(over_s, server_cpu, args.storm_connections)
+            figures += storm_figures(details["storm"], s)
         if args.part in ("all", "hostile"):
             hs = details["hostile"] = hostile(hostile_s, server_cpu)
             figures += [

@@ -124,21 +124,29 @@ def _check_settings(target_s: float, interval_s: float, share: float) -> None:
 class TurnClock:
     """Tells ``admission`` when each busy turn of the running loop begins and ends; ``touch()`` on every
     read. A turn ends two ``call_soon`` hops after its first read, once the tasks it started (orders being
-    matched) have run their first step."""
+    matched) have run their first step. ``turn`` numbers the turns; what is ``defer``red runs once the
+    current turn has ended and been judged, and is the first read of the next."""
 
     def __init__(self, admission: CoDelAdmission, clock: Callable[[], float] = time.perf_counter) -> None:
         self.admission = admission
         self._clock = clock
         self._in_turn = False
+        self.turn = 0
+        self._deferred: list[Callable[[], None]] = []
 
     def touch(self) -> None:
         if not self._in_turn:
             self._in_turn = True
+            self.turn += 1
             self.admission.turn_began(self._clock())
             asyncio.get_running_loop().call_soon(self._hop)
 
     def now(self) -> float:
         return self._clock()
+
+    def defer(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when the current turn ends."""
+        self._deferred.append(callback)
 
     def _hop(self) -> None:
         asyncio.get_running_loop().call_soon(self._end)
@@ -146,3 +154,7 @@ class TurnClock:
     def _end(self) -> None:
         self._in_turn = False
         self.admission.turn_ended(self._clock())
+        if self._deferred:
+            deferred, self._deferred = self._deferred, []
+            for callback in deferred:
+                callback()

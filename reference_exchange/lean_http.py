@@ -23,7 +23,10 @@ limit. Anything else is aiohttp's, which stays the authority on HTTP:
 
 While the admission refuses (a standing queue), a read that is exactly one plain order request
 (``order_framing``) is refused before llhttp sees it: the parser stands between requests, so it is passed
-by whole.
+by whole. A connection given a refusal is not read again until the turn ends (``_defer``): a client that
+retries at once would otherwise be read, and refused, again and again within one turn, since the loop
+reads up to 48 batches of 1,024 ready sockets before any task runs, and refusals would take the core
+from the orders admitted (docs/benchmarks.md, "Clients that retry at once").
 
 Responses go out in request order: an order or a cancel waits for the journal, and requests pipelined
 behind it wait in ``_queue`` (reading pauses if a client pipelines more than ``MAX_QUEUED``).
@@ -263,6 +266,8 @@ class LeanConnection(asyncio.Protocol):
         # What ``http_guard.ConnectionSweeper`` reads, named as on aiohttp's RequestHandler.
         self._request_count = 0
         self._request_in_progress = False
+        self._refused_in_turn = -1  # the turn (``TurnClock.turn``) in which this connection was last refused
+        self._deferred: bytes | None = None  # what it sent after that, read when the turn ends
 
     # -- asyncio.Protocol -----------------------------------------------------------------------
 
@@ -296,7 +301,15 @@ class LeanConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         lean = self._lean
+        if self._deferred is not None:
+            self._deferred += data
+            if self.transport is not None:
+                self.transport.pause_reading()  # one read held per connection, the rest in the kernel
+            return
         lean.turns.touch()
+        if self._refused_in_turn == lean.turns.turn:
+            self._defer(data)
+            return
         admission = lean.admission
         # ``standing`` first: the clock is read only then, and every read of a busy server passes here.
         if (
@@ -349,6 +362,24 @@ class LeanConnection(asyncio.Protocol):
         if self._relay_to is not None and not self._in_message and self._held is None:
             self._switch_to_relay()
 
+    def _defer(self, data: bytes) -> None:
+        """Hold a read of a connection refused in this turn until the turn ends (see the module docstring)."""
+        self._deferred = data
+        self._lean.turns.defer(self._read_deferred)
+
+    def _read_deferred(self) -> None:
+        data, self._deferred = self._deferred, None
+        transport = self.transport
+        if transport is None or data is None:
+            return
+        try:
+            if not self._paused:
+                transport.resume_reading()  # a no-op unless a second read came while this one was held
+            self.data_received(data)
+        except Exception:  # as the loop does when data_received raises: the connection, not the turn
+            log.exception("reading a deferred request failed; closing the connection")
+            transport.abort()
+
     def _between_requests(self) -> bool:
         """Whether this lean connection has answered all it read and is not in a request: the parser
         stands between messages, so a whole request may pass it by."""
@@ -367,6 +398,7 @@ class LeanConnection(asyncio.Protocol):
         standing queue most reads are, and llhttp's callbacks were half of a refusal's Python."""
         lean = self._lean
         lean.admission.refuse()
+        self._refused_in_turn = lean.turns.turn
         self._request_count += 1
         refusal = lean.refusal()
         self._send(PLACE, refusal, True, perf_counter(), lean.framer.frame_reused(refusal, True))
@@ -464,6 +496,7 @@ class LeanConnection(asyncio.Protocol):
             if route is PLACE:
                 lean = self._lean
                 if not lean.admission.admit(lean.turns.now()):
+                    self._refused_in_turn = lean.turns.turn
                     refusal = lean.refusal()  # the body never decoded, the answer framed once a second
                     self._send(
                         route, refusal, keep_alive, started, lean.framer.frame_reused(refusal, keep_alive)

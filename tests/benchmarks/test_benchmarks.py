@@ -365,6 +365,8 @@ def test_new_benchmarks_help(script: str) -> None:
                 "2",
                 "--many-connections",
                 "300",
+                "--storm-connections",
+                "300",
             ],
         ),
     ],
@@ -398,12 +400,27 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
         many = doc["details"]["many_connections"]
         assert many["connections"] == 300 and many["server_fds_connected"] >= 300
         assert any(name.startswith("2 x S for 2 s on 300 conns") for name in names)
+        storm = doc["details"]["storm"]
+        assert storm["connections"] == 300 and storm["ok"] > 0 and storm["mode"] == "closed"
+        assert any(name.startswith("storm: 300 conns retrying at once") for name in names)
         over = doc["details"][
             "overload"
         ]  # read a third into the 2 x S phase (5 s in a full run) and at its end
         assert over["orders_kept_growth"] > 0 and over["rss_per_order_kept_b"] is not None
         assert over["server_cpu_pct"] > 0 and over["server_core_pct"] > 0
     assert "MISS" in done.stdout or "PASS" in done.stdout
+
+
+@pytest.mark.parametrize("flag", ["--storm-connections", "--many-connections"])
+def test_overload_refuses_a_connection_count_below_one_before_any_load(flag: str) -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "overload.py"), flag, "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode == 2 and f"{flag} must be at least 1" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_shipped_capacity_search_bisects_between_held_and_failed(monkeypatch: pytest.MonkeyPatch) -> None:

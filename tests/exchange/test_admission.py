@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from reference_exchange.admission import CoDelAdmission
+from reference_exchange.admission import CoDelAdmission, TurnClock
 
 
 def run_turn(admission: CoDelAdmission, start: float, length: float, orders: int) -> list[bool]:
@@ -99,3 +101,27 @@ def test_retune_checks_every_setting_before_changing_any():
     assert (admission.target_s, admission.share) == (0.01, 0.9)
     admission.retune(share=0.7)
     assert (admission.target_s, admission.interval_s, admission.share) == (0.01, 0.1, 0.7)
+
+
+async def test_the_turn_clock_numbers_turns_and_runs_what_was_deferred_once_the_turn_is_judged() -> None:
+    """On a fake clock in a running loop: a turn ends two loop hops after its first read; what was deferred
+    in it runs after the admission has judged the turn, in order, once."""
+    now = [0.0]
+    admission = CoDelAdmission(target_s=0.01, interval_s=0.1, share=0.8)
+    clock = TurnClock(admission, lambda: now[0])
+    ran: list[tuple[str, int, float]] = []
+    clock.touch()
+    clock.touch()  # a second read in the same turn
+    assert clock.turn == 1
+    for name in ("a", "b"):
+        clock.defer(lambda name=name: ran.append((name, clock.turn, admission.last_turn_s)))
+    now[0] = 0.05
+    await asyncio.sleep(0)
+    assert ran == []  # one hop: the turn's tasks have not all run yet
+    await asyncio.sleep(0)
+    assert ran == [("a", 1, 0.05), ("b", 1, 0.05)]
+    clock.touch()
+    assert clock.turn == 2
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert len(ran) == 2

@@ -233,6 +233,7 @@ class FakeTransport(asyncio.Transport):
         super().__init__()
         self.written = b""
         self.closed = False
+        self.reading = True
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         self.written += bytes(data)
@@ -242,6 +243,12 @@ class FakeTransport(asyncio.Transport):
 
     def is_closing(self) -> bool:
         return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
 
 
 async def lean_in_process() -> tuple[LeanHttp, web.AppRunner]:
@@ -287,11 +294,13 @@ class ParserSpy:
 
 
 def standing_queue(lean: LeanHttp) -> None:
-    """The admission as in a standing queue, every order read from now on past the turn's share."""
+    """The admission as in a standing queue, in a turn of its own, every order read from now on past the
+    turn's share."""
     admission = lean.admission
     admission.standing, admission.last_turn_s = True, 1e-9
     admission.turn_began(lean.turns.now() - 1.0)
     lean.turns._in_turn = True  # this turn never ends here: no loop turn passes between the reads
+    lean.turns.turn += 1
 
 
 async def test_a_plain_order_in_a_standing_queue_is_refused_unparsed_and_the_connection_goes_on() -> None:
@@ -306,6 +315,7 @@ async def test_a_plain_order_in_a_standing_queue_is_refused_unparsed_and_the_con
     parser = connection._parser = ParserSpy(connection._parser)
     for _ in range(3):
         connection.data_received(post(LIMIT))
+        standing_queue(lean)  # the next read in a turn of its own: a refused connection waits for it
     assert parser.fed == [] and connection._request_count == before + 3 and lean.admission.refused == 3
     connection.data_received(get(b"/api/orderbook/BTCUSD"))
     connection.data_received(post(LIMIT, b"X-Note: a\tb\r\n"))  # a tab: not plain, so parsed
@@ -313,6 +323,33 @@ async def test_a_plain_order_in_a_standing_queue_is_refused_unparsed_and_the_con
     assert [status for status, _ in answers] == [b"200", b"503", b"503", b"503", b"200", b"503"]
     assert all(retry for status, retry in answers if status == b"503")
     assert len(parser.fed) == 2 and not transport.closed
+    await runner.cleanup()
+
+
+async def test_a_connection_refused_in_a_turn_is_read_again_only_once_the_turn_ends() -> None:
+    """A client that retries at once is held until the turn ends (reading paused if it sends more), so a
+    turn refuses each connection at most once; then what it sent is read first in the next turn."""
+    lean, runner = await lean_in_process()
+    connection, transport = lean(), FakeTransport()
+    other, other_transport = lean(), FakeTransport()
+    for c, t in ((connection, transport), (other, other_transport)):
+        c.connection_made(t)
+        c.data_received(get(b"/health"))
+    standing_queue(lean)
+    connection.data_received(post(LIMIT))
+    connection.data_received(post(LIMIT))
+    assert transport.reading  # one read held, nothing paused yet
+    connection.data_received(post(LIMIT))
+    assert not transport.reading  # a second read while one is held: the rest waits in the kernel
+    other.data_received(post(LIMIT))  # another connection in the same turn: refused as before
+    statuses = lambda t: re.findall(rb"HTTP/1.1 (\d+)", t.written)  # noqa: E731
+    assert statuses(transport) == [b"200", b"503"] and statuses(other_transport) == [b"200", b"503"]
+    assert lean.admission.refused == 2
+    lean.turns._end()  # the turn ends: the held reads open the next turn, within its share: admitted
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert statuses(transport) == [b"200", b"503", b"201", b"201"] and transport.reading
+    assert lean.admission.refused == 2
     await runner.cleanup()
 
 

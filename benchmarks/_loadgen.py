@@ -7,7 +7,8 @@ requests are pre-encoded bytes, a response is parsed only for its status line an
 inside the server behind another connection's). Two modes:
 
 - ``closed_loop``: every connection sends its next request as soon as the previous answer arrives
-  (saturation). Latency runs from the actual send.
+  (saturation). Latency runs from the actual send. With ``retry_refused``, a request answered 503/429 is
+  sent again at once on its connection, as by a client that ignores Retry-After.
 - ``open_loop``: an absolute schedule (wrk2-style): request *i* is due at ``start + i / rate`` whatever
   the answers do. On every loop wake-up (an answer, or a timer armed for the next due request) what is
   due goes to idle connections, the one idle longest first (so every connection stays in use, as with
@@ -224,16 +225,19 @@ class _Connection(asyncio.Protocol):
         self.t0_ns: int | None = None  # the in-flight request's latency origin
         self.sent_ns = 0  # when it actually went out (for ``timeout_s``)
         self.kind = 0
+        self.request = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
-    def send(self, t0_ns: int) -> None:
+    def send(self, t0_ns: int, again: bool = False) -> None:
+        """Send the source's next request, or with ``again`` the last one once more."""
         self.t0_ns = t0_ns
-        request, self.kind = self.run.source.next()
+        if not again:
+            self.request, self.kind = self.run.source.next()
         self.run.sent += 1
         self.sent_ns = time.monotonic_ns() if self.run.timeout_ns else 0
-        self.transport.write(request)  # type: ignore[union-attr]
+        self.transport.write(self.request)  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf + data if self.buf else data
@@ -317,8 +321,10 @@ class _Run:
         reconnect: bool = False,
         timeline: bool = False,
         on_start: Callable[[], None] | None = None,
+        retry_refused: bool = False,
     ) -> None:
         self.on_start = on_start
+        self.retry_refused = retry_refused
         self.source = requests if isinstance(requests, Requests) else Requests(requests)
         if connections < 1 or seconds <= 0:
             raise ValueError("connections, seconds and rate must be positive")
@@ -512,7 +518,7 @@ class _Run:
             self.pump()
         elif now < self.deadline_ns:
             self.in_flight.add(conn)
-            conn.send(now)
+            conn.send(now, again=self.retry_refused and status in SHED_STATUSES)
         elif not self.in_flight:
             self._finish()
 
@@ -587,9 +593,13 @@ async def closed_loop(
     seconds: float,
     connections: int = 32,
     on_start: Callable[[], None] | None = None,
+    retry_refused: bool = False,
 ) -> Result:
-    """Saturate: each connection sends again as soon as it is answered, for ``seconds``."""
-    return await _Run(requests, connections, seconds, None, 0, on_start=on_start).execute(url)
+    """Saturate: each connection sends again as soon as it is answered, for ``seconds`` (a refused request
+    itself, with ``retry_refused``)."""
+    return await _Run(
+        requests, connections, seconds, None, 0, on_start=on_start, retry_refused=retry_refused
+    ).execute(url)
 
 
 async def open_loop(

@@ -26,11 +26,12 @@ The exchange runs with its default settings (durable journal) pinned to the last
    waits for a turn of hundreds of ms (printed, no goal).
 4. **Clients that retry at once**: the seed mix in a closed loop on 3,000 connections
    (``--storm-connections``) for the overload phase's length, on a fresh exchange: every client sends again
-   the moment it is answered, refused or not, as a client ignoring Retry-After does, so the offered rate
-   grows as fast as the exchange answers. More than 1,024 connections, because the loop reads up to 48
-   batches of 1,024 ready sockets in one turn: with fewer, a turn reads each connection once whatever it
-   does. Figures: goodput (goal >= 0.85 S, as under 2 x S), all answers and the refused share, the P99 of
-   all answers, and the generator's CPU (were it the limit, fewer would be offered).
+   the moment it is answered, and a refused request is sent again as it was, as by a client that ignores
+   Retry-After, so the offered rate grows as fast as the exchange refuses. More than 1,024 connections,
+   because the loop reads up to 48 batches of 1,024 ready sockets in one turn: with fewer, a turn reads
+   each connection once whatever it does. Figures: goodput (goal >= 0.85 S, as under 2 x S), all answers
+   and the refused share, the P99 of all answers, and the generator's CPU (were it the limit, fewer would
+   be offered).
 5. **Hostile clients**: the exchange started with its open-file limit at 512; 600 stalled connections, half
    sending an incomplete request head one byte every 2 s, half idle. After 30 s: the share the server has
    closed (goal >= 95 %; a connection refused at once with a 503 counts as closed) and whether ``/health``
@@ -77,7 +78,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import psutil
 import uvloop
 from _common import ROOT, Figure, MachineLoad, ServerCpu, emit, parser, pin_server_cpu
-from _loadgen import LOST, Result, closed_loop, open_loop_phases
+from _loadgen import LOST, TIMEOUT, Result, closed_loop, open_loop_phases
 from _mix import SeedMix
 from engine_memory import GOAL_BYTES
 from shipped_capacity import matching_build
@@ -188,13 +189,15 @@ def median_saturation(seconds: float, server_cpu: int) -> dict:
     return median
 
 
-def closed_run(seconds: float, server_cpu: int, connections: int) -> dict:
+def closed_run(seconds: float, server_cpu: int, connections: int, retry_refused: bool = False) -> dict:
     """The seed mix in a closed loop on ``connections`` against a fresh exchange: each connection sends its
-    next request as soon as it has an answer."""
+    next request as soon as it has an answer (the refused one again, with ``retry_refused``)."""
     with EmbeddedExchange(cpus=[server_cpu]) as exchange:
         cpu = ServerCpu(psutil.Process(exchange.pid), server_cpu)
         mix = SeedMix.for_exchange(exchange.url)
-        result = uvloop.run(closed_loop(exchange.url, mix, seconds, connections, on_start=cpu.mark))
+        result = uvloop.run(
+            closed_loop(exchange.url, mix, seconds, connections, cpu.mark, retry_refused=retry_refused)
+        )
         cpu.mark()
     server_pct, core_pct = cpu.percent()
     s = result.summary()
@@ -395,9 +398,9 @@ def overload(goodput: float, over_s: int, recovery_s: int, server_cpu: int, conn
 def storm(seconds: float, server_cpu: int, connections: int) -> dict:
     """Part 4: clients that retry at once (see the module docstring)."""
     with open_file_limit(connections + MANY_FD_SPARE):
-        r = closed_run(seconds, server_cpu, connections)
-    answers = r["ok"] + r["shed"] + r["errors"]
-    r.update(answers_per_s=r["completed_per_s"], refused_pct=100 * r["shed"] / answers if answers else None)
+        r = closed_run(seconds, server_cpu, connections, retry_refused=True)
+    answers = sum(n for status, n in r["statuses"].items() if int(status) not in (LOST, TIMEOUT))
+    r.update(answers_per_s=answers / r["seconds"], refused_pct=100 * r["shed"] / answers if answers else None)
     print(
         f"  closed loop on {connections:,} connections for {seconds:g} s: goodput {r['goodput']:,.0f}/s, "
         f"answers {r['answers_per_s']:,.0f}/s ({r['refused_pct'] or 0:.1f} % refused), p99 {r['p99_ms']:.0f} "

@@ -131,10 +131,11 @@ def stub_server(
     stall_at_s: float = 0.0,
     stall_s: float = 0.0,
     served: Counter[int] | None = None,
+    bodies: list[bytes] | None = None,
 ) -> Iterator[str]:
     """An HTTP/1.1 server in a thread: answers each request ``delay_s`` late with the next of ``statuses``;
     ``stall_s`` > 0 blocks its loop that long once, ``stall_at_s`` after the first request; ``served``
-    counts the requests of each connection (by the order they opened)."""
+    counts the requests of each connection (by the order they opened); ``bodies`` gets each body."""
     loop = asyncio.new_event_loop()
     state = {"answered": 0, "first": 0.0, "stalled": False, "opened": 0}
 
@@ -149,6 +150,8 @@ def stub_server(
                 length = int(self.buf[:end].lower().split(b"content-length:")[1].split(b"\r\n")[0])
                 if len(self.buf) < end + 4 + length:
                     return
+                if bodies is not None:
+                    bodies.append(self.buf[end + 4 : end + 4 + length])
                 self.buf = self.buf[end + 4 + length :]
                 state["first"] = state["first"] or time.monotonic()
                 if stall_s and not state["stalled"] and time.monotonic() - state["first"] >= stall_at_s:
@@ -303,6 +306,18 @@ def test_open_loop_spreads_requests_over_every_connection() -> None:
         result = uvloop.run(open_loop(url, requests_for(url), 200, 0.5, 10))
     assert result.sent == 100 and result.errors == 0
     assert sorted(served) == list(range(1, 11)) and set(served.values()) == {10}
+
+
+@pytest.mark.parametrize("retry_refused", [True, False])
+def test_a_closed_loop_retrying_refusals_sends_a_refused_request_again(retry_refused: bool) -> None:
+    """A client that ignores Retry-After: each request answered 503 goes again, as it was, on its
+    connection; otherwise the next request follows."""
+    bodies: list[bytes] = []
+    with stub_server(statuses=(503, 201), bodies=bodies) as url:
+        result = uvloop.run(closed_loop(url, requests_for(url), 0.3, 1, retry_refused=retry_refused))
+    assert result.shed > 10 and result.ok > 10 and len(bodies) >= 20
+    pairs = [bodies[i : i + 2] for i in range(0, len(bodies) - 1, 2)]  # (refused, next) in each pair
+    assert all((first == second) is retry_refused for first, second in pairs)
 
 
 def test_open_loop_phases_and_a_mix_source() -> None:

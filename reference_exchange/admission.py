@@ -21,8 +21,8 @@ request queues do for requests:
   connections a turn reads. The default, 0.8, was chosen by ``benchmarks/admission_shares.py``, which
   alternates two shares within one overload run (``retune``, through ``PUT /demo/admission``):
   docs/benchmarks.md, "Overload", gives what it gains over 0.9 and why not lower. The turn, and so
-  every admitted order's wait, grows with the connection count (about 40 µs per connection on one core),
-  never without bound.
+  every admitted order's wait, grows with the connection count (docs/benchmarks.md, "Clients that retry
+  at once"), never without bound.
 - **Retry-After** is the measured drain time: the refused requests of the last turn, at the rate that turn
   admitted them (its length per admitted order), in whole seconds and at least 1.
 

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             floor_us,
             "µs",
             None,
-            note="_canned_server.py, the same closed loop: the sockets' cost, which no refusal can go below",
+            note="_canned_server.py, the same closed loop: what any answer over these sockets costs",
         ),
         Figure(
             "  floor / per accepted order",

@@ -45,6 +45,7 @@ from overload import (
 )
 
 from capacity.run.exchange_process import EmbeddedExchange
+from reference_exchange.admission import SHARE_BOUNDS
 
 DEFAULT_SHARES = (0.9, 0.8)
 
@@ -159,8 +160,9 @@ def main(argv: list[str] | None = None) -> int:
         shares = tuple(float(x) for x in args.shares.split(","))
     except ValueError:
         p.error(f"--shares takes two numbers such as 0.9,0.8, got {args.shares!r}")
-    if len(shares) != 2 or shares[0] == shares[1] or not all(0 < x < 1 for x in shares):
-        p.error(f"--shares takes two different fractions between 0 and 1, got {args.shares!r}")
+    low, high = SHARE_BOUNDS  # what the exchange itself takes, so no PUT is refused mid-run
+    if len(shares) != 2 or shares[0] == shares[1] or not all(low < x < high for x in shares):
+        p.error(f"--shares takes two different fractions between {low:g} and {high:g}, got {args.shares!r}")
     seconds = args.seconds or (24 if args.quick else 90)
     sat_s = args.saturation_seconds or (4.0 if args.quick else 10.0)
     if args.period < 2 or seconds < 2 * args.period or sat_s <= 0:

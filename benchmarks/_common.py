@@ -99,6 +99,16 @@ class ServerCpu:
         return 100 * (process1 - process0) / (t1 - t0), 100 * (core1 - core0) / (t1 - t0)
 
 
+def tcp_segments_sent() -> int:
+    """TCP segments this machine has sent (``/proc/net/snmp``'s OutSegs): over loopback the clients' and the
+    server's alike. Two an answer when each request carries the ACK of the answer before it and each answer
+    the request's; more when ACKs go on their own."""
+    head, values = (
+        line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line[:4] == "Tcp:"
+    )
+    return int(values[head.index("OutSegs")])
+
+
 def pin_server_cpu() -> int:
     """Keep the last CPU for a server under test: this process (the generator) moves to the others.
 

@@ -19,7 +19,6 @@ at the same moments. No goals here: the goals belong to ``overload.py``, which r
 from __future__ import annotations
 
 import os
-import resource
 import sys
 import threading
 import time
@@ -34,13 +33,12 @@ import uvloop
 from _common import ROOT, Figure, MachineLoad, emit, parser, pin_server_cpu
 from _mix import SeedMix
 from overload import (
-    MANY_FD_SPARE,
     OVERLOAD_CONNECTIONS,
     OVERLOAD_FACTOR,
     SOCKET_TIMEOUT_S,
+    file_limit_raised_for,
     files_short_of,
     median_saturation,
-    open_file_limit,
     overload_schedule,
 )
 
@@ -66,10 +64,8 @@ def alternated(
     s: float, shares: tuple[float, float], seconds: int, period: int, server_cpu: int, connections: int
 ) -> dict:
     """The overload schedule on one exchange, the share switched every ``period`` s: answers per share."""
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    # raised only (the exchange inherits it, and derives its connection cap from it): as overload.py runs
-    files = soft if soft == resource.RLIM_INFINITY else max(soft, connections + MANY_FD_SPARE)
-    with open_file_limit(files), EmbeddedExchange(cpus=[server_cpu]) as exchange:
+    # the exchange inherits the limit, and derives its connection cap from it
+    with file_limit_raised_for(connections), EmbeddedExchange(cpus=[server_cpu]) as exchange:
         mix = SeedMix.for_exchange(exchange.url)
         retune(exchange.url, shares[0])
         stop = threading.Event()

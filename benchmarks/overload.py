@@ -77,7 +77,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import psutil
 import uvloop
-from _common import ROOT, Figure, MachineLoad, ServerCpu, emit, parser, pin_server_cpu
+from _common import ROOT, Figure, MachineLoad, ServerCpu, emit, parser, pin_server_cpu, tcp_segments_sent
 from _loadgen import LOST, TIMEOUT, Result, closed_loop, open_loop_phases
 from _mix import SeedMix
 from engine_memory import GOAL_BYTES
@@ -189,22 +189,36 @@ def median_saturation(seconds: float, server_cpu: int) -> dict:
     return median
 
 
-def closed_run(seconds: float, server_cpu: int, connections: int, retry_refused: bool = False) -> dict:
-    """The seed mix in a closed loop on ``connections`` against a fresh exchange: each connection sends its
-    next request as soon as it has an answer (the refused one again, with ``retry_refused``)."""
-    with EmbeddedExchange(cpus=[server_cpu]) as exchange:
+def closed_run(
+    seconds: float,
+    server_cpu: int,
+    connections: int,
+    retry_refused: bool = False,
+    env: dict[str, str] | None = None,
+) -> dict:
+    """The seed mix in a closed loop on ``connections`` against a fresh exchange (with ``env`` set): each
+    connection sends its next request as soon as it has an answer (the refused one again, with
+    ``retry_refused``)."""
+    segments: list[int] = []
+
+    def mark() -> None:
+        cpu.mark()
+        segments.append(tcp_segments_sent())
+
+    with EmbeddedExchange(env=env, cpus=[server_cpu]) as exchange:
         cpu = ServerCpu(psutil.Process(exchange.pid), server_cpu)
         mix = SeedMix.for_exchange(exchange.url)
         result = uvloop.run(
-            closed_loop(exchange.url, mix, seconds, connections, cpu.mark, retry_refused=retry_refused)
+            closed_loop(exchange.url, mix, seconds, connections, mark, retry_refused=retry_refused)
         )
-        cpu.mark()
+        mark()
     server_pct, core_pct = cpu.percent()
     s = result.summary()
     s.update(
         goodput=result.ok / result.seconds,
         server_cpu_pct=server_pct,
         server_core_pct=core_pct,
+        segments_per_answer=(segments[-1] - segments[0]) / max(1, result.completed + result.shed),
         mix=mix.report(),
     )
     return s
@@ -534,6 +548,13 @@ def open_file_limit(limit: int) -> Iterator[None]:
         yield
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def file_limit_raised_for(connections: int) -> contextlib.AbstractContextManager[None]:
+    """``open_file_limit`` raised, never lowered, to fit ``connections`` beside this process's own files
+    (the many and storm parts set it exactly, which sets the exchange's connection cap)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return open_file_limit(soft if soft == resource.RLIM_INFINITY else max(soft, connections + MANY_FD_SPARE))
 
 
 class _Stalled(asyncio.Protocol):

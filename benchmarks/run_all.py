@@ -37,6 +37,7 @@ BENCHMARKS = (
     "shipped_capacity",
     "overload",
     "admission_shares",
+    "overload_budget",
 )
 
 

@@ -339,7 +339,9 @@ def test_open_loop_phases_and_a_mix_source() -> None:
     assert result.timeline.merged(0, 10).get_total_count() == 150
 
 
-@pytest.mark.parametrize("script", ["shipped_capacity.py", "overload.py", "wrk_crosscheck.py"])
+@pytest.mark.parametrize(
+    "script", ["shipped_capacity.py", "overload.py", "wrk_crosscheck.py", "overload_budget.py"]
+)
 def test_new_benchmarks_help(script: str) -> None:
     done = subprocess.run(
         [sys.executable, str(BENCHMARKS / script), "--help"], capture_output=True, text=True, timeout=30
@@ -426,16 +428,33 @@ def test_new_benchmarks_quick_json(script: str, extra: list[str], tmp_path: Path
     assert "MISS" in done.stdout or "PASS" in done.stdout
 
 
-@pytest.mark.parametrize("flag", ["--storm-connections", "--many-connections"])
-def test_overload_refuses_a_connection_count_below_one_before_any_load(flag: str) -> None:
+@pytest.mark.parametrize(
+    ("script", "arguments", "named"),
+    [
+        *[
+            ("overload.py", [flag, "0"], f"{flag} must be at least 1")
+            for flag in ("--storm-connections", "--many-connections")
+        ],
+        *[
+            ("admission_shares.py", ["--shares", shares], "--shares")
+            for shares in ("0.9", "0.9,0.9", "0.9,1", "a,b", "0.9,0.8,0.7")
+        ],
+        ("admission_shares.py", ["--connections", "0"], "--connections"),
+        ("admission_shares.py", ["--connections", "100000000"], "open files"),
+        ("overload_budget.py", ["--rounds", "0"], "--rounds"),
+        ("overload_budget.py", ["--seconds", "0"], "--seconds"),
+        ("overload_budget.py", ["--seconds", "nan"], "--seconds"),
+        ("overload_budget.py", ["--connections", "0"], "--connections"),
+        ("overload_budget.py", ["--connections", "100000000"], "open files"),
+    ],
+)
+def test_a_load_benchmark_refuses_bad_arguments_before_any_load(
+    script: str, arguments: list[str], named: str
+) -> None:
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "overload.py"), flag, "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
+        [sys.executable, str(BENCHMARKS / script), *arguments], capture_output=True, text=True, timeout=30
     )
-    assert done.returncode == 2 and f"{flag} must be at least 1" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
 
 
 def test_shipped_capacity_search_bisects_between_held_and_failed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -527,22 +546,40 @@ def test_admission_shares_bins_each_second_by_the_share_in_force(tmp_path: Path)
     assert "answers: share 0.95 less share 0.7" in names
 
 
-@pytest.mark.parametrize(
-    ("arguments", "named"),
-    [
-        *[(["--shares", shares], "--shares") for shares in ("0.9", "0.9,0.9", "0.9,1", "a,b", "0.9,0.8,0.7")],
-        (["--connections", "0"], "--connections"),
-        (["--connections", "100000000"], "open files"),
-    ],
+@pytest.mark.skipif(
+    len(os.sched_getaffinity(0)) < 2, reason="the server on one CPU, the generator on another"
 )
-def test_admission_shares_refuses_bad_arguments_before_any_load(arguments: list[str], named: str) -> None:
+def test_overload_budget_prices_the_goals_at_the_costs_it_measured(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
     done = subprocess.run(
-        [sys.executable, str(BENCHMARKS / "admission_shares.py"), *arguments],
+        [
+            sys.executable,
+            str(BENCHMARKS / "overload_budget.py"),
+            "--quick",
+            "--json",
+            str(out),
+            "--seconds",
+            "1",
+            "--connections",
+            "100",
+        ],
         capture_output=True,
         text=True,
-        timeout=30,
+        timeout=120,
     )
-    assert done.returncode == 2 and named in done.stderr and "Traceback" not in done.stderr
+    assert done.returncode == 0, done.stdout + done.stderr
+    doc = json.loads(out.read_text())
+    (measured,) = doc["details"]["rounds"]
+    figures = {figure["name"].strip(): figure for figure in doc["figures"]}
+    need = figures["core the 2 x S goals need"]
+    assert need["goal"] == "<= 1"
+    # 0.85 S orders and 0.45 S refusals a second, each at what it cost on 100 connections
+    expected = measured["s"] * (0.85 * measured["order_us"] + 0.45 * measured["refusal_us"]) / 1e6
+    assert need["value"] == pytest.approx(expected)
+    assert measured["orders_refused"] == 0  # the admission controller kept out of the orders' run
+    assert 0 < measured["refusal_us"] < measured["order_us"]
+    assert measured["s_segments_per_answer"] >= 1 and measured["order_segments_per_answer"] >= 1
+    assert "server CPU per refusal on 100 conns" in figures
 
 
 def test_server_cpu_counts_a_pinned_process_and_its_core() -> None:

@@ -235,6 +235,16 @@ class LeanHttp:
         return len(self.connections) + len(self.aiohttp_server.connections)
 
 
+def _without_frames(error: BaseException) -> None:
+    """Drop the tracebacks of a parser callback's exception and of the error that carries it. The parser
+    keeps what its callbacks raise, and those frames refer to the connection: a cycle that only a
+    collection would find (see ``LeanConnection.connection_lost``)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        seen.__traceback__ = None
+        seen = seen.__context__
+
+
 class LeanConnection(asyncio.Protocol):
     """One client connection on the lean path (see the module docstring)."""
 
@@ -341,12 +351,13 @@ class LeanConnection(asyncio.Protocol):
             return
         except httptools.HttpParserCallbackError as error:
             cause = error.__context__
+            if not isinstance(cause, (_HandOff, _HeadTooLarge)):
+                raise  # with its frames: they are what the log needs
+            _without_frames(error)
             if isinstance(cause, _HandOff):
                 self._hand_off()
-            elif isinstance(cause, _HeadTooLarge):
-                self._head_too_large(cause)
             else:
-                raise
+                self._head_too_large(cause)
             return
         except httptools.HttpParserUpgrade as upgrade:
             # Only a relay gets here (an upgrade is never lean): the rest is not HTTP, and aiohttp's.
@@ -573,9 +584,16 @@ class LeanConnection(asyncio.Protocol):
         if transport is None or transport.is_closing():
             return
         handler = self._lean.aiohttp_server()
-        transport.set_protocol(handler)
+        self._give_transport_to(handler)
         handler.connection_made(transport)
         handler.data_received(received)
+
+    def _give_transport_to(self, protocol: asyncio.BaseProtocol) -> None:
+        """``protocol`` reads the socket from now on. This one gets no more callbacks, ``connection_lost``
+        neither, so its cycle with the parser is broken here (see there)."""
+        assert self.transport is not None
+        self.transport.set_protocol(protocol)
+        del self._parser
 
     def _start_relay(self) -> None:
         self._lean.connections.discard(self)
@@ -602,7 +620,7 @@ class LeanConnection(asyncio.Protocol):
     def _switch_to_relay(self) -> None:
         """Between requests with nothing held: aiohttp reads the socket itself from now on."""
         if self.transport is not None and self._relay_to is not None and not self.transport.is_closing():
-            self.transport.set_protocol(self._relay_to)
+            self._give_transport_to(self._relay_to)
 
     def _head_too_large(self, error: _HeadTooLarge) -> None:
         if self._first is not None:

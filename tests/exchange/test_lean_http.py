@@ -250,6 +250,9 @@ class FakeTransport(asyncio.Transport):
     def resume_reading(self) -> None:
         self.reading = True
 
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
 
 async def lean_in_process() -> tuple[LeanHttp, web.AppRunner]:
     """The lean protocol factory over an exchange without a journal, and the runner to clean up."""
@@ -381,6 +384,34 @@ async def test_a_closed_connection_is_freed_without_the_garbage_collector() -> N
         assert gone() is None
     finally:
         gc.enable()
+    await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        get(b"/api/metrics"),  # a first request that is not lean: the connection is handed to aiohttp
+        get(b"/health") + get(b"/api/metrics"),  # lean, then not: relayed, then aiohttp reads the socket
+    ],
+)
+async def test_a_connection_given_to_aiohttp_is_freed_without_the_garbage_collector(sent: bytes) -> None:
+    """Once aiohttp's protocol has the transport, the lean connection gets no more callbacks, so neither
+    will ``connection_lost`` break its cycle with the parser: giving the connection away must."""
+    lean, runner = await lean_in_process()
+    connection, transport = lean(), FakeTransport()
+    connection.connection_made(transport)
+    connection.data_received(sent)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert transport.protocol is not connection and b"HTTP/1.1 200" in transport.written
+    gone = weakref.ref(connection)
+    gc.disable()
+    try:
+        del connection
+        assert gone() is None
+    finally:
+        gc.enable()
+    transport.protocol.connection_lost(None)
     await runner.cleanup()
 
 

@@ -3,6 +3,9 @@ sys.path)."""
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 from aiohttp import web
@@ -14,6 +17,17 @@ from capacity.results.run_file import Second
 #: The repository's root, and the recorded fixtures (tests/fixtures), wherever a test file sits.
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "fixtures"
+
+
+@contextlib.contextmanager
+def collector_off() -> Iterator[None]:
+    """The cyclic garbage collector held off: what is freed inside was freed by its last reference going,
+    as the exchange needs (it tenures whatever survives a collection, so a cycle waits for a thorough one)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def invoke_capacity(*args: str | Path) -> Result:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import re
 import socket
 import time
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import support
 from aiohttp import web
 
 from reference_exchange.admission import CoDelAdmission
@@ -377,13 +377,10 @@ async def test_a_closed_connection_is_freed_without_the_garbage_collector() -> N
     connection.connection_made(transport)
     connection.data_received(get(b"/health"))
     gone = weakref.ref(connection)
-    gc.disable()
-    try:
+    with support.collector_off():
         connection.connection_lost(None)
         del connection
         assert gone() is None
-    finally:
-        gc.enable()
     await runner.cleanup()
 
 
@@ -405,12 +402,9 @@ async def test_a_connection_given_to_aiohttp_is_freed_without_the_garbage_collec
         await asyncio.sleep(0)
     assert transport.protocol is not connection and b"HTTP/1.1 200" in transport.written
     gone = weakref.ref(connection)
-    gc.disable()
-    try:
+    with support.collector_off():
         del connection
         assert gone() is None
-    finally:
-        gc.enable()
     transport.protocol.connection_lost(None)
     await runner.cleanup()
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import weakref
 
 import pytest
+import support
 from hdrh.histogram import HdrHistogram
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -242,9 +242,6 @@ def test_a_latency_histogram_is_freed_without_the_garbage_collector() -> None:
     other.add(histogram)  # adding and encoding still work through the weak reference
     assert other.get_total_count() == 1 and histogram.encode()
     gone = weakref.ref(histogram)
-    gc.disable()
-    try:
+    with support.collector_off():
         del histogram
         assert gone() is None
-    finally:
-        gc.enable()

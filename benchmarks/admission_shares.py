@@ -36,8 +36,8 @@ from overload import (
     OVERLOAD_CONNECTIONS,
     OVERLOAD_FACTOR,
     SOCKET_TIMEOUT_S,
+    connections_refused,
     file_limit_raised_for,
-    files_short_of,
     median_saturation,
     overload_schedule,
 )
@@ -163,11 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     sat_s = args.saturation_seconds or (4.0 if args.quick else 10.0)
     if args.period < 2 or seconds < 2 * args.period or sat_s <= 0:
         p.error("--period must be at least 2 s, --seconds at least two periods, durations positive")
-    if args.connections < 1:
-        p.error("--connections must be at least 1")
-    short = files_short_of(args.connections)
-    if short:
-        p.error(f"--connections {args.connections:,} {short}")
+    refused = connections_refused("--connections", args.connections)
+    if refused:
+        p.error(refused)
     if args.json:
         args.json = str(Path(args.json).resolve())
     os.chdir(ROOT)  # the exchange is started as `python -m reference_exchange`: this tree's

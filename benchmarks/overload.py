@@ -539,6 +539,15 @@ def files_short_of(connections: int) -> str | None:
     return None
 
 
+def connections_refused(flag: str, connections: int) -> str | None:
+    """Why ``flag`` cannot ask for ``connections`` here (a count below one, or more than the open-file limit
+    allows), or None."""
+    if connections < 1:
+        return f"{flag} must be at least 1, got {connections}"
+    short = files_short_of(connections)
+    return f"{flag} {connections:,} {short}" if short else None
+
+
 @contextlib.contextmanager
 def open_file_limit(limit: int) -> Iterator[None]:
     """This process's soft open-file limit at ``limit`` (children started inside inherit it)."""
@@ -779,11 +788,9 @@ def main(argv: list[str] | None = None) -> int:
         ("--many-connections", "many", args.many_connections),
         ("--storm-connections", "storm", args.storm_connections),
     ):
-        if connections < 1:
-            p.error(f"{flag} must be at least 1")
-        short = files_short_of(connections)
-        if args.part in ("all", part) and short:
-            p.error(f"{flag} {connections:,} {short}")
+        refused = connections_refused(flag, connections)
+        if refused and (connections < 1 or args.part in ("all", part)):  # the file limit only if it runs
+            p.error(refused)
     wrk2 = None if args.wrk2 is None else find_wrk2(args.wrk2 or None)
     if args.wrk2 is not None and wrk2 is None:
         print(BUILD_HINT, file=sys.stderr)

@@ -42,8 +42,8 @@ from overload import (
     OVERLOAD_CONNECTIONS,
     SATURATION_CONNECTIONS,
     closed_run,
+    connections_refused,
     file_limit_raised_for,
-    files_short_of,
 )
 from refusal_cost import ADMISSION_REFUSES, server_cpu_us
 
@@ -101,11 +101,9 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--rounds must be at least 1, got {rounds}")
     if not seconds > 0:
         p.error(f"--seconds must be a positive number, got {seconds}")
-    if args.connections < 1:
-        p.error(f"--connections must be at least 1, got {args.connections}")
-    short = files_short_of(args.connections)
-    if short:
-        p.error(f"--connections {args.connections:,} {short}")
+    refused = connections_refused("--connections", args.connections)
+    if refused:
+        p.error(refused)
     cpu = pin_server_cpu()
     with MachineLoad() as load, file_limit_raised_for(args.connections):
         measured = [one_round(seconds, args.connections, cpu) for _ in range(rounds)]
